@@ -1,0 +1,38 @@
+//! `nnc check FILE...`
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The `.nn` files to check.
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    /// Print nothing on success (errors still go to stderr).
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+pub fn run(args: &Args) -> ExitCode {
+    let mut failed = false;
+    for path in &args.files {
+        let name = path.display().to_string();
+        let source = match std::fs::read_to_string(path) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("error: cannot read {name}: {e}");
+                return ExitCode::from(2);
+            }
+        };
+        let (_, diagnostics) = nnc_syntax::parse_and_check(&source);
+        if diagnostics.is_empty() {
+            if !args.quiet {
+                println!("{name}: ok");
+            }
+        } else {
+            failed = true;
+            eprint!("{}", nnc_syntax::render(&diagnostics, &name, &source));
+        }
+    }
+    if failed { ExitCode::from(1) } else { ExitCode::SUCCESS }
+}

@@ -1,0 +1,37 @@
+//! The `nnc` command line: reads files, runs the library pipeline, renders diagnostics.
+//! All compiler logic lives in the library crates; this file only does I/O.
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+mod check;
+
+/// nnc — a compiler for small neural networks.
+#[derive(Parser)]
+#[command(name = "nnc", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Parse and check `.nn` files; report every error found.
+    Check(check::Args),
+}
+
+/// Exit codes: 0 clean, 1 diagnostics (or a failed check), 2 usage errors.
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // clap prints help and version to stdout with success, usage errors to stderr.
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    match cli.command {
+        Command::Check(args) => check::run(&args),
+    }
+}

@@ -1,0 +1,276 @@
+//! The abstract syntax tree of a `.nn` file. Every node carries the byte span of the
+//! source it came from, so later phases can point at it.
+
+use crate::Span;
+
+/// A whole source file (or the contents of one `net! { ... }`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct File {
+    pub items: Vec<Item>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Item {
+    Fn(FnDef),
+    Model(ModelDef),
+}
+
+/// A name as written, with where it was written.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Ident {
+    pub name: String,
+    pub span: Span,
+}
+
+/// `fn name(a, b, alpha = 0.1) = expr;` or `fn name(a) { let ...; expr }`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FnDef {
+    pub name: Ident,
+    pub params: Vec<FnParam>,
+    pub body: Block,
+    pub span: Span,
+}
+
+/// A function parameter; one with a default may also be passed by keyword.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FnParam {
+    pub name: Ident,
+    pub default: Option<Number>,
+}
+
+/// Lets, then the value of the block.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Block {
+    pub lets: Vec<Let>,
+    pub value: Expr,
+}
+
+/// `model name { statements }`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ModelDef {
+    pub name: Ident,
+    pub stmts: Vec<Stmt>,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Stmt {
+    /// `dtype f64;`
+    Dtype(Ident),
+    /// `dim N, D = 10;` — one statement may declare several dims.
+    Dim(Vec<DimDecl>),
+    /// `const reg = 1e-3;`
+    Const(Vec<ConstDecl>),
+    Input(InputDecl),
+    Param(ParamDecl),
+    Let(Let),
+    Output(OutputDecl),
+    Loss(LossStmt),
+}
+
+/// A dim declaration: runtime (`N`) or fixed (`D = 1000`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct DimDecl {
+    pub name: Ident,
+    pub size: Option<Number>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConstDecl {
+    pub name: Ident,
+    pub value: Expr,
+}
+
+/// `input x: [N, D];`, `input labels: index[N];`, `input t: [] grad;`
+#[derive(Clone, Debug, PartialEq)]
+pub struct InputDecl {
+    pub name: Ident,
+    pub ty: TensorType,
+    /// The span of the `grad` marker, when present.
+    pub grad: Option<Span>,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct TensorType {
+    pub kind: ElemKind,
+    pub shape: Shape,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ElemKind {
+    Float,
+    Index,
+}
+
+/// `[N, 10]`
+#[derive(Clone, Debug, PartialEq)]
+pub struct Shape {
+    pub dims: Vec<DimRef>,
+    pub span: Span,
+}
+
+/// A dim in a shape: a `dim` name or an integer literal.
+#[derive(Clone, Debug, PartialEq)]
+pub enum DimRef {
+    Named(Ident),
+    Literal(Number),
+}
+
+/// `param w: [D, H] = he;`
+#[derive(Clone, Debug, PartialEq)]
+pub struct ParamDecl {
+    pub name: Ident,
+    pub shape: Shape,
+    pub init: Option<Init>,
+    pub span: Span,
+}
+
+/// A parameter initialiser as written: `he`, `normal(0, 0.01)`, `0.25`.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Init {
+    Named(Ident),
+    Call { name: Ident, args: Vec<Number>, span: Span },
+    Constant(Number),
+}
+
+impl Init {
+    pub fn span(&self) -> Span {
+        match self {
+            Init::Named(ident) => ident.span,
+            Init::Call { span, .. } => *span,
+            Init::Constant(number) => number.span,
+        }
+    }
+}
+
+/// `let name = value;`
+#[derive(Clone, Debug, PartialEq)]
+pub struct Let {
+    pub name: Ident,
+    pub value: Expr,
+}
+
+/// `output name;` or `output name = value;`
+#[derive(Clone, Debug, PartialEq)]
+pub struct OutputDecl {
+    pub name: Ident,
+    pub value: Option<Expr>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct LossStmt {
+    pub value: Expr,
+    /// The `loss` keyword, for "two losses" diagnostics.
+    pub keyword: Span,
+}
+
+/// A numeric literal, possibly negated (`-2` in an initialiser).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Number {
+    pub value: f64,
+    /// Written without a fraction or exponent (`3`, not `3.0` or `3e0`).
+    pub is_integer: bool,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Expr {
+    pub kind: ExprKind,
+    pub span: Span,
+    /// Height of this expression tree; the parser caps it so that every later
+    /// recursive pass has bounded depth.
+    pub depth: u32,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum ExprKind {
+    Number(Number),
+    Bool(bool),
+    Name(String),
+    Neg(Box<Expr>),
+    Binary { op: BinOp, op_span: Span, lhs: Box<Expr>, rhs: Box<Expr> },
+    /// `x.T`
+    Transpose(Box<Expr>),
+    Call { func: Ident, args: Vec<Arg> },
+    /// Stands in for an expression the parser could not build; an error was
+    /// already reported.
+    Error,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BinOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    MatMul,
+    Pow,
+    Gt,
+    Ge,
+    Lt,
+    Le,
+}
+
+impl BinOp {
+    /// The operator as written.
+    pub fn symbol(self) -> &'static str {
+        match self {
+            BinOp::Add => "+",
+            BinOp::Sub => "-",
+            BinOp::Mul => "*",
+            BinOp::Div => "/",
+            BinOp::MatMul => "@",
+            BinOp::Pow => "^",
+            BinOp::Gt => ">",
+            BinOp::Ge => ">=",
+            BinOp::Lt => "<",
+            BinOp::Le => "<=",
+        }
+    }
+}
+
+/// A call argument: positional, or `name = value`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Arg {
+    pub keyword: Option<Ident>,
+    pub value: Expr,
+}
+
+/// The deepest expression tree the parser builds. Deeper input is reported, not
+/// built, so no later pass can overflow the stack.
+pub const MAX_EXPR_DEPTH: u32 = 256;
+
+impl Expr {
+    /// Builds a node whose depth is one more than its deepest child.
+    pub fn new(kind: ExprKind, span: Span) -> Expr {
+        let child_depth = match &kind {
+            ExprKind::Number(_) | ExprKind::Bool(_) | ExprKind::Name(_) | ExprKind::Error => 0,
+            ExprKind::Neg(e) | ExprKind::Transpose(e) => e.depth,
+            ExprKind::Binary { lhs, rhs, .. } => lhs.depth.max(rhs.depth),
+            ExprKind::Call { args, .. } => args.iter().map(|a| a.value.depth).max().unwrap_or(0),
+        };
+        Expr { kind, span, depth: child_depth + 1 }
+    }
+
+    /// A node standing for an expression that was already reported as an error.
+    pub fn error(span: Span) -> Expr {
+        Expr { kind: ExprKind::Error, span, depth: 1 }
+    }
+}
+
+impl File {
+    pub fn models(&self) -> impl Iterator<Item = &ModelDef> {
+        self.items.iter().filter_map(|item| match item {
+            Item::Model(m) => Some(m),
+            Item::Fn(_) => None,
+        })
+    }
+
+    pub fn fns(&self) -> impl Iterator<Item = &FnDef> {
+        self.items.iter().filter_map(|item| match item {
+            Item::Fn(f) => Some(f),
+            Item::Model(_) => None,
+        })
+    }
+}

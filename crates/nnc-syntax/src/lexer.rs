@@ -1,0 +1,159 @@
+//! The lexer: source text to tokens, with logos.
+//!
+//! The token type [`Tok`] is also what the `net!` macro produces from Rust tokens, so
+//! the parser does not care where its tokens came from. Tokens carry owned data for
+//! that reason.
+
+use crate::Span;
+use logos::Logos;
+
+#[derive(Logos, Clone, Debug, PartialEq)]
+#[logos(skip r"[ \t\r\n\f]+")]
+#[logos(skip(r"//[^\n]*", allow_greedy = true))]
+pub enum Tok {
+    #[token("fn")]
+    Fn,
+    #[token("model")]
+    Model,
+    #[token("dtype")]
+    Dtype,
+    #[token("dim")]
+    Dim,
+    #[token("const")]
+    Const,
+    #[token("input")]
+    Input,
+    #[token("param")]
+    Param,
+    #[token("let")]
+    Let,
+    #[token("output")]
+    Output,
+    #[token("loss")]
+    Loss,
+    #[token("index")]
+    Index,
+    #[token("grad")]
+    Grad,
+    #[token("true")]
+    True,
+    #[token("false")]
+    False,
+
+    #[regex("[A-Za-z_][A-Za-z0-9_]*", |lex| lex.slice().to_string())]
+    Ident(String),
+    /// The literal's text; the parser turns it into a value.
+    #[regex(r"[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?", |lex| lex.slice().to_string())]
+    Number(String),
+
+    #[token("+")]
+    Plus,
+    #[token("-")]
+    Minus,
+    #[token("*")]
+    Star,
+    #[token("/")]
+    Slash,
+    #[token("@")]
+    At,
+    #[token("^")]
+    Caret,
+    #[token(">")]
+    Gt,
+    #[token(">=")]
+    Ge,
+    #[token("<")]
+    Lt,
+    #[token("<=")]
+    Le,
+    #[token("=")]
+    Eq,
+    #[token(".")]
+    Dot,
+    #[token(",")]
+    Comma,
+    #[token(":")]
+    Colon,
+    #[token(";")]
+    Semi,
+    #[token("(")]
+    LParen,
+    #[token(")")]
+    RParen,
+    #[token("[")]
+    LBracket,
+    #[token("]")]
+    RBracket,
+    #[token("{")]
+    LBrace,
+    #[token("}")]
+    RBrace,
+}
+
+/// Syntax errors found outside lalrpop's own machinery: by the lexer, or by grammar
+/// actions (this is the grammar's user error type).
+#[derive(Clone, Debug, PartialEq)]
+pub enum SyntaxError {
+    /// A character that starts no token.
+    UnexpectedChar { span: Span, text: String },
+    /// Brackets nested deeper than [`MAX_NESTING`].
+    TooDeep { span: Span },
+    /// An expression tree taller than [`crate::ast::MAX_EXPR_DEPTH`].
+    ExprTooDeep { span: Span },
+    /// `x.foo` where only `x.T` exists.
+    NotTranspose { span: Span, field: String },
+}
+
+/// Deepest bracket nesting accepted. Real models nest a handful of levels; the limit
+/// keeps every later pass's recursion bounded.
+pub const MAX_NESTING: usize = 128;
+
+/// A token with its byte span, as lalrpop's external-lexer interface wants it.
+pub type Spanned = Result<(usize, Tok, usize), SyntaxError>;
+
+/// Lexes all of `source`. Characters that start no token are reported and skipped, so
+/// the parser still sees the rest of the file; nesting deeper than [`MAX_NESTING`]
+/// ends the token stream with an error, which stops the parser.
+pub fn tokenize(source: &str) -> (Vec<Spanned>, Vec<SyntaxError>) {
+    let mut tokens = Vec::new();
+    let mut errors = Vec::new();
+    let mut depth = NestingDepth::default();
+    for (tok, range) in Tok::lexer(source).spanned() {
+        let span = Span::from(range);
+        match tok {
+            Ok(tok) => {
+                if let Err(too_deep) = depth.track(&tok, span) {
+                    tokens.push(Err(too_deep));
+                    break;
+                }
+                tokens.push(Ok((span.start, tok, span.end)));
+            }
+            Err(()) => errors.push(SyntaxError::UnexpectedChar {
+                span,
+                text: source.get(span.range()).unwrap_or("").to_string(),
+            }),
+        }
+    }
+    (tokens, errors)
+}
+
+/// Bracket depth of a token stream; shared with the `net!` macro's token converter.
+#[derive(Default)]
+pub struct NestingDepth(usize);
+
+impl NestingDepth {
+    /// Updates the depth for `tok`; an error once it exceeds [`MAX_NESTING`].
+    pub fn track(&mut self, tok: &Tok, span: Span) -> Result<(), SyntaxError> {
+        match tok {
+            Tok::LParen | Tok::LBracket | Tok::LBrace => {
+                self.0 += 1;
+                if self.0 > MAX_NESTING {
+                    return Err(SyntaxError::TooDeep { span });
+                }
+            }
+            Tok::RParen | Tok::RBracket | Tok::RBrace => self.0 = self.0.saturating_sub(1),
+            _ => {}
+        }
+        Ok(())
+    }
+}
