@@ -1,14 +1,41 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
-}
+//! # nnc-ir: the typed tensor IR
+//!
+//! Takes a checked AST ([`nnc_syntax::ast::File`]) and gives one [`Model`] per
+//! `model` item: declarations (dims, inputs, params), an arena of [`Node`]s, the
+//! outputs and the loss. Autodiff appends the backward pass to the same arena, and
+//! codegen reads it; neither sees the AST.
+//!
+//! Invariants (every pass keeps them):
+//! - **Topological arena.** A node's operands have smaller [`NodeId`]s than the node,
+//!   so a forward walk evaluates and a backward walk differentiates.
+//! - **Typed.** Every node has its element kind and shape, inferred by
+//!   [`shape::infer`] when it is pushed; a shape is a list of [`Dim`]s, fixed numbers
+//!   or runtime dim symbols. A runtime dim matches only itself (or a broadcast 1).
+//! - **Small op set.** [`Op`] is the whole primitive set; built-ins lower to it, and
+//!   the activations and losses come from the `.nn` prelude.
+//! - **Spans point at user source.** Nodes inlined from the prelude carry the span of
+//!   the user's call.
+//!
+//! Also here: the text form ([`print`]) and the reference interpreter ([`interp`]), the
+//! oracle the generated code is tested against.
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+mod model;
+pub mod lower;
+pub mod op;
+pub mod print;
+pub mod shape;
+mod types;
 
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
+pub use lower::{grad_targets, lower_file, lower_model};
+pub use model::{GradOf, Init, InputInfo, Model, Node, NodeId, ParamInfo};
+pub use op::{BinaryOp, CmpOp, InputId, Op, ParamId, ReduceOp, UnaryOp};
+pub use types::{DType, Dim, DimId, DimInfo, Elem, Shape, Type};
+
+/// Parses, checks and lowers a source text: every model, or every diagnostic.
+pub fn compile_source(source: &str) -> Result<Vec<Model>, Vec<nnc_syntax::Diagnostic>> {
+    let (file, diagnostics) = nnc_syntax::parse_and_check(source);
+    if !diagnostics.is_empty() {
+        return Err(diagnostics);
     }
+    lower_file(&file)
 }

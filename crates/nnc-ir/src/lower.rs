@@ -1,0 +1,793 @@
+//! Lowering: a checked AST model to IR, with every shape inferred.
+//!
+//! Functions (the user's and the prelude's) are inlined at each call, so they are
+//! shape-polymorphic: a call's shapes are checked where it is made. Compile-time
+//! numbers (literals, `const`s, fixed dims) are folded as they are met, so `^`'s
+//! exponent and keyword arguments are known numbers by the time an op is built.
+//!
+//! Errors become [`Diagnostic`]s at the span a user should look at: the operator of
+//! a binary op, the call of a built-in, and for errors inside the prelude the user's
+//! call of the prelude function.
+
+use crate::model::{GradOf, Init, InputInfo, Model, NodeId, ParamInfo};
+use crate::op::{BinaryOp, CmpOp, InputId, Op, ParamId, ReduceOp, UnaryOp};
+use crate::shape::ShapeError;
+use crate::types::{DType, Dim, DimId, DimInfo, Elem, Shape, Type};
+use nnc_syntax::ast::{self, Arg, BinOp, ElemKind, Expr, ExprKind, FnDef, Stmt};
+use nnc_syntax::builtins::Callee;
+use nnc_syntax::check::suggest;
+use nnc_syntax::{Diagnostic, Span};
+use std::collections::HashMap;
+
+/// Lowers every model of a file. The file must have passed
+/// [`nnc_syntax::check::check`]; anything that slips through is still reported,
+/// never a panic.
+pub fn lower_file(file: &ast::File) -> Result<Vec<Model>, Vec<Diagnostic>> {
+    let mut models = Vec::new();
+    let mut diagnostics = Vec::new();
+    for m in file.models() {
+        match lower_model(file, m) {
+            Ok(model) => models.push(model),
+            Err(mut d) => diagnostics.append(&mut d),
+        }
+    }
+    if diagnostics.is_empty() { Ok(models) } else { Err(diagnostics) }
+}
+
+/// Lowers one model of `file`.
+pub fn lower_model(file: &ast::File, def: &ast::ModelDef) -> Result<Model, Vec<Diagnostic>> {
+    let dtype = def
+        .stmts
+        .iter()
+        .find_map(|s| match s {
+            Stmt::Dtype(d) if d.name == "f64" => Some(DType::F64),
+            Stmt::Dtype(_) => Some(DType::F32),
+            _ => None,
+        })
+        .unwrap_or(DType::F32);
+    let mut lowerer = Lowerer {
+        file,
+        model: Model::new(def.name.name.clone(), dtype),
+        diagnostics: Vec::new(),
+        frames: Vec::new(),
+        dim_spans: Vec::new(),
+    };
+    let mut env = Env::default();
+    let mut loss = None;
+    for stmt in &def.stmts {
+        if let Some(l) = lowerer.stmt(stmt, &mut env) {
+            loss = Some(l);
+        }
+    }
+    lowerer.finish(def, loss)
+}
+
+/// A value during lowering: a tensor node, or something known at compile time.
+#[derive(Clone, Debug)]
+enum Val {
+    Tensor(NodeId),
+    Number(f64),
+    Bool(bool),
+    /// A runtime dim used as a value (its size becomes a `DimSize` node when needed).
+    RuntimeDim(DimId),
+    /// The result of an expression that failed; already reported, so uses are silent.
+    Poisoned,
+}
+
+/// Marks an error that has been reported.
+#[derive(Debug)]
+struct Reported;
+
+type Lowered<T> = Result<T, Reported>;
+
+/// Names in scope, innermost last.
+#[derive(Default, Clone)]
+struct Env {
+    names: Vec<(String, Val)>,
+    /// Dims by name, for shapes.
+    dims: HashMap<String, Dim>,
+}
+
+impl Env {
+    fn get(&self, name: &str) -> Option<&Val> {
+        self.names.iter().rev().find(|(n, _)| n == name).map(|(_, v)| v)
+    }
+
+    fn bind(&mut self, name: &str, v: Val) {
+        self.names.push((name.to_string(), v));
+    }
+}
+
+/// An inlined call being lowered.
+struct Frame {
+    name: String,
+    call_span: Span,
+    /// Prelude bodies are not the user's source: their nodes and errors take the span
+    /// of the user's call.
+    prelude: bool,
+}
+
+struct Lowerer<'a> {
+    file: &'a ast::File,
+    model: Model,
+    diagnostics: Vec<Diagnostic>,
+    frames: Vec<Frame>,
+    dim_spans: Vec<Span>,
+}
+
+/// The deepest chain of inlined calls accepted.
+const MAX_CALL_DEPTH: usize = 64;
+
+impl<'a> Lowerer<'a> {
+    // ---- statements -------------------------------------------------------------
+
+    /// Lowers one statement; returns the loss node for `loss`.
+    fn stmt(&mut self, stmt: &Stmt, env: &mut Env) -> Option<NodeId> {
+        match stmt {
+            Stmt::Dtype(_) => {}
+            Stmt::Dim(dims) => {
+                for d in dims {
+                    let dim = match d.size {
+                        Some(n) => Dim::Fixed(n.value as usize),
+                        None => {
+                            let id = DimId(self.model.dims.len() as u32);
+                            self.model.dims.push(DimInfo { name: d.name.name.clone(), size: None });
+                            self.dim_spans.push(d.name.span);
+                            Dim::Var(id)
+                        }
+                    };
+                    if let (Dim::Fixed(n), Some(_)) = (dim, d.size) {
+                        self.model.dims.push(DimInfo { name: d.name.name.clone(), size: Some(n) });
+                        self.dim_spans.push(d.name.span);
+                        env.bind(&d.name.name, Val::Number(n as f64));
+                    } else if let Dim::Var(id) = dim {
+                        env.bind(&d.name.name, Val::RuntimeDim(id));
+                    }
+                    env.dims.insert(d.name.name.clone(), dim);
+                }
+            }
+            Stmt::Const(consts) => {
+                for c in consts {
+                    let v = match self.expr(&c.value, env) {
+                        Ok(Val::Number(n)) => Val::Number(n),
+                        Ok(Val::Poisoned) | Err(Reported) => Val::Poisoned,
+                        Ok(_) => {
+                            self.error(
+                                Diagnostic::error(format!("`const {}` is not a compile-time number", c.name.name), c.value.span)
+                                    .with_label("this depends on inputs or parameters")
+                                    .with_note("use `let` for values computed from tensors"),
+                            );
+                            Val::Poisoned
+                        }
+                    };
+                    env.bind(&c.name.name, v);
+                }
+            }
+            Stmt::Input(input) => {
+                let shape = self.shape(&input.ty.shape, env);
+                let elem = match input.ty.kind {
+                    ElemKind::Float => Elem::Float,
+                    ElemKind::Index => Elem::Index,
+                };
+                let id = InputId(self.model.inputs.len() as u32);
+                let ty = Type { elem, shape };
+                self.model.inputs.push(InputInfo {
+                    name: input.name.name.clone(),
+                    ty: ty.clone(),
+                    grad: input.grad.is_some() && elem == Elem::Float,
+                    span: input.name.span,
+                });
+                let node = self.model.push_typed(Op::Input(id), vec![], ty, input.name.span);
+                self.model.nodes[node.index()].name = Some(input.name.name.clone());
+                env.bind(&input.name.name, Val::Tensor(node));
+            }
+            Stmt::Param(param) => {
+                let shape = self.shape(&param.shape, env);
+                if let Some(Dim::Var(d)) = shape.iter().find(|d| matches!(d, Dim::Var(_))) {
+                    let name = self.model.dim_name(*d).to_string();
+                    self.error(
+                        Diagnostic::error(format!("parameter `{}` has a runtime dim `{name}`", param.name.name), param.shape.span)
+                            .with_label("parameter shapes must be fixed at compile time")
+                            .with_note(format!("give the dim a size: `dim {name} = ...;`")),
+                    );
+                }
+                let init = self.init(param.init.as_ref(), &shape);
+                let id = ParamId(self.model.params.len() as u32);
+                self.model.params.push(ParamInfo {
+                    name: param.name.name.clone(),
+                    shape: shape.clone(),
+                    init,
+                    span: param.name.span,
+                });
+                let node = self.model.push_typed(Op::Param(id), vec![], Type::float(shape), param.name.span);
+                self.model.nodes[node.index()].name = Some(param.name.name.clone());
+                env.bind(&param.name.name, Val::Tensor(node));
+            }
+            Stmt::Let(l) => {
+                let v = self.expr(&l.value, env).unwrap_or(Val::Poisoned);
+                self.name_value(&v, &l.name.name);
+                env.bind(&l.name.name, v);
+            }
+            Stmt::Output(out) => {
+                let v = match &out.value {
+                    Some(e) => self.expr(e, env).unwrap_or(Val::Poisoned),
+                    None => env.get(&out.name.name).cloned().unwrap_or(Val::Poisoned),
+                };
+                let span = out.value.as_ref().map_or(out.name.span, |e| e.span);
+                if out.value.is_some() {
+                    self.name_value(&v, &out.name.name);
+                    env.bind(&out.name.name, v.clone());
+                }
+                if let Ok(node) = self.tensor(v, span) {
+                    self.model.outputs.push((out.name.name.clone(), node));
+                }
+            }
+            Stmt::Loss(l) => {
+                let v = self.expr(&l.value, env).unwrap_or(Val::Poisoned);
+                let node = self.tensor(v, l.value.span).ok()?;
+                let ty = self.model.ty(node).clone();
+                if ty.elem != Elem::Float || !ty.shape.is_empty() {
+                    self.error(
+                        Diagnostic::error(
+                            format!("the loss must be a scalar, but this has shape {}", self.model.type_str(&ty)),
+                            l.value.span,
+                        )
+                        .with_label("not a scalar")
+                        .with_note("reduce it, e.g. `sum(...)` or `mean(...)`"),
+                    );
+                    return None;
+                }
+                return Some(node);
+            }
+        }
+        None
+    }
+
+    /// Gives a node its source name, unless it already has one.
+    fn name_value(&mut self, v: &Val, name: &str) {
+        if let Val::Tensor(node) = v {
+            let n = &mut self.model.nodes[node.index()];
+            if n.name.is_none() && !matches!(n.op, Op::Input(_) | Op::Param(_)) {
+                n.name = Some(name.to_string());
+            }
+        }
+    }
+
+    fn shape(&mut self, shape: &ast::Shape, env: &Env) -> Shape {
+        shape
+            .dims
+            .iter()
+            .map(|d| match d {
+                ast::DimRef::Literal(n) => Dim::Fixed(n.value as usize),
+                // The checker guarantees the name is a dim; fall back to 1 if not.
+                ast::DimRef::Named(ident) => env.dims.get(&ident.name).copied().unwrap_or(Dim::Fixed(1)),
+            })
+            .collect()
+    }
+
+    fn init(&mut self, init: Option<&ast::Init>, shape: &Shape) -> Init {
+        match init {
+            // No initialiser: zeros for scalars and vectors (biases), Xavier otherwise.
+            None if shape.len() <= 1 => Init::Zeros,
+            None => Init::Xavier,
+            Some(ast::Init::Constant(n)) => Init::Constant(n.value),
+            Some(ast::Init::Named(ident)) => match ident.name.as_str() {
+                "ones" => Init::Ones,
+                "xavier" => Init::Xavier,
+                "he" => Init::He,
+                _ => Init::Zeros,
+            },
+            Some(ast::Init::Call { name, args, .. }) => {
+                let a = args.first().map_or(0.0, |n| n.value);
+                let b = args.get(1).map_or(1.0, |n| n.value);
+                if name.name == "uniform" { Init::Uniform { lo: a, hi: b } } else { Init::Normal { mean: a, std: b } }
+            }
+        }
+    }
+
+    /// Final checks: a loss exists, runtime dims can be bound.
+    fn finish(mut self, def: &ast::ModelDef, loss: Option<NodeId>) -> Result<Model, Vec<Diagnostic>> {
+        match loss {
+            Some(l) => self.model.loss = l,
+            None if self.diagnostics.is_empty() => self.error(
+                Diagnostic::error(format!("model `{}` has no `loss`", def.name.name), def.name.span)
+                    .with_label("every model needs exactly one scalar `loss`"),
+            ),
+            None => {}
+        }
+        self.check_dims_bound();
+        if self.diagnostics.is_empty() {
+            self.model.grads = Vec::new();
+            Ok(self.model)
+        } else {
+            self.diagnostics.sort_by_key(|d| d.span.start);
+            Err(self.diagnostics)
+        }
+    }
+
+    /// Every runtime dim used anywhere must be the size of some input axis, or it
+    /// could not be bound when the model runs.
+    fn check_dims_bound(&mut self) {
+        let bound: Vec<DimId> = self
+            .model
+            .inputs
+            .iter()
+            .flat_map(|i| i.ty.shape.iter())
+            .filter_map(|d| match d {
+                Dim::Var(v) => Some(*v),
+                Dim::Fixed(_) => None,
+            })
+            .collect();
+        let mut used: Vec<DimId> = Vec::new();
+        for n in &self.model.nodes {
+            for d in &n.ty.shape {
+                if let Dim::Var(v) = d {
+                    used.push(*v);
+                }
+            }
+            if let Op::DimSize(v) | Op::OneHot { classes: Dim::Var(v) } = n.op {
+                used.push(v);
+            }
+        }
+        used.sort();
+        used.dedup();
+        for d in used.into_iter().filter(|d| !bound.contains(d)) {
+            let name = self.model.dim_name(d).to_string();
+            self.error(
+                Diagnostic::error(format!("runtime dim `{name}` is not the size of any input"), self.dim_spans[d.0 as usize])
+                    .with_label("cannot be bound when the model runs")
+                    .with_note(format!("give it a size (`dim {name} = ...;`) or use it in an input's shape")),
+            );
+        }
+    }
+
+    // ---- expressions ------------------------------------------------------------
+
+    fn error(&mut self, d: Diagnostic) {
+        self.diagnostics.push(d);
+    }
+
+    /// The span a node or error gets: inside the prelude, the user's call.
+    fn span(&self, span: Span) -> Span {
+        self.frames.iter().find(|f| f.prelude).map_or(span, |f| f.call_span)
+    }
+
+    /// Reports a shape error at `span`, noting the user call it happened in.
+    fn shape_error(&mut self, e: ShapeError, span: Span) -> Reported {
+        let mut d = Diagnostic::error(e.message, self.span(span));
+        d = d.with_label(match self.frames.iter().find(|f| f.prelude) {
+            Some(f) => format!("in this call to `{}`", f.name),
+            None => "here".to_string(),
+        });
+        if let Some(note) = e.note {
+            d = d.with_note(note);
+        }
+        if let Some(f) = self.frames.iter().rev().find(|f| !f.prelude) {
+            d = d.with_related(f.call_span, format!("in this call to `{}`", f.name));
+        }
+        self.error(d);
+        Reported
+    }
+
+    fn push(&mut self, op: Op, args: Vec<NodeId>, span: Span) -> Lowered<NodeId> {
+        let node_span = self.span(span);
+        match self.model.push(op, args, node_span) {
+            Ok(id) => Ok(id),
+            Err(e) => Err(self.shape_error(e, span)),
+        }
+    }
+
+    /// A value as a tensor node: numbers become constants, runtime dims their size.
+    fn tensor(&mut self, v: Val, span: Span) -> Lowered<NodeId> {
+        match v {
+            Val::Tensor(n) => Ok(n),
+            Val::Number(x) => Ok(self.model.constant(x, self.span(span))),
+            Val::RuntimeDim(d) => {
+                let s = self.span(span);
+                Ok(self.model.push_typed(Op::DimSize(d), vec![], Type::float(vec![]), s))
+            }
+            Val::Bool(_) => {
+                self.error(
+                    Diagnostic::error("`true` and `false` are only keyword-argument values", self.span(span))
+                        .with_label("not a tensor"),
+                );
+                Err(Reported)
+            }
+            Val::Poisoned => Err(Reported),
+        }
+    }
+
+    fn expr(&mut self, e: &Expr, env: &Env) -> Lowered<Val> {
+        match &e.kind {
+            ExprKind::Number(n) => Ok(Val::Number(n.value)),
+            ExprKind::Bool(b) => Ok(Val::Bool(*b)),
+            ExprKind::Error => Err(Reported),
+            ExprKind::Name(name) => match env.get(name) {
+                Some(Val::Poisoned) => Err(Reported),
+                Some(v) => Ok(v.clone()),
+                None => {
+                    let candidates: Vec<&str> = env.names.iter().map(|(n, _)| n.as_str()).collect();
+                    let mut d = Diagnostic::error(format!("unknown name `{name}`"), self.span(e.span))
+                        .with_label("not found in this scope");
+                    if let Some(s) = suggest(name, candidates) {
+                        d = d.with_note(format!("did you mean `{s}`?"));
+                    }
+                    self.error(d);
+                    Err(Reported)
+                }
+            },
+            ExprKind::Neg(inner) => match self.expr(inner, env)? {
+                Val::Number(x) => Ok(Val::Number(-x)),
+                v => {
+                    let x = self.tensor(v, inner.span)?;
+                    self.push(Op::Unary(UnaryOp::Neg), vec![x], e.span).map(Val::Tensor)
+                }
+            },
+            ExprKind::Transpose(inner) => {
+                let v = self.expr(inner, env)?;
+                let x = self.tensor(v, inner.span)?;
+                self.push(Op::Transpose, vec![x], e.span).map(Val::Tensor)
+            }
+            ExprKind::Binary { op, op_span, lhs, rhs } => {
+                let a = self.expr(lhs, env)?;
+                let b = self.expr(rhs, env)?;
+                self.binary(*op, *op_span, a, b, (lhs.span, rhs.span))
+            }
+            ExprKind::Call { func, args } => self.call(func, args, e.span, env),
+        }
+    }
+
+    fn binary(&mut self, op: BinOp, op_span: Span, a: Val, b: Val, spans: (Span, Span)) -> Lowered<Val> {
+        let ir_op = match op {
+            BinOp::Add => Op::Binary(BinaryOp::Add),
+            BinOp::Sub => Op::Binary(BinaryOp::Sub),
+            BinOp::Mul => Op::Binary(BinaryOp::Mul),
+            BinOp::Div => Op::Binary(BinaryOp::Div),
+            BinOp::Gt => Op::Compare(CmpOp::Gt),
+            BinOp::Ge => Op::Compare(CmpOp::Ge),
+            BinOp::Lt => Op::Compare(CmpOp::Lt),
+            BinOp::Le => Op::Compare(CmpOp::Le),
+            BinOp::MatMul => Op::MatMul,
+            BinOp::Pow => {
+                let Val::Number(exponent) = b else {
+                    if matches!(b, Val::Poisoned) {
+                        return Err(Reported);
+                    }
+                    self.error(
+                        Diagnostic::error("the exponent of `^` must be a compile-time constant", self.span(spans.1))
+                            .with_label("this depends on inputs or parameters")
+                            .with_note("write `exp(b * log(a))` for a tensor exponent"),
+                    );
+                    return Err(Reported);
+                };
+                return match a {
+                    Val::Number(x) => Ok(Val::Number(x.powf(exponent))),
+                    _ if exponent == 1.0 => Ok(a),
+                    a => {
+                        let x = self.tensor(a, spans.0)?;
+                        self.push(Op::Powf(exponent), vec![x], op_span).map(Val::Tensor)
+                    }
+                };
+            }
+        };
+        // Fold compile-time arithmetic.
+        if let (Val::Number(x), Val::Number(y)) = (&a, &b) {
+            match &ir_op {
+                Op::Binary(bop) => return Ok(Val::Number(bop.eval(*x, *y))),
+                Op::Compare(c) => return Ok(Val::Number(if c.holds(*x, *y) { 1.0 } else { 0.0 })),
+                _ => {}
+            }
+        }
+        let x = self.tensor(a, spans.0)?;
+        let y = self.tensor(b, spans.1)?;
+        self.push(ir_op, vec![x, y], op_span).map(Val::Tensor)
+    }
+
+    // ---- calls --------------------------------------------------------------------
+
+    fn call(&mut self, func: &ast::Ident, args: &[Arg], span: Span, env: &Env) -> Lowered<Val> {
+        let Some(callee) = Callee::resolve(&func.name, self.file.fns()) else {
+            self.error(Diagnostic::error(format!("unknown function `{}`", func.name), self.span(func.span)));
+            return Err(Reported);
+        };
+        // Arguments are evaluated in the caller's scope, left to right.
+        let mut positional = Vec::new();
+        let mut keywords: Vec<(&ast::Ident, Val, Span)> = Vec::new();
+        let mut failed = false;
+        for a in args {
+            match (self.expr(&a.value, env), &a.keyword) {
+                (Ok(v), None) => positional.push((v, a.value.span)),
+                (Ok(v), Some(k)) => keywords.push((k, v, a.value.span)),
+                (Err(Reported), _) => failed = true,
+            }
+        }
+        if failed {
+            return Err(Reported);
+        }
+        match callee {
+            Callee::Builtin(_) => self.builtin(&func.name, positional, keywords, span),
+            Callee::Prelude(f) => self.inline(f, positional, keywords, span, true),
+            Callee::User(f) => self.inline(f, positional, keywords, span, false),
+        }
+    }
+
+    fn inline(
+        &mut self,
+        f: &FnDef,
+        positional: Vec<(Val, Span)>,
+        keywords: Vec<(&ast::Ident, Val, Span)>,
+        span: Span,
+        prelude: bool,
+    ) -> Lowered<Val> {
+        if self.frames.len() >= MAX_CALL_DEPTH || self.frames.iter().any(|fr| fr.name == f.name.name && !prelude) {
+            self.error(
+                Diagnostic::error(format!("calls nested too deeply at `{}`", f.name.name), self.span(span))
+                    .with_label(format!("more than {MAX_CALL_DEPTH} nested calls, or recursion")),
+            );
+            return Err(Reported);
+        }
+        let mut fn_env = Env { names: Vec::new(), dims: HashMap::new() };
+        let mut positional = positional.into_iter();
+        for p in &f.params {
+            let given = positional
+                .next()
+                .map(|(v, _)| v)
+                .or_else(|| keywords.iter().find(|(k, _, _)| k.name == p.name.name).map(|(_, v, _)| v.clone()))
+                .or_else(|| p.default.map(|d| Val::Number(d.value)));
+            match given {
+                Some(v) => fn_env.bind(&p.name.name, v),
+                None => {
+                    self.error(
+                        Diagnostic::error(format!("`{}` is missing argument `{}`", f.name.name, p.name.name), self.span(span))
+                            .with_label("argument not given"),
+                    );
+                    return Err(Reported);
+                }
+            }
+        }
+        self.frames.push(Frame { name: f.name.name.clone(), call_span: span, prelude });
+        let result = self.block(&f.body, &mut fn_env);
+        self.frames.pop();
+        result
+    }
+
+    fn block(&mut self, block: &ast::Block, env: &mut Env) -> Lowered<Val> {
+        for l in &block.lets {
+            let v = self.expr(&l.value, env)?;
+            if !self.frames.last().is_some_and(|f| f.prelude) {
+                self.name_value(&v, &l.name.name);
+            }
+            env.bind(&l.name.name, v);
+        }
+        self.expr(&block.value, env)
+    }
+
+    fn builtin(
+        &mut self,
+        name: &str,
+        positional: Vec<(Val, Span)>,
+        keywords: Vec<(&ast::Ident, Val, Span)>,
+        span: Span,
+    ) -> Lowered<Val> {
+        let mut call = BuiltinCall { lowerer: self, name, positional: positional.into_iter(), keywords, span };
+        let unary = |op| Op::Unary(op);
+        let op_and_args: (Op, Vec<NodeId>) = match name {
+            "exp" => (unary(UnaryOp::Exp), vec![call.next()?]),
+            "log" => (unary(UnaryOp::Log), vec![call.next()?]),
+            "sqrt" => (unary(UnaryOp::Sqrt), vec![call.next()?]),
+            "abs" => (unary(UnaryOp::Abs), vec![call.next()?]),
+            "sigmoid" => (unary(UnaryOp::Sigmoid), vec![call.next()?]),
+            "tanh" => (unary(UnaryOp::Tanh), vec![call.next()?]),
+            "softplus" => (unary(UnaryOp::Softplus), vec![call.next()?]),
+            "where" => (Op::Select, vec![call.next()?, call.next()?, call.next()?]),
+            "max" | "min" => {
+                let x = call.next()?;
+                match call.positional.len() {
+                    // Two operands: elementwise.
+                    1.. => {
+                        let y = call.next()?;
+                        call.no_keywords("with two arguments it is elementwise")?;
+                        let op = if name == "max" { BinaryOp::Max } else { BinaryOp::Min };
+                        (Op::Binary(op), vec![x, y])
+                    }
+                    0 => {
+                        let rank = call.lowerer.model.ty(x).rank();
+                        let axis = call.axis(rank, None)?;
+                        let keepdims = call.flag("keepdims")?;
+                        let op = if name == "max" { ReduceOp::Max } else { ReduceOp::Min };
+                        (Op::Reduce { op, axis, keepdims }, vec![x])
+                    }
+                }
+            }
+            "sum" | "logsumexp" => {
+                let x = call.next()?;
+                let rank = call.lowerer.model.ty(x).rank();
+                let axis = call.axis(rank, None)?;
+                let keepdims = call.flag("keepdims")?;
+                let op = if name == "sum" { ReduceOp::Sum } else { ReduceOp::LogSumExp };
+                (Op::Reduce { op, axis, keepdims }, vec![x])
+            }
+            "mean" => {
+                let x = call.next()?;
+                let rank = call.lowerer.model.ty(x).rank();
+                let axis = call.axis(rank, None)?;
+                let keepdims = call.flag("keepdims")?;
+                return call.mean(x, axis, keepdims).map(Val::Tensor);
+            }
+            "softmax" | "log_softmax" => {
+                let x = call.next()?;
+                let rank = call.lowerer.model.ty(x).rank();
+                let axis = call.axis(rank, Some(-1))?.unwrap_or(0);
+                if rank == 0 {
+                    return Err(call.fail(format!("`{name}` needs a tensor of rank 1 or more, got a scalar")));
+                }
+                (if name == "softmax" { Op::Softmax { axis } } else { Op::LogSoftmax { axis } }, vec![x])
+            }
+            "argmax" => {
+                let x = call.next()?;
+                let rank = call.lowerer.model.ty(x).rank();
+                if rank == 0 {
+                    return Err(call.fail("`argmax` needs a tensor of rank 1 or more, got a scalar".to_string()));
+                }
+                let axis = call.axis(rank, Some(-1))?.unwrap_or(0);
+                let keepdims = call.flag("keepdims")?;
+                (Op::ArgMax { axis, keepdims }, vec![x])
+            }
+            "pick" => {
+                let x = call.next()?;
+                let idx = call.next()?;
+                let keepdims = call.flag("keepdims")?;
+                (Op::Pick { keepdims }, vec![x, idx])
+            }
+            "one_hot" => {
+                let idx = call.next()?;
+                let classes = match call.positional.next() {
+                    Some((Val::Number(n), _)) if n >= 1.0 && n.fract() == 0.0 => Dim::Fixed(n as usize),
+                    Some((Val::RuntimeDim(d), _)) => Dim::Var(d),
+                    Some((Val::Poisoned, _)) => return Err(Reported),
+                    Some((_, s)) => {
+                        call.lowerer.error(
+                            Diagnostic::error("`one_hot`'s class count must be a dim or a positive integer", call.lowerer.span(s))
+                                .with_label("not a class count"),
+                        );
+                        return Err(Reported);
+                    }
+                    None => return Err(call.fail("`one_hot` needs a class count".to_string())),
+                };
+                (Op::OneHot { classes }, vec![idx])
+            }
+            other => return Err(call.fail(format!("`{other}` is not a built-in"))),
+        };
+        call.unused_keywords()?;
+        let (op, args) = op_and_args;
+        self.push(op, args, span).map(Val::Tensor)
+    }
+}
+
+/// A built-in call's arguments, consumed as the lowering reads them.
+struct BuiltinCall<'b, 'a> {
+    lowerer: &'b mut Lowerer<'a>,
+    name: &'b str,
+    positional: std::vec::IntoIter<(Val, Span)>,
+    keywords: Vec<(&'b ast::Ident, Val, Span)>,
+    span: Span,
+}
+
+impl<'b, 'a> BuiltinCall<'b, 'a> {
+    fn fail(&mut self, message: String) -> Reported {
+        let s = self.lowerer.span(self.span);
+        self.lowerer.error(Diagnostic::error(message, s).with_label("in this call"));
+        Reported
+    }
+
+    /// The next positional argument, as a tensor.
+    fn next(&mut self) -> Lowered<NodeId> {
+        match self.positional.next() {
+            Some((v, s)) => self.lowerer.tensor(v, s),
+            None => {
+                let name = self.name;
+                Err(self.fail(format!("`{name}` is missing an argument")))
+            }
+        }
+    }
+
+    fn take(&mut self, key: &str) -> Option<(Val, Span)> {
+        let i = self.keywords.iter().position(|(k, _, _)| k.name == key)?;
+        let (_, v, s) = self.keywords.remove(i);
+        Some((v, s))
+    }
+
+    /// The `axis` keyword, normalised to `0..rank`; `default` (possibly negative)
+    /// when absent, `None` meaning "all axes".
+    fn axis(&mut self, rank: usize, default: Option<i64>) -> Lowered<Option<usize>> {
+        let given = match self.take("axis") {
+            None => default,
+            Some((Val::Number(a), _)) if a.fract() == 0.0 => Some(a as i64),
+            Some((Val::Poisoned, _)) => return Err(Reported),
+            Some((_, s)) => {
+                let s = self.lowerer.span(s);
+                self.lowerer.error(Diagnostic::error("`axis` must be an integer", s).with_label("not an integer"));
+                return Err(Reported);
+            }
+        };
+        let Some(a) = given else { return Ok(None) };
+        let normalised = if a < 0 { a + rank as i64 } else { a };
+        if normalised < 0 || normalised >= rank as i64 {
+            let name = self.name;
+            return Err(self.fail(format!(
+                "axis {a} is out of range for `{name}` of a rank-{rank} tensor (valid: {} to {})",
+                -(rank as i64),
+                rank as i64 - 1
+            )));
+        }
+        Ok(Some(normalised as usize))
+    }
+
+    fn flag(&mut self, key: &str) -> Lowered<bool> {
+        match self.take(key) {
+            None => Ok(false),
+            Some((Val::Bool(b), _)) => Ok(b),
+            Some((Val::Poisoned, _)) => Err(Reported),
+            Some((_, s)) => {
+                let s = self.lowerer.span(s);
+                self.lowerer.error(
+                    Diagnostic::error(format!("`{key}` must be `true` or `false`"), s).with_label("not a boolean"),
+                );
+                Err(Reported)
+            }
+        }
+    }
+
+    fn no_keywords(&mut self, why: &str) -> Lowered<()> {
+        if let Some((k, _, _)) = self.keywords.first() {
+            let (kname, kspan) = (k.name.clone(), k.span);
+            let s = self.lowerer.span(kspan);
+            let name = self.name;
+            self.lowerer.error(
+                Diagnostic::error(format!("`{name}` takes no `{kname}` here"), s).with_label(why.to_string()),
+            );
+            return Err(Reported);
+        }
+        Ok(())
+    }
+
+    fn unused_keywords(&mut self) -> Lowered<()> {
+        self.no_keywords("not used by this built-in")
+    }
+
+    /// `mean` is `sum` divided by the number of elements reduced.
+    fn mean(&mut self, x: NodeId, axis: Option<usize>, keepdims: bool) -> Lowered<NodeId> {
+        self.unused_keywords()?;
+        let span = self.span;
+        let shape = self.lowerer.model.shape(x).clone();
+        let reduced: Vec<Dim> = match axis {
+            Some(a) => vec![shape[a]],
+            None => shape,
+        };
+        let sum = self.lowerer.push(Op::Reduce { op: ReduceOp::Sum, axis, keepdims }, vec![x], span)?;
+        let fixed: usize = reduced.iter().map(|d| if let Dim::Fixed(n) = d { *n } else { 1 }).product();
+        let mut count = None;
+        if fixed != 1 || reduced.iter().all(|d| matches!(d, Dim::Fixed(_))) {
+            count = Some(self.lowerer.tensor(Val::Number(fixed as f64), span)?);
+        }
+        for d in reduced {
+            if let Dim::Var(v) = d {
+                let size = self.lowerer.tensor(Val::RuntimeDim(v), span)?;
+                count = Some(match count {
+                    None => size,
+                    Some(c) => self.lowerer.push(Op::Binary(BinaryOp::Mul), vec![c, size], span)?,
+                });
+            }
+        }
+        let count = count.ok_or(Reported)?;
+        self.lowerer.push(Op::Binary(BinaryOp::Div), vec![sum, count], span)
+    }
+}
+
+/// Which gradients a model returns: every param, then every `grad` input.
+pub fn grad_targets(model: &Model) -> Vec<GradOf> {
+    (0..model.params.len())
+        .map(|p| GradOf::Param(ParamId(p as u32)))
+        .chain(model.inputs.iter().enumerate().filter(|(_, i)| i.grad).map(|(i, _)| GradOf::Input(InputId(i as u32))))
+        .collect()
+}

@@ -1,0 +1,227 @@
+//! The IR of one model: declarations, and an arena of nodes in topological order.
+
+use crate::op::{InputId, Op, ParamId};
+use crate::shape::{self, ShapeError};
+use crate::types::{DType, Dim, DimId, DimInfo, Elem, Shape, Type};
+use nnc_syntax::Span;
+
+/// A node's index in [`Model::nodes`]. Operands always have smaller ids than their
+/// users, so a forward walk is a topological order and reverse mode is one backward
+/// walk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct NodeId(pub u32);
+
+impl NodeId {
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// One operation with its operands and result type.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Node {
+    pub op: Op,
+    pub args: Vec<NodeId>,
+    pub ty: Type,
+    /// Where in the user's source this value comes from.
+    pub span: Span,
+    /// The source name (`h`, `y_pred`, `w1`), where the user gave one.
+    pub name: Option<String>,
+}
+
+/// A model input.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InputInfo {
+    pub name: String,
+    pub ty: Type,
+    /// `grad`-marked: its gradient is returned too.
+    pub grad: bool,
+    pub span: Span,
+}
+
+/// A trainable parameter; its shape is fixed at compile time.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ParamInfo {
+    pub name: String,
+    pub shape: Shape,
+    pub init: Init,
+    pub span: Span,
+}
+
+/// How a parameter is initialised (the contract's initialisers).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Init {
+    Zeros,
+    Ones,
+    Constant(f64),
+    Normal { mean: f64, std: f64 },
+    Uniform { lo: f64, hi: f64 },
+    /// Standard normal / sqrt(fan_in).
+    Xavier,
+    /// Standard normal / sqrt(fan_in / 2).
+    He,
+}
+
+/// What a gradient is taken with respect to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum GradOf {
+    Param(ParamId),
+    Input(InputId),
+}
+
+/// One model, lowered. After differentiation, `grads` holds the node computing the
+/// gradient of the loss for every param and `grad` input, in declaration order
+/// (params first).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Model {
+    pub name: String,
+    pub dtype: DType,
+    pub dims: Vec<DimInfo>,
+    pub inputs: Vec<InputInfo>,
+    pub params: Vec<ParamInfo>,
+    pub nodes: Vec<Node>,
+    /// Named results of `forward`, in declaration order.
+    pub outputs: Vec<(String, NodeId)>,
+    /// The scalar loss.
+    pub loss: NodeId,
+    pub grads: Vec<(GradOf, NodeId)>,
+}
+
+impl Model {
+    /// An empty model; lowering fills it.
+    pub fn new(name: impl Into<String>, dtype: DType) -> Model {
+        Model {
+            name: name.into(),
+            dtype,
+            dims: vec![],
+            inputs: vec![],
+            params: vec![],
+            nodes: vec![],
+            outputs: vec![],
+            loss: NodeId(0),
+            grads: vec![],
+        }
+    }
+
+    pub fn node(&self, id: NodeId) -> &Node {
+        &self.nodes[id.index()]
+    }
+
+    pub fn ty(&self, id: NodeId) -> &Type {
+        &self.nodes[id.index()].ty
+    }
+
+    pub fn shape(&self, id: NodeId) -> &Shape {
+        &self.nodes[id.index()].ty.shape
+    }
+
+    /// Appends a node after inferring its type from its operands.
+    pub fn push(&mut self, op: Op, args: Vec<NodeId>, span: Span) -> Result<NodeId, ShapeError> {
+        let ty = shape::infer(self, &op, &args)?;
+        Ok(self.push_typed(op, args, ty, span))
+    }
+
+    /// Appends a node whose type the caller already knows (leaves; reshape and
+    /// broadcast targets, which carry their shape in the node).
+    pub fn push_typed(&mut self, op: Op, args: Vec<NodeId>, ty: Type, span: Span) -> NodeId {
+        debug_assert!(args.iter().all(|a| a.index() < self.nodes.len()), "operands precede users");
+        let id = NodeId(self.nodes.len() as u32);
+        self.nodes.push(Node { op, args, ty, span, name: None });
+        id
+    }
+
+    /// A scalar constant.
+    pub fn constant(&mut self, value: f64, span: Span) -> NodeId {
+        self.push_typed(Op::Const(value), vec![], Type::float(vec![]), span)
+    }
+
+    /// `x` reshaped (same element count) to `shape`.
+    pub fn reshape(&mut self, x: NodeId, shape: Shape, span: Span) -> NodeId {
+        if *self.shape(x) == shape {
+            return x;
+        }
+        let elem = self.ty(x).elem;
+        self.push_typed(Op::Reshape, vec![x], Type { elem, shape }, span)
+    }
+
+    /// `x` broadcast to `shape` (which must be a broadcast of `x`'s shape).
+    pub fn broadcast(&mut self, x: NodeId, shape: Shape, span: Span) -> Result<NodeId, ShapeError> {
+        if *self.shape(x) == shape {
+            return Ok(x);
+        }
+        shape::check_broadcasts_to(self, self.shape(x), &shape)?;
+        Ok(self.push_typed(Op::Broadcast, vec![x], Type::float(shape), span))
+    }
+
+    /// The node that reads a parameter (lowering creates one per parameter).
+    pub fn param_node(&self, p: ParamId) -> Option<NodeId> {
+        self.find_leaf(&Op::Param(p))
+    }
+
+    pub fn input_node(&self, i: InputId) -> Option<NodeId> {
+        self.find_leaf(&Op::Input(i))
+    }
+
+    fn find_leaf(&self, op: &Op) -> Option<NodeId> {
+        self.nodes.iter().position(|n| n.op == *op).map(|i| NodeId(i as u32))
+    }
+
+    /// The dim's name, for messages and printing.
+    pub fn dim_name(&self, d: DimId) -> &str {
+        &self.dims[d.0 as usize].name
+    }
+
+    /// A shape as users write it: `[N, 100]`.
+    pub fn shape_str(&self, shape: &[Dim]) -> String {
+        let dims: Vec<String> = shape.iter().map(|d| self.dim_str(*d)).collect();
+        format!("[{}]", dims.join(", "))
+    }
+
+    pub fn dim_str(&self, d: Dim) -> String {
+        match d {
+            Dim::Fixed(n) => n.to_string(),
+            Dim::Var(v) => self.dim_name(v).to_string(),
+        }
+    }
+
+    /// A type as users write it: `[N, 100]` or `index[N]`.
+    pub fn type_str(&self, ty: &Type) -> String {
+        match ty.elem {
+            Elem::Float => self.shape_str(&ty.shape),
+            Elem::Index => format!("index{}", self.shape_str(&ty.shape)),
+        }
+    }
+
+    /// The name a gradient is reported under (the param's or input's name).
+    pub fn grad_name(&self, of: GradOf) -> &str {
+        match of {
+            GradOf::Param(p) => &self.params[p.0 as usize].name,
+            GradOf::Input(i) => &self.inputs[i.0 as usize].name,
+        }
+    }
+
+    /// The shape a gradient has (that of its param or input).
+    pub fn grad_shape(&self, of: GradOf) -> &Shape {
+        match of {
+            GradOf::Param(p) => &self.params[p.0 as usize].shape,
+            GradOf::Input(i) => &self.inputs[i.0 as usize].ty.shape,
+        }
+    }
+
+    /// Everything the loss, outputs and gradients need, as a keep-mask over nodes.
+    pub fn live_nodes(&self) -> Vec<bool> {
+        let mut live = vec![false; self.nodes.len()];
+        let roots = self.outputs.iter().map(|(_, n)| *n).chain([self.loss]).chain(self.grads.iter().map(|(_, n)| *n));
+        for r in roots {
+            live[r.index()] = true;
+        }
+        for i in (0..self.nodes.len()).rev() {
+            if live[i] {
+                for a in &self.nodes[i].args {
+                    live[a.index()] = true;
+                }
+            }
+        }
+        live
+    }
+}

@@ -1,0 +1,67 @@
+//! Element types, dims and shapes.
+
+use std::fmt;
+
+/// The float type a model computes in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DType {
+    F32,
+    F64,
+}
+
+impl fmt::Display for DType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            DType::F32 => "f32",
+            DType::F64 => "f64",
+        })
+    }
+}
+
+/// Index of a dim in [`crate::Model::dims`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DimId(pub u32);
+
+/// One axis of a shape: known at compile time, or a runtime `dim`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Dim {
+    Fixed(usize),
+    Var(DimId),
+}
+
+/// A shape: rank 0 to 4.
+pub type Shape = Vec<Dim>;
+
+/// What a tensor's elements are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Elem {
+    Float,
+    /// Class indices (`index[N]` inputs, `argmax`).
+    Index,
+}
+
+/// Element kind and shape of a value.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Type {
+    pub elem: Elem,
+    pub shape: Shape,
+}
+
+impl Type {
+    pub fn float(shape: Shape) -> Type {
+        Type { elem: Elem::Float, shape }
+    }
+
+    pub fn rank(&self) -> usize {
+        self.shape.len()
+    }
+}
+
+/// A declared dim.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DimInfo {
+    pub name: String,
+    /// Runtime dims are bound from the inputs; fixed dims are substituted into shapes
+    /// during lowering, and kept here for the signature and the printer.
+    pub size: Option<usize>,
+}
