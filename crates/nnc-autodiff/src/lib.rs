@@ -1,14 +1,135 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
+//! # nnc-autodiff: symbolic reverse mode
+//!
+//! Takes a lowered [`nnc_ir::Model`] and appends its backward pass to the same arena,
+//! as ordinary IR: for each node, in reverse topological order, its vector-Jacobian
+//! product rule applied to the incoming gradient ([`rules`], one rule per primitive,
+//! in one table); contributions summed where a value has several users; broadcasting
+//! undone by summing over the broadcast axes ([`reverse`]). Then [`simplify`] folds
+//! constants, applies algebraic identities, shares common subexpressions and removes
+//! dead code.
+//!
+//! Invariants:
+//! - The backward pass is IR like any other: it can be interpreted, compiled, printed
+//!   and differentiated again ([`gradient`] takes any scalar node).
+//! - Every backward node records the rule that produced it (`Node::rule`) and every
+//!   gradient of a named value is named `d_<name>`, so derivations read like the
+//!   lecture's slides ([`derivation`]).
+//! - `model.grads` lists a gradient for every param, then every `grad` input, in
+//!   declaration order; a loss that does not depend on a value gives zeros.
+
+mod builder;
+pub mod derivation;
+pub mod reverse;
+pub mod rules;
+pub mod simplify;
+
+pub use builder::InternalError;
+pub use derivation::Format;
+pub use reverse::{differentiate, gradient};
+pub use simplify::{Stats, simplify};
+
+use nnc_ir::{Model, Op};
+use std::fmt::Write;
+
+/// A model's derivation at each stage.
+#[derive(Clone, Debug)]
+pub struct Derivation {
+    /// The forward model with the raw backward pass appended.
+    pub raw: Model,
+    /// How many nodes the forward pass has (the backward pass starts there in `raw`).
+    pub forward_len: usize,
+    /// After simplification: what code generation compiles.
+    pub simplified: Model,
+    pub stats: Stats,
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
+/// Differentiates and simplifies a lowered model.
+pub fn derive(model: &Model) -> Result<Derivation, InternalError> {
+    let mut raw = model.clone();
+    let loss = raw.loss.index();
+    // Every intermediate value gets a name, so each gets a line and its gradient
+    // `d_t7` gets one too: the derivation then reads one rule per line.
+    for (i, node) in raw.nodes.iter_mut().enumerate() {
+        if node.name.is_none() && !matches!(node.op, Op::Input(_) | Op::Param(_) | Op::Const(_) | Op::DimSize(_)) {
+            node.name = Some(if i == loss { "loss".to_string() } else { format!("t{i}") });
+        }
     }
+    let forward_len = raw.nodes.len();
+    differentiate(&mut raw)?;
+    let mut simplified = raw.clone();
+    let stats = simplify(&mut simplified);
+    Ok(Derivation { raw, forward_len, simplified, stats })
+}
+
+/// The model with its simplified backward pass: the input to code generation.
+pub fn with_gradients(model: &Model) -> Result<Model, InternalError> {
+    derive(model).map(|d| d.simplified)
+}
+
+impl Derivation {
+    /// The derivation as `nnc grad` prints it.
+    pub fn render(&self, format: Format) -> String {
+        let m = &self.raw;
+        let mut out = String::new();
+        let (open, close) = match format {
+            Format::Text => ("", ""),
+            Format::Latex => ("\\begin{align*}\n", "\\end{align*}\n"),
+        };
+        let _ = writeln!(out, "model {}", m.name);
+        let _ = writeln!(out, "\nforward:");
+        out.push_str(open);
+        out.push_str(&forward_listing(m, self.forward_len, format));
+        out.push_str(close);
+        let _ = writeln!(out, "\nbackward (d_v = d loss / d v; each line names its rule):");
+        out.push_str(open);
+        out.push_str(&derivation::listing(m, self.forward_len, format));
+        out.push_str(&gradient_aliases(m, format));
+        out.push_str(close);
+        let _ = writeln!(
+            out,
+            "\nsimplified ({} nodes -> {} nodes): what the generated code computes",
+            self.stats.before, self.stats.after
+        );
+        out.push_str(open);
+        out.push_str(&derivation::listing(&self.simplified, 0, format));
+        out.push_str(&gradient_aliases(&self.simplified, format));
+        out.push_str(close);
+        out
+    }
+}
+
+/// The forward pass alone: names and inlining as if no backward pass existed.
+fn forward_listing(model: &Model, forward_len: usize, format: Format) -> String {
+    let mut forward = model.clone();
+    forward.nodes.truncate(forward_len);
+    forward.grads.clear();
+    derivation::listing(&forward, 0, format)
+}
+
+/// `d_x = d_q` lines for gradients that are another named value.
+fn gradient_aliases(model: &Model, format: Format) -> String {
+    let mut out = String::new();
+    for (of, node) in &model.grads {
+        let want = format!("d_{}", model.grad_name(*of));
+        let n = model.node(*node);
+        if n.name.as_deref() == Some(want.as_str()) {
+            continue;
+        }
+        let value = match (&n.op, &n.name) {
+            (Op::Const(c), _) => nnc_ir::print::number(*c),
+            (Op::Input(i), _) => model.inputs[i.0 as usize].name.clone(),
+            (Op::Param(p), _) => model.params[p.0 as usize].name.clone(),
+            (_, Some(name)) => name.clone(),
+            _ => format!("t{}", node.0),
+        };
+        match format {
+            Format::Text => {
+                let _ = writeln!(out, "  {want} = {value}");
+            }
+            Format::Latex => {
+                let _ = writeln!(out, "  {want} &= {value} \\\\");
+            }
+        }
+    }
+    out
 }

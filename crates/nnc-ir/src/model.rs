@@ -25,8 +25,11 @@ pub struct Node {
     pub ty: Type,
     /// Where in the user's source this value comes from.
     pub span: Span,
-    /// The source name (`h`, `y_pred`, `w1`), where the user gave one.
+    /// The source name (`h`, `y_pred`, `w1`), where the user gave one; autodiff names
+    /// the gradient of `h` `d_h`.
     pub name: Option<String>,
+    /// For nodes of the backward pass: the derivative rule that built it.
+    pub rule: Option<&'static str>,
 }
 
 /// A model input.
@@ -126,7 +129,7 @@ impl Model {
     pub fn push_typed(&mut self, op: Op, args: Vec<NodeId>, ty: Type, span: Span) -> NodeId {
         debug_assert!(args.iter().all(|a| a.index() < self.nodes.len()), "operands precede users");
         let id = NodeId(self.nodes.len() as u32);
-        self.nodes.push(Node { op, args, ty, span, name: None });
+        self.nodes.push(Node { op, args, ty, span, name: None, rule: None });
         id
     }
 

@@ -1,0 +1,146 @@
+//! The reverse-mode driver: walks the arena backwards from a scalar, applies each
+//! node's rule, undoes broadcasting and sums the contributions where a value has
+//! several users. The rules themselves are in `rules.rs`.
+
+use crate::builder::{Builder, InternalError};
+use crate::rules::{rule_name, vjp};
+use nnc_ir::{GradOf, Model, NodeId, Op, grad_targets};
+
+/// Appends the backward pass to `model` and records in `model.grads` the gradient of
+/// the loss for every param and `grad`-marked input (zeros where the loss does not
+/// depend on it).
+pub fn differentiate(model: &mut Model) -> Result<(), InternalError> {
+    let targets = grad_targets(model);
+    let wrt: Vec<Option<NodeId>> = targets
+        .iter()
+        .map(|t| match t {
+            GradOf::Param(p) => model.param_node(*p),
+            GradOf::Input(i) => model.input_node(*i),
+        })
+        .collect();
+    let loss = model.loss;
+    let grads = gradient(model, loss, &wrt)?;
+    for (target, g) in targets.iter().zip(grads) {
+        let name = format!("d_{}", model.grad_name(*target));
+        let g = match g {
+            Some(g) => g,
+            None => zeros_like(model, model.grad_shape(*target).clone(), loss)?,
+        };
+        set_name(model, g, name);
+        model.grads.push((*target, g));
+    }
+    Ok(())
+}
+
+/// The gradient of scalar node `of` with respect to each node in `wrt` (`None` in,
+/// or no dependence, gives `None`). Nodes are appended to the model; since the
+/// backward pass is ordinary IR, its results can be differentiated again.
+pub fn gradient(model: &mut Model, of: NodeId, wrt: &[Option<NodeId>]) -> Result<Vec<Option<NodeId>>, InternalError> {
+    if !model.shape(of).is_empty() {
+        return Err(InternalError(format!("gradient of a non-scalar node %{}", of.0)));
+    }
+    let needed = on_a_path(model, of, wrt);
+    // Every contribution to each node's gradient, summed when the node is reached.
+    let mut contributions: Vec<Vec<NodeId>> = vec![Vec::new(); of.index() + 1];
+    let mut total: Vec<Option<NodeId>> = vec![None; of.index() + 1];
+    let seed = {
+        let mut b = Builder { span: model.node(of).span, model, rule: "seed: d loss / d loss = 1" };
+        b.constant(1.0)
+    };
+    contributions[of.index()].push(seed);
+
+    for i in (0..=of.index()).rev() {
+        if !needed[i] || contributions[i].is_empty() {
+            continue;
+        }
+        let n = NodeId(i as u32);
+        let g = sum_at_branch(model, n, std::mem::take(&mut contributions[i]))?;
+        if let Some(name) = model.node(n).name.clone() {
+            set_name(model, g, format!("d_{name}"));
+        }
+        total[i] = Some(g);
+        let op = model.node(n).op.clone();
+        let span = model.node(n).span;
+        let mut b = Builder { model, span, rule: rule_name(&op) };
+        let operand_grads = vjp(&mut b, n, g)?;
+        let args = b.model.node(n).args.clone();
+        for (arg, grad) in args.iter().zip(operand_grads) {
+            let Some(grad) = grad else { continue };
+            if !needed[arg.index()] {
+                continue;
+            }
+            let target = b.model.shape(*arg).clone();
+            let grad = b.unbroadcast(grad, &target)?;
+            contributions[arg.index()].push(grad);
+        }
+    }
+    Ok(wrt.iter().map(|w| w.and_then(|w| total.get(w.index()).copied().flatten())).collect())
+}
+
+/// Which nodes lie on a path from some `wrt` node to `of`: only those need gradients.
+fn on_a_path(model: &Model, of: NodeId, wrt: &[Option<NodeId>]) -> Vec<bool> {
+    let len = of.index() + 1;
+    let mut from_wrt = vec![false; len];
+    for w in wrt.iter().flatten() {
+        if w.index() < len {
+            from_wrt[w.index()] = true;
+        }
+    }
+    for i in 0..len {
+        if !from_wrt[i] && model.nodes[i].args.iter().any(|a| from_wrt[a.index()]) {
+            from_wrt[i] = true;
+        }
+    }
+    let mut to_of = vec![false; len];
+    to_of[of.index()] = true;
+    for i in (0..len).rev() {
+        if to_of[i] {
+            for a in &model.nodes[i].args {
+                to_of[a.index()] = true;
+            }
+        }
+    }
+    from_wrt.iter().zip(&to_of).map(|(a, b)| *a && *b).collect()
+}
+
+/// "Sum at branches": a value used several times gets the sum of its users' gradients.
+fn sum_at_branch(model: &mut Model, n: NodeId, parts: Vec<NodeId>) -> Result<NodeId, InternalError> {
+    let span = model.node(n).span;
+    let mut b = Builder { model, span, rule: "sum at branches" };
+    let mut parts = parts.into_iter();
+    let mut total = parts.next().ok_or_else(|| InternalError("no contributions".into()))?;
+    for p in parts {
+        total = b.add(total, p)?;
+    }
+    Ok(total)
+}
+
+fn zeros_like(model: &mut Model, shape: nnc_ir::Shape, near: NodeId) -> Result<NodeId, InternalError> {
+    let span = model.node(near).span;
+    let mut b = Builder { model, span, rule: "no dependence: zero" };
+    let zero = b.constant(0.0);
+    b.broadcast(zero, shape)
+}
+
+/// Names a gradient node. A node that is the gradient of several values (`d_x =
+/// d_q` when `q = x + y`) keeps the first name, except that a name the user chose
+/// beats a generated one (`d_y_pred` over `d_t7`); the printer shows the others.
+fn set_name(model: &mut Model, g: NodeId, name: String) {
+    let node = &mut model.nodes[g.index()];
+    if matches!(node.op, Op::Input(_) | Op::Param(_) | Op::Const(_)) {
+        return;
+    }
+    let replace = match &node.name {
+        None => true,
+        Some(old) => is_generated(old) && !is_generated(&name),
+    };
+    if replace {
+        node.name = Some(name);
+    }
+}
+
+/// Names the derivation makes up for unnamed intermediates: `t7`, `d_t7`.
+pub fn is_generated(name: &str) -> bool {
+    let base = name.strip_prefix("d_").unwrap_or(name);
+    base.strip_prefix('t').is_some_and(|digits| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
+}
