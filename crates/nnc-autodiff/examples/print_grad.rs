@@ -9,7 +9,12 @@ fn main() {
         Ok(models) => {
             for m in &models {
                 match nnc_autodiff::derive(m) {
-                    Ok(d) => { print!("{}", d.render(nnc_autodiff::Format::Text)); if std::env::var("DBG").is_ok() { dbg_ir(&d.simplified); } }
+                    Ok(d) => {
+                        print!("{}", d.render(nnc_autodiff::Format::Text));
+                        if std::env::var("DBG").is_ok() {
+                            dbg_ir(&d.simplified);
+                        }
+                    }
                     Err(e) => eprintln!("{e}"),
                 }
             }

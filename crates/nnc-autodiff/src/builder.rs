@@ -29,10 +29,14 @@ pub struct Builder<'m> {
 
 impl Builder<'_> {
     pub fn push(&mut self, op: Op, args: Vec<NodeId>) -> Built {
-        let id = self
-            .model
-            .push(op.clone(), args, self.span)
-            .map_err(|e| InternalError(format!("rule `{}` built `{}`: {}", self.rule, op.mnemonic(), e.message)))?;
+        let id = self.model.push(op.clone(), args, self.span).map_err(|e| {
+            InternalError(format!(
+                "rule `{}` built `{}`: {}",
+                self.rule,
+                op.mnemonic(),
+                e.message
+            ))
+        })?;
         self.tag(id);
         Ok(id)
     }
@@ -83,7 +87,11 @@ impl Builder<'_> {
     }
 
     pub fn pow(&mut self, x: NodeId, c: f64) -> Built {
-        if c == 1.0 { Ok(x) } else { self.push(Op::Powf(c), vec![x]) }
+        if c == 1.0 {
+            Ok(x)
+        } else {
+            self.push(Op::Powf(c), vec![x])
+        }
     }
 
     /// `1.0` where `a op b`, else `0.0`.
@@ -96,7 +104,14 @@ impl Builder<'_> {
     }
 
     pub fn sum(&mut self, x: NodeId, axis: Option<usize>, keepdims: bool) -> Built {
-        self.push(Op::Reduce { op: ReduceOp::Sum, axis, keepdims }, vec![x])
+        self.push(
+            Op::Reduce {
+                op: ReduceOp::Sum,
+                axis,
+                keepdims,
+            },
+            vec![x],
+        )
     }
 
     pub fn matmul(&mut self, a: NodeId, b: NodeId) -> Built {
@@ -124,7 +139,13 @@ impl Builder<'_> {
 
     /// A reduced gradient `g` (shape of `reduce(x, axis, keepdims)`) spread back over
     /// `x`'s shape: the inverse of reducing.
-    pub fn spread(&mut self, g: NodeId, x_shape: &Shape, axis: Option<usize>, keepdims: bool) -> Built {
+    pub fn spread(
+        &mut self,
+        g: NodeId,
+        x_shape: &Shape,
+        axis: Option<usize>,
+        keepdims: bool,
+    ) -> Built {
         let kept = nnc_ir::op::reduced_shape(x_shape, axis, true);
         let g = if keepdims { g } else { self.reshape(g, kept) };
         self.broadcast(g, x_shape.clone())

@@ -26,7 +26,10 @@ pub fn listing(model: &Model, from: usize, format: Format) -> String {
     for i in from..model.nodes.len() {
         let Some(name) = &names[i] else { continue };
         let node = &model.nodes[i];
-        if matches!(node.op, Op::Input(_) | Op::Param(_) | Op::Const(_) | Op::DimSize(_)) {
+        if matches!(
+            node.op,
+            Op::Input(_) | Op::Param(_) | Op::Const(_) | Op::DimSize(_)
+        ) {
             continue;
         }
         let rhs = render(model, NodeId(i as u32), &names, format, true);
@@ -48,6 +51,21 @@ pub fn listing(model: &Model, from: usize, format: Format) -> String {
         }
     }
     out
+}
+
+/// A value as one expression, every intermediate written inline (for tests and
+/// short displays).
+pub fn expression(model: &Model, id: NodeId) -> String {
+    let names: Vec<Option<String>> = model
+        .nodes
+        .iter()
+        .map(|n| match n.op {
+            Op::Input(i) => Some(model.inputs[i.0 as usize].name.clone()),
+            Op::Param(p) => Some(model.params[p.0 as usize].name.clone()),
+            _ => None,
+        })
+        .collect();
+    render(model, id, &names, Format::Text, true)
 }
 
 /// The names of the values that get their own line (`None`: written inline).
@@ -93,7 +111,13 @@ fn precedence(op: &Op) -> u8 {
 }
 
 /// A node as an expression; `top` renders the definition itself rather than a use.
-fn render(model: &Model, id: NodeId, names: &[Option<String>], format: Format, top: bool) -> String {
+fn render(
+    model: &Model,
+    id: NodeId,
+    names: &[Option<String>],
+    format: Format,
+    top: bool,
+) -> String {
     let node = model.node(id);
     if !top {
         if let Some(name) = &names[id.index()] {
@@ -109,7 +133,11 @@ fn render(model: &Model, id: NodeId, names: &[Option<String>], format: Format, t
         let a = node.args[i];
         let inline = names[a.index()].is_none();
         let text = arg(i);
-        if inline && precedence(&model.node(a).op) < min { format!("({text})") } else { text }
+        if inline && precedence(&model.node(a).op) < min {
+            format!("({text})")
+        } else {
+            text
+        }
     };
     let p = precedence(&node.op);
     let dims = |shape: &nnc_ir::Shape| model.shape_str(shape);
@@ -124,7 +152,9 @@ fn render(model: &Model, id: NodeId, names: &[Option<String>], format: Format, t
         Op::Binary(b) => match b.symbol() {
             // Left-associative: the right operand needs parentheses at equal precedence.
             Some(sym) => match (format, b) {
-                (Format::Latex, BinaryOp::Mul) => format!("{} \\cdot {}", operand(0, p), operand(1, p + 1)),
+                (Format::Latex, BinaryOp::Mul) => {
+                    format!("{} \\cdot {}", operand(0, p), operand(1, p + 1))
+                }
                 (Format::Latex, BinaryOp::Div) => format!("\\frac{{{}}}{{{}}}", arg(0), arg(1)),
                 _ => format!("{} {sym} {}", operand(0, p), operand(1, p + 1)),
             },
@@ -144,7 +174,12 @@ fn render(model: &Model, id: NodeId, names: &[Option<String>], format: Format, t
         Op::Softmax { axis } => format!("softmax({}, axis = {axis})", arg(0)),
         Op::LogSoftmax { axis } => format!("log_softmax({}, axis = {axis})", arg(0)),
         Op::ExtremumMask { op, axis } => {
-            format!("first_arg{}_mask({}{})", op.name(), arg(0), axis_args(*axis, false))
+            format!(
+                "first_arg{}_mask({}{})",
+                op.name(),
+                arg(0),
+                axis_args(*axis, false)
+            )
         }
         Op::MatMul => match format {
             Format::Latex => format!("{} {}", operand(0, p), operand(1, p + 1)),

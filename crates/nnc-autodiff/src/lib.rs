@@ -25,7 +25,7 @@ pub mod simplify;
 
 pub use builder::InternalError;
 pub use derivation::Format;
-pub use reverse::{differentiate, gradient};
+pub use reverse::{differentiate, gradient, hessian_vector_product};
 pub use simplify::{Stats, simplify};
 
 use nnc_ir::{Model, Op};
@@ -50,15 +50,29 @@ pub fn derive(model: &Model) -> Result<Derivation, InternalError> {
     // Every intermediate value gets a name, so each gets a line and its gradient
     // `d_t7` gets one too: the derivation then reads one rule per line.
     for (i, node) in raw.nodes.iter_mut().enumerate() {
-        if node.name.is_none() && !matches!(node.op, Op::Input(_) | Op::Param(_) | Op::Const(_) | Op::DimSize(_)) {
-            node.name = Some(if i == loss { "loss".to_string() } else { format!("t{i}") });
+        if node.name.is_none()
+            && !matches!(
+                node.op,
+                Op::Input(_) | Op::Param(_) | Op::Const(_) | Op::DimSize(_)
+            )
+        {
+            node.name = Some(if i == loss {
+                "loss".to_string()
+            } else {
+                format!("t{i}")
+            });
         }
     }
     let forward_len = raw.nodes.len();
     differentiate(&mut raw)?;
     let mut simplified = raw.clone();
     let stats = simplify(&mut simplified);
-    Ok(Derivation { raw, forward_len, simplified, stats })
+    Ok(Derivation {
+        raw,
+        forward_len,
+        simplified,
+        stats,
+    })
 }
 
 /// The model with its simplified backward pass: the input to code generation.
@@ -80,7 +94,10 @@ impl Derivation {
         out.push_str(open);
         out.push_str(&forward_listing(m, self.forward_len, format));
         out.push_str(close);
-        let _ = writeln!(out, "\nbackward (d_v = d loss / d v; each line names its rule):");
+        let _ = writeln!(
+            out,
+            "\nbackward (d_v = d loss / d v; each line names its rule):"
+        );
         out.push_str(open);
         out.push_str(&derivation::listing(m, self.forward_len, format));
         out.push_str(&gradient_aliases(m, format));

@@ -35,16 +35,27 @@ pub fn differentiate(model: &mut Model) -> Result<(), InternalError> {
 /// The gradient of scalar node `of` with respect to each node in `wrt` (`None` in,
 /// or no dependence, gives `None`). Nodes are appended to the model; since the
 /// backward pass is ordinary IR, its results can be differentiated again.
-pub fn gradient(model: &mut Model, of: NodeId, wrt: &[Option<NodeId>]) -> Result<Vec<Option<NodeId>>, InternalError> {
+pub fn gradient(
+    model: &mut Model,
+    of: NodeId,
+    wrt: &[Option<NodeId>],
+) -> Result<Vec<Option<NodeId>>, InternalError> {
     if !model.shape(of).is_empty() {
-        return Err(InternalError(format!("gradient of a non-scalar node %{}", of.0)));
+        return Err(InternalError(format!(
+            "gradient of a non-scalar node %{}",
+            of.0
+        )));
     }
     let needed = on_a_path(model, of, wrt);
     // Every contribution to each node's gradient, summed when the node is reached.
     let mut contributions: Vec<Vec<NodeId>> = vec![Vec::new(); of.index() + 1];
     let mut total: Vec<Option<NodeId>> = vec![None; of.index() + 1];
     let seed = {
-        let mut b = Builder { span: model.node(of).span, model, rule: "seed: d loss / d loss = 1" };
+        let mut b = Builder {
+            span: model.node(of).span,
+            model,
+            rule: "seed: d loss / d loss = 1",
+        };
         b.constant(1.0)
     };
     contributions[of.index()].push(seed);
@@ -61,7 +72,11 @@ pub fn gradient(model: &mut Model, of: NodeId, wrt: &[Option<NodeId>]) -> Result
         total[i] = Some(g);
         let op = model.node(n).op.clone();
         let span = model.node(n).span;
-        let mut b = Builder { model, span, rule: rule_name(&op) };
+        let mut b = Builder {
+            model,
+            span,
+            rule: rule_name(&op),
+        };
         let operand_grads = vjp(&mut b, n, g)?;
         let args = b.model.node(n).args.clone();
         for (arg, grad) in args.iter().zip(operand_grads) {
@@ -74,7 +89,10 @@ pub fn gradient(model: &mut Model, of: NodeId, wrt: &[Option<NodeId>]) -> Result
             contributions[arg.index()].push(grad);
         }
     }
-    Ok(wrt.iter().map(|w| w.and_then(|w| total.get(w.index()).copied().flatten())).collect())
+    Ok(wrt
+        .iter()
+        .map(|w| w.and_then(|w| total.get(w.index()).copied().flatten()))
+        .collect())
 }
 
 /// Which nodes lie on a path from some `wrt` node to `of`: only those need gradients.
@@ -104,20 +122,38 @@ fn on_a_path(model: &Model, of: NodeId, wrt: &[Option<NodeId>]) -> Vec<bool> {
 }
 
 /// "Sum at branches": a value used several times gets the sum of its users' gradients.
-fn sum_at_branch(model: &mut Model, n: NodeId, parts: Vec<NodeId>) -> Result<NodeId, InternalError> {
+fn sum_at_branch(
+    model: &mut Model,
+    n: NodeId,
+    parts: Vec<NodeId>,
+) -> Result<NodeId, InternalError> {
     let span = model.node(n).span;
-    let mut b = Builder { model, span, rule: "sum at branches" };
+    let mut b = Builder {
+        model,
+        span,
+        rule: "sum at branches",
+    };
     let mut parts = parts.into_iter();
-    let mut total = parts.next().ok_or_else(|| InternalError("no contributions".into()))?;
+    let mut total = parts
+        .next()
+        .ok_or_else(|| InternalError("no contributions".into()))?;
     for p in parts {
         total = b.add(total, p)?;
     }
     Ok(total)
 }
 
-fn zeros_like(model: &mut Model, shape: nnc_ir::Shape, near: NodeId) -> Result<NodeId, InternalError> {
+fn zeros_like(
+    model: &mut Model,
+    shape: nnc_ir::Shape,
+    near: NodeId,
+) -> Result<NodeId, InternalError> {
     let span = model.node(near).span;
-    let mut b = Builder { model, span, rule: "no dependence: zero" };
+    let mut b = Builder {
+        model,
+        span,
+        rule: "no dependence: zero",
+    };
     let zero = b.constant(0.0);
     b.broadcast(zero, shape)
 }
@@ -142,5 +178,70 @@ fn set_name(model: &mut Model, g: NodeId, name: String) {
 /// Names the derivation makes up for unnamed intermediates: `t7`, `d_t7`.
 pub fn is_generated(name: &str) -> bool {
     let base = name.strip_prefix("d_").unwrap_or(name);
-    base.strip_prefix('t').is_some_and(|digits| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
+    base.strip_prefix('t')
+        .is_some_and(|digits| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Appends a Hessian-vector product to a differentiated model: for each parameter
+/// `w` a new input `v_w` (a direction, shaped like `w`) and an output `hv_w`, the
+/// matching block of `H v` where `H` is the loss's Hessian with respect to all
+/// parameters. It differentiates the backward pass itself: `H v` is the gradient of
+/// `sum_w sum(d_w * v_w)`.
+pub fn hessian_vector_product(model: &mut Model) -> Result<(), InternalError> {
+    if model.grads.is_empty() {
+        differentiate(model)?;
+    }
+    let param_grads: Vec<(nnc_ir::ParamId, NodeId)> = model
+        .grads
+        .iter()
+        .filter_map(|(of, g)| match of {
+            GradOf::Param(p) => Some((*p, *g)),
+            GradOf::Input(_) => None,
+        })
+        .collect();
+    let span = model.node(model.loss).span;
+    let mut directional: Option<NodeId> = None;
+    for (p, g) in &param_grads {
+        let info = &model.params[p.0 as usize];
+        let name = format!("v_{}", info.name);
+        let ty = nnc_ir::Type::float(info.shape.clone());
+        let id = nnc_ir::InputId(model.inputs.len() as u32);
+        model.inputs.push(nnc_ir::InputInfo {
+            name: name.clone(),
+            ty: ty.clone(),
+            grad: false,
+            span,
+        });
+        let v = model.push_typed(Op::Input(id), vec![], ty, span);
+        model.nodes[v.index()].name = Some(name);
+        let mut b = Builder {
+            model,
+            span,
+            rule: "Hessian-vector product: sum(d_w * v_w)",
+        };
+        let product = b.mul(*g, v)?;
+        let term = b.sum(product, None, false)?;
+        directional = Some(match directional {
+            None => term,
+            Some(total) => b.add(total, term)?,
+        });
+    }
+    let Some(directional) = directional else {
+        return Ok(());
+    };
+    let wrt: Vec<Option<NodeId>> = param_grads
+        .iter()
+        .map(|(p, _)| model.param_node(*p))
+        .collect();
+    let hv = gradient(model, directional, &wrt)?;
+    for ((p, _), h) in param_grads.iter().zip(hv) {
+        let shape = model.params[p.0 as usize].shape.clone();
+        let h = match h {
+            Some(h) => h,
+            None => zeros_like(model, shape, directional)?,
+        };
+        let name = format!("hv_{}", model.params[p.0 as usize].name);
+        model.outputs.push((name, h));
+    }
+    Ok(())
 }

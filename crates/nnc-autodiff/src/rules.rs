@@ -36,10 +36,19 @@ pub fn rule_name(op: &Op) -> &'static str {
         Op::Binary(BinaryOp::Min) => "min routes (ties to the first)",
         Op::Compare(_) => "comparison: no gradient",
         Op::Select => "where routes",
-        Op::Reduce { op: ReduceOp::Sum, .. } => "sum copies back",
-        Op::Reduce { op: ReduceOp::Max, .. } => "max routes to the first maximum",
-        Op::Reduce { op: ReduceOp::Min, .. } => "min routes to the first minimum",
-        Op::Reduce { op: ReduceOp::LogSumExp, .. } => "d logsumexp(x) = softmax(x) dx",
+        Op::Reduce {
+            op: ReduceOp::Sum, ..
+        } => "sum copies back",
+        Op::Reduce {
+            op: ReduceOp::Max, ..
+        } => "max routes to the first maximum",
+        Op::Reduce {
+            op: ReduceOp::Min, ..
+        } => "min routes to the first minimum",
+        Op::Reduce {
+            op: ReduceOp::LogSumExp,
+            ..
+        } => "d logsumexp(x) = softmax(x) dx",
         Op::Softmax { .. } => "softmax: y (g - sum(g y))",
         Op::LogSoftmax { .. } => "log_softmax: g - exp(y) sum(g)",
         Op::ExtremumMask { .. } => "mask: no gradient",
@@ -109,7 +118,11 @@ pub fn vjp(b: &mut Builder<'_>, n: NodeId, g: NodeId) -> Result<Grads, InternalE
         }
         Op::Binary(op @ (BinaryOp::Max | BinaryOp::Min)) => {
             // The first operand wins ties.
-            let (first, second) = if op == BinaryOp::Max { (CmpOp::Ge, CmpOp::Lt) } else { (CmpOp::Le, CmpOp::Gt) };
+            let (first, second) = if op == BinaryOp::Max {
+                (CmpOp::Ge, CmpOp::Lt)
+            } else {
+                (CmpOp::Le, CmpOp::Gt)
+            };
             let first_wins = b.cmp(first, a[0], a[1])?;
             let second_wins = b.cmp(second, a[0], a[1])?;
             vec![Some(b.mul(g, first_wins)?), Some(b.mul(g, second_wins)?)]
@@ -117,7 +130,11 @@ pub fn vjp(b: &mut Builder<'_>, n: NodeId, g: NodeId) -> Result<Grads, InternalE
         Op::Compare(_) => vec![None, None],
         Op::Select => {
             let zero = b.constant(0.0);
-            vec![None, Some(b.select(a[0], g, zero)?), Some(b.select(a[0], zero, g)?)]
+            vec![
+                None,
+                Some(b.select(a[0], g, zero)?),
+                Some(b.select(a[0], zero, g)?),
+            ]
         }
 
         Op::Reduce { op, axis, keepdims } => {
@@ -169,7 +186,11 @@ pub fn vjp(b: &mut Builder<'_>, n: NodeId, g: NodeId) -> Result<Grads, InternalE
             let x_shape = b.shape(a[0]);
             let (rows, classes) = (x_shape[0], x_shape[1]);
             let one_hot = b.push(Op::OneHot { classes }, vec![a[1]])?;
-            let g_col = if keepdims { g } else { b.reshape(g, vec![rows, Dim::Fixed(1)]) };
+            let g_col = if keepdims {
+                g
+            } else {
+                b.reshape(g, vec![rows, Dim::Fixed(1)])
+            };
             vec![Some(b.mul(one_hot, g_col)?), None]
         }
         Op::OneHot { .. } | Op::ArgMax { .. } => vec![None],

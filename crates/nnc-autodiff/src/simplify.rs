@@ -54,7 +54,10 @@ pub fn simplify(model: &mut Model) -> Stats {
     let before = model.nodes.len();
     rebuild(model);
     eliminate_dead_code(model);
-    Stats { before, after: model.nodes.len() }
+    Stats {
+        before,
+        after: model.nodes.len(),
+    }
 }
 
 /// The value of a node that is a constant, possibly reshaped or broadcast.
@@ -124,7 +127,11 @@ fn mul_by_zero(model: &Model, op: &Op, args: &[NodeId], ty: &Type) -> Option<Rew
     let finite = |id: NodeId| {
         matches!(
             model.node(id).op,
-            Op::Const(_) | Op::DimSize(_) | Op::Compare(_) | Op::OneHot { .. } | Op::ExtremumMask { .. }
+            Op::Const(_)
+                | Op::DimSize(_)
+                | Op::Compare(_)
+                | Op::OneHot { .. }
+                | Op::ExtremumMask { .. }
         )
     };
     let zero_and_finite = |z: NodeId, x: NodeId| is_const(model, z, 0.0) && finite(x);
@@ -204,7 +211,14 @@ fn transpose_transpose(model: &Model, op: &Op, args: &[NodeId], _ty: &Type) -> O
 
 /// Summing over an axis of size 1 only drops (or keeps) that axis.
 fn sum_size_one_axis(model: &Model, op: &Op, args: &[NodeId], ty: &Type) -> Option<Rewrite> {
-    let Op::Reduce { op: ReduceOp::Sum, axis: Some(axis), keepdims } = op else { return None };
+    let Op::Reduce {
+        op: ReduceOp::Sum,
+        axis: Some(axis),
+        keepdims,
+    } = op
+    else {
+        return None;
+    };
     if model.shape(args[0]).get(*axis) != Some(&Dim::Fixed(1)) {
         return None;
     }
@@ -217,7 +231,10 @@ fn sum_size_one_axis(model: &Model, op: &Op, args: &[NodeId], ty: &Type) -> Opti
 
 fn reshape_reshape(model: &Model, op: &Op, args: &[NodeId], _ty: &Type) -> Option<Rewrite> {
     if *op == Op::Reshape && model.node(args[0]).op == Op::Reshape {
-        return Some(Rewrite::Node(Op::Reshape, vec![model.node(args[0]).args[0]]));
+        return Some(Rewrite::Node(
+            Op::Reshape,
+            vec![model.node(args[0]).args[0]],
+        ));
     }
     None
 }
@@ -231,12 +248,20 @@ fn same_shape_move(model: &Model, op: &Op, args: &[NodeId], ty: &Type) -> Option
 }
 
 /// Broadcasting a reshaped scalar is broadcasting the scalar.
-fn broadcast_of_reshaped_scalar(model: &Model, op: &Op, args: &[NodeId], _ty: &Type) -> Option<Rewrite> {
+fn broadcast_of_reshaped_scalar(
+    model: &Model,
+    op: &Op,
+    args: &[NodeId],
+    _ty: &Type,
+) -> Option<Rewrite> {
     if *op != Op::Broadcast || model.node(args[0]).op != Op::Reshape {
         return None;
     }
     let inner = model.node(args[0]).args[0];
-    model.shape(inner).is_empty().then(|| Rewrite::Node(Op::Broadcast, vec![inner]))
+    model
+        .shape(inner)
+        .is_empty()
+        .then(|| Rewrite::Node(Op::Broadcast, vec![inner]))
 }
 
 // ---- the passes ------------------------------------------------------------------------
@@ -259,8 +284,9 @@ fn rebuild(model: &mut Model) {
         // Each rewrite makes progress toward fewer or simpler nodes; the bound only
         // guards against a rule pair undoing each other.
         for _ in 0..16 {
-            let Some(rewrite) =
-                RULES.iter().find_map(|(_, rule)| rule(model, &candidate.op, &candidate.args, &candidate.ty))
+            let Some(rewrite) = RULES
+                .iter()
+                .find_map(|(_, rule)| rule(model, &candidate.op, &candidate.args, &candidate.ty))
             else {
                 break;
             };

@@ -8,7 +8,10 @@ fn main() {
     match nnc_ir::compile_source(&source) {
         Ok(models) => {
             for m in &models {
-                print!("{}", nnc_ir::print::print(m, Some(&nnc_ir::print::Source { text: &source })));
+                print!(
+                    "{}",
+                    nnc_ir::print::print(m, Some(&nnc_ir::print::Source { text: &source }))
+                );
             }
         }
         Err(d) => eprint!("{}", nnc_syntax::render(&d, &path, &source)),

@@ -19,8 +19,9 @@
 //! Also here: the text form ([`print`]) and the reference interpreter ([`interp`]), the
 //! oracle the generated code is tested against.
 
-mod model;
+pub mod interp;
 pub mod lower;
+mod model;
 pub mod op;
 pub mod print;
 pub mod shape;

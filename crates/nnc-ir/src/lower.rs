@@ -31,7 +31,11 @@ pub fn lower_file(file: &ast::File) -> Result<Vec<Model>, Vec<Diagnostic>> {
             Err(mut d) => diagnostics.append(&mut d),
         }
     }
-    if diagnostics.is_empty() { Ok(models) } else { Err(diagnostics) }
+    if diagnostics.is_empty() {
+        Ok(models)
+    } else {
+        Err(diagnostics)
+    }
 }
 
 /// Lowers one model of `file`.
@@ -90,7 +94,11 @@ struct Env {
 
 impl Env {
     fn get(&self, name: &str) -> Option<&Val> {
-        self.names.iter().rev().find(|(n, _)| n == name).map(|(_, v)| v)
+        self.names
+            .iter()
+            .rev()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v)
     }
 
     fn bind(&mut self, name: &str, v: Val) {
@@ -131,13 +139,19 @@ impl<'a> Lowerer<'a> {
                         Some(n) => Dim::Fixed(n.value as usize),
                         None => {
                             let id = DimId(self.model.dims.len() as u32);
-                            self.model.dims.push(DimInfo { name: d.name.name.clone(), size: None });
+                            self.model.dims.push(DimInfo {
+                                name: d.name.name.clone(),
+                                size: None,
+                            });
                             self.dim_spans.push(d.name.span);
                             Dim::Var(id)
                         }
                     };
                     if let (Dim::Fixed(n), Some(_)) = (dim, d.size) {
-                        self.model.dims.push(DimInfo { name: d.name.name.clone(), size: Some(n) });
+                        self.model.dims.push(DimInfo {
+                            name: d.name.name.clone(),
+                            size: Some(n),
+                        });
                         self.dim_spans.push(d.name.span);
                         env.bind(&d.name.name, Val::Number(n as f64));
                     } else if let Dim::Var(id) = dim {
@@ -153,9 +167,12 @@ impl<'a> Lowerer<'a> {
                         Ok(Val::Poisoned) | Err(Reported) => Val::Poisoned,
                         Ok(_) => {
                             self.error(
-                                Diagnostic::error(format!("`const {}` is not a compile-time number", c.name.name), c.value.span)
-                                    .with_label("this depends on inputs or parameters")
-                                    .with_note("use `let` for values computed from tensors"),
+                                Diagnostic::error(
+                                    format!("`const {}` is not a compile-time number", c.name.name),
+                                    c.value.span,
+                                )
+                                .with_label("this depends on inputs or parameters")
+                                .with_note("use `let` for values computed from tensors"),
                             );
                             Val::Poisoned
                         }
@@ -177,7 +194,9 @@ impl<'a> Lowerer<'a> {
                     grad: input.grad.is_some() && elem == Elem::Float,
                     span: input.name.span,
                 });
-                let node = self.model.push_typed(Op::Input(id), vec![], ty, input.name.span);
+                let node = self
+                    .model
+                    .push_typed(Op::Input(id), vec![], ty, input.name.span);
                 self.model.nodes[node.index()].name = Some(input.name.name.clone());
                 env.bind(&input.name.name, Val::Tensor(node));
             }
@@ -186,9 +205,12 @@ impl<'a> Lowerer<'a> {
                 if let Some(Dim::Var(d)) = shape.iter().find(|d| matches!(d, Dim::Var(_))) {
                     let name = self.model.dim_name(*d).to_string();
                     self.error(
-                        Diagnostic::error(format!("parameter `{}` has a runtime dim `{name}`", param.name.name), param.shape.span)
-                            .with_label("parameter shapes must be fixed at compile time")
-                            .with_note(format!("give the dim a size: `dim {name} = ...;`")),
+                        Diagnostic::error(
+                            format!("parameter `{}` has a runtime dim `{name}`", param.name.name),
+                            param.shape.span,
+                        )
+                        .with_label("parameter shapes must be fixed at compile time")
+                        .with_note(format!("give the dim a size: `dim {name} = ...;`")),
                     );
                 }
                 let init = self.init(param.init.as_ref(), &shape);
@@ -199,7 +221,12 @@ impl<'a> Lowerer<'a> {
                     init,
                     span: param.name.span,
                 });
-                let node = self.model.push_typed(Op::Param(id), vec![], Type::float(shape), param.name.span);
+                let node = self.model.push_typed(
+                    Op::Param(id),
+                    vec![],
+                    Type::float(shape),
+                    param.name.span,
+                );
                 self.model.nodes[node.index()].name = Some(param.name.name.clone());
                 env.bind(&param.name.name, Val::Tensor(node));
             }
@@ -229,7 +256,10 @@ impl<'a> Lowerer<'a> {
                 if ty.elem != Elem::Float || !ty.shape.is_empty() {
                     self.error(
                         Diagnostic::error(
-                            format!("the loss must be a scalar, but this has shape {}", self.model.type_str(&ty)),
+                            format!(
+                                "the loss must be a scalar, but this has shape {}",
+                                self.model.type_str(&ty)
+                            ),
                             l.value.span,
                         )
                         .with_label("not a scalar")
@@ -260,7 +290,9 @@ impl<'a> Lowerer<'a> {
             .map(|d| match d {
                 ast::DimRef::Literal(n) => Dim::Fixed(n.value as usize),
                 // The checker guarantees the name is a dim; fall back to 1 if not.
-                ast::DimRef::Named(ident) => env.dims.get(&ident.name).copied().unwrap_or(Dim::Fixed(1)),
+                ast::DimRef::Named(ident) => {
+                    env.dims.get(&ident.name).copied().unwrap_or(Dim::Fixed(1))
+                }
             })
             .collect()
     }
@@ -280,18 +312,29 @@ impl<'a> Lowerer<'a> {
             Some(ast::Init::Call { name, args, .. }) => {
                 let a = args.first().map_or(0.0, |n| n.value);
                 let b = args.get(1).map_or(1.0, |n| n.value);
-                if name.name == "uniform" { Init::Uniform { lo: a, hi: b } } else { Init::Normal { mean: a, std: b } }
+                if name.name == "uniform" {
+                    Init::Uniform { lo: a, hi: b }
+                } else {
+                    Init::Normal { mean: a, std: b }
+                }
             }
         }
     }
 
     /// Final checks: a loss exists, runtime dims can be bound.
-    fn finish(mut self, def: &ast::ModelDef, loss: Option<NodeId>) -> Result<Model, Vec<Diagnostic>> {
+    fn finish(
+        mut self,
+        def: &ast::ModelDef,
+        loss: Option<NodeId>,
+    ) -> Result<Model, Vec<Diagnostic>> {
         match loss {
             Some(l) => self.model.loss = l,
             None if self.diagnostics.is_empty() => self.error(
-                Diagnostic::error(format!("model `{}` has no `loss`", def.name.name), def.name.span)
-                    .with_label("every model needs exactly one scalar `loss`"),
+                Diagnostic::error(
+                    format!("model `{}` has no `loss`", def.name.name),
+                    def.name.span,
+                )
+                .with_label("every model needs exactly one scalar `loss`"),
             ),
             None => {}
         }
@@ -325,7 +368,11 @@ impl<'a> Lowerer<'a> {
                     used.push(*v);
                 }
             }
-            if let Op::DimSize(v) | Op::OneHot { classes: Dim::Var(v) } = n.op {
+            if let Op::DimSize(v)
+            | Op::OneHot {
+                classes: Dim::Var(v),
+            } = n.op
+            {
                 used.push(v);
             }
         }
@@ -334,9 +381,14 @@ impl<'a> Lowerer<'a> {
         for d in used.into_iter().filter(|d| !bound.contains(d)) {
             let name = self.model.dim_name(d).to_string();
             self.error(
-                Diagnostic::error(format!("runtime dim `{name}` is not the size of any input"), self.dim_spans[d.0 as usize])
-                    .with_label("cannot be bound when the model runs")
-                    .with_note(format!("give it a size (`dim {name} = ...;`) or use it in an input's shape")),
+                Diagnostic::error(
+                    format!("runtime dim `{name}` is not the size of any input"),
+                    self.dim_spans[d.0 as usize],
+                )
+                .with_label("cannot be bound when the model runs")
+                .with_note(format!(
+                    "give it a size (`dim {name} = ...;`) or use it in an input's shape"
+                )),
             );
         }
     }
@@ -349,7 +401,10 @@ impl<'a> Lowerer<'a> {
 
     /// The span a node or error gets: inside the prelude, the user's call.
     fn span(&self, span: Span) -> Span {
-        self.frames.iter().find(|f| f.prelude).map_or(span, |f| f.call_span)
+        self.frames
+            .iter()
+            .find(|f| f.prelude)
+            .map_or(span, |f| f.call_span)
     }
 
     /// Reports a shape error at `span`, noting the user call it happened in.
@@ -384,12 +439,17 @@ impl<'a> Lowerer<'a> {
             Val::Number(x) => Ok(self.model.constant(x, self.span(span))),
             Val::RuntimeDim(d) => {
                 let s = self.span(span);
-                Ok(self.model.push_typed(Op::DimSize(d), vec![], Type::float(vec![]), s))
+                Ok(self
+                    .model
+                    .push_typed(Op::DimSize(d), vec![], Type::float(vec![]), s))
             }
             Val::Bool(_) => {
                 self.error(
-                    Diagnostic::error("`true` and `false` are only keyword-argument values", self.span(span))
-                        .with_label("not a tensor"),
+                    Diagnostic::error(
+                        "`true` and `false` are only keyword-argument values",
+                        self.span(span),
+                    )
+                    .with_label("not a tensor"),
                 );
                 Err(Reported)
             }
@@ -407,8 +467,9 @@ impl<'a> Lowerer<'a> {
                 Some(v) => Ok(v.clone()),
                 None => {
                     let candidates: Vec<&str> = env.names.iter().map(|(n, _)| n.as_str()).collect();
-                    let mut d = Diagnostic::error(format!("unknown name `{name}`"), self.span(e.span))
-                        .with_label("not found in this scope");
+                    let mut d =
+                        Diagnostic::error(format!("unknown name `{name}`"), self.span(e.span))
+                            .with_label("not found in this scope");
                     if let Some(s) = suggest(name, candidates) {
                         d = d.with_note(format!("did you mean `{s}`?"));
                     }
@@ -420,7 +481,8 @@ impl<'a> Lowerer<'a> {
                 Val::Number(x) => Ok(Val::Number(-x)),
                 v => {
                     let x = self.tensor(v, inner.span)?;
-                    self.push(Op::Unary(UnaryOp::Neg), vec![x], e.span).map(Val::Tensor)
+                    self.push(Op::Unary(UnaryOp::Neg), vec![x], e.span)
+                        .map(Val::Tensor)
                 }
             },
             ExprKind::Transpose(inner) => {
@@ -428,7 +490,12 @@ impl<'a> Lowerer<'a> {
                 let x = self.tensor(v, inner.span)?;
                 self.push(Op::Transpose, vec![x], e.span).map(Val::Tensor)
             }
-            ExprKind::Binary { op, op_span, lhs, rhs } => {
+            ExprKind::Binary {
+                op,
+                op_span,
+                lhs,
+                rhs,
+            } => {
                 let a = self.expr(lhs, env)?;
                 let b = self.expr(rhs, env)?;
                 self.binary(*op, *op_span, a, b, (lhs.span, rhs.span))
@@ -437,7 +504,14 @@ impl<'a> Lowerer<'a> {
         }
     }
 
-    fn binary(&mut self, op: BinOp, op_span: Span, a: Val, b: Val, spans: (Span, Span)) -> Lowered<Val> {
+    fn binary(
+        &mut self,
+        op: BinOp,
+        op_span: Span,
+        a: Val,
+        b: Val,
+        spans: (Span, Span),
+    ) -> Lowered<Val> {
         let ir_op = match op {
             BinOp::Add => Op::Binary(BinaryOp::Add),
             BinOp::Sub => Op::Binary(BinaryOp::Sub),
@@ -454,9 +528,12 @@ impl<'a> Lowerer<'a> {
                         return Err(Reported);
                     }
                     self.error(
-                        Diagnostic::error("the exponent of `^` must be a compile-time constant", self.span(spans.1))
-                            .with_label("this depends on inputs or parameters")
-                            .with_note("write `exp(b * log(a))` for a tensor exponent"),
+                        Diagnostic::error(
+                            "the exponent of `^` must be a compile-time constant",
+                            self.span(spans.1),
+                        )
+                        .with_label("this depends on inputs or parameters")
+                        .with_note("write `exp(b * log(a))` for a tensor exponent"),
                     );
                     return Err(Reported);
                 };
@@ -465,7 +542,8 @@ impl<'a> Lowerer<'a> {
                     _ if exponent == 1.0 => Ok(a),
                     a => {
                         let x = self.tensor(a, spans.0)?;
-                        self.push(Op::Powf(exponent), vec![x], op_span).map(Val::Tensor)
+                        self.push(Op::Powf(exponent), vec![x], op_span)
+                            .map(Val::Tensor)
                     }
                 };
             }
@@ -487,7 +565,10 @@ impl<'a> Lowerer<'a> {
 
     fn call(&mut self, func: &ast::Ident, args: &[Arg], span: Span, env: &Env) -> Lowered<Val> {
         let Some(callee) = Callee::resolve(&func.name, self.file.fns()) else {
-            self.error(Diagnostic::error(format!("unknown function `{}`", func.name), self.span(func.span)));
+            self.error(Diagnostic::error(
+                format!("unknown function `{}`", func.name),
+                self.span(func.span),
+            ));
             return Err(Reported);
         };
         // Arguments are evaluated in the caller's scope, left to right.
@@ -519,33 +600,58 @@ impl<'a> Lowerer<'a> {
         span: Span,
         prelude: bool,
     ) -> Lowered<Val> {
-        if self.frames.len() >= MAX_CALL_DEPTH || self.frames.iter().any(|fr| fr.name == f.name.name && !prelude) {
+        if self.frames.len() >= MAX_CALL_DEPTH
+            || self
+                .frames
+                .iter()
+                .any(|fr| fr.name == f.name.name && !prelude)
+        {
             self.error(
-                Diagnostic::error(format!("calls nested too deeply at `{}`", f.name.name), self.span(span))
-                    .with_label(format!("more than {MAX_CALL_DEPTH} nested calls, or recursion")),
+                Diagnostic::error(
+                    format!("calls nested too deeply at `{}`", f.name.name),
+                    self.span(span),
+                )
+                .with_label(format!(
+                    "more than {MAX_CALL_DEPTH} nested calls, or recursion"
+                )),
             );
             return Err(Reported);
         }
-        let mut fn_env = Env { names: Vec::new(), dims: HashMap::new() };
+        let mut fn_env = Env {
+            names: Vec::new(),
+            dims: HashMap::new(),
+        };
         let mut positional = positional.into_iter();
         for p in &f.params {
             let given = positional
                 .next()
                 .map(|(v, _)| v)
-                .or_else(|| keywords.iter().find(|(k, _, _)| k.name == p.name.name).map(|(_, v, _)| v.clone()))
+                .or_else(|| {
+                    keywords
+                        .iter()
+                        .find(|(k, _, _)| k.name == p.name.name)
+                        .map(|(_, v, _)| v.clone())
+                })
                 .or_else(|| p.default.map(|d| Val::Number(d.value)));
             match given {
                 Some(v) => fn_env.bind(&p.name.name, v),
                 None => {
                     self.error(
-                        Diagnostic::error(format!("`{}` is missing argument `{}`", f.name.name, p.name.name), self.span(span))
-                            .with_label("argument not given"),
+                        Diagnostic::error(
+                            format!("`{}` is missing argument `{}`", f.name.name, p.name.name),
+                            self.span(span),
+                        )
+                        .with_label("argument not given"),
                     );
                     return Err(Reported);
                 }
             }
         }
-        self.frames.push(Frame { name: f.name.name.clone(), call_span: span, prelude });
+        self.frames.push(Frame {
+            name: f.name.name.clone(),
+            call_span: span,
+            prelude,
+        });
         let result = self.block(&f.body, &mut fn_env);
         self.frames.pop();
         result
@@ -569,7 +675,13 @@ impl<'a> Lowerer<'a> {
         keywords: Vec<(&ast::Ident, Val, Span)>,
         span: Span,
     ) -> Lowered<Val> {
-        let mut call = BuiltinCall { lowerer: self, name, positional: positional.into_iter(), keywords, span };
+        let mut call = BuiltinCall {
+            lowerer: self,
+            name,
+            positional: positional.into_iter(),
+            keywords,
+            span,
+        };
         let unary = |op| Op::Unary(op);
         let op_and_args: (Op, Vec<NodeId>) = match name {
             "exp" => (unary(UnaryOp::Exp), vec![call.next()?]),
@@ -587,14 +699,22 @@ impl<'a> Lowerer<'a> {
                     1.. => {
                         let y = call.next()?;
                         call.no_keywords("with two arguments it is elementwise")?;
-                        let op = if name == "max" { BinaryOp::Max } else { BinaryOp::Min };
+                        let op = if name == "max" {
+                            BinaryOp::Max
+                        } else {
+                            BinaryOp::Min
+                        };
                         (Op::Binary(op), vec![x, y])
                     }
                     0 => {
                         let rank = call.lowerer.model.ty(x).rank();
                         let axis = call.axis(rank, None)?;
                         let keepdims = call.flag("keepdims")?;
-                        let op = if name == "max" { ReduceOp::Max } else { ReduceOp::Min };
+                        let op = if name == "max" {
+                            ReduceOp::Max
+                        } else {
+                            ReduceOp::Min
+                        };
                         (Op::Reduce { op, axis, keepdims }, vec![x])
                     }
                 }
@@ -604,7 +724,11 @@ impl<'a> Lowerer<'a> {
                 let rank = call.lowerer.model.ty(x).rank();
                 let axis = call.axis(rank, None)?;
                 let keepdims = call.flag("keepdims")?;
-                let op = if name == "sum" { ReduceOp::Sum } else { ReduceOp::LogSumExp };
+                let op = if name == "sum" {
+                    ReduceOp::Sum
+                } else {
+                    ReduceOp::LogSumExp
+                };
                 (Op::Reduce { op, axis, keepdims }, vec![x])
             }
             "mean" => {
@@ -619,15 +743,26 @@ impl<'a> Lowerer<'a> {
                 let rank = call.lowerer.model.ty(x).rank();
                 let axis = call.axis(rank, Some(-1))?.unwrap_or(0);
                 if rank == 0 {
-                    return Err(call.fail(format!("`{name}` needs a tensor of rank 1 or more, got a scalar")));
+                    return Err(call.fail(format!(
+                        "`{name}` needs a tensor of rank 1 or more, got a scalar"
+                    )));
                 }
-                (if name == "softmax" { Op::Softmax { axis } } else { Op::LogSoftmax { axis } }, vec![x])
+                (
+                    if name == "softmax" {
+                        Op::Softmax { axis }
+                    } else {
+                        Op::LogSoftmax { axis }
+                    },
+                    vec![x],
+                )
             }
             "argmax" => {
                 let x = call.next()?;
                 let rank = call.lowerer.model.ty(x).rank();
                 if rank == 0 {
-                    return Err(call.fail("`argmax` needs a tensor of rank 1 or more, got a scalar".to_string()));
+                    return Err(call.fail(
+                        "`argmax` needs a tensor of rank 1 or more, got a scalar".to_string(),
+                    ));
                 }
                 let axis = call.axis(rank, Some(-1))?.unwrap_or(0);
                 let keepdims = call.flag("keepdims")?;
@@ -642,13 +777,18 @@ impl<'a> Lowerer<'a> {
             "one_hot" => {
                 let idx = call.next()?;
                 let classes = match call.positional.next() {
-                    Some((Val::Number(n), _)) if n >= 1.0 && n.fract() == 0.0 => Dim::Fixed(n as usize),
+                    Some((Val::Number(n), _)) if n >= 1.0 && n.fract() == 0.0 => {
+                        Dim::Fixed(n as usize)
+                    }
                     Some((Val::RuntimeDim(d), _)) => Dim::Var(d),
                     Some((Val::Poisoned, _)) => return Err(Reported),
                     Some((_, s)) => {
                         call.lowerer.error(
-                            Diagnostic::error("`one_hot`'s class count must be a dim or a positive integer", call.lowerer.span(s))
-                                .with_label("not a class count"),
+                            Diagnostic::error(
+                                "`one_hot`'s class count must be a dim or a positive integer",
+                                call.lowerer.span(s),
+                            )
+                            .with_label("not a class count"),
                         );
                         return Err(Reported);
                     }
@@ -676,7 +816,8 @@ struct BuiltinCall<'b, 'a> {
 impl<'b, 'a> BuiltinCall<'b, 'a> {
     fn fail(&mut self, message: String) -> Reported {
         let s = self.lowerer.span(self.span);
-        self.lowerer.error(Diagnostic::error(message, s).with_label("in this call"));
+        self.lowerer
+            .error(Diagnostic::error(message, s).with_label("in this call"));
         Reported
     }
 
@@ -706,7 +847,9 @@ impl<'b, 'a> BuiltinCall<'b, 'a> {
             Some((Val::Poisoned, _)) => return Err(Reported),
             Some((_, s)) => {
                 let s = self.lowerer.span(s);
-                self.lowerer.error(Diagnostic::error("`axis` must be an integer", s).with_label("not an integer"));
+                self.lowerer.error(
+                    Diagnostic::error("`axis` must be an integer", s).with_label("not an integer"),
+                );
                 return Err(Reported);
             }
         };
@@ -731,7 +874,8 @@ impl<'b, 'a> BuiltinCall<'b, 'a> {
             Some((_, s)) => {
                 let s = self.lowerer.span(s);
                 self.lowerer.error(
-                    Diagnostic::error(format!("`{key}` must be `true` or `false`"), s).with_label("not a boolean"),
+                    Diagnostic::error(format!("`{key}` must be `true` or `false`"), s)
+                        .with_label("not a boolean"),
                 );
                 Err(Reported)
             }
@@ -744,7 +888,8 @@ impl<'b, 'a> BuiltinCall<'b, 'a> {
             let s = self.lowerer.span(kspan);
             let name = self.name;
             self.lowerer.error(
-                Diagnostic::error(format!("`{name}` takes no `{kname}` here"), s).with_label(why.to_string()),
+                Diagnostic::error(format!("`{name}` takes no `{kname}` here"), s)
+                    .with_label(why.to_string()),
             );
             return Err(Reported);
         }
@@ -764,8 +909,19 @@ impl<'b, 'a> BuiltinCall<'b, 'a> {
             Some(a) => vec![shape[a]],
             None => shape,
         };
-        let sum = self.lowerer.push(Op::Reduce { op: ReduceOp::Sum, axis, keepdims }, vec![x], span)?;
-        let fixed: usize = reduced.iter().map(|d| if let Dim::Fixed(n) = d { *n } else { 1 }).product();
+        let sum = self.lowerer.push(
+            Op::Reduce {
+                op: ReduceOp::Sum,
+                axis,
+                keepdims,
+            },
+            vec![x],
+            span,
+        )?;
+        let fixed: usize = reduced
+            .iter()
+            .map(|d| if let Dim::Fixed(n) = d { *n } else { 1 })
+            .product();
         let mut count = None;
         if fixed != 1 || reduced.iter().all(|d| matches!(d, Dim::Fixed(_))) {
             count = Some(self.lowerer.tensor(Val::Number(fixed as f64), span)?);
@@ -775,12 +931,15 @@ impl<'b, 'a> BuiltinCall<'b, 'a> {
                 let size = self.lowerer.tensor(Val::RuntimeDim(v), span)?;
                 count = Some(match count {
                     None => size,
-                    Some(c) => self.lowerer.push(Op::Binary(BinaryOp::Mul), vec![c, size], span)?,
+                    Some(c) => self
+                        .lowerer
+                        .push(Op::Binary(BinaryOp::Mul), vec![c, size], span)?,
                 });
             }
         }
         let count = count.ok_or(Reported)?;
-        self.lowerer.push(Op::Binary(BinaryOp::Div), vec![sum, count], span)
+        self.lowerer
+            .push(Op::Binary(BinaryOp::Div), vec![sum, count], span)
     }
 }
 
@@ -788,6 +947,13 @@ impl<'b, 'a> BuiltinCall<'b, 'a> {
 pub fn grad_targets(model: &Model) -> Vec<GradOf> {
     (0..model.params.len())
         .map(|p| GradOf::Param(ParamId(p as u32)))
-        .chain(model.inputs.iter().enumerate().filter(|(_, i)| i.grad).map(|(i, _)| GradOf::Input(InputId(i as u32))))
+        .chain(
+            model
+                .inputs
+                .iter()
+                .enumerate()
+                .filter(|(_, i)| i.grad)
+                .map(|(i, _)| GradOf::Input(InputId(i as u32))),
+        )
         .collect()
 }

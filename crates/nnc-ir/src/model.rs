@@ -57,8 +57,14 @@ pub enum Init {
     Zeros,
     Ones,
     Constant(f64),
-    Normal { mean: f64, std: f64 },
-    Uniform { lo: f64, hi: f64 },
+    Normal {
+        mean: f64,
+        std: f64,
+    },
+    Uniform {
+        lo: f64,
+        hi: f64,
+    },
     /// Standard normal / sqrt(fan_in).
     Xavier,
     /// Standard normal / sqrt(fan_in / 2).
@@ -127,9 +133,19 @@ impl Model {
     /// Appends a node whose type the caller already knows (leaves; reshape and
     /// broadcast targets, which carry their shape in the node).
     pub fn push_typed(&mut self, op: Op, args: Vec<NodeId>, ty: Type, span: Span) -> NodeId {
-        debug_assert!(args.iter().all(|a| a.index() < self.nodes.len()), "operands precede users");
+        debug_assert!(
+            args.iter().all(|a| a.index() < self.nodes.len()),
+            "operands precede users"
+        );
         let id = NodeId(self.nodes.len() as u32);
-        self.nodes.push(Node { op, args, ty, span, name: None, rule: None });
+        self.nodes.push(Node {
+            op,
+            args,
+            ty,
+            span,
+            name: None,
+            rule: None,
+        });
         id
     }
 
@@ -166,7 +182,10 @@ impl Model {
     }
 
     fn find_leaf(&self, op: &Op) -> Option<NodeId> {
-        self.nodes.iter().position(|n| n.op == *op).map(|i| NodeId(i as u32))
+        self.nodes
+            .iter()
+            .position(|n| n.op == *op)
+            .map(|i| NodeId(i as u32))
     }
 
     /// The dim's name, for messages and printing.
@@ -214,7 +233,12 @@ impl Model {
     /// Everything the loss, outputs and gradients need, as a keep-mask over nodes.
     pub fn live_nodes(&self) -> Vec<bool> {
         let mut live = vec![false; self.nodes.len()];
-        let roots = self.outputs.iter().map(|(_, n)| *n).chain([self.loss]).chain(self.grads.iter().map(|(_, n)| *n));
+        let roots = self
+            .outputs
+            .iter()
+            .map(|(_, n)| *n)
+            .chain([self.loss])
+            .chain(self.grads.iter().map(|(_, n)| *n));
         for r in roots {
             live[r.index()] = true;
         }

@@ -40,14 +40,25 @@ pub enum Op {
 
     // ---- reductions and normalisers (one operand) ----
     /// Over one axis, or over all axes when `axis` is `None`.
-    Reduce { op: ReduceOp, axis: Option<usize>, keepdims: bool },
+    Reduce {
+        op: ReduceOp,
+        axis: Option<usize>,
+        keepdims: bool,
+    },
     /// Stable softmax along an axis.
-    Softmax { axis: usize },
+    Softmax {
+        axis: usize,
+    },
     /// Stable log-softmax along an axis.
-    LogSoftmax { axis: usize },
+    LogSoftmax {
+        axis: usize,
+    },
     /// 1.0 at the first position of the maximum (or minimum) along `axis` (all axes
     /// when `None`), 0.0 elsewhere. Routes the gradient of max/min reductions.
-    ExtremumMask { op: ReduceOp, axis: Option<usize> },
+    ExtremumMask {
+        op: ReduceOp,
+        axis: Option<usize>,
+    },
 
     // ---- linear algebra and movement ----
     /// Two operands, numpy `matmul` for ranks 1 and 2.
@@ -61,11 +72,18 @@ pub enum Op {
 
     // ---- indexing ----
     /// `(x [N, C], idx index[N])` -> `x[i, idx[i]]`, shape `[N]` or `[N, 1]`.
-    Pick { keepdims: bool },
+    Pick {
+        keepdims: bool,
+    },
     /// `idx index[...]` -> float one-hot with a trailing axis of `classes`.
-    OneHot { classes: Dim },
+    OneHot {
+        classes: Dim,
+    },
     /// Index of the first maximum along `axis`; gives an index tensor.
-    ArgMax { axis: usize, keepdims: bool },
+    ArgMax {
+        axis: usize,
+        keepdims: bool,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -160,10 +178,18 @@ impl BinaryOp {
             BinaryOp::Div => a / b,
             // Ties (and NaN comparisons) go to the first operand.
             BinaryOp::Max => {
-                if a >= b || b.is_nan() { a } else { b }
+                if a >= b || b.is_nan() {
+                    a
+                } else {
+                    b
+                }
             }
             BinaryOp::Min => {
-                if a <= b || b.is_nan() { a } else { b }
+                if a <= b || b.is_nan() {
+                    a
+                } else {
+                    b
+                }
             }
         }
     }
@@ -225,7 +251,10 @@ impl ReduceOp {
 impl Op {
     /// True for ops computed independently per element of the (broadcast) output.
     pub fn is_elementwise(&self) -> bool {
-        matches!(self, Op::Unary(_) | Op::Powf(_) | Op::Binary(_) | Op::Compare(_) | Op::Select)
+        matches!(
+            self,
+            Op::Unary(_) | Op::Powf(_) | Op::Binary(_) | Op::Compare(_) | Op::Select
+        )
     }
 
     /// The op's mnemonic in the IR's text form.
@@ -291,9 +320,16 @@ pub fn reduced_shape(shape: &Shape, axis: Option<usize>, keepdims: bool) -> Shap
     match (axis, keepdims) {
         (None, false) => vec![],
         (None, true) => vec![Dim::Fixed(1); shape.len()],
-        (Some(a), false) => shape.iter().enumerate().filter(|(i, _)| *i != a).map(|(_, d)| *d).collect(),
-        (Some(a), true) => {
-            shape.iter().enumerate().map(|(i, d)| if i == a { Dim::Fixed(1) } else { *d }).collect()
-        }
+        (Some(a), false) => shape
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != a)
+            .map(|(_, d)| *d)
+            .collect(),
+        (Some(a), true) => shape
+            .iter()
+            .enumerate()
+            .map(|(i, d)| if i == a { Dim::Fixed(1) } else { *d })
+            .collect(),
     }
 }

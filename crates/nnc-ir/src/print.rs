@@ -56,7 +56,13 @@ pub fn print(model: &Model, source: Option<&Source<'_>>) -> String {
         let _ = writeln!(out, "  input {}: {}{grad}", i.name, model.type_str(&i.ty));
     }
     for p in &model.params {
-        let _ = writeln!(out, "  param {}: {} = {}", p.name, model.shape_str(&p.shape), init_str(&p.init));
+        let _ = writeln!(
+            out,
+            "  param {}: {} = {}",
+            p.name,
+            model.shape_str(&p.shape),
+            init_str(&p.init)
+        );
     }
     for i in 0..model.nodes.len() {
         let _ = writeln!(out, "  {}", node_line(model, i, source));

@@ -18,7 +18,10 @@ pub struct ShapeError {
 
 impl ShapeError {
     fn new(message: impl Into<String>) -> ShapeError {
-        ShapeError { message: message.into(), note: None }
+        ShapeError {
+            message: message.into(),
+            note: None,
+        }
     }
 
     fn with_note(mut self, note: impl Into<String>) -> ShapeError {
@@ -30,7 +33,9 @@ impl ShapeError {
 /// How an op is named in messages: its source symbol where it has one.
 pub fn op_label(op: &Op) -> String {
     match op {
-        Op::Binary(b) => b.symbol().map_or_else(|| b.name().to_string(), str::to_string),
+        Op::Binary(b) => b
+            .symbol()
+            .map_or_else(|| b.name().to_string(), str::to_string),
         Op::Compare(c) => c.symbol().to_string(),
         Op::MatMul => "@".to_string(),
         Op::Powf(_) => "^".to_string(),
@@ -73,12 +78,21 @@ pub fn infer(model: &Model, op: &Op, args: &[NodeId]) -> Result<Type, ShapeError
         Op::Select => {
             float_args(3)?;
             let ab = broadcast_shapes(model, op, &arg(1).shape, &arg(2).shape)?;
-            Ok(Type::float(broadcast_shapes(model, op, &arg(0).shape, &ab)?))
+            Ok(Type::float(broadcast_shapes(
+                model,
+                op,
+                &arg(0).shape,
+                &ab,
+            )?))
         }
         Op::Reduce { axis, keepdims, .. } => {
             float_args(1)?;
             check_axis(model, op, &arg(0).shape, *axis)?;
-            Ok(Type::float(crate::op::reduced_shape(&arg(0).shape, *axis, *keepdims)))
+            Ok(Type::float(crate::op::reduced_shape(
+                &arg(0).shape,
+                *axis,
+                *keepdims,
+            )))
         }
         Op::ExtremumMask { axis, .. } => {
             check_axis(model, op, &arg(0).shape, *axis)?;
@@ -93,7 +107,10 @@ pub fn infer(model: &Model, op: &Op, args: &[NodeId]) -> Result<Type, ShapeError
             float_args(1)?;
             check_axis(model, op, &arg(0).shape, Some(*axis))?;
             let shape = crate::op::reduced_shape(&arg(0).shape, Some(*axis), *keepdims);
-            Ok(Type { elem: Elem::Index, shape })
+            Ok(Type {
+                elem: Elem::Index,
+                shape,
+            })
         }
         Op::MatMul => {
             float_args(2)?;
@@ -111,9 +128,9 @@ pub fn infer(model: &Model, op: &Op, args: &[NodeId]) -> Result<Type, ShapeError
                 .with_note("transpose is defined for rank-2 values only")),
             }
         }
-        Op::Reshape | Op::Broadcast => {
-            Err(ShapeError::new("internal: reshape and broadcast carry their shape; use push_typed"))
-        }
+        Op::Reshape | Op::Broadcast => Err(ShapeError::new(
+            "internal: reshape and broadcast carry their shape; use push_typed",
+        )),
         Op::Pick { keepdims } => {
             float_args(1)?;
             let (x, idx) = (arg(0), arg(1));
@@ -125,9 +142,11 @@ pub fn infer(model: &Model, op: &Op, args: &[NodeId]) -> Result<Type, ShapeError
                 .with_note("declare the input as `index[N]`"));
             }
             match (x.shape.as_slice(), idx.shape.as_slice()) {
-                ([n, _], [m]) if n == m => {
-                    Ok(Type::float(if *keepdims { vec![*n, Dim::Fixed(1)] } else { vec![*n] }))
-                }
+                ([n, _], [m]) if n == m => Ok(Type::float(if *keepdims {
+                    vec![*n, Dim::Fixed(1)]
+                } else {
+                    vec![*n]
+                })),
                 ([n, _], [m]) => Err(ShapeError::new(format!(
                     "shape mismatch in 'pick': {} and {} — batch dims {} and {} differ",
                     model.shape_str(&x.shape),
@@ -151,7 +170,9 @@ pub fn infer(model: &Model, op: &Op, args: &[NodeId]) -> Result<Type, ShapeError
                 )));
             }
             if idx.rank() >= 4 {
-                return Err(ShapeError::new("'one_hot' of a rank-4 index tensor would exceed rank 4"));
+                return Err(ShapeError::new(
+                    "'one_hot' of a rank-4 index tensor would exceed rank 4",
+                ));
             }
             let mut shape = idx.shape.clone();
             shape.push(*classes);
@@ -205,7 +226,12 @@ pub fn check_broadcasts_to(model: &Model, from: &Shape, to: &Shape) -> Result<()
     Ok(())
 }
 
-fn check_axis(model: &Model, op: &Op, shape: &Shape, axis: Option<usize>) -> Result<(), ShapeError> {
+fn check_axis(
+    model: &Model,
+    op: &Op,
+    shape: &Shape,
+    axis: Option<usize>,
+) -> Result<(), ShapeError> {
     match axis {
         Some(a) if a >= shape.len() => Err(ShapeError::new(format!(
             "axis {a} is out of range for '{}' of shape {} (rank {})",

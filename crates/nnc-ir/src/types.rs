@@ -49,7 +49,10 @@ pub struct Type {
 
 impl Type {
     pub fn float(shape: Shape) -> Type {
-        Type { elem: Elem::Float, shape }
+        Type {
+            elem: Elem::Float,
+            shape,
+        }
     }
 
     pub fn rank(&self) -> usize {
