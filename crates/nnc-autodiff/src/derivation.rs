@@ -119,13 +119,11 @@ fn render(
     top: bool,
 ) -> String {
     let node = model.node(id);
-    if !top {
-        if let Some(name) = &names[id.index()] {
-            return match format {
-                Format::Text => name.clone(),
-                Format::Latex => latex_name(name),
-            };
-        }
+    if let (false, Some(name)) = (top, &names[id.index()]) {
+        return match format {
+            Format::Text => name.clone(),
+            Format::Latex => latex_name(name),
+        };
     }
     let arg = |i: usize| render(model, node.args[i], names, format, false);
     // An operand, parenthesised if it binds more loosely than `min` allows.

@@ -19,6 +19,7 @@
 
 mod builder;
 pub mod derivation;
+pub mod gradcheck;
 pub mod reverse;
 pub mod rules;
 pub mod simplify;
