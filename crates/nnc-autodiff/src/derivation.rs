@@ -213,7 +213,7 @@ fn axis_args(axis: Option<usize>, keepdims: bool) -> String {
 }
 
 /// `d_w1` as `\partial w_1`-style LaTeX: `d_` becomes a partial, underscores subscript.
-fn latex_name(name: &str) -> String {
+pub(crate) fn latex_name(name: &str) -> String {
     let (partial, base) = match name.strip_prefix("d_") {
         Some(rest) => ("\\partial ", rest),
         None => ("", name),

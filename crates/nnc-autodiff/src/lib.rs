@@ -100,6 +100,7 @@ impl Derivation {
             "\nbackward (d_v = d loss / d v; each line names its rule):"
         );
         out.push_str(open);
+        out.push_str(&seed_line(m, format));
         out.push_str(&derivation::listing(m, self.forward_len, format));
         out.push_str(&gradient_aliases(m, format));
         out.push_str(close);
@@ -138,16 +139,28 @@ fn gradient_aliases(model: &Model, format: Format) -> String {
             (Op::Input(i), _) => model.inputs[i.0 as usize].name.clone(),
             (Op::Param(p), _) => model.params[p.0 as usize].name.clone(),
             (_, Some(name)) => name.clone(),
-            _ => format!("t{}", node.0),
+            _ => derivation::expression(model, *node),
         };
-        match format {
-            Format::Text => {
-                let _ = writeln!(out, "  {want} = {value}");
-            }
+        let _ = match format {
+            Format::Text => writeln!(out, "  {want} = {value}"),
             Format::Latex => {
-                let _ = writeln!(out, "  {want} &= {value} \\\\");
+                let value = if n.name.is_some() || matches!(n.op, Op::Input(_) | Op::Param(_)) {
+                    derivation::latex_name(&value)
+                } else {
+                    value
+                };
+                writeln!(out, "  {} &= {value} \\\\", derivation::latex_name(&want))
             }
-        }
+        };
     }
     out
+}
+
+/// The seed of reverse mode: `d_loss = 1`.
+fn seed_line(model: &Model, format: Format) -> String {
+    let name = model.node(model.loss).name.clone().unwrap_or_else(|| "loss".to_string());
+    match format {
+        Format::Text => format!("  {:<52} // seed: d loss / d loss = 1\n", format!("d_{name} = 1")),
+        Format::Latex => format!("  {} &= 1 \\\\\n", derivation::latex_name(&format!("d_{name}"))),
+    }
 }

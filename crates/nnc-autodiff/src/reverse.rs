@@ -26,7 +26,7 @@ pub fn differentiate(model: &mut Model) -> Result<(), InternalError> {
             Some(g) => g,
             None => zeros_like(model, model.grad_shape(*target).clone(), loss)?,
         };
-        set_name(model, g, name);
+        set_name(model, g, name, false);
         model.grads.push((*target, g));
     }
     Ok(())
@@ -67,7 +67,8 @@ pub fn gradient(
         let n = NodeId(i as u32);
         let g = sum_at_branch(model, n, std::mem::take(&mut contributions[i]))?;
         if let Some(name) = model.node(n).name.clone() {
-            set_name(model, g, format!("d_{name}"));
+            let leaf = matches!(model.node(n).op, Op::Input(_) | Op::Param(_));
+            set_name(model, g, format!("d_{name}"), !leaf);
         }
         total[i] = Some(g);
         let op = model.node(n).op.clone();
@@ -159,16 +160,18 @@ fn zeros_like(
 }
 
 /// Names a gradient node. A node that is the gradient of several values (`d_x =
-/// d_q` when `q = x + y`) keeps the first name, except that a name the user chose
-/// beats a generated one (`d_y_pred` over `d_t7`); the printer shows the others.
-fn set_name(model: &mut Model, g: NodeId, name: String) {
+/// d_q` when `q = x + y`) keeps the first name it gets, walking backwards, except
+/// that the gradient of a value the user named beats a generated name (`d_y_pred`
+/// over `d_t7`) when `may_replace` says the new name is such. Params and inputs never
+/// take over a name: `d_w2 = d_t8` reads better than `d_w1 = d_w2 * x1`.
+fn set_name(model: &mut Model, g: NodeId, name: String, may_replace: bool) {
     let node = &mut model.nodes[g.index()];
     if matches!(node.op, Op::Input(_) | Op::Param(_) | Op::Const(_)) {
         return;
     }
     let replace = match &node.name {
         None => true,
-        Some(old) => is_generated(old) && !is_generated(&name),
+        Some(old) => may_replace && is_generated(old) && !is_generated(&name),
     };
     if replace {
         node.name = Some(name);
