@@ -158,9 +158,19 @@ fn gradient_aliases(model: &Model, format: Format) -> String {
 
 /// The seed of reverse mode: `d_loss = 1`.
 fn seed_line(model: &Model, format: Format) -> String {
-    let name = model.node(model.loss).name.clone().unwrap_or_else(|| "loss".to_string());
+    let name = model
+        .node(model.loss)
+        .name
+        .clone()
+        .unwrap_or_else(|| "loss".to_string());
     match format {
-        Format::Text => format!("  {:<52} // seed: d loss / d loss = 1\n", format!("d_{name} = 1")),
-        Format::Latex => format!("  {} &= 1 \\\\\n", derivation::latex_name(&format!("d_{name}"))),
+        Format::Text => format!(
+            "  {:<52} // seed: d loss / d loss = 1\n",
+            format!("d_{name} = 1")
+        ),
+        Format::Latex => format!(
+            "  {} &= 1 \\\\\n",
+            derivation::latex_name(&format!("d_{name}"))
+        ),
     }
 }

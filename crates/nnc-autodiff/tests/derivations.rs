@@ -4,7 +4,10 @@
 use nnc_autodiff::{Format, derive};
 
 fn derivations(file: &str, format: Format) -> String {
-    let path = format!("{}/../../examples/models/{file}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!(
+        "{}/../../examples/models/{file}",
+        env!("CARGO_MANIFEST_DIR")
+    );
     let source = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     nnc_ir::compile_source(&source)
         .expect("spec models compile")
@@ -43,7 +46,12 @@ fn add_mul_in_latex() {
 #[test]
 fn two_layer_reads_like_the_hand_written_backward_pass() {
     let text = derivations("two_layer.nn", Format::Text);
-    for line in ["d_h = d_y_pred @ w2.T", "d_w2 = h.T @ d_y_pred", "d_w1 = x.T @ d_t4", "d_y_pred = 2 * t7"] {
+    for line in [
+        "d_h = d_y_pred @ w2.T",
+        "d_w2 = h.T @ d_y_pred",
+        "d_w1 = x.T @ d_t4",
+        "d_y_pred = 2 * t7",
+    ] {
         assert!(text.contains(line), "missing `{line}` in\n{text}");
     }
 }

@@ -166,3 +166,17 @@ fn gradcheck_catches_a_wrong_gradient() {
     );
     assert!(matches!(derived.grads[0].0, GradOf::Param(_)));
 }
+
+#[test]
+fn relative_error_counts_nan_as_a_failure() {
+    use nnc_autodiff::gradcheck::relative_error;
+    assert_eq!(relative_error(f64::NAN, 1.0, 1e-10, 0.0), f64::INFINITY);
+    assert_eq!(
+        relative_error(1.0, f64::INFINITY, 1e-10, 0.0),
+        f64::INFINITY
+    );
+    assert_eq!(relative_error(2.0, 1.0, 0.0, 0.0), 0.5);
+    assert_eq!(relative_error(1.0 + 1e-12, 1.0, 1e-10, 0.0), 0.0);
+    // A tiny element is judged against the floor, not itself.
+    assert_eq!(relative_error(2e-9, 1e-9, 0.0, 1e-3), 1e-6);
+}

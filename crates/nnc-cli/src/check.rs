@@ -34,5 +34,9 @@ pub fn run(args: &Args) -> ExitCode {
             eprint!("{}", nnc_syntax::render(&diagnostics, &name, &source));
         }
     }
-    if failed { ExitCode::from(1) } else { ExitCode::SUCCESS }
+    if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
 }

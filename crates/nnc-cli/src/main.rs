@@ -5,6 +5,10 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 mod check;
+mod grad;
+mod gradcheck;
+mod run;
+mod source;
 
 /// nnc — a compiler for small neural networks.
 #[derive(Parser)]
@@ -18,6 +22,12 @@ struct Cli {
 enum Command {
     /// Parse and check `.nn` files; report every error found.
     Check(check::Args),
+    /// Evaluate a model with the reference interpreter on `.npz` inputs.
+    Run(run::Args),
+    /// Show the derivation: forward pass, backward pass rule by rule, simplified.
+    Grad(grad::Args),
+    /// Compare derived gradients with central finite differences (f64).
+    Gradcheck(gradcheck::Args),
 }
 
 /// Exit codes: 0 clean, 1 diagnostics (or a failed check), 2 usage errors.
@@ -33,5 +43,8 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::Check(args) => check::run(&args),
+        Command::Run(args) => run::run(&args),
+        Command::Grad(args) => grad::run(&args),
+        Command::Gradcheck(args) => gradcheck::run(&args),
     }
 }

@@ -3,10 +3,10 @@
 //! This is the oracle that generated code and derived gradients are tested against,
 //! so it is written to be obviously correct rather than fast: every node gets its own
 //! freshly allocated array, elementwise ops broadcast their operands to the node's
-//! shape with [`ArrayBase::broadcast`], and every value is checked against the type
+//! shape with ndarray's `broadcast`, and every value is checked against the type
 //! shape inference gave its node. The scalar functions are the IR's own
-//! ([`UnaryOp::eval`], [`BinaryOp::eval`], [`CmpOp::holds`]), shared with constant
-//! folding.
+//! ([`UnaryOp::eval`](crate::UnaryOp::eval), [`BinaryOp::eval`](crate::BinaryOp::eval),
+//! [`CmpOp::holds`](crate::CmpOp::holds)), shared with constant folding.
 //!
 //! It is generic over the float type ([`Scalar`]: `f32` and `f64`); the caller picks
 //! it, usually from [`Model::dtype`].
@@ -225,6 +225,7 @@ pub enum RunError {
     InputRank {
         input: String,
         declared: String,
+        rank: usize,
         got: Vec<usize>,
     },
     /// An axis of fixed size has another size.
@@ -279,7 +280,8 @@ impl fmt::Display for RunError {
             } => {
                 write!(
                     f,
-                    "`{name}` is not an {kind} of model `{model}` (its {kind}s: {declared})"
+                    "`{name}` is not {} {kind} of model `{model}` (its {kind}s: {declared})",
+                    article(kind)
                 )
             }
             RunError::Duplicate { kind, name } => write!(f, "{kind} `{name}` is given twice"),
@@ -296,7 +298,8 @@ impl fmt::Display for RunError {
                 expected,
                 got,
             } => {
-                write!(f, "model `{model}` takes {expected} {kind}s, got {got}")
+                let s = if *expected == 1 { "" } else { "s" };
+                write!(f, "model `{model}` takes {expected} {kind}{s}, got {got}")
             }
             RunError::InputElem {
                 input,
@@ -315,11 +318,11 @@ impl fmt::Display for RunError {
             RunError::InputRank {
                 input,
                 declared,
+                rank,
                 got,
             } => write!(
                 f,
-                "input `{input}` is declared {declared} (rank {}), but has shape {} (rank {})",
-                declared_rank(declared),
+                "input `{input}` is declared {declared} (rank {rank}), but has shape {} (rank {})",
                 shape_str(got),
                 got.len()
             ),
@@ -387,15 +390,11 @@ impl fmt::Display for RunError {
     }
 }
 
-fn declared_rank(declared: &str) -> usize {
-    let inner = declared
-        .trim_start_matches("index")
-        .trim_start_matches('[')
-        .trim_end_matches(']');
-    if inner.trim().is_empty() {
-        0
+fn article(word: &str) -> &'static str {
+    if word.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
     } else {
-        inner.split(',').count()
+        "a"
     }
 }
 
@@ -431,6 +430,7 @@ pub fn bind_dims<F>(model: &Model, inputs: &[Value<F>]) -> Result<Vec<usize>, Ru
             return Err(RunError::InputRank {
                 input: info.name.clone(),
                 declared,
+                rank: info.ty.shape.len(),
                 got: got.to_vec(),
             });
         }

@@ -420,6 +420,17 @@ impl<'a> Lowerer<'a> {
         if let Some(f) = self.frames.iter().rev().find(|f| !f.prelude) {
             d = d.with_related(f.call_span, format!("in this call to `{}`", f.name));
         }
+        // The user cannot see the prelude's body: show the definition the error is in.
+        if let Some(f) = self.frames.iter().find(|f| f.prelude)
+            && let Some(def) = nnc_syntax::prelude::function(&f.name)
+            && let Some(text) = nnc_syntax::prelude::SOURCE.get(def.span.range())
+        {
+            let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+            d = d.with_note(format!(
+                "`{}` is defined in the prelude as `{text}`",
+                f.name
+            ));
+        }
         self.error(d);
         Reported
     }

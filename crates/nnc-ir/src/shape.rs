@@ -51,10 +51,17 @@ pub fn infer(model: &Model, op: &Op, args: &[NodeId]) -> Result<Type, ShapeError
     let float_args = |n: usize| -> Result<(), ShapeError> {
         for i in 0..n {
             if arg(i).elem == Elem::Index {
+                let infix = matches!(op, Op::Binary(_) | Op::Compare(_) | Op::MatMul)
+                    && op_label(op).len() <= 2;
+                let which = match (infix, i) {
+                    (true, 0) => "its left operand".to_string(),
+                    (true, _) => "its right operand".to_string(),
+                    (false, _) if args.len() == 1 => "its operand".to_string(),
+                    (false, _) => format!("operand {}", i + 1),
+                };
                 return Err(ShapeError::new(format!(
-                    "'{}' needs a float operand, but operand {} is an index tensor {}",
+                    "'{}' needs float operands, but {which} is an index tensor {}",
                     op_label(op),
-                    i + 1,
                     model.type_str(arg(i))
                 ))
                 .with_note("index tensors can only be used by `pick` and `one_hot`"));

@@ -1,4 +1,8 @@
 //! The contract between generated code and generic code.
+//!
+//! A generated model module holds a unit struct implementing [`Model`], with its own
+//! `Params`, `Grads`, `Inputs<'a>` and `Workspace` types. `tests/support/` in this
+//! crate holds hand-written implementations in that shape: the reference for codegen.
 
 use ndarray::{ArrayD, ArrayViewD, ArrayViewMutD};
 use rand::Rng;
@@ -35,24 +39,32 @@ pub enum DimSpec {
 /// Whether a tensor holds floats or class indices (`index[N]`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TensorKind {
+    /// A tensor of the model's float type.
     Float,
+    /// A tensor of class indices (`usize`).
     Index,
 }
 
 /// Name, kind and declared shape of one input, parameter, output or gradient.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TensorInfo {
+    /// The name in the `.nn` source.
     pub name: &'static str,
     pub kind: TensorKind,
+    /// The declared shape, one entry per axis (empty for a scalar).
     pub shape: &'static [DimSpec],
 }
 
 /// Everything a model declares, in declaration order.
 #[derive(Clone, Copy, Debug)]
 pub struct Signature {
+    /// The model's name.
     pub model: &'static str,
+    /// Inputs, in declaration order.
     pub inputs: &'static [TensorInfo],
+    /// Parameters, in declaration order.
     pub params: &'static [TensorInfo],
+    /// Outputs, in declaration order.
     pub outputs: &'static [TensorInfo],
     /// Params first, then `grad`-marked inputs (named after the input).
     pub grads: &'static [TensorInfo],
@@ -61,39 +73,79 @@ pub struct Signature {
 /// A runtime shape error: which input, which dim, and both sizes.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ShapeError {
+    /// An input has the wrong number of axes.
     #[error("input `{input}`: expected rank {expected}, got rank {actual}")]
-    Rank { input: String, expected: usize, actual: usize },
+    Rank {
+        input: String,
+        expected: usize,
+        actual: usize,
+    },
+    /// An axis disagrees with a fixed dim, or with the size another input bound a
+    /// runtime dim to.
     #[error("input `{input}`: axis {axis} (dim `{dim}`) has size {actual}, expected {expected}")]
-    Dim { input: String, axis: usize, dim: String, expected: usize, actual: usize },
-    #[error("input `{input}`: index {value} at position {position} is out of range for `{dim}` = {bound}")]
-    IndexOutOfRange { input: String, position: usize, value: usize, dim: String, bound: usize },
+    Dim {
+        input: String,
+        axis: usize,
+        dim: String,
+        expected: usize,
+        actual: usize,
+    },
+    /// An index input holds a value outside `0..bound`.
+    #[error(
+        "input `{input}`: index {value} at position {position} is out of range for `{dim}` = {bound}"
+    )]
+    IndexOutOfRange {
+        input: String,
+        position: usize,
+        value: usize,
+        dim: String,
+        bound: usize,
+    },
+    /// A declared input was not given.
     #[error("missing input `{input}`")]
     Missing { input: String },
+    /// A given input is not declared by the model.
     #[error("`{name}` is not an input of model `{model}`")]
     Unexpected { model: String, name: String },
 }
 
 /// By-name access to a set of tensors (parameters or gradients), in declaration order.
+///
+/// Implemented by a model's `Params` and `Grads`. Both methods list every tensor, in the
+/// same order, with the same names, every time.
 pub trait TensorSet<F> {
+    /// Every tensor, read-only.
     fn tensors(&self) -> Vec<(&'static str, ArrayViewD<'_, F>)>;
+    /// Every tensor, writable.
     fn tensors_mut(&mut self) -> Vec<(&'static str, ArrayViewMutD<'_, F>)>;
 }
 
 /// Inputs given by name, as generic code (npz files, gradient checks) holds them.
 #[derive(Clone, Debug, Default)]
 pub struct NamedInputs<F> {
+    /// Float inputs by name.
     pub floats: Vec<(String, ArrayD<F>)>,
+    /// Index inputs by name.
     pub indices: Vec<(String, ArrayD<usize>)>,
 }
 
+/// A model's outputs by name, in declaration order (what [`Model::outputs`] returns).
+pub type Outputs<F> = Vec<(&'static str, OutputValue<F>)>;
+
 /// Implemented by every generated model module's unit struct.
 pub trait Model {
+    /// The model's `dtype`.
     type Float: Float;
+    /// The parameters, by name in declaration order.
     type Params: TensorSet<Self::Float> + Clone;
+    /// Gradients of the parameters, then of the `grad`-marked inputs.
     type Grads: TensorSet<Self::Float>;
+    /// Inputs borrowed from their owner (typed views, with the runtime dims bound).
     type Inputs<'a>;
+    /// Buffers for the intermediate values of one set of runtime dims.
     type Workspace;
 
+    /// Names, kinds and shapes of everything the model declares.
     fn signature() -> &'static Signature;
     /// Parameters drawn from their declared initialisers.
     fn init_params<R: Rng + ?Sized>(rng: &mut R) -> Self::Params;
@@ -104,6 +156,7 @@ pub trait Model {
     fn bind_inputs(named: &NamedInputs<Self::Float>) -> Result<Self::Inputs<'_>, ShapeError>;
     /// Buffers sized for the runtime dims of `inputs`.
     fn workspace(inputs: &Self::Inputs<'_>) -> Self::Workspace;
+    /// The loss at `params` and `inputs`.
     fn loss(
         params: &Self::Params,
         inputs: &Self::Inputs<'_>,
@@ -117,11 +170,14 @@ pub trait Model {
         grads: &mut Self::Grads,
     ) -> Result<Self::Float, ShapeError>;
     /// Outputs by name, in declaration order, after a forward pass.
+    ///
+    /// Written with the [`Outputs`] alias only to satisfy clippy's type-complexity
+    /// lint; the type is unchanged, so implementations may spell it out in full.
     fn outputs(
         params: &Self::Params,
         inputs: &Self::Inputs<'_>,
         ws: &mut Self::Workspace,
-    ) -> Result<Vec<(&'static str, OutputValue<Self::Float>)>, ShapeError>;
+    ) -> Result<Outputs<Self::Float>, ShapeError>;
 }
 
 /// An output value: floats, or indices (from `argmax`).

@@ -2,17 +2,27 @@
 //! random number generator, and random bindings for any model.
 #![allow(dead_code)] // each test binary uses a different subset
 
-use nnc_ir::interp::{Bindings, Scalar, Value};
-use nnc_ir::{Elem, Init, Model};
 use ndarray::{ArrayD, IxDyn};
+use nnc_ir::interp::{Bindings, Scalar, Value, concrete_shape};
+use nnc_ir::{Elem, Init, Model, Op};
 use std::path::{Path, PathBuf};
 
 /// The directory holding the spec models: the project's copies under
 /// `examples/models/`, or the originals when the copies are not there.
 pub fn models_dir() -> PathBuf {
-    let copies = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/models"));
-    let originals = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/spec/models"));
-    if copies.join("gates.nn").is_file() { copies.to_path_buf() } else { originals.to_path_buf() }
+    let copies = Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/models"
+    ));
+    let originals = Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../shared/spec/models"
+    ));
+    if copies.join("gates.nn").is_file() {
+        copies.to_path_buf()
+    } else {
+        originals.to_path_buf()
+    }
 }
 
 /// Every spec model file, sorted by name, as (file name, source).
@@ -24,12 +34,21 @@ pub fn model_files() -> Vec<(String, String)> {
         .filter(|p| p.extension().is_some_and(|e| e == "nn"))
         .collect();
     files.sort();
-    assert!(files.len() >= 9, "expected the nine spec model files in {}", dir.display());
+    assert!(
+        files.len() >= 9,
+        "expected the nine spec model files in {}",
+        dir.display()
+    );
     files
         .into_iter()
         .map(|p| {
-            let name = p.file_name().expect("a file name").to_string_lossy().into_owned();
-            let source = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("cannot read {}: {e}", p.display()));
+            let name = p
+                .file_name()
+                .expect("a file name")
+                .to_string_lossy()
+                .into_owned();
+            let source = std::fs::read_to_string(&p)
+                .unwrap_or_else(|e| panic!("cannot read {}: {e}", p.display()));
             (name, source)
         })
         .collect()
@@ -39,14 +58,18 @@ pub fn model_files() -> Vec<(String, String)> {
 pub fn compile(source: &str) -> Vec<Model> {
     match nnc_ir::compile_source(source) {
         Ok(models) => models,
-        Err(d) => panic!("expected a valid program:\n{}", nnc_syntax::render(&d, "test.nn", source)),
+        Err(d) => panic!(
+            "expected a valid program:\n{}",
+            nnc_syntax::render(&d, "test.nn", source)
+        ),
     }
 }
 
 /// The model named `name` of a spec file.
 pub fn spec_model(file: &str, name: &str) -> Model {
     let path = models_dir().join(file);
-    let source = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    let source = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
     compile(&source)
         .into_iter()
         .find(|m| m.name == name)
@@ -94,7 +117,8 @@ impl Rng {
 /// One parameter initialised per its `Init` (fan_in = first dim, 1 for scalars).
 pub fn init_param(init: Init, shape: &[usize], rng: &mut Rng) -> ArrayD<f64> {
     let fan_in = shape.first().copied().unwrap_or(1) as f64;
-    let mut draw = |f: &mut dyn FnMut(&mut Rng) -> f64| ArrayD::from_shape_simple_fn(IxDyn(shape), || f(rng));
+    let mut draw =
+        |f: &mut dyn FnMut(&mut Rng) -> f64| ArrayD::from_shape_simple_fn(IxDyn(shape), || f(rng));
     match init {
         Init::Zeros => ArrayD::zeros(IxDyn(shape)),
         Init::Ones => ArrayD::ones(IxDyn(shape)),
@@ -111,27 +135,50 @@ pub fn dim_sizes(model: &Model, batch: usize) -> Vec<usize> {
     model.dims.iter().map(|d| d.size.unwrap_or(batch)).collect()
 }
 
+/// How many classes an index input may name: the smallest class count among the
+/// `pick`s and `one_hot`s that read it directly (1 when none does).
+pub fn class_count(model: &Model, input: usize, dims: &[usize]) -> usize {
+    let Some(leaf) = model.input_node(nnc_ir::InputId(input as u32)) else {
+        return 1;
+    };
+    let counts = model.nodes.iter().filter_map(|n| match n.op {
+        Op::Pick { .. } if n.args.get(1) == Some(&leaf) => {
+            concrete_shape(model.shape(n.args[0]), dims).get(1).copied()
+        }
+        Op::OneHot { classes } if n.args.first() == Some(&leaf) => {
+            Some(concrete_shape(&vec![classes], dims)[0])
+        }
+        _ => None,
+    });
+    counts.min().unwrap_or(1)
+}
+
 /// Random bindings for any model, in f64: float inputs standard normal, index inputs
-/// uniform in `0..classes` (the last dim of the first float input's partner — for
-/// the spec models, the class count the model picks from), params per their `Init`.
-pub fn random_bindings(model: &Model, batch: usize, classes: usize, seed: u64) -> Bindings<f64> {
+/// uniform over the classes they are used with, params per their `Init`.
+pub fn random_bindings(model: &Model, batch: usize, seed: u64) -> Bindings<f64> {
     let mut rng = Rng::new(seed);
     let dims = dim_sizes(model, batch);
     let inputs = model
         .inputs
         .iter()
-        .map(|i| {
-            let shape = nnc_ir::interp::concrete_shape(&i.ty.shape, &dims);
+        .enumerate()
+        .map(|(k, i)| {
+            let shape = concrete_shape(&i.ty.shape, &dims);
             match i.ty.elem {
                 Elem::Float => Value::Float(rng.normal_array(&shape)),
-                Elem::Index => Value::Index(ArrayD::from_shape_simple_fn(IxDyn(&shape), || rng.below(classes))),
+                Elem::Index => {
+                    let classes = class_count(model, k, &dims);
+                    Value::Index(ArrayD::from_shape_simple_fn(IxDyn(&shape), || {
+                        rng.below(classes)
+                    }))
+                }
             }
         })
         .collect();
     let params = model
         .params
         .iter()
-        .map(|p| init_param(p.init, &nnc_ir::interp::concrete_shape(&p.shape, &dims), &mut rng))
+        .map(|p| init_param(p.init, &concrete_shape(&p.shape, &dims), &mut rng))
         .collect();
     Bindings { inputs, params }
 }
@@ -165,7 +212,7 @@ pub fn constant_params(model: &Model) -> Vec<ArrayD<f64>> {
                 "param `{}` has a random initialiser",
                 p.name
             );
-            init_param(p.init, &nnc_ir::interp::concrete_shape(&p.shape, &[]), &mut rng)
+            init_param(p.init, &concrete_shape(&p.shape, &[]), &mut rng)
         })
         .collect()
 }

@@ -1,0 +1,204 @@
+//! Golden snapshots: the IR text of every spec model, and the whole rendered
+//! diagnostic of each class of shape error lowering reports.
+
+mod common;
+
+use common::{compile, model_files};
+use nnc_ir::print::{Source, print};
+
+/// The IR of every model of every spec file, one snapshot per file.
+#[test]
+fn ir_of_every_spec_model() {
+    for (file, source) in model_files() {
+        let text: String = compile(&source)
+            .iter()
+            .map(|m| print(m, Some(&Source { text: &source })))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let stem = file.trim_end_matches(".nn");
+        insta::assert_snapshot!(format!("ir_{stem}"), text);
+    }
+}
+
+/// A program that must fail to lower: its rendered diagnostics, snapshotted.
+#[track_caller]
+fn check_error(name: &str, source: &str) {
+    match nnc_ir::compile_source(source) {
+        Ok(models) => panic!(
+            "`{name}` should not compile, but gave {} models",
+            models.len()
+        ),
+        Err(diagnostics) => {
+            let rendered = nnc_syntax::render(&diagnostics, "test.nn", source);
+            insta::with_settings!({ description => source, omit_expression => true }, {
+                insta::assert_snapshot!(format!("error_{name}"), rendered);
+            });
+        }
+    }
+}
+
+#[test]
+fn matmul_inner_dims_differ() {
+    check_error(
+        "matmul_inner_dims",
+        "model m {
+    dim N;
+    input x: [N, 10];
+    param w: [5, 10] = xavier;
+    loss sum(x @ w);
+}
+",
+    );
+}
+
+#[test]
+fn broadcast_dims_differ() {
+    check_error(
+        "broadcast_mismatch",
+        "model m {
+    dim N;
+    input a: [N, 3];
+    input b: [N, 4];
+    loss sum(a + b);
+}
+",
+    );
+}
+
+#[test]
+fn transpose_of_a_vector() {
+    check_error(
+        "transpose_non_matrix",
+        "model m {
+    dim N;
+    input v: [N];
+    loss sum(v.T);
+}
+",
+    );
+}
+
+#[test]
+fn axis_out_of_range() {
+    check_error(
+        "bad_axis",
+        "model m {
+    dim N;
+    input x: [N, 3];
+    loss sum(sum(x, axis = 2));
+}
+",
+    );
+}
+
+#[test]
+fn loss_not_a_scalar() {
+    check_error(
+        "non_scalar_loss",
+        "model m {
+    dim N;
+    input x: [N, 3];
+    loss x * 2;
+}
+",
+    );
+}
+
+#[test]
+fn pick_with_float_indices() {
+    check_error(
+        "pick_float_indices",
+        "model m {
+    dim N;
+    input x: [N, 3];
+    input y: [N];
+    loss sum(pick(x, y));
+}
+",
+    );
+}
+
+#[test]
+fn power_with_a_tensor_exponent() {
+    check_error(
+        "pow_tensor_exponent",
+        "model m {
+    dim N;
+    input x: [N];
+    loss sum(x ^ x);
+}
+",
+    );
+}
+
+#[test]
+fn param_with_a_runtime_dim() {
+    check_error(
+        "param_runtime_dim",
+        "model m {
+    dim N;
+    input x: [N, 3];
+    param w: [N, 3] = xavier;
+    loss sum(x * w);
+}
+",
+    );
+}
+
+#[test]
+fn runtime_dim_no_input_binds() {
+    check_error(
+        "unbound_runtime_dim",
+        "model m {
+    dim N, M;
+    input x: [N, 3];
+    loss sum(x) / M;
+}
+",
+    );
+}
+
+#[test]
+fn shape_error_inside_a_user_fn() {
+    check_error(
+        "inside_user_fn",
+        "fn dense(x, w, b) = x @ w + b;
+
+model m {
+    dim N;
+    input x: [N, 4];
+    param w: [3, 5] = xavier;
+    param b: [5] = zeros;
+    loss sum(dense(x, w, b));
+}
+",
+    );
+}
+
+#[test]
+fn shape_error_inside_a_prelude_fn() {
+    check_error(
+        "inside_prelude_fn",
+        "model m {
+    dim N;
+    input x: [N];
+    input labels: index[N];
+    loss softmax_cross_entropy(x, labels);
+}
+",
+    );
+}
+
+#[test]
+fn index_tensor_in_arithmetic() {
+    check_error(
+        "index_in_arithmetic",
+        "model m {
+    dim N;
+    input x: [N];
+    input labels: index[N];
+    loss sum(x + labels * 2);
+}
+",
+    );
+}

@@ -1,0 +1,875 @@
+//! `.npz` files: parameters, inputs and results by name.
+//!
+//! - Parameters (or gradients): [`save_tensors`] / [`load_tensors_into`], or for a
+//!   model [`save_params`] / [`load_params`]. Loading requires exactly the set's names,
+//!   each with exactly the set's shape; on error the set is left unchanged.
+//! - Inputs: [`load_inputs`] reads a [`NamedInputs`] for a [`Signature`]; [`save_inputs`]
+//!   writes one.
+//! - Anything else (a loss, outputs, gradients): collect it in an [`NpzBundle`] and
+//!   [`NpzBundle::save`] it. [`NpzBundle::results`] follows the convention `loss`, the
+//!   outputs under their own names, then each gradient as `grad_<name>`.
+//!
+//! Types: float arrays may be stored as `f32` or `f64` and are converted to the model's
+//! float type (numpy-style rounding). Index arrays may be stored as any integer type
+//! (`i8` … `u64`); every value must be non-negative, and is converted to `usize`. Index
+//! arrays are written as `i64`, numpy's default integer.
+//!
+//! Every write is atomic: the file is written to a temporary file in the destination's
+//! directory, flushed, and renamed over the destination, so a failed write leaves no
+//! partial file behind (and keeps any previous file intact).
+
+use std::collections::HashSet;
+use std::fmt;
+use std::fs::File;
+use std::io::{self, BufReader};
+use std::path::{Path, PathBuf};
+
+use ndarray::{ArrayD, ArrayViewD, CowArray, Dimension, IxDyn, OwnedRepr};
+use ndarray_npy::{
+    NpzReader, NpzWriter, ReadNpyError, ReadNpzError, ReadableElement, WriteNpzError,
+};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+
+use crate::cast::from_f64;
+use crate::{DimSpec, Float, Model, NamedInputs, OutputValue, Signature, TensorKind, TensorSet};
+
+/// The name [`NpzBundle::results`] gives the loss.
+pub const LOSS_NAME: &str = "loss";
+/// The prefix [`NpzBundle::results`] puts before each gradient's name.
+pub const GRAD_PREFIX: &str = "grad_";
+
+/// An error reading or writing an `.npz` file: the file, and what went wrong.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {kind}", .path.display())]
+pub struct NpzError {
+    pub path: PathBuf,
+    pub kind: NpzErrorKind,
+}
+
+/// What went wrong with an `.npz` file. Every variant about one array names it.
+#[derive(Debug, thiserror::Error)]
+pub enum NpzErrorKind {
+    #[error("{error}")]
+    Io { error: io::Error },
+    #[error("not a readable npz file: {error}")]
+    Archive { error: ReadNpzError },
+    #[error("array `{name}` could not be read: {error}")]
+    ReadArray { name: String, error: ReadNpzError },
+    #[error("array `{name}` could not be written: {error}")]
+    WriteArray { name: String, error: WriteNpzError },
+    #[error("could not finish the archive: {error}")]
+    Finish { error: WriteNpzError },
+    #[error("missing {}; the file holds {}", names_list("array", .missing), names_list("array", .found))]
+    Missing {
+        missing: Vec<String>,
+        found: Vec<String>,
+    },
+    #[error("unexpected {}; expected only {}", names_list("array", .extra), names_list("array", .expected))]
+    Extra {
+        extra: Vec<String>,
+        expected: Vec<String>,
+    },
+    #[error("array `{name}` has shape {}, expected {expected}", Shape(.actual))]
+    Shape {
+        name: String,
+        expected: String,
+        actual: Vec<usize>,
+    },
+    #[error("array `{name}` has dtype {found}, expected {expected}")]
+    DType {
+        name: String,
+        found: String,
+        expected: &'static str,
+    },
+    #[error("array `{name}` holds {value} at {}, which is not a valid index (must be non-negative)", Shape(.position))]
+    BadIndex {
+        name: String,
+        position: Vec<usize>,
+        value: String,
+    },
+    #[error("index array `{name}` holds {value}, too large to store as int64")]
+    IndexTooLarge { name: String, value: usize },
+    #[error("array name `{name}` is given twice")]
+    Duplicate { name: String },
+}
+
+impl NpzError {
+    fn new(path: &Path, kind: NpzErrorKind) -> Self {
+        NpzError {
+            path: path.to_path_buf(),
+            kind,
+        }
+    }
+}
+
+/// `array `a`` or `arrays `a`, `b`` (or `no arrays`).
+fn names_list(what: &str, names: &[String]) -> String {
+    match names {
+        [] => format!("no {what}s"),
+        [one] => format!("{what} `{one}`"),
+        many => format!(
+            "{what}s {}",
+            many.iter()
+                .map(|n| format!("`{n}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+/// A concrete shape, printed as `[3, 4]`.
+struct Shape<'a>(&'a [usize]);
+
+impl fmt::Display for Shape<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "[")?;
+        for (i, d) in self.0.iter().enumerate() {
+            let sep = if i == 0 { "" } else { ", " };
+            write!(f, "{sep}{d}")?;
+        }
+        write!(f, "]")
+    }
+}
+
+/// A declared shape, printed as `[N, 784]`.
+fn spec_string(shape: &[DimSpec]) -> String {
+    let dims: Vec<String> = shape
+        .iter()
+        .map(|d| match d {
+            DimSpec::Fixed(n) => n.to_string(),
+            DimSpec::Runtime(name) => (*name).to_string(),
+        })
+        .collect();
+    format!("[{}]", dims.join(", "))
+}
+
+// ---------------------------------------------------------------------------------
+// Reading
+// ---------------------------------------------------------------------------------
+
+/// An open `.npz` file that remembers its path for error messages.
+struct Reader {
+    path: PathBuf,
+    npz: NpzReader<BufReader<File>>,
+}
+
+/// The outcome of trying to read an array as one element type.
+enum Attempt<T> {
+    Found(ArrayD<T>),
+    /// Stored with another dtype (the file's descriptor, e.g. `'<i8'`).
+    OtherType(String),
+}
+
+impl Reader {
+    fn open(path: &Path) -> Result<Self, NpzError> {
+        let file =
+            File::open(path).map_err(|error| NpzError::new(path, NpzErrorKind::Io { error }))?;
+        let npz = NpzReader::new(BufReader::new(file))
+            .map_err(|error| NpzError::new(path, NpzErrorKind::Archive { error }))?;
+        Ok(Reader {
+            path: path.to_path_buf(),
+            npz,
+        })
+    }
+
+    fn err(&self, kind: NpzErrorKind) -> NpzError {
+        NpzError::new(&self.path, kind)
+    }
+
+    fn names(&mut self) -> Result<Vec<String>, NpzError> {
+        self.npz
+            .names()
+            .map_err(|error| self.err(NpzErrorKind::Archive { error }))
+    }
+
+    /// Checks the file holds exactly `expected` (in any order).
+    fn check_names(&mut self, expected: &[&str]) -> Result<(), NpzError> {
+        let found = self.names()?;
+        let missing: Vec<String> = expected
+            .iter()
+            .filter(|e| !found.iter().any(|f| f == *e))
+            .map(|e| e.to_string())
+            .collect();
+        if !missing.is_empty() {
+            return Err(self.err(NpzErrorKind::Missing { missing, found }));
+        }
+        let extra: Vec<String> = found
+            .iter()
+            .filter(|f| !expected.contains(&f.as_str()))
+            .cloned()
+            .collect();
+        if !extra.is_empty() {
+            let expected = expected.iter().map(|e| e.to_string()).collect();
+            return Err(self.err(NpzErrorKind::Extra { extra, expected }));
+        }
+        Ok(())
+    }
+
+    fn attempt<T: ReadableElement>(&mut self, name: &str) -> Result<Attempt<T>, NpzError> {
+        match self.npz.by_name::<OwnedRepr<T>, IxDyn>(name) {
+            Ok(array) => Ok(Attempt::Found(array)),
+            Err(ReadNpzError::Npy(ReadNpyError::WrongDescriptor(descr))) => {
+                Ok(Attempt::OtherType(descr.to_string()))
+            }
+            Err(error) => Err(self.err(NpzErrorKind::ReadArray {
+                name: name.to_string(),
+                error,
+            })),
+        }
+    }
+
+    fn dtype_error(&self, name: &str, descr: String, expected: &'static str) -> NpzError {
+        let found = match numpy_type_name(&descr) {
+            Some(friendly) => format!("{descr} ({friendly})"),
+            None => descr,
+        };
+        self.err(NpzErrorKind::DType {
+            name: name.to_string(),
+            found,
+            expected,
+        })
+    }
+
+    /// Reads a float array stored as `f64` or `f32`, converted to `F`.
+    fn float<F: Float>(&mut self, name: &str) -> Result<ArrayD<F>, NpzError> {
+        if let Attempt::Found(a) = self.attempt::<f64>(name)? {
+            return Ok(a.mapv(from_f64));
+        }
+        match self.attempt::<f32>(name)? {
+            Attempt::Found(a) => Ok(a.mapv(|x| from_f64(f64::from(x)))),
+            Attempt::OtherType(descr) => {
+                Err(self.dtype_error(name, descr, "a float array (f32 or f64)"))
+            }
+        }
+    }
+
+    /// Reads an integer array of any integer type, checked non-negative, as `usize`.
+    fn index(&mut self, name: &str) -> Result<ArrayD<usize>, NpzError> {
+        // Most likely first: numpy's default int64, then what datasets commonly use.
+        macro_rules! try_types {
+            ($($t:ty),*) => {$(
+                if let Attempt::Found(a) = self.attempt::<$t>(name)? {
+                    return self.to_indices(name, a);
+                }
+            )*};
+        }
+        try_types!(i64, i32, u8, u64, u32, i16, u16);
+        match self.attempt::<i8>(name)? {
+            Attempt::Found(a) => self.to_indices(name, a),
+            Attempt::OtherType(descr) => {
+                Err(self.dtype_error(name, descr, "an integer array (any of i8 … u64)"))
+            }
+        }
+    }
+
+    fn to_indices<T>(&self, name: &str, a: ArrayD<T>) -> Result<ArrayD<usize>, NpzError>
+    where
+        T: Copy + TryInto<usize> + fmt::Display,
+    {
+        let mut out = ArrayD::<usize>::zeros(a.raw_dim());
+        for ((position, &value), slot) in a.indexed_iter().zip(out.iter_mut()) {
+            *slot = value.try_into().map_err(|_| {
+                self.err(NpzErrorKind::BadIndex {
+                    name: name.to_string(),
+                    position: position.slice().to_vec(),
+                    value: value.to_string(),
+                })
+            })?;
+        }
+        Ok(out)
+    }
+
+    fn shape_error(&self, name: &str, expected: String, actual: &[usize]) -> NpzError {
+        self.err(NpzErrorKind::Shape {
+            name: name.to_string(),
+            expected,
+            actual: actual.to_vec(),
+        })
+    }
+}
+
+/// A readable name for a numpy type descriptor such as `'<i8'`.
+fn numpy_type_name(descr: &str) -> Option<&'static str> {
+    let code = descr
+        .trim_matches('\'')
+        .trim_start_matches(['<', '>', '|', '=']);
+    Some(match code {
+        "b1" | "?" => "bool",
+        "i1" => "int8",
+        "i2" => "int16",
+        "i4" => "int32",
+        "i8" => "int64",
+        "u1" => "uint8",
+        "u2" => "uint16",
+        "u4" => "uint32",
+        "u8" => "uint64",
+        "f2" => "float16",
+        "f4" => "float32",
+        "f8" => "float64",
+        "c8" => "complex64",
+        "c16" => "complex128",
+        "O" => "object",
+        _ => return None,
+    })
+}
+
+/// Loads every tensor of `set` from `path`, by name.
+///
+/// The file must hold exactly the set's names, each with exactly the shape the set's
+/// tensor has, as a float array (`f32` or `f64`). Everything is read and checked
+/// before anything is written, so on error `set` is unchanged.
+pub fn load_tensors_into<F: Float>(
+    path: &Path,
+    set: &mut impl TensorSet<F>,
+) -> Result<(), NpzError> {
+    let mut reader = Reader::open(path)?;
+    let names: Vec<&'static str> = set.tensors().into_iter().map(|(name, _)| name).collect();
+    reader.check_names(&names)?;
+    let mut loaded = Vec::with_capacity(names.len());
+    for (name, view) in set.tensors() {
+        let array = reader.float::<F>(name)?;
+        if array.shape() != view.shape() {
+            return Err(reader.shape_error(name, Shape(view.shape()).to_string(), array.shape()));
+        }
+        loaded.push(array);
+    }
+    for ((_, mut view), array) in set.tensors_mut().into_iter().zip(loaded) {
+        view.assign(&array);
+    }
+    Ok(())
+}
+
+/// A model's parameters read from `path` (see [`load_tensors_into`]).
+///
+/// The parameters are first built by the model's initialisers with a fixed seed, then
+/// every one is overwritten from the file.
+pub fn load_params<M: Model>(path: &Path) -> Result<M::Params, NpzError> {
+    let mut params = M::init_params(&mut StdRng::seed_from_u64(0));
+    load_tensors_into(path, &mut params)?;
+    Ok(params)
+}
+
+/// Reads the inputs `signature` declares from `path`.
+///
+/// The file must hold exactly the declared inputs. Each must have the declared rank
+/// and the declared size on every fixed dim; runtime dims (and index ranges) are left
+/// to [`Model::bind_inputs`], which knows how they relate.
+pub fn load_inputs<F: Float>(
+    path: &Path,
+    signature: &Signature,
+) -> Result<NamedInputs<F>, NpzError> {
+    let mut reader = Reader::open(path)?;
+    let names: Vec<&str> = signature.inputs.iter().map(|t| t.name).collect();
+    reader.check_names(&names)?;
+    let mut inputs = NamedInputs {
+        floats: Vec::new(),
+        indices: Vec::new(),
+    };
+    for info in signature.inputs {
+        let name = info.name;
+        match info.kind {
+            TensorKind::Float => {
+                let array = reader.float::<F>(name)?;
+                check_declared_shape(&reader, name, info.shape, array.shape())?;
+                inputs.floats.push((name.to_string(), array));
+            }
+            TensorKind::Index => {
+                let array = reader.index(name)?;
+                check_declared_shape(&reader, name, info.shape, array.shape())?;
+                inputs.indices.push((name.to_string(), array));
+            }
+        }
+    }
+    Ok(inputs)
+}
+
+fn check_declared_shape(
+    reader: &Reader,
+    name: &str,
+    declared: &[DimSpec],
+    actual: &[usize],
+) -> Result<(), NpzError> {
+    let fits = |(d, &n): (&DimSpec, &usize)| match d {
+        DimSpec::Fixed(size) => *size == n,
+        DimSpec::Runtime(_) => true,
+    };
+    if declared.len() == actual.len() && declared.iter().zip(actual).all(fits) {
+        Ok(())
+    } else {
+        Err(reader.shape_error(name, spec_string(declared), actual))
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Writing
+// ---------------------------------------------------------------------------------
+
+/// One array to write: floats in the model's type, or indices (written as `i64`).
+#[derive(Clone, Debug)]
+pub enum NpzArray<'a, F> {
+    Float(CowArray<'a, F, IxDyn>),
+    Index(CowArray<'a, usize, IxDyn>),
+}
+
+/// Named arrays to be written together to one `.npz` file, in insertion order.
+///
+/// Arrays are borrowed where possible; a name given twice is an error at
+/// [`save`](NpzBundle::save) time.
+#[derive(Clone, Debug, Default)]
+pub struct NpzBundle<'a, F> {
+    entries: Vec<(String, NpzArray<'a, F>)>,
+}
+
+impl<'a, F: Float> NpzBundle<'a, F> {
+    /// An empty bundle.
+    pub fn new() -> Self {
+        NpzBundle {
+            entries: Vec::new(),
+        }
+    }
+
+    /// The conventional result file: the loss as `loss`, each output under its own
+    /// name, each gradient as `grad_<name>`.
+    pub fn results(
+        loss: F,
+        outputs: &'a [(&'static str, OutputValue<F>)],
+        grads: &'a impl TensorSet<F>,
+    ) -> Self {
+        let mut bundle = NpzBundle::new();
+        bundle
+            .scalar(LOSS_NAME, loss)
+            .outputs(outputs)
+            .tensors(GRAD_PREFIX, grads);
+        bundle
+    }
+
+    /// Adds a float array.
+    pub fn float(&mut self, name: impl Into<String>, array: ArrayViewD<'a, F>) -> &mut Self {
+        self.entries
+            .push((name.into(), NpzArray::Float(array.into())));
+        self
+    }
+
+    /// Adds an index array.
+    pub fn index(&mut self, name: impl Into<String>, array: ArrayViewD<'a, usize>) -> &mut Self {
+        self.entries
+            .push((name.into(), NpzArray::Index(array.into())));
+        self
+    }
+
+    /// Adds a 0-d float array holding `value`.
+    pub fn scalar(&mut self, name: impl Into<String>, value: F) -> &mut Self {
+        let array = ndarray::arr0(value).into_dyn();
+        self.entries
+            .push((name.into(), NpzArray::Float(array.into())));
+        self
+    }
+
+    /// Adds model outputs under their own names.
+    pub fn outputs(&mut self, outputs: &'a [(&'static str, OutputValue<F>)]) -> &mut Self {
+        for (name, value) in outputs {
+            match value {
+                OutputValue::Float(a) => self.float(*name, a.view()),
+                OutputValue::Index(a) => self.index(*name, a.view()),
+            };
+        }
+        self
+    }
+
+    /// Adds every tensor of `set` (parameters or gradients) as `<prefix><name>`.
+    pub fn tensors(&mut self, prefix: &str, set: &'a impl TensorSet<F>) -> &mut Self {
+        for (name, view) in set.tensors() {
+            self.float(format!("{prefix}{name}"), view);
+        }
+        self
+    }
+
+    /// Adds every input (floats first, then indices) under its own name.
+    pub fn inputs(&mut self, inputs: &'a NamedInputs<F>) -> &mut Self {
+        for (name, a) in &inputs.floats {
+            self.float(name.as_str(), a.view());
+        }
+        for (name, a) in &inputs.indices {
+            self.index(name.as_str(), a.view());
+        }
+        self
+    }
+
+    /// The names added so far, in order.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.entries.iter().map(|(name, _)| name.as_str())
+    }
+
+    /// Writes the bundle to `path`, atomically (see the module docs).
+    pub fn save(&self, path: &Path) -> Result<(), NpzError> {
+        let mut seen = HashSet::new();
+        if let Some(name) = self.names().find(|name| !seen.insert(*name)) {
+            return Err(NpzError::new(
+                path,
+                NpzErrorKind::Duplicate {
+                    name: name.to_string(),
+                },
+            ));
+        }
+        write_atomically(path, |file| self.write_to(path, file))
+    }
+
+    fn write_to(&self, path: &Path, file: &mut File) -> Result<(), NpzError> {
+        let mut npz = NpzWriter::new(file);
+        for (name, array) in &self.entries {
+            let written = match array {
+                NpzArray::Float(a) => npz.add_array(name.as_str(), a),
+                NpzArray::Index(a) => npz.add_array(name.as_str(), &indices_as_i64(path, name, a)?),
+            };
+            written.map_err(|error| {
+                NpzError::new(
+                    path,
+                    NpzErrorKind::WriteArray {
+                        name: name.clone(),
+                        error,
+                    },
+                )
+            })?;
+        }
+        npz.finish()
+            .map_err(|error| NpzError::new(path, NpzErrorKind::Finish { error }))?;
+        Ok(())
+    }
+}
+
+fn indices_as_i64(
+    path: &Path,
+    name: &str,
+    a: &CowArray<'_, usize, IxDyn>,
+) -> Result<ArrayD<i64>, NpzError> {
+    let mut out = ArrayD::<i64>::zeros(a.raw_dim());
+    for (slot, &value) in out.iter_mut().zip(a.iter()) {
+        *slot = i64::try_from(value).map_err(|_| {
+            NpzError::new(
+                path,
+                NpzErrorKind::IndexTooLarge {
+                    name: name.to_string(),
+                    value,
+                },
+            )
+        })?;
+    }
+    Ok(out)
+}
+
+/// Runs `write` on a temporary file beside `path`, then renames it to `path`.
+///
+/// On any error the temporary file is removed and `path` is untouched.
+fn write_atomically(
+    path: &Path,
+    write: impl FnOnce(&mut File) -> Result<(), NpzError>,
+) -> Result<(), NpzError> {
+    let io_err = |error| NpzError::new(path, NpzErrorKind::Io { error });
+    let dir = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".nnc-")
+        .suffix(".npz.tmp")
+        .tempfile_in(dir)
+        .map_err(io_err)?;
+    write(tmp.as_file_mut())?;
+    tmp.as_file().sync_all().map_err(io_err)?;
+    tmp.persist(path).map_err(|e| io_err(e.error))?;
+    Ok(())
+}
+
+/// Writes every tensor of `set` under its own name.
+pub fn save_tensors<F: Float>(path: &Path, set: &impl TensorSet<F>) -> Result<(), NpzError> {
+    NpzBundle::new().tensors("", set).save(path)
+}
+
+/// Writes a model's parameters under their own names.
+pub fn save_params<M: Model>(path: &Path, params: &M::Params) -> Result<(), NpzError> {
+    save_tensors(path, params)
+}
+
+/// Writes inputs under their own names (floats as the model's type, indices as `i64`).
+pub fn save_inputs<F: Float>(path: &Path, inputs: &NamedInputs<F>) -> Result<(), NpzError> {
+    NpzBundle::new().inputs(inputs).save(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::TensorInfo;
+    use crate::testing::Tensors;
+    use ndarray::{arr0, arr1, arr2};
+    use std::fs;
+
+    fn params() -> Tensors<f64> {
+        Tensors::new(vec![
+            ("w", arr2(&[[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]).into_dyn()),
+            ("b", arr1(&[0.5, -0.5, 0.25]).into_dyn()),
+        ])
+    }
+
+    /// Writes raw arrays with ndarray-npy directly, bypassing this module's checks.
+    fn write_raw(path: &Path, write: impl FnOnce(&mut NpzWriter<File>)) {
+        let mut npz = NpzWriter::new(File::create(path).expect("temp dir is writable"));
+        write(&mut npz);
+        npz.finish().expect("written");
+    }
+
+    /// Loads `file` into a copy of `params()` and compares the error message (after the
+    /// path) with `expected`; the set must be unchanged.
+    #[track_caller]
+    fn check_load_error(path: &Path, expected: &str) {
+        let mut set = params();
+        let err = load_tensors_into(path, &mut set).expect_err(expected);
+        assert_eq!(err.kind.to_string(), expected);
+        assert_eq!(err.to_string(), format!("{}: {expected}", path.display()));
+        assert_eq!(set, params(), "unchanged on error");
+    }
+
+    #[test]
+    fn tensors_round_trip() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("params.npz");
+        save_tensors(&path, &params()).expect("saved");
+        let mut loaded = params();
+        loaded
+            .tensors_mut()
+            .into_iter()
+            .for_each(|(_, mut v)| v.fill(0.0));
+        load_tensors_into(&path, &mut loaded).expect("loaded");
+        assert_eq!(loaded, params());
+        // Only the target remains in the directory: no temporary file is left.
+        assert_eq!(fs::read_dir(dir.path()).expect("listable").count(), 1);
+    }
+
+    #[test]
+    fn f32_arrays_load_into_f64_sets_and_back() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("p32.npz");
+        let p32 = params();
+        let as_f32 = Tensors::new(
+            p32.tensors()
+                .into_iter()
+                .map(|(n, v)| (n, v.mapv(|x| x as f32)))
+                .collect(),
+        );
+        save_tensors(&path, &as_f32).expect("saved");
+        let mut loaded = params();
+        load_tensors_into(&path, &mut loaded).expect("f32 converts to f64");
+        assert_eq!(loaded, params());
+        let mut back = as_f32.clone();
+        save_tensors(&path, &params()).expect("saved");
+        load_tensors_into(&path, &mut back).expect("f64 converts to f32");
+        assert_eq!(back, as_f32);
+    }
+
+    #[test]
+    fn load_errors_name_the_array() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("bad.npz");
+        let w = arr2(&[[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]);
+        write_raw(&path, |npz| npz.add_array("w", &w).expect("w"));
+        check_load_error(&path, "missing array `b`; the file holds array `w`");
+
+        write_raw(&path, |npz| {
+            npz.add_array("w", &w).expect("w");
+            npz.add_array("b", &arr1(&[0.0, 0.0, 0.0])).expect("b");
+            npz.add_array("extra", &arr0(1.0)).expect("extra");
+        });
+        check_load_error(
+            &path,
+            "unexpected array `extra`; expected only arrays `w`, `b`",
+        );
+
+        write_raw(&path, |npz| {
+            npz.add_array("w", &w.t()).expect("w");
+            npz.add_array("b", &arr1(&[0.0, 0.0, 0.0])).expect("b");
+        });
+        check_load_error(&path, "array `w` has shape [3, 2], expected [2, 3]");
+
+        write_raw(&path, |npz| {
+            npz.add_array("w", &w).expect("w");
+            npz.add_array("b", &arr1(&[1i32, 2, 3])).expect("b");
+        });
+        check_load_error(
+            &path,
+            "array `b` has dtype '<i4' (int32), expected a float array (f32 or f64)",
+        );
+    }
+
+    #[test]
+    fn unreadable_files_are_reported() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let missing = dir.path().join("nope.npz");
+        let err = load_tensors_into(&missing, &mut params()).expect_err("no file");
+        assert!(matches!(err.kind, NpzErrorKind::Io { .. }), "{err}");
+        let garbage = dir.path().join("garbage.npz");
+        fs::write(&garbage, b"not a zip file").expect("writable");
+        let err = load_tensors_into(&garbage, &mut params()).expect_err("not a zip");
+        assert!(err.to_string().contains("not a readable npz file"), "{err}");
+    }
+
+    const SIG: Signature = Signature {
+        model: "clf",
+        inputs: &[
+            TensorInfo {
+                name: "x",
+                kind: TensorKind::Float,
+                shape: &[DimSpec::Runtime("N"), DimSpec::Fixed(2)],
+            },
+            TensorInfo {
+                name: "labels",
+                kind: TensorKind::Index,
+                shape: &[DimSpec::Runtime("N")],
+            },
+        ],
+        params: &[],
+        outputs: &[],
+        grads: &[],
+    };
+
+    /// Writes `x` (f32) and `labels` (as given) and loads them for [`SIG`].
+    fn load_with_labels<T: ndarray_npy::WritableElement>(
+        path: &Path,
+        x: ndarray::Array2<f32>,
+        labels: &[T],
+    ) -> Result<NamedInputs<f64>, NpzError> {
+        write_raw(path, |npz| {
+            npz.add_array("x", &x).expect("x");
+            npz.add_array("labels", &ndarray::ArrayView1::from(labels))
+                .expect("labels");
+        });
+        load_inputs(path, &SIG)
+    }
+
+    #[test]
+    fn inputs_accept_any_integer_type_for_indices() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("in.npz");
+        let x = arr2(&[[0.5f32, 1.5], [2.5, 3.5]]);
+        let expected_x = arr2(&[[0.5f64, 1.5], [2.5, 3.5]]).into_dyn();
+        let expected_labels = arr1(&[1usize, 0]).into_dyn();
+        for inputs in [
+            load_with_labels(&path, x.clone(), &[1u8, 0]),
+            load_with_labels(&path, x.clone(), &[1i32, 0]),
+            load_with_labels(&path, x.clone(), &[1i64, 0]),
+            load_with_labels(&path, x.clone(), &[1u64, 0]),
+            load_with_labels(&path, x.clone(), &[1i8, 0]),
+        ] {
+            let inputs = inputs.expect("loads");
+            assert_eq!(inputs.floats, vec![("x".to_string(), expected_x.clone())]);
+            assert_eq!(
+                inputs.indices,
+                vec![("labels".to_string(), expected_labels.clone())]
+            );
+        }
+    }
+
+    #[test]
+    fn input_errors_name_the_array() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("in.npz");
+        let x = arr2(&[[0.5f32, 1.5], [2.5, 3.5]]);
+        let cases = [
+            (
+                load_with_labels(&path, x.clone(), &[1i64, -3]),
+                "array `labels` holds -3 at [1], which is not a valid index (must be non-negative)",
+            ),
+            (
+                load_with_labels(&path, x.clone(), &[1.0f64, 0.0]),
+                "array `labels` has dtype '<f8' (float64), expected an integer array (any of i8 … u64)",
+            ),
+            (
+                load_with_labels(&path, arr2(&[[0.5f32, 1.5, 2.5]]), &[1i64]),
+                "array `x` has shape [1, 3], expected [N, 2]",
+            ),
+        ];
+        for (result, expected) in cases {
+            assert_eq!(result.expect_err(expected).kind.to_string(), expected);
+        }
+    }
+
+    #[test]
+    fn inputs_round_trip_through_save_inputs() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("in.npz");
+        let inputs = NamedInputs {
+            floats: vec![("x".to_string(), arr2(&[[1.0f32, 2.0]]).into_dyn())],
+            indices: vec![("labels".to_string(), arr1(&[4usize]).into_dyn())],
+        };
+        save_inputs(&path, &inputs).expect("saved");
+        let loaded: NamedInputs<f32> = load_inputs(&path, &SIG).expect("loaded");
+        assert_eq!(loaded.floats, inputs.floats);
+        assert_eq!(loaded.indices, inputs.indices);
+    }
+
+    #[test]
+    fn bundles_hold_scalars_outputs_and_prefixed_tensors() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("results.npz");
+        let outputs = vec![("class", OutputValue::Index(arr1(&[2usize, 0]).into_dyn()))];
+        let grads = params();
+        NpzBundle::results(1.5, &outputs, &grads)
+            .save(&path)
+            .expect("saved");
+        let mut npz = NpzReader::new(File::open(&path).expect("exists")).expect("npz");
+        assert_eq!(
+            npz.names().expect("names"),
+            vec!["loss", "class", "grad_w", "grad_b"]
+        );
+        let loss: ndarray::Array0<f64> = npz.by_name("loss").expect("loss");
+        assert_eq!(loss, arr0(1.5));
+        let class: ndarray::Array1<i64> = npz.by_name("class").expect("class");
+        assert_eq!(class, arr1(&[2, 0]));
+        let gw: ArrayD<f64> = npz.by_name("grad_w").expect("grad_w");
+        assert_eq!(gw, params().tensors()[0].1);
+    }
+
+    #[test]
+    fn failed_writes_leave_no_file_and_keep_the_old_one() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("out.npz");
+        save_tensors(&path, &params()).expect("saved");
+        let before = fs::read(&path).expect("readable");
+
+        let mut dup = NpzBundle::<f64>::new();
+        dup.scalar("a", 1.0).scalar("a", 2.0);
+        let err = dup.save(&path).expect_err("duplicate");
+        assert_eq!(err.kind.to_string(), "array name `a` is given twice");
+
+        // Fails half-way: the first array is written before the second is refused.
+        let huge = arr1(&[usize::MAX]).into_dyn();
+        let mut half = NpzBundle::<f64>::new();
+        half.scalar("a", 1.0).index("too_big", huge.view());
+        let err = half.save(&path).expect_err("too large for i64");
+        assert_eq!(
+            err.kind.to_string(),
+            format!(
+                "index array `too_big` holds {}, too large to store as int64",
+                usize::MAX
+            )
+        );
+        assert_eq!(
+            fs::read(&path).expect("readable"),
+            before,
+            "old file intact"
+        );
+        assert_eq!(
+            fs::read_dir(dir.path()).expect("listable").count(),
+            1,
+            "no temporary file left"
+        );
+
+        let fresh = dir.path().join("fresh.npz");
+        half.save(&fresh).expect_err("too large for i64");
+        assert!(!fresh.exists());
+        let nowhere = dir.path().join("no/such/dir/out.npz");
+        assert!(matches!(
+            save_tensors(&nowhere, &params()).map_err(|e| e.kind),
+            Err(NpzErrorKind::Io { .. })
+        ));
+    }
+}

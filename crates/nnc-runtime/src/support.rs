@@ -1,0 +1,376 @@
+//! Support for generated code: the few helpers every compiled model calls, so that
+//! the generated modules stay short and read like the math.
+//!
+//! Generated code imports this module as `rt` (`use ::nnc::runtime::support as rt;`).
+//! It holds:
+//!
+//! - the IR's scalar functions with exactly the IR's semantics ([`sigmoid`],
+//!   [`softplus`], [`max`], [`min`]: stable for large inputs, ties and NaN to the
+//!   first operand), so generated code and the interpreter agree to the last bit
+//!   where they compute the same expression;
+//! - views of workspace buffers ([`matrix`], [`matrix_mut`], [`view`]): workspace
+//!   buffers are plain `Vec`s, sized by the workspace for the current dims, so loops
+//!   index slices and `general_mat_mul` sees ndarray views of the same memory;
+//! - element slices of the caller's arrays ([`contiguous`], [`slice_mut`]): a
+//!   standard-layout array is read in place, any other layout is copied once into a
+//!   preallocated staging buffer (no allocation once the workspace exists);
+//! - the input checks ([`check_dim`], [`check_shape`], [`check_indices`]) and the
+//!   by-name binding ([`find_float`], [`find_index`], [`reject_unknown`]) behind
+//!   `Inputs::dims` and `Model::bind_inputs`.
+//!
+//! Nothing here allocates except [`grow`], [`grow_capacity`] and [`slice_mut`] when a
+//! buffer is too small or of the wrong shape, which happens when the workspace is
+//! created or the runtime dims change, never in a step with unchanged dims.
+
+use ndarray::{Array, ArrayD, ArrayView, ArrayView2, ArrayViewMut2, Dimension};
+
+use crate::{Float, NamedInputs, ShapeError};
+
+/// `1 / (1 + e^-x)`, never exponentiating a positive number.
+#[inline]
+pub fn sigmoid<F: Float>(x: F) -> F {
+    let one = F::one();
+    if x >= F::zero() {
+        one / (one + (-x).exp())
+    } else {
+        let e = x.exp();
+        e / (one + e)
+    }
+}
+
+/// `log(1 + e^x)` as `max(x, 0) + log(1 + e^-|x|)`: finite for large `|x|`.
+#[inline]
+pub fn softplus<F: Float>(x: F) -> F {
+    x.max(F::zero()) + (-x.abs()).exp().ln_1p()
+}
+
+/// The larger of `a` and `b`; a tie (or a NaN `b`) gives `a`.
+#[inline]
+pub fn max<F: Float>(a: F, b: F) -> F {
+    if a >= b || b.is_nan() { a } else { b }
+}
+
+/// The smaller of `a` and `b`; a tie (or a NaN `b`) gives `a`.
+#[inline]
+pub fn min<F: Float>(a: F, b: F) -> F {
+    if a <= b || b.is_nan() { a } else { b }
+}
+
+/// The first `rows * cols` elements of a buffer as a row-major matrix.
+///
+/// # Panics
+/// If `data` has fewer than `rows * cols` elements: generated code sizes every buffer
+/// for the current dims before viewing it.
+#[inline]
+pub fn matrix<T>(data: &[T], rows: usize, cols: usize) -> ArrayView2<'_, T> {
+    ArrayView2::from_shape((rows, cols), &data[..rows * cols])
+        .expect("a slice of rows * cols elements is a rows x cols matrix")
+}
+
+/// The first `rows * cols` elements of a buffer as a mutable row-major matrix.
+///
+/// # Panics
+/// As [`matrix`].
+#[inline]
+pub fn matrix_mut<T>(data: &mut [T], rows: usize, cols: usize) -> ArrayViewMut2<'_, T> {
+    ArrayViewMut2::from_shape((rows, cols), &mut data[..rows * cols])
+        .expect("a slice of rows * cols elements is a rows x cols matrix")
+}
+
+/// The first `shape.size()` elements of a buffer as an array of that shape.
+///
+/// # Panics
+/// As [`matrix`].
+#[inline]
+pub fn view<T, D: Dimension>(data: &[T], shape: D) -> ArrayView<'_, T, D> {
+    let len = shape.size();
+    ArrayView::from_shape(shape, &data[..len])
+        .expect("a slice of shape.size() elements has that shape")
+}
+
+/// The elements of `a` in logical (row-major) order, as one slice: `a`'s own memory
+/// when it is in standard layout, else a copy in `staging` (which keeps its capacity
+/// between calls, so the copy allocates only the first time).
+pub fn contiguous<'a, T: Copy, D: Dimension>(
+    a: ArrayView<'a, T, D>,
+    staging: &'a mut Vec<T>,
+) -> &'a [T] {
+    if let Some(s) = a.to_slice() {
+        return s;
+    }
+    staging.clear();
+    staging.extend(a.iter().copied());
+    staging
+}
+
+/// The elements of an output array (a gradient) as one mutable slice, after making it
+/// a zeroed standard-layout array of `shape` if it is not one already.
+pub fn slice_mut<F: Float, D: Dimension>(a: &mut Array<F, D>, shape: D) -> &mut [F] {
+    if a.raw_dim() != shape || !a.is_standard_layout() {
+        *a = Array::zeros(shape);
+    }
+    a.as_slice_mut()
+        .expect("a standard-layout array is one slice")
+}
+
+/// Copies `src` (any layout) into `dst` in logical order.
+pub fn copy<T: Copy, D: Dimension>(dst: &mut [T], src: ArrayView<'_, T, D>) {
+    for (d, s) in dst.iter_mut().zip(src.iter()) {
+        *d = *s;
+    }
+}
+
+/// Makes `buf` at least `len` long (new elements are zero).
+pub fn grow<T: Copy + Default>(buf: &mut Vec<T>, len: usize) {
+    if buf.len() < len {
+        buf.resize(len, T::default());
+    }
+}
+
+/// Makes `buf`'s capacity at least `cap` (a staging buffer for [`contiguous`]).
+pub fn grow_capacity<T>(buf: &mut Vec<T>, cap: usize) {
+    if buf.capacity() < cap {
+        buf.reserve(cap - buf.len());
+    }
+}
+
+/// Checks that axis `axis` of `input`, declared with dim `dim`, has size `expected`.
+#[inline]
+pub fn check_dim(
+    input: &str,
+    axis: usize,
+    dim: &str,
+    expected: usize,
+    actual: usize,
+) -> Result<(), ShapeError> {
+    if expected == actual {
+        return Ok(());
+    }
+    Err(ShapeError::Dim {
+        input: input.to_string(),
+        axis,
+        dim: dim.to_string(),
+        expected,
+        actual,
+    })
+}
+
+/// Checks a whole shape: `dims[k]` names axis `k` (a parameter's declared dims).
+pub fn check_shape(
+    input: &str,
+    actual: &[usize],
+    expected: &[usize],
+    dims: &[&str],
+) -> Result<(), ShapeError> {
+    if actual.len() != expected.len() {
+        return Err(ShapeError::Rank {
+            input: input.to_string(),
+            expected: expected.len(),
+            actual: actual.len(),
+        });
+    }
+    for (axis, (&a, &e)) in actual.iter().zip(expected).enumerate() {
+        check_dim(input, axis, dims.get(axis).copied().unwrap_or("?"), e, a)?;
+    }
+    Ok(())
+}
+
+/// Checks that every class index in `values` is below `bound` (the size of dim `dim`).
+pub fn check_indices<D: Dimension>(
+    input: &str,
+    dim: &str,
+    bound: usize,
+    values: ArrayView<'_, usize, D>,
+) -> Result<(), ShapeError> {
+    match values.iter().enumerate().find(|(_, v)| **v >= bound) {
+        None => Ok(()),
+        Some((position, &value)) => Err(ShapeError::IndexOutOfRange {
+            input: input.to_string(),
+            position,
+            value,
+            dim: dim.to_string(),
+            bound,
+        }),
+    }
+}
+
+fn find<'a, T>(arrays: &'a [(String, ArrayD<T>)], name: &str) -> Result<&'a ArrayD<T>, ShapeError> {
+    arrays
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, a)| a)
+        .ok_or_else(|| ShapeError::Missing {
+            input: name.to_string(),
+        })
+}
+
+/// The float input `name` of rank `D`, or a `Missing` or `Rank` error.
+pub fn find_float<'a, F, D: Dimension>(
+    named: &'a NamedInputs<F>,
+    name: &str,
+) -> Result<ArrayView<'a, F, D>, ShapeError> {
+    let a = find(&named.floats, name)?;
+    let expected = D::NDIM.unwrap_or(a.ndim());
+    a.view()
+        .into_dimensionality::<D>()
+        .map_err(|_| ShapeError::Rank {
+            input: name.to_string(),
+            expected,
+            actual: a.ndim(),
+        })
+}
+
+/// The index input `name` of rank `D`, or a `Missing` or `Rank` error.
+pub fn find_index<'a, F, D: Dimension>(
+    named: &'a NamedInputs<F>,
+    name: &str,
+) -> Result<ArrayView<'a, usize, D>, ShapeError> {
+    let a = find(&named.indices, name)?;
+    let expected = D::NDIM.unwrap_or(a.ndim());
+    a.view()
+        .into_dimensionality::<D>()
+        .map_err(|_| ShapeError::Rank {
+            input: name.to_string(),
+            expected,
+            actual: a.ndim(),
+        })
+}
+
+/// Rejects named arrays that are not inputs of the model (or are given as the wrong
+/// kind: a float array under an index input's name, or the reverse).
+pub fn reject_unknown<F>(
+    named: &NamedInputs<F>,
+    model: &str,
+    floats: &[&str],
+    indices: &[&str],
+) -> Result<(), ShapeError> {
+    let unknown = named
+        .floats
+        .iter()
+        .map(|(n, _)| n)
+        .find(|n| !floats.contains(&n.as_str()))
+        .or_else(|| {
+            named
+                .indices
+                .iter()
+                .map(|(n, _)| n)
+                .find(|n| !indices.contains(&n.as_str()))
+        });
+    match unknown {
+        Some(name) => Err(ShapeError::Unexpected {
+            model: model.to_string(),
+            name: name.clone(),
+        }),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::{Array2, Ix2, arr2};
+
+    #[test]
+    fn scalar_functions_are_stable_and_break_ties_to_the_first_operand() {
+        assert_eq!(sigmoid(0.0f64), 0.5);
+        assert_eq!(sigmoid(-1e4f64), 0.0);
+        assert_eq!(sigmoid(1e4f32), 1.0);
+        assert_eq!(softplus(1e4f64), 1e4);
+        assert_eq!(softplus(-1e4f64), 0.0);
+        assert!((softplus(0.0f64) - 2f64.ln()).abs() < 1e-15);
+        assert_eq!(max(1.0f64, f64::NAN), 1.0);
+        assert_eq!(
+            max(f64::NAN, 1.0),
+            1.0,
+            "as `BinaryOp::Max::eval`: a later number replaces a NaN"
+        );
+        assert_eq!(min(-0.0f64, 0.0).to_bits(), (-0.0f64).to_bits());
+    }
+
+    #[test]
+    fn contiguous_reads_in_place_or_copies_in_logical_order() {
+        let a = arr2(&[[1.0, 2.0], [3.0, 4.0]]);
+        let mut staging = Vec::new();
+        assert_eq!(contiguous(a.view(), &mut staging), &[1.0, 2.0, 3.0, 4.0]);
+        assert_eq!(staging.capacity(), 0, "standard layout is read in place");
+        assert_eq!(contiguous(a.t(), &mut staging), &[1.0, 3.0, 2.0, 4.0]);
+    }
+
+    #[test]
+    fn slice_mut_replaces_arrays_of_the_wrong_shape_or_layout() {
+        let mut a = Array2::<f64>::ones((3, 2));
+        assert_eq!(slice_mut(&mut a, Ix2(3, 2)).len(), 6);
+        assert_eq!(a[[0, 0]], 1.0, "a right array is kept");
+        let mut b = Array2::<f64>::ones((2, 3)).reversed_axes();
+        assert_eq!(slice_mut(&mut b, Ix2(3, 2)), &[0.0; 6]);
+        let mut c = Array2::<f64>::ones((1, 1));
+        assert_eq!(slice_mut(&mut c, Ix2(3, 2)).len(), 6);
+    }
+
+    #[test]
+    fn checks_name_the_input_the_dim_and_both_sizes() {
+        let e = check_dim("x", 1, "D", 3, 4).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "input `x`: axis 1 (dim `D`) has size 4, expected 3"
+        );
+        let e = check_shape("w", &[2, 5], &[2, 3], &["D", "H"]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "input `w`: axis 1 (dim `H`) has size 5, expected 3"
+        );
+        let labels = ndarray::arr1(&[0usize, 2, 3]);
+        let e = check_indices("labels", "C", 3, labels.view()).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "input `labels`: index 3 at position 2 is out of range for `C` = 3"
+        );
+    }
+
+    #[test]
+    fn binding_by_name_reports_missing_unknown_and_rank() {
+        let named = NamedInputs::<f64> {
+            floats: vec![("x".into(), ArrayD::zeros(vec![2, 3]))],
+            indices: vec![("labels".into(), ArrayD::zeros(vec![2]))],
+        };
+        assert!(find_float::<f64, Ix2>(&named, "x").is_ok());
+        let e = find_float::<f64, ndarray::Ix1>(&named, "x").unwrap_err();
+        assert_eq!(
+            e,
+            ShapeError::Rank {
+                input: "x".into(),
+                expected: 1,
+                actual: 2
+            }
+        );
+        assert_eq!(
+            find_float::<f64, Ix2>(&named, "y").unwrap_err(),
+            ShapeError::Missing { input: "y".into() }
+        );
+        assert!(find_index::<f64, ndarray::Ix1>(&named, "labels").is_ok());
+        assert!(reject_unknown(&named, "m", &["x"], &["labels"]).is_ok());
+        let e = reject_unknown(&named, "m", &["x"], &[]).unwrap_err();
+        assert_eq!(
+            e,
+            ShapeError::Unexpected {
+                model: "m".into(),
+                name: "labels".into()
+            }
+        );
+    }
+
+    #[test]
+    fn views_and_growth() {
+        let mut buf = vec![0.0f32; 2];
+        grow(&mut buf, 6);
+        assert_eq!(buf.len(), 6);
+        grow(&mut buf, 4);
+        assert_eq!(buf.len(), 6, "never shrinks");
+        matrix_mut(&mut buf, 2, 3)[[1, 2]] = 5.0;
+        assert_eq!(matrix(&buf, 2, 3)[[1, 2]], 5.0);
+        assert_eq!(view(&buf, Ix2(3, 2))[[2, 1]], 5.0);
+        let mut staging: Vec<f32> = Vec::new();
+        grow_capacity(&mut staging, 10);
+        assert!(staging.capacity() >= 10);
+    }
+}
