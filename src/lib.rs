@@ -16,5 +16,5 @@
 pub use nnc_autodiff as autodiff;
 pub use nnc_ir as ir;
 pub use nnc_runtime as runtime;
-pub use nnc_runtime::{Model, ndarray, rand};
+pub use nnc_runtime::{Model, ndarray, rand, rand_distr};
 pub use nnc_syntax as syntax;

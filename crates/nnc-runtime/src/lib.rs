@@ -95,3 +95,4 @@ pub use model::{
 pub use ndarray;
 pub use num_traits;
 pub use rand;
+pub use rand_distr;

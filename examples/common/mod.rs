@@ -1,0 +1,219 @@
+//! What the examples share: data sets, pictures, progress bars. Not part of the
+//! library: each example includes this module with `mod common;`.
+#![allow(dead_code)] // each example uses a different part of this module
+
+use indicatif::{ProgressBar, ProgressStyle};
+use ndarray::{Array1, Array2};
+use nnc::rand::{Rng, RngExt};
+use plotters::prelude::*;
+use std::error::Error;
+use std::io::Read;
+use std::path::PathBuf;
+
+pub type Result<T> = std::result::Result<T, Box<dyn Error>>;
+
+/// Where examples write their pictures: `target/nnc-examples/`.
+pub fn output_dir() -> Result<PathBuf> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target").join("nnc-examples");
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+/// A progress bar showing the step and the current loss.
+pub fn progress(steps: u64, what: &str) -> ProgressBar {
+    let bar = ProgressBar::new(steps);
+    let style = ProgressStyle::with_template("{prefix:>12} [{bar:40}] {pos}/{len} {msg}")
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ");
+    bar.set_style(style);
+    bar.set_prefix(what.to_string());
+    bar
+}
+
+/// The lecture's spiral: `classes` arms of `points` points each, in 2-D. For class j
+/// and i in 0..points: r = i / (points - 1), t = 4j + 4 r + 0.2 * noise, point
+/// (r sin t, r cos t).
+pub fn spiral<R: Rng + ?Sized>(points: usize, classes: usize, rng: &mut R) -> (Array2<f64>, Array1<usize>) {
+    let normal = nnc::rand_distr::Normal::new(0.0, 1.0).expect("valid normal");
+    let n = points * classes;
+    let mut x = Array2::zeros((n, 2));
+    let mut labels = Array1::zeros(n);
+    for j in 0..classes {
+        for i in 0..points {
+            let row = j * points + i;
+            let r = i as f64 / (points - 1).max(1) as f64;
+            let noise: f64 = nnc::rand_distr::Distribution::sample(&normal, rng);
+            let t = 4.0 * j as f64 + 4.0 * r + 0.2 * noise;
+            x[[row, 0]] = r * t.sin();
+            x[[row, 1]] = r * t.cos();
+            labels[row] = j;
+        }
+    }
+    (x, labels)
+}
+
+/// The 8x8 digits shipped in `data/digits.csv.gz` (see data/README.md): pixels 0..16
+/// as floats, and labels.
+pub fn digits() -> Result<(Array2<f64>, Array1<usize>)> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data").join("digits.csv.gz");
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(std::fs::File::open(&path)?).read_to_string(&mut text)?;
+    let rows: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let mut x = Array2::zeros((rows.len(), 64));
+    let mut labels = Array1::zeros(rows.len());
+    for (i, line) in rows.iter().enumerate() {
+        let values: Vec<f64> = line.split(',').map(|v| v.trim().parse::<f64>()).collect::<std::result::Result<_, _>>()?;
+        if values.len() != 65 {
+            return Err(format!("{}: row {} has {} values, expected 65", path.display(), i + 1, values.len()).into());
+        }
+        for j in 0..64 {
+            x[[i, j]] = values[j];
+        }
+        labels[i] = values[64] as usize;
+    }
+    Ok((x, labels))
+}
+
+/// A shuffled split: `test_fraction` of the rows for testing.
+pub fn split<R: Rng + ?Sized>(n: usize, test_fraction: f64, rng: &mut R) -> (Vec<usize>, Vec<usize>) {
+    let mut order: Vec<usize> = (0..n).collect();
+    for i in (1..n).rev() {
+        let j = rng.random_range(0..=i);
+        order.swap(i, j);
+    }
+    let test = ((n as f64) * test_fraction).round() as usize;
+    let test_rows = order[..test].to_vec();
+    let train_rows = order[test..].to_vec();
+    (train_rows, test_rows)
+}
+
+/// One named series of (x, y) points for a line chart.
+pub struct Series {
+    pub name: String,
+    pub points: Vec<(f64, f64)>,
+}
+
+/// A line chart of several series (log-scale y when `log_y`), as a PNG.
+pub fn line_chart(path: &std::path::Path, title: &str, x_label: &str, y_label: &str, series: &[Series], log_y: bool) -> Result<()> {
+    let root = BitMapBackend::new(path, (900, 560)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let all = series.iter().flat_map(|s| s.points.iter());
+    let (mut x0, mut x1, mut y0, mut y1) = (f64::INFINITY, f64::NEG_INFINITY, f64::INFINITY, f64::NEG_INFINITY);
+    for &(x, y) in all {
+        if y.is_finite() && (!log_y || y > 0.0) {
+            x0 = x0.min(x);
+            x1 = x1.max(x);
+            y0 = y0.min(y);
+            y1 = y1.max(y);
+        }
+    }
+    if !(x0.is_finite() && y0.is_finite()) {
+        return Err("nothing to plot".into());
+    }
+    if x1 <= x0 {
+        x1 = x0 + 1.0;
+    }
+    if y1 <= y0 {
+        y1 = y0 + 1.0;
+    }
+    let colours = [&BLUE, &RED, &GREEN, &MAGENTA, &CYAN, &BLACK];
+    let mut builder = ChartBuilder::on(&root);
+    builder.caption(title, ("sans-serif", 24)).margin(12).x_label_area_size(40).y_label_area_size(70);
+    macro_rules! draw {
+        ($chart:expr) => {{
+            let mut chart = $chart;
+            chart.configure_mesh().x_desc(x_label).y_desc(y_label).draw()?;
+            for (i, s) in series.iter().enumerate() {
+                let colour = colours[i % colours.len()];
+                let points = s.points.iter().copied().filter(|(_, y)| y.is_finite() && (!log_y || *y > 0.0));
+                chart
+                    .draw_series(LineSeries::new(points, colour.stroke_width(2)))?
+                    .label(s.name.clone())
+                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2)));
+            }
+            chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw()?;
+        }};
+    }
+    if log_y {
+        draw!(builder.build_cartesian_2d(x0..x1, (y0..y1).log_scale())?);
+    } else {
+        draw!(builder.build_cartesian_2d(x0..x1, y0..y1)?);
+    }
+    root.present()?;
+    Ok(())
+}
+
+/// Histograms of several samples side by side (one panel each), as a PNG.
+pub fn histograms(path: &std::path::Path, title: &str, panels: &[(String, Vec<f64>)], range: (f64, f64)) -> Result<()> {
+    let width = 260 * panels.len().max(1) as u32;
+    let root = BitMapBackend::new(path, (width, 320)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let root = root.titled(title, ("sans-serif", 22))?;
+    let areas = root.split_evenly((1, panels.len().max(1)));
+    let bins = 40usize;
+    for (area, (name, values)) in areas.iter().zip(panels) {
+        let width_of_bin = (range.1 - range.0) / bins as f64;
+        let mut counts = vec![0u32; bins];
+        for v in values {
+            let b = ((v - range.0) / width_of_bin).floor();
+            if b >= 0.0 && (b as usize) < bins {
+                counts[b as usize] += 1;
+            }
+        }
+        let top = counts.iter().copied().max().unwrap_or(1).max(1);
+        let mut chart = ChartBuilder::on(area)
+            .caption(name, ("sans-serif", 16))
+            .margin(6)
+            .x_label_area_size(24)
+            .y_label_area_size(36)
+            .build_cartesian_2d(range.0..range.1, 0u32..top)?;
+        chart.configure_mesh().disable_mesh().x_labels(5).y_labels(4).draw()?;
+        chart.draw_series(counts.iter().enumerate().map(|(i, c)| {
+            let x0 = range.0 + i as f64 * width_of_bin;
+            Rectangle::new([(x0, 0), (x0 + width_of_bin, *c)], BLUE.mix(0.6).filled())
+        }))?;
+    }
+    root.present()?;
+    Ok(())
+}
+
+/// A classifier's decision regions over the plane, with the data points on top.
+pub fn decision_boundary(
+    path: &std::path::Path,
+    title: &str,
+    x: &Array2<f64>,
+    labels: &Array1<usize>,
+    mut classify: impl FnMut(&Array2<f64>) -> Result<Vec<usize>>,
+) -> Result<()> {
+    let (lo, hi) = (-1.1, 1.1);
+    let grid = 200usize;
+    let mut points = Array2::zeros((grid * grid, 2));
+    for i in 0..grid {
+        for j in 0..grid {
+            points[[i * grid + j, 0]] = lo + (hi - lo) * j as f64 / (grid - 1) as f64;
+            points[[i * grid + j, 1]] = lo + (hi - lo) * i as f64 / (grid - 1) as f64;
+        }
+    }
+    let predicted = classify(&points)?;
+    let root = BitMapBackend::new(path, (640, 640)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 22))
+        .margin(10)
+        .x_label_area_size(30)
+        .y_label_area_size(40)
+        .build_cartesian_2d(lo..hi, lo..hi)?;
+    chart.configure_mesh().disable_mesh().draw()?;
+    let light = [RGBColor(255, 210, 210), RGBColor(210, 255, 210), RGBColor(210, 210, 255), RGBColor(255, 255, 200)];
+    let dark = [RGBColor(200, 0, 0), RGBColor(0, 140, 0), RGBColor(0, 0, 200), RGBColor(160, 160, 0)];
+    let cell = (hi - lo) / (grid - 1) as f64;
+    chart.draw_series(predicted.iter().enumerate().map(|(k, c)| {
+        let (px, py) = (points[[k, 0]], points[[k, 1]]);
+        Rectangle::new([(px - cell / 2.0, py - cell / 2.0), (px + cell / 2.0, py + cell / 2.0)], light[c % 4].filled())
+    }))?;
+    chart.draw_series(
+        x.rows().into_iter().zip(labels).map(|(p, c)| Circle::new((p[0], p[1]), 3, dark[c % 4].filled())),
+    )?;
+    root.present()?;
+    Ok(())
+}
