@@ -14,6 +14,8 @@
 //! crate that depends on `nnc`.
 
 pub use nnc_autodiff as autodiff;
+pub use nnc_codegen as codegen;
+pub use nnc_macros::net;
 pub use nnc_ir as ir;
 pub use nnc_runtime as runtime;
 pub use nnc_runtime::{Model, ndarray, rand, rand_distr};

@@ -5,13 +5,18 @@
 //! pipeline as `nnc compile`, and turns diagnostics into `compile_error!`s spanning
 //! the user's own tokens. It holds no compiler logic.
 
+mod expand;
 mod tokens;
 
 use proc_macro::TokenStream;
 
-/// Compiles `.nn` models written inline, or a file: `net!(file = "models/spiral.nn")`.
+/// Compiles `.nn` models to Rust modules, exactly as `nnc compile` does.
+///
+/// Inline: `net! { model m { ... } fn f(x) = ...; }`. From a file, relative to the
+/// crate's `Cargo.toml`: `net!(file = "models/spiral.nn")` (the crate rebuilds when the
+/// file changes). Each model becomes a module named after it; errors point at the
+/// offending tokens (inline) or name the `.nn` file, line and column.
 #[proc_macro]
 pub fn net(input: TokenStream) -> TokenStream {
-    let _ = tokens::convert(input.into());
-    TokenStream::new()
+    expand::net(input.into()).into()
 }

@@ -1,8 +1,11 @@
 //! Rust tokens to `.nn` tokens, so the lalrpop parser reads `net! { ... }` with no
 //! string round trip and every diagnostic can point at the user's own tokens.
 //!
-//! Each `.nn` token gets a synthetic span `i..i + 1` (its index); [`SpanMap`] turns a
-//! diagnostic's synthetic span back into the Rust spans of its first and last tokens.
+//! As it converts, the converter also lays the tokens out in a text at their line
+//! and column in the user's file (where the compiler tells them, Rust 1.88+), and
+//! gives each token the byte span it has in that text. So spans mean the same as
+//! for a `.nn` file: generated comments say `lib.rs:12:5`, and [`SpanMap`] turns a
+//! diagnostic's span back into the Rust spans of its first and last tokens.
 
 use nnc_syntax::Span;
 use nnc_syntax::lexer::{NestingDepth, Spanned, Tok};
@@ -11,23 +14,33 @@ use proc_macro2::{Delimiter, Spacing, TokenStream, TokenTree};
 /// Where each converted token came from.
 #[derive(Debug, Default)]
 pub struct SpanMap {
+    /// Byte offset of each token in [`Converted::text`], ascending.
+    starts: Vec<usize>,
     spans: Vec<proc_macro2::Span>,
 }
 
 impl SpanMap {
-    /// The Rust spans of the first and last token covered by a diagnostic span.
+    /// The Rust spans of the first and last token a diagnostic span covers.
     pub fn lookup(&self, span: Span) -> (proc_macro2::Span, proc_macro2::Span) {
         let fallback = proc_macro2::Span::call_site();
-        let first = self.spans.get(span.start).copied().or_else(|| self.spans.last().copied()).unwrap_or(fallback);
-        let last_index = span.end.saturating_sub(1).max(span.start);
-        let last = self.spans.get(last_index).copied().unwrap_or(first);
+        // The last token starting at or before the offset.
+        let token_at = |offset: usize| self.starts.partition_point(|s| *s <= offset).saturating_sub(1);
+        let first = self.spans.get(token_at(span.start)).copied().unwrap_or(fallback);
+        let last_offset = span.end.saturating_sub(1).max(span.start);
+        let last = self.spans.get(token_at(last_offset)).copied().unwrap_or(first);
         (first, last)
     }
+}
 
-    /// The synthetic offset one past the last token (for "unexpected end of input").
-    pub fn end(&self) -> usize {
-        self.spans.len()
-    }
+/// A macro's input as the parser and the code generator want it.
+#[derive(Debug)]
+pub struct Converted {
+    pub tokens: Vec<Spanned>,
+    /// The tokens laid out at their places in the user's file.
+    pub text: String,
+    pub map: SpanMap,
+    /// The user's file, when the compiler says.
+    pub file: Option<String>,
 }
 
 /// A token Rust accepts but `.nn` does not.
@@ -38,26 +51,61 @@ pub struct Unsupported {
 }
 
 /// Converts a macro's input. Errors name the offending Rust token.
-pub fn convert(input: TokenStream) -> Result<(Vec<Spanned>, SpanMap), Unsupported> {
-    let mut out = Converter { tokens: Vec::new(), map: SpanMap::default(), depth: NestingDepth::default() };
-    out.stream(input)?;
-    Ok((out.tokens, out.map))
+pub fn convert(input: TokenStream) -> Result<Converted, Unsupported> {
+    let mut c = Converter {
+        out: Converted { tokens: Vec::new(), text: String::new(), map: SpanMap::default(), file: None },
+        depth: NestingDepth::default(),
+        line: 1,
+        column: 0,
+    };
+    c.stream(input)?;
+    Ok(c.out)
 }
 
 struct Converter {
-    tokens: Vec<Spanned>,
-    map: SpanMap,
+    out: Converted,
     depth: NestingDepth,
+    /// Where the text ends: 1-based line, 0-based column.
+    line: usize,
+    column: usize,
 }
 
 impl Converter {
-    fn push(&mut self, tok: Tok, span: proc_macro2::Span) {
-        let i = self.map.spans.len();
-        self.map.spans.push(span);
-        let synthetic = Span::new(i, i + 1);
+    fn push(&mut self, tok: Tok, text: &str, span: proc_macro2::Span) {
+        self.place(span);
+        let start = self.out.text.len();
+        self.out.text.push_str(text);
+        self.column += text.chars().count();
+        let synthetic = Span::new(start, self.out.text.len());
+        self.out.map.starts.push(start);
+        self.out.map.spans.push(span);
         match self.depth.track(&tok, synthetic) {
-            Ok(()) => self.tokens.push(Ok((i, tok, i + 1))),
-            Err(e) => self.tokens.push(Err(e)),
+            Ok(()) => self.out.tokens.push(Ok((start, tok, synthetic.end))),
+            Err(e) => self.out.tokens.push(Err(e)),
+        }
+    }
+
+    /// Moves the end of the text to the token's line and column, or adds a space when
+    /// the compiler gives no location.
+    fn place(&mut self, span: proc_macro2::Span) {
+        let at = span.start();
+        if self.out.file.is_none() && at.line > 0 {
+            let file = span.file();
+            self.out.file = Some(file.rsplit('/').next().unwrap_or(&file).to_string());
+        }
+        if at.line > self.line || (at.line == self.line && at.column >= self.column) {
+            while self.line < at.line {
+                self.out.text.push('\n');
+                self.line += 1;
+                self.column = 0;
+            }
+            while self.column < at.column {
+                self.out.text.push(' ');
+                self.column += 1;
+            }
+        } else if !self.out.text.is_empty() {
+            self.out.text.push(' ');
+            self.column += 1;
         }
     }
 
@@ -66,23 +114,24 @@ impl Converter {
         while let Some(tree) = iter.next() {
             match tree {
                 TokenTree::Group(g) => {
-                    let (open, close) = match g.delimiter() {
-                        Delimiter::Parenthesis => (Tok::LParen, Tok::RParen),
-                        Delimiter::Bracket => (Tok::LBracket, Tok::RBracket),
-                        Delimiter::Brace => (Tok::LBrace, Tok::RBrace),
+                    let (open, close, texts) = match g.delimiter() {
+                        Delimiter::Parenthesis => (Tok::LParen, Tok::RParen, ("(", ")")),
+                        Delimiter::Bracket => (Tok::LBracket, Tok::RBracket, ("[", "]")),
+                        Delimiter::Brace => (Tok::LBrace, Tok::RBrace, ("{", "}")),
                         // Invisible groups come from macro_rules! expansion: splice.
                         Delimiter::None => {
                             self.stream(g.stream())?;
                             continue;
                         }
                     };
-                    self.push(open, g.span_open());
+                    self.push(open, texts.0, g.span_open());
                     self.stream(g.stream())?;
-                    self.push(close, g.span_close());
+                    self.push(close, texts.1, g.span_close());
                 }
                 TokenTree::Ident(ident) => {
                     let text = ident.to_string();
-                    self.push(keyword(&text).unwrap_or(Tok::Ident(text)), ident.span());
+                    let tok = keyword(&text).unwrap_or_else(|| Tok::Ident(text.clone()));
+                    self.push(tok, &text, ident.span());
                 }
                 TokenTree::Literal(lit) => {
                     let text = lit.to_string();
@@ -92,31 +141,31 @@ impl Converter {
                             message: format!("`{text}` is not a `.nn` number (write plain numbers like `1`, `0.5`, `1e-3`)"),
                         });
                     }
-                    self.push(Tok::Number(text), lit.span());
+                    self.push(Tok::Number(text.clone()), &text, lit.span());
                 }
                 TokenTree::Punct(p) => {
                     let c = p.as_char();
                     // `>=` and `<=` arrive as a joint punct followed by `=`.
                     let joined_eq = p.spacing() == Spacing::Joint
                         && matches!(iter.peek(), Some(TokenTree::Punct(next)) if next.as_char() == '=');
-                    let tok = match (c, joined_eq) {
+                    let (tok, text) = match (c, joined_eq) {
                         ('>', true) | ('<', true) => {
                             iter.next();
-                            if c == '>' { Tok::Ge } else { Tok::Le }
+                            if c == '>' { (Tok::Ge, ">=") } else { (Tok::Le, "<=") }
                         }
-                        ('+', _) => Tok::Plus,
-                        ('-', _) => Tok::Minus,
-                        ('*', _) => Tok::Star,
-                        ('/', _) => Tok::Slash,
-                        ('@', _) => Tok::At,
-                        ('^', _) => Tok::Caret,
-                        ('>', _) => Tok::Gt,
-                        ('<', _) => Tok::Lt,
-                        ('=', _) => Tok::Eq,
-                        ('.', _) => Tok::Dot,
-                        (',', _) => Tok::Comma,
-                        (':', _) => Tok::Colon,
-                        (';', _) => Tok::Semi,
+                        ('+', _) => (Tok::Plus, "+"),
+                        ('-', _) => (Tok::Minus, "-"),
+                        ('*', _) => (Tok::Star, "*"),
+                        ('/', _) => (Tok::Slash, "/"),
+                        ('@', _) => (Tok::At, "@"),
+                        ('^', _) => (Tok::Caret, "^"),
+                        ('>', _) => (Tok::Gt, ">"),
+                        ('<', _) => (Tok::Lt, "<"),
+                        ('=', _) => (Tok::Eq, "="),
+                        ('.', _) => (Tok::Dot, "."),
+                        (',', _) => (Tok::Comma, ","),
+                        (':', _) => (Tok::Colon, ":"),
+                        (';', _) => (Tok::Semi, ";"),
                         _ => {
                             return Err(Unsupported {
                                 span: p.span(),
@@ -124,7 +173,7 @@ impl Converter {
                             });
                         }
                     };
-                    self.push(tok, p.span());
+                    self.push(tok, text, p.span());
                 }
             }
         }
@@ -172,8 +221,9 @@ mod tests {
         };
         let from_text = nnc_ir::compile_source(source).expect("the lexer path compiles");
         let rust_tokens: TokenStream = source.parse().expect("Rust tokenizes .nn source");
-        let (tokens, map) = convert(rust_tokens).expect("converts");
-        let (file, diagnostics) = nnc_syntax::parser::parse_tokens(tokens, map.end());
+        let converted = convert(rust_tokens).expect("converts");
+        let end = converted.text.len();
+        let (file, diagnostics) = nnc_syntax::parser::parse_tokens(converted.tokens, end);
         assert!(diagnostics.is_empty(), "{diagnostics:?}");
         let checked = nnc_syntax::check::check(&file);
         assert!(checked.is_empty(), "{checked:?}");
@@ -195,6 +245,20 @@ mod tests {
             }
         }
         assert!(count >= 9, "expected the spec models, found {count}");
+    }
+
+    #[test]
+    fn tokens_keep_their_line_and_column() {
+        let source = "model m {\n    dim N;\n    input x: [N, 2];\n  loss sum(x >= 1e-3);\n}\n";
+        let converted = convert(source.parse().expect("tokenizes")).expect("converts");
+        let (lexed, _) = nnc_syntax::lexer::tokenize(source);
+        assert_eq!(converted.tokens.len(), lexed.len());
+        for (a, b) in converted.tokens.iter().zip(&lexed) {
+            let (Ok((sa, ta, _)), Ok((sb, tb, _))) = (a, b) else { panic!("token error") };
+            assert_eq!(ta, tb);
+            let at = |text: &str, offset: usize| nnc_syntax::diagnostic::line_col(text, offset);
+            assert_eq!(at(&converted.text, *sa), at(source, *sb), "{ta:?}");
+        }
     }
 
     #[test]

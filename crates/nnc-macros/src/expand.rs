@@ -1,0 +1,126 @@
+//! Expanding `net!`: which form, the pipeline, and errors as `compile_error!`.
+
+use crate::tokens::{self, SpanMap};
+use nnc_syntax::Diagnostic;
+use proc_macro2::{Span, TokenStream, TokenTree};
+use quote::quote_spanned;
+
+/// The whole expansion: generated modules, or errors.
+pub fn net(input: TokenStream) -> TokenStream {
+    match file_argument(&input) {
+        Some(Ok((path, span))) => from_file(&path, span),
+        Some(Err(e)) => e.to_compile_error(),
+        None => inline(input),
+    }
+}
+
+/// `file = "path"`, if that is the input's form.
+fn file_argument(input: &TokenStream) -> Option<syn::Result<(String, Span)>> {
+    let trees: Vec<TokenTree> = input.clone().into_iter().collect();
+    match trees.as_slice() {
+        [TokenTree::Ident(i), TokenTree::Punct(eq), rest @ ..] if i == "file" && eq.as_char() == '=' => {
+            let lit = match rest {
+                [TokenTree::Literal(l)] => l,
+                _ => return Some(Err(syn::Error::new(i.span(), "write `net!(file = \"path/to/model.nn\")`"))),
+            };
+            Some(syn::parse2::<syn::LitStr>(TokenTree::Literal(lit.clone()).into()).map(|s| (s.value(), lit.span())))
+        }
+        _ => None,
+    }
+}
+
+/// `net!(file = "...")`: compile the file as `nnc compile` would; errors are rendered
+/// in full (file, line, column, the source line and a caret) at the path literal.
+fn from_file(path: &str, span: Span) -> TokenStream {
+    let dir = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| ".".to_string());
+    let full = std::path::Path::new(&dir).join(path);
+    let source = match std::fs::read_to_string(&full) {
+        Ok(s) => s,
+        Err(e) => {
+            let message = format!("cannot read `{}`: {e} (paths are relative to the crate's Cargo.toml)", full.display());
+            return syn::Error::new(span, message).to_compile_error();
+        }
+    };
+    let file_name = std::path::Path::new(path).file_name().map_or(path.to_string(), |n| n.to_string_lossy().into_owned());
+    match nnc_codegen::compile_source(&source, &file_name, &nnc_codegen::Options::default()) {
+        Ok(code) => {
+            let full = full.to_string_lossy().into_owned();
+            let generated: TokenStream = match code.parse() {
+                Ok(t) => t,
+                Err(e) => return syn::Error::new(span, format!("internal error: generated code does not parse: {e}")).to_compile_error(),
+            };
+            // Including the file makes cargo rebuild the crate when it changes.
+            quote_spanned! {span=>
+                const _: &str = include_str!(#full);
+                #generated
+            }
+        }
+        Err(diagnostics) => {
+            let text = nnc_syntax::render(&diagnostics, path, &source);
+            syn::Error::new(span, format!("errors in `{path}`:\n{text}")).to_compile_error()
+        }
+    }
+}
+
+/// `net! { ... }`: the tokens go to the parser directly.
+fn inline(input: TokenStream) -> TokenStream {
+    let converted = match tokens::convert(input) {
+        Ok(c) => c,
+        Err(e) => return syn::Error::new(e.span, e.message).to_compile_error(),
+    };
+    let file_name = converted.file.clone().unwrap_or_else(|| "net!".to_string());
+    let end = converted.text.len();
+    let (file, mut diagnostics) = nnc_syntax::parser::parse_tokens(converted.tokens, end);
+    if diagnostics.is_empty() {
+        diagnostics = nnc_syntax::check::check(&file);
+    }
+    if !diagnostics.is_empty() {
+        return errors(&diagnostics, &converted.map);
+    }
+    let models = match nnc_ir::lower_file(&file) {
+        Ok(m) => m,
+        Err(d) => return errors(&d, &converted.map),
+    };
+    let mut out = TokenStream::new();
+    for model in &models {
+        let generated = generate(model, &converted.text, &file_name);
+        match generated.and_then(|code| code.parse::<TokenStream>().map_err(|e| e.to_string())) {
+            Ok(tokens) => out.extend(tokens),
+            Err(e) => {
+                let message = format!("internal error compiling model `{}`: {e}", model.name);
+                return syn::Error::new(Span::call_site(), message).to_compile_error();
+            }
+        }
+    }
+    out
+}
+
+/// Differentiates and generates one model, as `nnc compile` does.
+fn generate(model: &nnc_ir::Model, text: &str, file_name: &str) -> Result<String, String> {
+    let derived = nnc_autodiff::with_gradients(model).map_err(|e| e.to_string())?;
+    nnc_codegen::generate(&derived, text, file_name)
+}
+
+/// Every diagnostic as a `compile_error!` spanning its tokens, as rustc underlines its
+/// own errors; labels and notes follow the message.
+fn errors(diagnostics: &[Diagnostic], map: &SpanMap) -> TokenStream {
+    let mut combined: Option<syn::Error> = None;
+    for d in diagnostics {
+        let (first, last) = map.lookup(d.span);
+        let mut message = d.message.clone();
+        if let Some(label) = &d.label {
+            message.push_str(&format!("\n  here: {label}"));
+        }
+        for note in &d.notes {
+            message.push_str(&format!("\n  note: {note}"));
+        }
+        // Two tokens carrying the first and last spans make syn's error cover both.
+        let span_tokens = quote_spanned!(first=> __nnc_first).into_iter().chain(quote_spanned!(last=> __nnc_last));
+        let error = syn::Error::new_spanned(span_tokens.collect::<TokenStream>(), message);
+        match &mut combined {
+            Some(c) => c.combine(error),
+            None => combined = Some(error),
+        }
+    }
+    combined.map(|e| e.to_compile_error()).unwrap_or_default()
+}
