@@ -29,17 +29,36 @@ fn file_argument(input: &TokenStream) -> Option<syn::Result<(String, Span)>> {
     }
 }
 
+/// The file `path` names: relative to the crate's `Cargo.toml`, or else to the Rust
+/// file containing the macro call (as `include_str!` resolves paths).
+fn locate(path: &str, span: Span) -> Result<std::path::PathBuf, String> {
+    let manifest = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| ".".to_string());
+    let mut tried = vec![std::path::Path::new(&manifest).join(path)];
+    if let Some(dir) = span.local_file().as_deref().and_then(std::path::Path::parent) {
+        tried.push(dir.join(path));
+    }
+    match tried.iter().find(|p| p.is_file()) {
+        Some(found) => Ok(found.clone()),
+        None => {
+            let places: Vec<String> = tried.iter().map(|p| format!("`{}`", p.display())).collect();
+            Err(format!(
+                "no file `{path}`: looked for {} (paths are relative to the crate's Cargo.toml, or to this Rust file)",
+                places.join(" and ")
+            ))
+        }
+    }
+}
+
 /// `net!(file = "...")`: compile the file as `nnc compile` would; errors are rendered
 /// in full (file, line, column, the source line and a caret) at the path literal.
 fn from_file(path: &str, span: Span) -> TokenStream {
-    let dir = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| ".".to_string());
-    let full = std::path::Path::new(&dir).join(path);
+    let full = match locate(path, span) {
+        Ok(full) => full,
+        Err(message) => return syn::Error::new(span, message).to_compile_error(),
+    };
     let source = match std::fs::read_to_string(&full) {
         Ok(s) => s,
-        Err(e) => {
-            let message = format!("cannot read `{}`: {e} (paths are relative to the crate's Cargo.toml)", full.display());
-            return syn::Error::new(span, message).to_compile_error();
-        }
+        Err(e) => return syn::Error::new(span, format!("cannot read `{}`: {e}", full.display())).to_compile_error(),
     };
     let file_name = std::path::Path::new(path).file_name().map_or(path.to_string(), |n| n.to_string_lossy().into_owned());
     match nnc_codegen::compile_source(&source, &file_name, &nnc_codegen::Options::default()) {
@@ -108,7 +127,7 @@ fn errors(diagnostics: &[Diagnostic], map: &SpanMap) -> TokenStream {
     for d in diagnostics {
         let (first, last) = map.lookup(d.span);
         let mut message = d.message.clone();
-        if let Some(label) = &d.label {
+        if let Some(label) = d.label.as_ref().filter(|l| l.as_str() != "here") {
             message.push_str(&format!("\n  here: {label}"));
         }
         for note in &d.notes {

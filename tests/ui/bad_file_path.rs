@@ -1,0 +1,3 @@
+nnc::net!(file = "models/no_such_model.nn");
+
+fn main() {}

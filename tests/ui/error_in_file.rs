@@ -1,0 +1,3 @@
+nnc::net!(file = "models/broken.nn");
+
+fn main() {}
