@@ -5,6 +5,7 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 mod check;
+mod compile;
 mod grad;
 mod gradcheck;
 mod run;
@@ -24,6 +25,8 @@ enum Command {
     Check(check::Args),
     /// Evaluate a model with the reference interpreter on `.npz` inputs.
     Run(run::Args),
+    /// Generate Rust (or the IR, or the fusion plans) for `.nn` models.
+    Compile(compile::Args),
     /// Show the derivation: forward pass, backward pass rule by rule, simplified.
     Grad(grad::Args),
     /// Compare derived gradients with central finite differences (f64).
@@ -44,6 +47,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Check(args) => check::run(&args),
         Command::Run(args) => run::run(&args),
+        Command::Compile(args) => compile::run(&args),
         Command::Grad(args) => grad::run(&args),
         Command::Gradcheck(args) => gradcheck::run(&args),
     }

@@ -18,12 +18,22 @@ pub fn net(input: TokenStream) -> TokenStream {
 fn file_argument(input: &TokenStream) -> Option<syn::Result<(String, Span)>> {
     let trees: Vec<TokenTree> = input.clone().into_iter().collect();
     match trees.as_slice() {
-        [TokenTree::Ident(i), TokenTree::Punct(eq), rest @ ..] if i == "file" && eq.as_char() == '=' => {
+        [TokenTree::Ident(i), TokenTree::Punct(eq), rest @ ..]
+            if i == "file" && eq.as_char() == '=' =>
+        {
             let lit = match rest {
                 [TokenTree::Literal(l)] => l,
-                _ => return Some(Err(syn::Error::new(i.span(), "write `net!(file = \"path/to/model.nn\")`"))),
+                _ => {
+                    return Some(Err(syn::Error::new(
+                        i.span(),
+                        "write `net!(file = \"path/to/model.nn\")`",
+                    )));
+                }
             };
-            Some(syn::parse2::<syn::LitStr>(TokenTree::Literal(lit.clone()).into()).map(|s| (s.value(), lit.span())))
+            Some(
+                syn::parse2::<syn::LitStr>(TokenTree::Literal(lit.clone()).into())
+                    .map(|s| (s.value(), lit.span())),
+            )
         }
         _ => None,
     }
@@ -34,7 +44,11 @@ fn file_argument(input: &TokenStream) -> Option<syn::Result<(String, Span)>> {
 fn locate(path: &str, span: Span) -> Result<std::path::PathBuf, String> {
     let manifest = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| ".".to_string());
     let mut tried = vec![std::path::Path::new(&manifest).join(path)];
-    if let Some(dir) = span.local_file().as_deref().and_then(std::path::Path::parent) {
+    if let Some(dir) = span
+        .local_file()
+        .as_deref()
+        .and_then(std::path::Path::parent)
+    {
         tried.push(dir.join(path));
     }
     match tried.iter().find(|p| p.is_file()) {
@@ -58,15 +72,26 @@ fn from_file(path: &str, span: Span) -> TokenStream {
     };
     let source = match std::fs::read_to_string(&full) {
         Ok(s) => s,
-        Err(e) => return syn::Error::new(span, format!("cannot read `{}`: {e}", full.display())).to_compile_error(),
+        Err(e) => {
+            return syn::Error::new(span, format!("cannot read `{}`: {e}", full.display()))
+                .to_compile_error();
+        }
     };
-    let file_name = std::path::Path::new(path).file_name().map_or(path.to_string(), |n| n.to_string_lossy().into_owned());
+    let file_name = std::path::Path::new(path)
+        .file_name()
+        .map_or(path.to_string(), |n| n.to_string_lossy().into_owned());
     match nnc_codegen::compile_source(&source, &file_name, &nnc_codegen::Options::default()) {
         Ok(code) => {
             let full = full.to_string_lossy().into_owned();
             let generated: TokenStream = match code.parse() {
                 Ok(t) => t,
-                Err(e) => return syn::Error::new(span, format!("internal error: generated code does not parse: {e}")).to_compile_error(),
+                Err(e) => {
+                    return syn::Error::new(
+                        span,
+                        format!("internal error: generated code does not parse: {e}"),
+                    )
+                    .to_compile_error();
+                }
             };
             // Including the file makes cargo rebuild the crate when it changes.
             quote_spanned! {span=>
@@ -134,7 +159,9 @@ fn errors(diagnostics: &[Diagnostic], map: &SpanMap) -> TokenStream {
             message.push_str(&format!("\n  note: {note}"));
         }
         // Two tokens carrying the first and last spans make syn's error cover both.
-        let span_tokens = quote_spanned!(first=> __nnc_first).into_iter().chain(quote_spanned!(last=> __nnc_last));
+        let span_tokens = quote_spanned!(first=> __nnc_first)
+            .into_iter()
+            .chain(quote_spanned!(last=> __nnc_last));
         let error = syn::Error::new_spanned(span_tokens.collect::<TokenStream>(), message);
         match &mut combined {
             Some(c) => c.combine(error),

@@ -24,10 +24,22 @@ impl SpanMap {
     pub fn lookup(&self, span: Span) -> (proc_macro2::Span, proc_macro2::Span) {
         let fallback = proc_macro2::Span::call_site();
         // The last token starting at or before the offset.
-        let token_at = |offset: usize| self.starts.partition_point(|s| *s <= offset).saturating_sub(1);
-        let first = self.spans.get(token_at(span.start)).copied().unwrap_or(fallback);
+        let token_at = |offset: usize| {
+            self.starts
+                .partition_point(|s| *s <= offset)
+                .saturating_sub(1)
+        };
+        let first = self
+            .spans
+            .get(token_at(span.start))
+            .copied()
+            .unwrap_or(fallback);
         let last_offset = span.end.saturating_sub(1).max(span.start);
-        let last = self.spans.get(token_at(last_offset)).copied().unwrap_or(first);
+        let last = self
+            .spans
+            .get(token_at(last_offset))
+            .copied()
+            .unwrap_or(first);
         (first, last)
     }
 }
@@ -53,7 +65,12 @@ pub struct Unsupported {
 /// Converts a macro's input. Errors name the offending Rust token.
 pub fn convert(input: TokenStream) -> Result<Converted, Unsupported> {
     let mut c = Converter {
-        out: Converted { tokens: Vec::new(), text: String::new(), map: SpanMap::default(), file: None },
+        out: Converted {
+            tokens: Vec::new(),
+            text: String::new(),
+            map: SpanMap::default(),
+            file: None,
+        },
         depth: NestingDepth::default(),
         line: 1,
         column: 0,
@@ -138,7 +155,9 @@ impl Converter {
                     if !is_number(&text) {
                         return Err(Unsupported {
                             span: lit.span(),
-                            message: format!("`{text}` is not a `.nn` number (write plain numbers like `1`, `0.5`, `1e-3`)"),
+                            message: format!(
+                                "`{text}` is not a `.nn` number (write plain numbers like `1`, `0.5`, `1e-3`)"
+                            ),
                         });
                     }
                     self.push(Tok::Number(text.clone()), &text, lit.span());
@@ -151,7 +170,11 @@ impl Converter {
                     let (tok, text) = match (c, joined_eq) {
                         ('>', true) | ('<', true) => {
                             iter.next();
-                            if c == '>' { (Tok::Ge, ">=") } else { (Tok::Le, "<=") }
+                            if c == '>' {
+                                (Tok::Ge, ">=")
+                            } else {
+                                (Tok::Le, "<=")
+                            }
                         }
                         ('+', _) => (Tok::Plus, "+"),
                         ('-', _) => (Tok::Minus, "-"),
@@ -206,7 +229,8 @@ fn keyword(text: &str) -> Option<Tok> {
 /// lexes as exactly one number token.
 fn is_number(text: &str) -> bool {
     let (tokens, errors) = nnc_syntax::lexer::tokenize(text);
-    errors.is_empty() && matches!(tokens.as_slice(), [Ok((0, Tok::Number(_), end))] if *end == text.len())
+    errors.is_empty()
+        && matches!(tokens.as_slice(), [Ok((0, Tok::Number(_), end))] if *end == text.len())
 }
 
 #[cfg(test)]
@@ -217,7 +241,11 @@ mod tests {
     /// by [`convert`]; the IR (printed without positions) must be the same.
     fn both_ways(source: &str) -> (String, String) {
         let print = |models: Vec<nnc_ir::Model>| {
-            models.iter().map(|m| nnc_ir::print::print(m, None)).collect::<Vec<_>>().join("\n")
+            models
+                .iter()
+                .map(|m| nnc_ir::print::print(m, None))
+                .collect::<Vec<_>>()
+                .join("\n")
         };
         let from_text = nnc_ir::compile_source(source).expect("the lexer path compiles");
         let rust_tokens: TokenStream = source.parse().expect("Rust tokenizes .nn source");
@@ -254,7 +282,9 @@ mod tests {
         let (lexed, _) = nnc_syntax::lexer::tokenize(source);
         assert_eq!(converted.tokens.len(), lexed.len());
         for (a, b) in converted.tokens.iter().zip(&lexed) {
-            let (Ok((sa, ta, _)), Ok((sb, tb, _))) = (a, b) else { panic!("token error") };
+            let (Ok((sa, ta, _)), Ok((sb, tb, _))) = (a, b) else {
+                panic!("token error")
+            };
             assert_eq!(ta, tb);
             let at = |text: &str, offset: usize| nnc_syntax::diagnostic::line_col(text, offset);
             assert_eq!(at(&converted.text, *sa), at(source, *sb), "{ta:?}");
@@ -274,7 +304,9 @@ mod tests {
     #[test]
     fn non_number_literals_are_rejected() {
         for text in ["\"text\"", "1u8", "'c'", "2f32"] {
-            let stream: TokenStream = format!("model m {{ loss {text}; }}").parse().expect("tokenizes");
+            let stream: TokenStream = format!("model m {{ loss {text}; }}")
+                .parse()
+                .expect("tokenizes");
             let err = convert(stream).expect_err(text);
             assert!(err.message.contains(text), "{}", err.message);
         }
