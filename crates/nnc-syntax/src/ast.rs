@@ -130,7 +130,11 @@ pub struct ParamDecl {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Init {
     Named(Ident),
-    Call { name: Ident, args: Vec<Number>, span: Span },
+    Call {
+        name: Ident,
+        args: Vec<Number>,
+        span: Span,
+    },
     Constant(Number),
 }
 
@@ -189,10 +193,18 @@ pub enum ExprKind {
     Bool(bool),
     Name(String),
     Neg(Box<Expr>),
-    Binary { op: BinOp, op_span: Span, lhs: Box<Expr>, rhs: Box<Expr> },
+    Binary {
+        op: BinOp,
+        op_span: Span,
+        lhs: Box<Expr>,
+        rhs: Box<Expr>,
+    },
     /// `x.T`
     Transpose(Box<Expr>),
-    Call { func: Ident, args: Vec<Arg> },
+    Call {
+        func: Ident,
+        args: Vec<Arg>,
+    },
     /// Stands in for an expression the parser could not build; an error was
     /// already reported.
     Error,
@@ -250,12 +262,20 @@ impl Expr {
             ExprKind::Binary { lhs, rhs, .. } => lhs.depth.max(rhs.depth),
             ExprKind::Call { args, .. } => args.iter().map(|a| a.value.depth).max().unwrap_or(0),
         };
-        Expr { kind, span, depth: child_depth + 1 }
+        Expr {
+            kind,
+            span,
+            depth: child_depth + 1,
+        }
     }
 
     /// A node standing for an expression that was already reported as an error.
     pub fn error(span: Span) -> Expr {
-        Expr { kind: ExprKind::Error, span, depth: 1 }
+        Expr {
+            kind: ExprKind::Error,
+            span,
+            depth: 1,
+        }
     }
 }
 

@@ -16,11 +16,21 @@ pub struct Builtin {
 }
 
 const fn unary(name: &'static str) -> Builtin {
-    Builtin { name, positional: &["x"], required: 1, keywords: &[] }
+    Builtin {
+        name,
+        positional: &["x"],
+        required: 1,
+        keywords: &[],
+    }
 }
 
 const fn reduction(name: &'static str) -> Builtin {
-    Builtin { name, positional: &["x"], required: 1, keywords: &["axis", "keepdims"] }
+    Builtin {
+        name,
+        positional: &["x"],
+        required: 1,
+        keywords: &["axis", "keepdims"],
+    }
 }
 
 /// Every primitive built-in.
@@ -33,17 +43,57 @@ pub const BUILTINS: &[Builtin] = &[
     unary("tanh"),
     unary("softplus"),
     // `max(a, b)` is elementwise; `max(x)` and `max(x, axis = k)` reduce.
-    Builtin { name: "max", positional: &["a", "b"], required: 1, keywords: &["axis", "keepdims"] },
-    Builtin { name: "min", positional: &["a", "b"], required: 1, keywords: &["axis", "keepdims"] },
+    Builtin {
+        name: "max",
+        positional: &["a", "b"],
+        required: 1,
+        keywords: &["axis", "keepdims"],
+    },
+    Builtin {
+        name: "min",
+        positional: &["a", "b"],
+        required: 1,
+        keywords: &["axis", "keepdims"],
+    },
     reduction("sum"),
     reduction("mean"),
     reduction("logsumexp"),
-    Builtin { name: "softmax", positional: &["x"], required: 1, keywords: &["axis"] },
-    Builtin { name: "log_softmax", positional: &["x"], required: 1, keywords: &["axis"] },
-    Builtin { name: "pick", positional: &["x", "idx"], required: 2, keywords: &["keepdims"] },
-    Builtin { name: "one_hot", positional: &["idx", "classes"], required: 2, keywords: &[] },
-    Builtin { name: "argmax", positional: &["x"], required: 1, keywords: &["axis", "keepdims"] },
-    Builtin { name: "where", positional: &["cond", "a", "b"], required: 3, keywords: &[] },
+    Builtin {
+        name: "softmax",
+        positional: &["x"],
+        required: 1,
+        keywords: &["axis"],
+    },
+    Builtin {
+        name: "log_softmax",
+        positional: &["x"],
+        required: 1,
+        keywords: &["axis"],
+    },
+    Builtin {
+        name: "pick",
+        positional: &["x", "idx"],
+        required: 2,
+        keywords: &["keepdims"],
+    },
+    Builtin {
+        name: "one_hot",
+        positional: &["idx", "classes"],
+        required: 2,
+        keywords: &[],
+    },
+    Builtin {
+        name: "argmax",
+        positional: &["x"],
+        required: 1,
+        keywords: &["axis", "keepdims"],
+    },
+    Builtin {
+        name: "where",
+        positional: &["cond", "a", "b"],
+        required: 3,
+        keywords: &[],
+    },
 ];
 
 pub fn builtin(name: &str) -> Option<&'static Builtin> {
@@ -63,20 +113,29 @@ pub enum Callee<'a> {
 impl<'a> Callee<'a> {
     /// Resolves a function name: user functions may not shadow built-ins (the checker
     /// reports that), so the order here does not matter for valid programs.
-    pub fn resolve(name: &str, user_fns: impl IntoIterator<Item = &'a FnDef>) -> Option<Callee<'a>> {
+    pub fn resolve(
+        name: &str,
+        user_fns: impl IntoIterator<Item = &'a FnDef>,
+    ) -> Option<Callee<'a>> {
         if let Some(b) = builtin(name) {
             return Some(Callee::Builtin(b));
         }
         if let Some(f) = crate::prelude::function(name) {
             return Some(Callee::Prelude(f));
         }
-        user_fns.into_iter().find(|f| f.name.name == name).map(Callee::User)
+        user_fns
+            .into_iter()
+            .find(|f| f.name.name == name)
+            .map(Callee::User)
     }
 }
 
 /// Every name that can be called without a user definition, for suggestions.
 pub fn all_builtin_names() -> impl Iterator<Item = &'static str> {
-    BUILTINS.iter().map(|b| b.name).chain(crate::prelude::file().fns().map(|f| f.name.name.as_str()))
+    BUILTINS
+        .iter()
+        .map(|b| b.name)
+        .chain(crate::prelude::file().fns().map(|f| f.name.name.as_str()))
 }
 
 /// The initialiser names a `param` may use.

@@ -8,11 +8,21 @@ use crate::Span;
 use crate::ast::*;
 use crate::builtins::{self, Callee, INITIALISERS};
 use crate::diagnostic::Diagnostic;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// Checks a whole file.
 pub fn check(file: &File) -> Vec<Diagnostic> {
-    let mut checker = Checker { file, diagnostics: Vec::new() };
+    let mut fns: HashMap<&str, &FnDef> = HashMap::new();
+    for f in file.fns() {
+        fns.entry(f.name.name.as_str()).or_insert(f);
+    }
+    let mut checker = Checker {
+        file,
+        fns,
+        diagnostics: Vec::new(),
+        declarations: HashMap::new(),
+        suggestion_budget: SUGGESTION_BUDGET,
+    };
     checker.items();
     for f in file.fns() {
         checker.fn_def(f);
@@ -26,20 +36,37 @@ pub fn check(file: &File) -> Vec<Diagnostic> {
     diagnostics
 }
 
+/// How many candidates one file's suggestions may compare in all. Real files use a few
+/// thousand; the budget keeps a generated file with thousands of unknown names among
+/// thousands of declared ones from taking quadratic time.
+const SUGGESTION_BUDGET: usize = 200_000;
+
 /// The closest candidate to a misspelt name, if one is close enough to be a likely typo.
 pub fn suggest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    // The distance is at least the difference in length: skip the hopeless cheaply.
+    let close_in_length =
+        |c: &str| name.len().abs_diff(c.len()) <= (name.len().max(c.len()) / 3).max(1);
     candidates
         .into_iter()
-        .filter(|c| *c != name)
+        .filter(|c| *c != name && close_in_length(c))
         .map(|c| (strsim::damerau_levenshtein(name, c), c))
-        .filter(|(distance, c)| *distance <= (name.len().max(c.len()) / 3).max(1) && *distance < name.len())
+        .filter(|(distance, c)| {
+            *distance <= (name.len().max(c.len()) / 3).max(1) && *distance < name.len()
+        })
         .min_by_key(|(distance, _)| *distance)
         .map(|(_, c)| c)
 }
 
 struct Checker<'a> {
     file: &'a File,
+    /// The file's functions by name (the first, if defined twice).
+    fns: HashMap<&'a str, &'a FnDef>,
     diagnostics: Vec<Diagnostic>,
+    /// Every name the current model or function declares (first declaration), wherever
+    /// it does, to tell "unknown" from "used before its declaration".
+    declarations: HashMap<&'a str, Span>,
+    /// Candidates [`suggest`] may still compare; see [`SUGGESTION_BUDGET`].
+    suggestion_budget: usize,
 }
 
 /// What a name in scope stands for.
@@ -55,34 +82,67 @@ enum Binding {
 }
 
 impl Binding {
+    /// What the name is, with its article: "an input".
     fn describe(self) -> &'static str {
         match self {
-            Binding::Dim => "dim",
-            Binding::Const => "const",
-            Binding::Input => "input",
-            Binding::Param => "param",
-            Binding::Let => "let",
-            Binding::Output => "output",
-            Binding::FnParam => "function parameter",
+            Binding::Dim => "a dim",
+            Binding::Const => "a const",
+            Binding::Input => "an input",
+            Binding::Param => "a param",
+            Binding::Let => "a `let`",
+            Binding::Output => "an output",
+            Binding::FnParam => "a function parameter",
         }
     }
 }
 
-/// Names visible at a point, in declaration order.
+/// Names visible at a point, in declaration order, and indexed by name. A name is in a
+/// scope at most once (redeclarations are reported and not added).
 #[derive(Default)]
 struct Scope<'a> {
     names: Vec<(&'a str, Span, Binding)>,
+    index: HashMap<&'a str, (Span, Binding)>,
 }
 
 impl<'a> Scope<'a> {
     fn lookup(&self, name: &str) -> Option<(Span, Binding)> {
-        self.names.iter().rev().find(|(n, _, _)| *n == name).map(|(_, s, b)| (*s, *b))
+        self.index.get(name).copied()
+    }
+
+    fn add(&mut self, name: &'a str, span: Span, binding: Binding) {
+        self.names.push((name, span, binding));
+        self.index.insert(name, (span, binding));
     }
 }
 
 impl<'a> Checker<'a> {
     fn error(&mut self, d: Diagnostic) {
         self.diagnostics.push(d);
+    }
+
+    /// [`Callee::resolve`], with the file's functions looked up by name.
+    fn resolve(&self, name: &str) -> Option<Callee<'a>> {
+        if let Some(b) = builtins::builtin(name) {
+            return Some(Callee::Builtin(b));
+        }
+        if let Some(f) = crate::prelude::function(name) {
+            return Some(Callee::Prelude(f));
+        }
+        self.fns.get(name).map(|f| Callee::User(f))
+    }
+
+    /// [`suggest`], within the file's [`SUGGESTION_BUDGET`].
+    fn suggest<'c>(
+        &mut self,
+        name: &str,
+        candidates: impl IntoIterator<Item = &'c str>,
+    ) -> Option<&'c str> {
+        let candidates: Vec<&str> = candidates
+            .into_iter()
+            .take(self.suggestion_budget)
+            .collect();
+        self.suggestion_budget -= candidates.len();
+        suggest(name, candidates)
     }
 
     /// Duplicate items, and user functions that would shadow built-ins.
@@ -95,9 +155,12 @@ impl<'a> Checker<'a> {
             };
             if kind == "function" && builtins::all_builtin_names().any(|b| b == ident.name) {
                 self.error(
-                    Diagnostic::error(format!("`{}` is a built-in function", ident.name), ident.span)
-                        .with_label("cannot be redefined")
-                        .with_note("choose another name for this function"),
+                    Diagnostic::error(
+                        format!("`{}` is a built-in function", ident.name),
+                        ident.span,
+                    )
+                    .with_label("cannot be redefined")
+                    .with_note("choose another name for this function"),
                 );
                 continue;
             }
@@ -107,7 +170,10 @@ impl<'a> Checker<'a> {
                         format!("duplicate definition of `{}`", ident.name),
                         ident.span,
                     )
-                    .with_label(format!("`{}` is already defined as a {first_kind}", ident.name))
+                    .with_label(format!(
+                        "`{}` is already defined as a {first_kind}",
+                        ident.name
+                    ))
                     .with_related(*first, "first defined here");
                     self.error(d);
                 }
@@ -119,11 +185,33 @@ impl<'a> Checker<'a> {
     }
 
     fn fn_def(&mut self, f: &'a FnDef) {
+        self.declarations = declarations(
+            f.params
+                .iter()
+                .map(|p| &p.name)
+                .chain(f.body.lets.iter().map(|l| &l.name)),
+        );
         let mut scope = Scope::default();
+        let mut first_default: Option<&Ident> = None;
         for p in &f.params {
             self.declare(&mut scope, &p.name, Binding::FnParam);
-            if let Some(d) = p.default {
-                self.finite(d);
+            match (p.default, first_default) {
+                (Some(d), _) => {
+                    self.finite(d);
+                    first_default.get_or_insert(&p.name);
+                }
+                (None, Some(with_default)) => self.error(
+                    Diagnostic::error(
+                        format!("parameter `{}` needs a default value", p.name.name),
+                        p.name.span,
+                    )
+                    .with_label("a parameter without a default")
+                    .with_related(with_default.span, "follows this one, which has a default")
+                    .with_note(
+                        "parameters with defaults come last, so that calls can leave them out",
+                    ),
+                ),
+                (None, None) => {}
             }
         }
         for l in &f.body.lets {
@@ -134,6 +222,7 @@ impl<'a> Checker<'a> {
     }
 
     fn model(&mut self, m: &'a ModelDef) {
+        self.declarations = declarations(m.stmts.iter().flat_map(declared_names));
         let mut scope = Scope::default();
         let mut dtype: Option<Span> = None;
         let mut losses: Vec<&LossStmt> = Vec::new();
@@ -150,8 +239,11 @@ impl<'a> Checker<'a> {
                     dtype = Some(ident.span);
                     if ident.name != "f32" && ident.name != "f64" {
                         self.error(
-                            Diagnostic::error(format!("unknown dtype `{}`", ident.name), ident.span)
-                                .with_label("expected `f32` or `f64`"),
+                            Diagnostic::error(
+                                format!("unknown dtype `{}`", ident.name),
+                                ident.span,
+                            )
+                            .with_label("expected `f32` or `f64`"),
                         );
                     }
                 }
@@ -214,9 +306,12 @@ impl<'a> Checker<'a> {
     fn loss_count(&mut self, m: &ModelDef, losses: &[&LossStmt]) {
         match losses {
             [] => self.error(
-                Diagnostic::error(format!("model `{}` has no `loss`", m.name.name), m.name.span)
-                    .with_label("every model needs exactly one `loss` statement")
-                    .with_note("add a line such as `loss mse(prediction, target);`"),
+                Diagnostic::error(
+                    format!("model `{}` has no `loss`", m.name.name),
+                    m.name.span,
+                )
+                .with_label("every model needs exactly one `loss` statement")
+                .with_note("add a line such as `loss mse(prediction, target);`"),
             ),
             [_] => {}
             [first, rest @ ..] => {
@@ -240,15 +335,19 @@ impl<'a> Checker<'a> {
     fn duplicate_outputs(&mut self, m: &ModelDef) {
         let mut seen: HashMap<&str, Span> = HashMap::new();
         for stmt in &m.stmts {
-            if let Stmt::Output(out) = stmt {
-                if let Some(first) = seen.insert(&out.name.name, out.name.span) {
-                    if out.value.is_none() {
-                        self.error(
-                            Diagnostic::error(format!("duplicate output `{}`", out.name.name), out.name.span)
-                                .with_label("already an output")
-                                .with_related(first, "first output here"),
-                        );
-                    }
+            let Stmt::Output(out) = stmt else { continue };
+            match seen.get(out.name.name.as_str()) {
+                Some(&first) if out.value.is_none() => self.error(
+                    Diagnostic::error(
+                        format!("duplicate output `{}`", out.name.name),
+                        out.name.span,
+                    )
+                    .with_label("already an output")
+                    .with_related(first, "first output here"),
+                ),
+                Some(_) => {}
+                None => {
+                    seen.insert(&out.name.name, out.name.span);
                 }
             }
         }
@@ -264,7 +363,7 @@ impl<'a> Checker<'a> {
             self.error(
                 Diagnostic::error(what, ident.span)
                     .with_label(format!(
-                        "`{}` is already a {} in this scope",
+                        "`{}` is already {} in this scope",
                         ident.name,
                         first_binding.describe()
                     ))
@@ -273,7 +372,7 @@ impl<'a> Checker<'a> {
             );
             return;
         }
-        scope.names.push((&ident.name, ident.span, binding));
+        scope.add(&ident.name, ident.span, binding);
     }
 
     fn shape(&mut self, shape: &Shape, scope: &Scope<'a>) {
@@ -284,7 +383,7 @@ impl<'a> Checker<'a> {
                     Some((_, Binding::Dim)) => {}
                     Some((_, other)) => self.error(
                         Diagnostic::error(format!("`{}` is not a dim", ident.name), ident.span)
-                            .with_label(format!("this is a {}", other.describe()))
+                            .with_label(format!("`{}` is {}", ident.name, other.describe()))
                             .with_note("shapes are made of `dim` names and integer literals"),
                     ),
                     None => {
@@ -293,9 +392,10 @@ impl<'a> Checker<'a> {
                             .iter()
                             .filter(|(_, _, b)| *b == Binding::Dim)
                             .map(|(n, _, _)| *n);
-                        let mut d = Diagnostic::error(format!("unknown dim `{}`", ident.name), ident.span)
-                            .with_label("not declared with `dim`");
-                        if let Some(s) = suggest(&ident.name, dims) {
+                        let mut d =
+                            Diagnostic::error(format!("unknown dim `{}`", ident.name), ident.span)
+                                .with_label("not declared with `dim`");
+                        if let Some(s) = self.suggest(&ident.name, dims) {
                             d = d.with_note(format!("did you mean `{s}`?"));
                         } else {
                             d = d.with_note(format!("declare it: `dim {};`", ident.name));
@@ -307,8 +407,11 @@ impl<'a> Checker<'a> {
         }
         if shape.dims.len() > 4 {
             self.error(
-                Diagnostic::error(format!("rank {} is not supported", shape.dims.len()), shape.span)
-                    .with_label("tensors have at most 4 dims"),
+                Diagnostic::error(
+                    format!("rank {} is not supported", shape.dims.len()),
+                    shape.span,
+                )
+                .with_label("tensors have at most 4 dims"),
             );
         }
     }
@@ -324,7 +427,10 @@ impl<'a> Checker<'a> {
 
     fn finite(&mut self, n: Number) {
         if !n.value.is_finite() {
-            self.error(Diagnostic::error("number out of range", n.span).with_label("too large for a float"));
+            self.error(
+                Diagnostic::error("number out of range", n.span)
+                    .with_label("too large for a float"),
+            );
         }
     }
 
@@ -342,7 +448,11 @@ impl<'a> Checker<'a> {
             Init::Call { name, args, span } => match name.name.as_str() {
                 "normal" | "uniform" => {
                     if args.len() != 2 {
-                        let what = if name.name == "normal" { "(mean, std)" } else { "(lo, hi)" };
+                        let what = if name.name == "normal" {
+                            "(mean, std)"
+                        } else {
+                            "(lo, hi)"
+                        };
                         self.error(
                             Diagnostic::error(
                                 format!("`{}` takes 2 arguments, got {}", name.name, args.len()),
@@ -378,11 +488,26 @@ impl<'a> Checker<'a> {
         if scope.lookup(name).is_some() {
             return;
         }
-        let mut d = Diagnostic::error(format!("unknown name `{name}`"), span).with_label("not found in this scope");
-        if let Some(s) = suggest(name, scope.names.iter().map(|(n, _, _)| *n)) {
+        let mut d = Diagnostic::error(format!("unknown name `{name}`"), span)
+            .with_label("not found in this scope");
+        let declared = self.declarations.get(name).copied();
+        if let Some(at) = declared.filter(|at| at.start > span.start) {
+            d = d
+                .with_related(at, "declared here, after its use")
+                .with_note("names must be declared before they are used");
+        } else if let Some(at) = declared {
+            // Declared before but not in scope: this is its own definition.
+            d = d
+                .with_related(at, "defined by this statement")
+                .with_note(format!(
+                    "a definition cannot use the name it defines; `{name}` exists only after it"
+                ));
+        } else if let Some(s) = self.suggest(name, scope.names.iter().map(|(n, _, _)| *n)) {
             d = d.with_note(format!("did you mean `{s}`?"));
-        } else if Callee::resolve(name, self.file.fns()).is_some() {
-            d = d.with_note(format!("`{name}` is a function: call it with `{name}(...)`"));
+        } else if self.resolve(name).is_some() {
+            d = d.with_note(format!(
+                "`{name}` is a function: call it with `{name}(...)`"
+            ));
         }
         self.error(d);
     }
@@ -407,12 +532,13 @@ impl<'a> Checker<'a> {
     }
 
     fn call(&mut self, func: &Ident, args: &[Arg], call_span: Span) {
-        let Some(callee) = Callee::resolve(&func.name, self.file.fns()) else {
-            let mut candidates: Vec<&str> = builtins::all_builtin_names().collect();
-            candidates.extend(self.file.fns().map(|f| f.name.name.as_str()));
+        let Some(callee) = self.resolve(&func.name) else {
+            let file = self.file;
+            let builtin_names = builtins::all_builtin_names().map(|n| -> &'a str { n });
+            let candidates = builtin_names.chain(file.fns().map(|f| f.name.name.as_str()));
             let mut d = Diagnostic::error(format!("unknown function `{}`", func.name), func.span)
                 .with_label("no built-in or `fn` has this name");
-            if let Some(s) = suggest(&func.name, candidates) {
+            if let Some(s) = self.suggest(&func.name, candidates) {
                 d = d.with_note(format!("did you mean `{s}`?"));
             }
             self.error(d);
@@ -441,33 +567,56 @@ impl<'a> Checker<'a> {
                     extra,
                 )
                 .with_label("unexpected argument")
-                .with_note(signature_note(&func.name, &positional, required, &keywords)),
+                .with_note(signature_note(
+                    &func.name,
+                    &positional,
+                    required,
+                    &keywords,
+                )),
             );
         }
-        let mut filled: Vec<&str> = positional.iter().take(given.len()).copied().collect();
+        // The parameters given so far: where, and whether by keyword.
+        let mut filled: HashMap<&str, (Span, bool)> = positional
+            .iter()
+            .zip(&given)
+            .map(|(p, a)| (*p, (a.value.span, false)))
+            .collect();
+        let keyword_set: HashSet<&str> = keywords.iter().copied().collect();
         for arg in args {
             let Some(kw) = &arg.keyword else { continue };
-            if !keywords.contains(&kw.name.as_str()) {
+            if !keyword_set.contains(kw.name.as_str()) {
                 let mut d = Diagnostic::error(
                     format!("`{}` has no keyword argument `{}`", func.name, kw.name),
                     kw.span,
                 )
                 .with_label("unknown keyword");
-                d = match suggest(&kw.name, keywords.iter().copied()) {
+                d = match self.suggest(&kw.name, keywords.iter().copied()) {
                     Some(s) => d.with_note(format!("did you mean `{s}`?")),
-                    None => d.with_note(signature_note(&func.name, &positional, required, &keywords)),
+                    None => {
+                        d.with_note(signature_note(&func.name, &positional, required, &keywords))
+                    }
                 };
                 self.error(d);
-            } else if filled.contains(&kw.name.as_str()) {
+            } else if let Some(&(first, by_keyword)) = filled.get(kw.name.as_str()) {
+                let how = if by_keyword {
+                    "first given here"
+                } else {
+                    "first given here, by position"
+                };
                 self.error(
                     Diagnostic::error(format!("argument `{}` given twice", kw.name), kw.span)
-                        .with_label("already given"),
+                        .with_label("given again")
+                        .with_related(first, how),
                 );
             } else {
-                filled.push(&kw.name);
+                filled.insert(&kw.name, (kw.span, true));
             }
         }
-        let missing: Vec<&str> = positional[..required].iter().filter(|p| !filled.contains(p)).copied().collect();
+        let missing: Vec<&str> = positional[..required]
+            .iter()
+            .filter(|p| !filled.contains_key(*p))
+            .copied()
+            .collect();
         if !missing.is_empty() {
             self.error(
                 Diagnostic::error(
@@ -475,21 +624,36 @@ impl<'a> Checker<'a> {
                         "`{}` is missing argument{} {}",
                         func.name,
                         plural(missing.len()),
-                        missing.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>().join(", ")
+                        missing
+                            .iter()
+                            .map(|m| format!("`{m}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ),
                     call_span,
                 )
-                .with_label(format!("takes {required} required argument{}", plural(required)))
-                .with_note(signature_note(&func.name, &positional, required, &keywords)),
+                .with_label(format!(
+                    "takes {required} required argument{}",
+                    plural(required)
+                ))
+                .with_note(signature_note(
+                    &func.name,
+                    &positional,
+                    required,
+                    &keywords,
+                )),
             );
         }
     }
 
-    /// Recursion among user functions: each cycle reported once, at its first function.
+    /// Recursion among user functions: one error per group of functions that call each
+    /// other in a cycle (strongly connected component), at its first function.
     fn recursion(&mut self) {
         let fns: Vec<&FnDef> = self.file.fns().collect();
-        let index: HashMap<&str, usize> =
-            fns.iter().enumerate().map(|(i, f)| (f.name.name.as_str(), i)).collect();
+        let mut index: HashMap<&str, usize> = HashMap::new();
+        for (i, f) in fns.iter().enumerate() {
+            index.entry(f.name.name.as_str()).or_insert(i);
+        }
         let calls: Vec<Vec<(usize, Span)>> = fns
             .iter()
             .map(|f| {
@@ -502,33 +666,69 @@ impl<'a> Checker<'a> {
                 out
             })
             .collect();
-        let mut reported = vec![false; fns.len()];
+        let component = components(&calls);
+        let mut size = vec![0usize; fns.len()];
+        for &c in &component {
+            size[c] += 1;
+        }
+        let mut seen = vec![false; fns.len()];
+        let mut visited = vec![false; fns.len()];
         for start in 0..fns.len() {
-            if reported[start] {
+            let c = component[start];
+            if std::mem::replace(&mut seen[c], true) {
                 continue;
             }
-            if let Some(cycle) = find_cycle(start, &calls) {
-                for &(i, _) in &cycle {
-                    reported[i] = true;
-                }
-                let chain: Vec<String> = std::iter::once(start)
-                    .chain(cycle.iter().map(|&(i, _)| i))
-                    .map(|i| format!("`{}`", fns[i].name.name))
-                    .collect();
-                let (_, call_span) = cycle[cycle.len() - 1];
-                let mut d = Diagnostic::error(
-                    format!("recursive function `{}`", fns[start].name.name),
-                    call_span,
-                )
-                .with_label("this call leads back to the function being defined")
-                .with_note(format!("the call chain is {}", chain.join(" -> ")))
-                .with_note("functions are inlined at each call, so they cannot recurse");
-                if cycle.len() > 1 {
-                    d = d.with_related(fns[start].name.span, "defined here");
-                }
-                self.error(d);
+            let self_call = calls[start].iter().any(|&(j, _)| j == start);
+            if size[c] == 1 && !self_call {
+                continue;
             }
+            let Some(cycle) = find_cycle(start, &calls, |j| component[j] == c, &mut visited) else {
+                continue;
+            };
+            let mut chain: Vec<String> = std::iter::once(start)
+                .chain(cycle.iter().map(|&(i, _)| i))
+                .map(|i| format!("`{}`", fns[i].name.name))
+                .collect();
+            // A long cycle shows its start and its end.
+            if chain.len() > 8 {
+                let hidden = chain.len() - 6;
+                chain.splice(4..chain.len() - 2, [format!("({hidden} more)")]);
+            }
+            let (_, call_span) = cycle[cycle.len() - 1];
+            let mut d = Diagnostic::error(
+                format!("recursive function `{}`", fns[start].name.name),
+                call_span,
+            )
+            .with_label("this call leads back to the function being defined")
+            .with_note(format!("the call chain is {}", chain.join(" -> ")))
+            .with_note("functions are inlined at each call, so they cannot recurse");
+            if cycle.len() > 1 {
+                d = d.with_related(fns[start].name.span, "defined here");
+            }
+            self.error(d);
         }
+    }
+}
+
+/// The first declaration of each name.
+fn declarations<'a>(names: impl Iterator<Item = &'a Ident>) -> HashMap<&'a str, Span> {
+    let mut map = HashMap::new();
+    for ident in names {
+        map.entry(ident.name.as_str()).or_insert(ident.span);
+    }
+    map
+}
+
+/// The names a model statement declares.
+fn declared_names(stmt: &Stmt) -> Vec<&Ident> {
+    match stmt {
+        Stmt::Dim(dims) => dims.iter().map(|d| &d.name).collect(),
+        Stmt::Const(consts) => consts.iter().map(|c| &c.name).collect(),
+        Stmt::Input(input) => vec![&input.name],
+        Stmt::Param(param) => vec![&param.name],
+        Stmt::Let(l) => vec![&l.name],
+        Stmt::Output(out) if out.value.is_some() => vec![&out.name],
+        Stmt::Output(_) | Stmt::Dtype(_) | Stmt::Loss(_) => vec![],
     }
 }
 
@@ -537,12 +737,27 @@ fn plural(n: usize) -> &'static str {
 }
 
 fn signature_note(name: &str, positional: &[&str], required: usize, keywords: &[&str]) -> String {
-    let mut parts: Vec<String> = positional
+    /// Parameters shown before `...`.
+    const SHOWN: usize = 12;
+    let positional_parts = positional.iter().enumerate().map(|(i, p)| {
+        if i < required {
+            p.to_string()
+        } else {
+            format!("[{p}]")
+        }
+    });
+    let keyword_parts = keywords
         .iter()
-        .enumerate()
-        .map(|(i, p)| if i < required { p.to_string() } else { format!("[{p}]") })
+        .filter(|k| !positional.contains(k))
+        .map(|k| format!("{k} = ..."));
+    // Lazy: keyword-only parameters are looked at only when few are positional.
+    let mut parts: Vec<String> = positional_parts
+        .chain(keyword_parts)
+        .take(SHOWN + 1)
         .collect();
-    parts.extend(keywords.iter().filter(|k| !positional.contains(k)).map(|k| format!("{k} = ...")));
+    if parts.len() > SHOWN {
+        parts[SHOWN] = "...".to_string();
+    }
     format!("the signature is `{name}({})`", parts.join(", "))
 }
 
@@ -571,14 +786,21 @@ fn collect_calls_expr(e: &Expr, f: &mut impl FnMut(&str, Span)) {
     }
 }
 
-/// A path of calls from `start` back to `start` (each step: callee, call span), by
-/// iterative depth-first search.
-fn find_cycle(start: usize, calls: &[Vec<(usize, Span)>]) -> Option<Vec<(usize, Span)>> {
-    let mut visited = vec![false; calls.len()];
+/// A path of calls from `start` back to `start` (each step: callee, call span) through
+/// functions `inside` allows, by iterative depth-first search. `visited` is all false
+/// on entry and on return, so one buffer serves every search.
+fn find_cycle(
+    start: usize,
+    calls: &[Vec<(usize, Span)>],
+    inside: impl Fn(usize) -> bool,
+    visited: &mut [bool],
+) -> Option<Vec<(usize, Span)>> {
+    let mut touched = vec![start];
     // Stack of (function, next edge to try); `path` holds the edges taken.
     let mut stack: Vec<(usize, usize)> = vec![(start, 0)];
     let mut path: Vec<(usize, Span)> = Vec::new();
     visited[start] = true;
+    let mut found = None;
     while let Some(&mut (node, ref mut next)) = stack.last_mut() {
         if *next >= calls[node].len() {
             stack.pop();
@@ -589,13 +811,74 @@ fn find_cycle(start: usize, calls: &[Vec<(usize, Span)>]) -> Option<Vec<(usize, 
         *next += 1;
         if callee == start {
             path.push((callee, span));
-            return Some(path);
+            found = Some(path);
+            break;
         }
-        if !visited[callee] {
+        if !visited[callee] && inside(callee) {
             visited[callee] = true;
+            touched.push(callee);
             path.push((callee, span));
             stack.push((callee, 0));
         }
     }
-    None
+    for i in touched {
+        visited[i] = false;
+    }
+    found
+}
+
+/// The strongly connected components of a call graph, by an iterative Tarjan: a
+/// component number per function.
+fn components(calls: &[Vec<(usize, Span)>]) -> Vec<usize> {
+    const NONE: usize = usize::MAX;
+    let n = calls.len();
+    let mut order = vec![NONE; n];
+    let mut low = vec![0; n];
+    let mut on_stack = vec![false; n];
+    let mut stack: Vec<usize> = Vec::new();
+    let mut component = vec![NONE; n];
+    let (mut next_order, mut next_component) = (0, 0);
+    for root in 0..n {
+        if order[root] != NONE {
+            continue;
+        }
+        order[root] = next_order;
+        low[root] = next_order;
+        next_order += 1;
+        stack.push(root);
+        on_stack[root] = true;
+        // (function, next edge to follow)
+        let mut work: Vec<(usize, usize)> = vec![(root, 0)];
+        while let Some(&mut (v, ref mut edge)) = work.last_mut() {
+            if let Some(&(w, _)) = calls[v].get(*edge) {
+                *edge += 1;
+                if order[w] == NONE {
+                    order[w] = next_order;
+                    low[w] = next_order;
+                    next_order += 1;
+                    stack.push(w);
+                    on_stack[w] = true;
+                    work.push((w, 0));
+                } else if on_stack[w] {
+                    low[v] = low[v].min(order[w]);
+                }
+                continue;
+            }
+            work.pop();
+            if let Some(&(parent, _)) = work.last() {
+                low[parent] = low[parent].min(low[v]);
+            }
+            if low[v] == order[v] {
+                while let Some(w) = stack.pop() {
+                    on_stack[w] = false;
+                    component[w] = next_component;
+                    if w == v {
+                        break;
+                    }
+                }
+                next_component += 1;
+            }
+        }
+    }
+    component
 }

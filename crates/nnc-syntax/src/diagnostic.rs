@@ -24,7 +24,13 @@ pub struct Diagnostic {
 
 impl Diagnostic {
     pub fn error(message: impl Into<String>, span: Span) -> Diagnostic {
-        Diagnostic { message: message.into(), span, label: None, related: vec![], notes: vec![] }
+        Diagnostic {
+            message: message.into(),
+            span,
+            label: None,
+            related: vec![],
+            notes: vec![],
+        }
     }
 
     pub fn with_label(mut self, label: impl Into<String>) -> Diagnostic {
@@ -53,40 +59,112 @@ pub fn line_col(source: &str, offset: usize) -> (usize, usize) {
     (line, col)
 }
 
-/// Renders diagnostics as plain text (no colour), each with `file:line:col`, the source
-/// line and a caret under the span.
-pub fn render(diagnostics: &[Diagnostic], file_name: &str, source: &str) -> String {
-    let mut out = Vec::new();
-    for d in diagnostics {
-        render_one(d, file_name, source, &mut out);
+/// The source as ariadne should see it. ariadne also breaks lines at `\r`, vertical
+/// tab, form feed, U+0085, U+2028 and U+2029, where [`line_col`] (like rustc) counts
+/// only `\n`: those characters become spaces of the same byte length, so that the
+/// location in the header is the one [`line_col`] gives.
+fn display_text(source: &str) -> std::borrow::Cow<'_, str> {
+    let is_break = |c: char| {
+        matches!(
+            c,
+            '\r' | '\x0B' | '\x0C' | '\u{85}' | '\u{2028}' | '\u{2029}'
+        )
+    };
+    if !source.contains(is_break) {
+        return std::borrow::Cow::Borrowed(source);
     }
-    String::from_utf8_lossy(&out).into_owned()
+    let replaced = source
+        .chars()
+        .map(|c| match c {
+            '\r' | '\x0B' | '\x0C' => ' ',
+            '\u{85}' => '\u{a0}',
+            '\u{2028}' | '\u{2029}' => '\u{2000}',
+            other => other,
+        })
+        .collect();
+    std::borrow::Cow::Owned(replaced)
 }
 
-fn render_one(d: &Diagnostic, file_name: &str, source: &str, out: &mut Vec<u8>) {
+/// The most diagnostics [`render`] shows for one file; the rest are counted. Each shows
+/// its whole source line, so without a limit a long line full of errors (a minified or
+/// garbage file) would print its own length squared.
+pub const MAX_RENDERED: usize = 100;
+
+/// Renders diagnostics as plain text (no colour), each with `file:line:col`, the source
+/// line and a caret under the span. Lines carry no trailing spaces. At most
+/// [`MAX_RENDERED`] are shown, then a line saying how many more there are.
+pub fn render(diagnostics: &[Diagnostic], file_name: &str, source: &str) -> String {
+    let mut out = Vec::new();
+    // Indexing the lines once serves every diagnostic.
+    let display = Source::from(display_text(source));
+    for d in diagnostics.iter().take(MAX_RENDERED) {
+        render_one(d, file_name, source, &display, &mut out);
+    }
+    if let Some(more) = diagnostics
+        .len()
+        .checked_sub(MAX_RENDERED)
+        .filter(|n| *n > 0)
+    {
+        let s = if more == 1 { "" } else { "s" };
+        out.extend_from_slice(format!("{file_name}: {more} more error{s} not shown\n").as_bytes());
+    }
+    // ariadne pads some lines with spaces; drop them so output and snapshots are clean.
+    let text = String::from_utf8_lossy(&out);
+    let mut trimmed = String::with_capacity(text.len());
+    for line in text.lines() {
+        trimmed.push_str(line.trim_end());
+        trimmed.push('\n');
+    }
+    trimmed
+}
+
+fn render_one<I: AsRef<str>>(
+    d: &Diagnostic,
+    file_name: &str,
+    source: &str,
+    display: &Source<I>,
+    out: &mut Vec<u8>,
+) {
     let clamp = |s: Span| {
         let start = s.start.min(source.len());
         start..s.end.clamp(start, source.len())
     };
     let primary = clamp(d.span);
-    let (line, col) = line_col(source, primary.start);
     let mut report = Report::build(ReportKind::Error, (file_name, primary.clone()))
-        .with_config(Config::default().with_color(false).with_index_type(IndexType::Byte))
+        .with_config(
+            Config::default()
+                .with_color(false)
+                .with_index_type(IndexType::Byte),
+        )
         .with_message(&d.message);
-    let mut label = Label::new((file_name, primary));
+    let mut label = Label::new((file_name, primary.clone()));
     if let Some(text) = &d.label {
         label = label.with_message(text);
     }
-    report = report.with_label(label);
+    // ariadne starts a new section, headed by the primary location again, whenever a
+    // label lies above the previous one: ordering the labels by position keeps one
+    // section per diagnostic.
+    let mut labels = vec![(primary, label)];
     for (span, text) in &d.related {
-        report = report.with_label(Label::new((file_name, clamp(*span))).with_message(text));
+        let range = clamp(*span);
+        labels.push((
+            range.clone(),
+            Label::new((file_name, range)).with_message(text),
+        ));
+    }
+    labels.sort_by_key(|(range, _)| range.start);
+    for (order, (_, label)) in labels.into_iter().enumerate() {
+        report = report.with_label(label.with_order(order as i32));
     }
     for note in &d.notes {
         report = report.with_note(note);
     }
-    let written = report.finish().write((file_name, Source::from(source)), &mut *out);
+    let written = report.finish().write((file_name, display), &mut *out);
     if written.is_err() {
         // Writing to a Vec cannot fail; keep the headline if it somehow does.
-        out.extend_from_slice(format!("error: {}:{line}:{col}: {}\n", file_name, d.message).as_bytes());
+        let (line, col) = line_col(source, d.span.start);
+        out.extend_from_slice(
+            format!("error: {}:{line}:{col}: {}\n", file_name, d.message).as_bytes(),
+        );
     }
 }

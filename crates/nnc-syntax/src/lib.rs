@@ -13,7 +13,13 @@
 //! Invariants:
 //! - Parsing never panics and never recurses deeper than
 //!   [`lexer::MAX_NESTING`]/[`ast::MAX_EXPR_DEPTH`] allow: deeper input is an error.
-//! - Spans are byte offsets into the text that was parsed.
+//! - Spans are byte offsets into the text that was parsed; [`diagnostic::line_col`]
+//!   turns one into a line (counting `\n` only) and a column (in characters), and
+//!   [`render`] shows the same location.
+//! - Work is linear in the input, errors included: no input makes a pass quadratic
+//!   (name lookups are hashed, suggestions have a budget, recursion is found through
+//!   strongly connected components, and [`render`] shows at most
+//!   [`diagnostic::MAX_RENDERED`] diagnostics).
 
 pub mod ast;
 pub mod builtins;

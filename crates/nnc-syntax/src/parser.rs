@@ -2,6 +2,12 @@
 //!
 //! Parsing never gives up at the first error: statements and items recover, and every
 //! error found is returned as a [`Diagnostic`] beside whatever AST could be built.
+//!
+//! lalrpop says "unexpected token, expected one of ..."; `unexpected_token` turns
+//! that into what the user most likely did: a missing `;` (pointed at the end of the
+//! statement, not at the next line), an unclosed bracket (shown), `**` for `^`,
+//! chained comparisons, a keyword used as a name, a misspelt keyword. A parse error
+//! right after a character that starts no token is dropped as its consequence.
 
 use crate::Span;
 use crate::ast::{BinOp, Expr, ExprKind, File, Ident, MAX_EXPR_DEPTH, Number};
@@ -19,7 +25,27 @@ type Recovered = Vec<ErrorRecovery<usize, Tok, SyntaxError>>;
 /// Parses a whole source text.
 pub fn parse(source: &str) -> (File, Vec<Diagnostic>) {
     let (tokens, lex_errors) = lexer::tokenize(source);
-    let (file, mut diagnostics) = parse_tokens(tokens, source.len());
+    // A parse error at the first token after a bad character is most likely caused by
+    // the character (`x × w` reads as `x w`): only the character is reported.
+    let mut follow_ons: Vec<usize> = Vec::new();
+    if !lex_errors.is_empty() {
+        let starts: Vec<usize> = tokens
+            .iter()
+            .filter_map(|t| t.as_ref().ok())
+            .map(|t| t.0)
+            .collect();
+        follow_ons = lex_errors
+            .iter()
+            .filter_map(|e| {
+                starts
+                    .get(starts.partition_point(|s| *s < e.span().end))
+                    .copied()
+            })
+            .collect();
+    }
+    // The tokens go to the parser; error messages, if any, lex the source again.
+    let context = || Context::new(&lexer::tokenize(source).0);
+    let (file, mut diagnostics) = parse_inner(tokens, source.len(), &follow_ons, context);
     diagnostics.extend(lex_errors.into_iter().map(user_error));
     diagnostics.sort_by_key(|d| d.span.start);
     (file, diagnostics)
@@ -28,36 +54,165 @@ pub fn parse(source: &str) -> (File, Vec<Diagnostic>) {
 /// Parses a token stream that may come from the lexer or from `net!`'s converter.
 /// `end` is the offset reported for "unexpected end of input".
 pub fn parse_tokens(tokens: Vec<Spanned>, end: usize) -> (File, Vec<Diagnostic>) {
+    let context = Context::new(&tokens);
+    parse_inner(tokens, end, &[], move || context)
+}
+
+/// Parses, dropping errors whose unexpected token starts at one of `follow_ons`
+/// (sorted, as lexer errors come in order).
+fn parse_inner(
+    tokens: Vec<Spanned>,
+    end: usize,
+    follow_ons: &[usize],
+    context: impl FnOnce() -> Context,
+) -> (File, Vec<Diagnostic>) {
     let mut recovered: Recovered = Vec::new();
     let result = generated::FileParser::new().parse(&mut recovered, tokens);
-    let mut diagnostics: Vec<Diagnostic> =
-        recovered.into_iter().map(|r| parse_error(r.error, end)).collect();
+    let mut errors: Vec<ParseError<usize, Tok, SyntaxError>> =
+        recovered.into_iter().map(|r| r.error).collect();
     let file = match result {
         Ok(file) => file,
         Err(error) => {
-            diagnostics.push(parse_error(error, end));
+            errors.push(error);
             File { items: vec![] }
         }
     };
+    let is_follow_on = |e: &ParseError<usize, Tok, SyntaxError>| match e {
+        ParseError::UnrecognizedToken {
+            token: (l, _, _), ..
+        }
+        | ParseError::ExtraToken { token: (l, _, _) } => follow_ons.binary_search(l).is_ok(),
+        _ => false,
+    };
+    if errors.is_empty() {
+        return (file, Vec::new());
+    }
+    let context = context();
+    let mut diagnostics: Vec<Diagnostic> = errors
+        .into_iter()
+        .filter(|e| !is_follow_on(e))
+        .map(|e| parse_error(e, end, &context))
+        .collect();
     diagnostics.sort_by_key(|d| d.span.start);
     diagnostics.dedup_by(|a, b| a.span == b.span && a.message == b.message);
     (file, diagnostics)
 }
 
-fn parse_error(error: ParseError<usize, Tok, SyntaxError>, end: usize) -> Diagnostic {
+/// What an error message may look at besides the offending token: the tokens before it.
+struct Context {
+    tokens: Vec<TokenInfo>,
+    /// The innermost bracket still open after the last token.
+    open_at_end: Option<(Span, char)>,
+}
+
+#[derive(Clone, Copy)]
+struct TokenInfo {
+    span: Span,
+    is_star: bool,
+    /// The innermost bracket open just before this token, and which one.
+    open: Option<(Span, char)>,
+}
+
+impl Context {
+    fn new(tokens: &[Spanned]) -> Context {
+        let mut open: Vec<(Span, char)> = Vec::new();
+        let mut infos = Vec::with_capacity(tokens.len());
+        for (l, tok, r) in tokens.iter().filter_map(|t| t.as_ref().ok()) {
+            let span = Span::new(*l, *r);
+            infos.push(TokenInfo {
+                span,
+                is_star: *tok == Tok::Star,
+                open: open.last().copied(),
+            });
+            match tok {
+                Tok::LParen => open.push((span, '(')),
+                Tok::LBracket => open.push((span, '[')),
+                Tok::LBrace => open.push((span, '{')),
+                Tok::RParen | Tok::RBracket | Tok::RBrace => {
+                    open.pop();
+                }
+                _ => {}
+            }
+        }
+        Context {
+            tokens: infos,
+            open_at_end: open.last().copied(),
+        }
+    }
+
+    /// The token just before offset `at`.
+    fn before(&self, at: usize) -> Option<TokenInfo> {
+        let i = self.tokens.partition_point(|t| t.span.start < at);
+        i.checked_sub(1).map(|i| self.tokens[i])
+    }
+
+    /// The innermost bracket open at offset `at` (the start of a token, or the end).
+    fn open_at(&self, at: usize) -> Option<(Span, char)> {
+        let i = self.tokens.partition_point(|t| t.span.start < at);
+        match self.tokens.get(i) {
+            Some(t) => t.open,
+            None => self.open_at_end,
+        }
+    }
+}
+
+/// The closing bracket of an opening one.
+fn closer(open: char) -> &'static str {
+    match open {
+        '(' => ")",
+        '[' => "]",
+        _ => "}",
+    }
+}
+
+/// "this `(` is never closed", when the parser wanted the matching closer at `at`.
+fn with_unclosed(d: Diagnostic, at: usize, expected: &[String], context: &Context) -> Diagnostic {
+    match context.open_at(at) {
+        Some((span, open)) if expected.iter().any(|e| e.trim_matches('"') == closer(open)) => {
+            d.with_related(span, format!("this `{open}` is not closed"))
+        }
+        _ => d,
+    }
+}
+
+/// Keywords that start a statement or an item: a `;` missing before one of these
+/// (or before `}`) is reported as a missing `;`.
+fn starts_statement(tok: &Tok) -> bool {
+    matches!(
+        tok,
+        Tok::Dtype
+            | Tok::Dim
+            | Tok::Const
+            | Tok::Input
+            | Tok::Param
+            | Tok::Let
+            | Tok::Output
+            | Tok::Loss
+            | Tok::Fn
+            | Tok::Model
+            | Tok::RBrace
+    )
+}
+
+fn parse_error(
+    error: ParseError<usize, Tok, SyntaxError>,
+    end: usize,
+    context: &Context,
+) -> Diagnostic {
     match error {
         ParseError::InvalidToken { location } => {
             Diagnostic::error("invalid token", Span::new(location, location + 1))
         }
         ParseError::UnrecognizedEof { location, expected } => {
             let at = Span::new(location.min(end), location.min(end));
-            Diagnostic::error("unexpected end of input", at)
-                .with_label(format!("expected {}", expected_in_words(&expected)))
+            let d = Diagnostic::error("unexpected end of input", at)
+                .with_label(format!("expected {}", expected_in_words(&expected)));
+            with_unclosed(d, location, &expected, context)
         }
-        ParseError::UnrecognizedToken { token: (l, tok, r), expected } => {
-            Diagnostic::error(format!("unexpected {}", describe(&tok)), Span::new(l, r))
-                .with_label(format!("expected {}", expected_in_words(&expected)))
-        }
+        ParseError::UnrecognizedToken {
+            token: (l, tok, r),
+            expected,
+        } => unexpected_token(Span::new(l, r), &tok, &expected, context),
         ParseError::ExtraToken { token: (l, tok, r) } => {
             Diagnostic::error(format!("unexpected {}", describe(&tok)), Span::new(l, r))
                 .with_label("expected the end of input")
@@ -66,16 +221,132 @@ fn parse_error(error: ParseError<usize, Tok, SyntaxError>, end: usize) -> Diagno
     }
 }
 
+/// The diagnostic for a token the grammar does not allow where it is. The common
+/// mistakes get their own wording; the rest say what was expected.
+fn unexpected_token(span: Span, tok: &Tok, expected: &[String], context: &Context) -> Diagnostic {
+    let expects = |t: &str| expected.iter().any(|e| e.trim_matches('"') == t);
+    let before = context.before(span.start);
+    let comparison = matches!(tok, Tok::Gt | Tok::Ge | Tok::Lt | Tok::Le);
+
+    if let (Tok::Star, Some(star)) = (tok, before)
+        && star.is_star
+        && star.span.end == span.start
+    {
+        return Diagnostic::error("`**` is not an operator", star.span.to(span))
+            .with_label("write `^` for a power: `x ^ 2`");
+    }
+    if comparison && expects("+") && !expects(">") {
+        return Diagnostic::error("comparisons cannot be chained", span)
+            .with_label("a second comparison")
+            .with_note("a comparison gives a 0/1 mask; combine two with `*`: `(a < b) * (b < c)`");
+    }
+    if let (true, true, Some(prev)) = (expects(";"), starts_statement(tok), before) {
+        let prev_end = prev.span.end;
+        let next = if *tok == Tok::RBrace {
+            "the block ends here".to_string()
+        } else {
+            format!("{} starts the next statement", describe(tok))
+        };
+        return Diagnostic::error("missing `;`", Span::new(prev_end, prev_end))
+            .with_label("expected `;` here")
+            .with_related(span, next);
+    }
+
+    let mut d = Diagnostic::error(format!("unexpected {}", describe(tok)), span)
+        .with_label(format!("expected {}", expected_in_words(expected)));
+    // Reaching the end of a statement with a bracket open: the bracket is the mistake.
+    if *tok == Tok::Semi || starts_statement(tok) {
+        d = with_unclosed(d, span.start, expected, context);
+    }
+    let only = |set: &[&str]| expected.len() == set.len() && set.iter().all(|t| expects(t));
+    if only(&[",", "]"]) {
+        d = d.with_note("a shape lists `dim` names and integer literals: `[N, 10]`");
+    }
+    if *tok == Tok::RBrace && expects("let") {
+        d = d.with_note("a block ends with its value: the expression the function gives");
+    }
+    if only(&["fn", "model"]) && starts_statement(tok) {
+        d = d.with_note(format!(
+            "`{}` statements belong inside a `model {{ ... }}`",
+            token_text(tok)
+        ));
+    }
+    if is_keyword(tok) && expects("name") {
+        d = d.with_note(format!(
+            "`{}` is a keyword and cannot be used as a name",
+            token_text(tok)
+        ));
+    }
+    if let Tok::Ident(name) = tok {
+        let keywords = expected.iter().map(|e| e.trim_matches('"')).filter(|e| {
+            e.chars().all(|c| c.is_ascii_lowercase()) && *e != "name" && *e != "number"
+        });
+        if let Some(keyword) = crate::check::suggest(name, keywords) {
+            d = d.with_note(format!("did you mean `{keyword}`?"));
+        }
+    }
+    d
+}
+
+fn is_keyword(tok: &Tok) -> bool {
+    matches!(
+        tok,
+        Tok::Fn
+            | Tok::Model
+            | Tok::Dtype
+            | Tok::Dim
+            | Tok::Const
+            | Tok::Input
+            | Tok::Param
+            | Tok::Let
+            | Tok::Output
+            | Tok::Loss
+            | Tok::Index
+            | Tok::Grad
+            | Tok::True
+            | Tok::False
+    )
+}
+
 fn user_error(error: SyntaxError) -> Diagnostic {
     match error {
         SyntaxError::UnexpectedChar { span, text } => {
-            Diagnostic::error(format!("unexpected character `{text}`"), span)
-                .with_label("no token starts with this character")
+            let plural = if text.chars().count() > 1 { "s" } else { "" };
+            // Invisible characters are named by code point.
+            let shown = if text
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control() || c == '\u{200b}')
+            {
+                text.chars()
+                    .map(|c| format!("U+{:04X}", c as u32))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            } else {
+                format!("`{text}`")
+            };
+            let d = Diagnostic::error(format!("unexpected character{plural} {shown}"), span)
+                .with_label("no token starts with this");
+            match unexpected_char_hint(&text) {
+                Some(hint) => d.with_note(hint),
+                None => d,
+            }
+        }
+        SyntaxError::TrailingDot { span, text } => {
+            Diagnostic::error(format!("a number cannot end with `.`: `{text}`"), span).with_label(
+                format!("write `{text}0` or `{}`", text.trim_end_matches('.')),
+            )
         }
         SyntaxError::TooDeep { span } => Diagnostic::error("brackets nested too deeply", span)
             .with_label(format!("more than {} levels deep here", lexer::MAX_NESTING)),
-        SyntaxError::ExprTooDeep { span } => Diagnostic::error("expression nested too deeply", span)
-            .with_label(format!("more than {MAX_EXPR_DEPTH} levels deep")),
+        SyntaxError::ExprTooDeep { span } => {
+            // The expression can be very long: point at its first token only.
+            let start = Span::new(span.start, (span.start + 1).min(span.end));
+            Diagnostic::error("expression nested too deeply", start)
+                .with_label(format!(
+                    "the expression starting here is more than {MAX_EXPR_DEPTH} levels deep"
+                ))
+                .with_note("split it into steps with `let`")
+        }
         SyntaxError::NotTranspose { span, field } => {
             Diagnostic::error(format!("unknown postfix `.{field}`"), span)
                 .with_label("the only postfix is `.T` (transpose)")
@@ -83,11 +354,34 @@ fn user_error(error: SyntaxError) -> Diagnostic {
     }
 }
 
+/// What a character that starts no token was probably meant to be.
+fn unexpected_char_hint(text: &str) -> Option<String> {
+    let first = text.chars().next()?;
+    let hint = match first {
+        '#' => "comments start with `//`",
+        '×' | '·' | '⋅' | '∗' => {
+            "write `*` for an elementwise product, `@` for a matrix product"
+        }
+        '−' | '–' | '—' => "did you mean `-`?",
+        '÷' => "did you mean `/`?",
+        '≤' => "did you mean `<=`?",
+        '≥' => "did you mean `>=`?",
+        '\u{a0}' | '\u{2000}'..='\u{200b}' | '\u{3000}' => {
+            "this is an unusual space (copied from a web page?): use a plain space"
+        }
+        '"' | '\'' => "there are no strings in `.nn`",
+        c if c.is_alphabetic() => "names are made of ASCII letters, digits and `_`",
+        _ => return None,
+    };
+    Some(hint.to_string())
+}
+
 /// A token as a user would name it.
 pub fn describe(tok: &Tok) -> String {
     match tok {
         Tok::Ident(name) => format!("name `{name}`"),
         Tok::Number(text) => format!("number `{text}`"),
+        other if is_keyword(other) => format!("keyword `{}`", token_text(other)),
         other => format!("`{}`", token_text(other)),
     }
 }
@@ -137,17 +431,27 @@ fn token_text(tok: &Tok) -> &'static str {
 
 /// lalrpop's expected-terminal list (`"\";\""`, `"\"name\""`) in words:
 /// "`;`, `,` or a name". Tokens that can start an expression collapse into
-/// "an expression".
+/// "an expression", and the operators that may follow an operand (with `.T` and the
+/// `(` of a call) into "an operator".
 fn expected_in_words(expected: &[String]) -> String {
+    const EXPR_START: [&str; 6] = ["name", "number", "(", "-", "true", "false"];
+    const OPERATORS: [&str; 6] = ["+", "-", "*", "/", "@", "^"];
+    const AFTER_OPERAND: [&str; 12] =
+        ["+", "-", "*", "/", "@", "^", ">", ">=", "<", "<=", ".", "("];
     let terminals: Vec<&str> = expected.iter().map(|t| t.trim_matches('"')).collect();
-    let starts_expr = ["name", "number", "(", "-"].iter().all(|t| terminals.contains(t));
+    let starts_expr = ["name", "number", "(", "-"]
+        .iter()
+        .all(|t| terminals.contains(t));
+    let operator = !starts_expr && OPERATORS.iter().all(|t| terminals.contains(t));
     let mut words: Vec<String> = Vec::new();
     if starts_expr {
         words.push("an expression".to_string());
     }
+    if operator {
+        words.push("an operator".to_string());
+    }
     for t in &terminals {
-        let in_expr = ["name", "number", "(", "-", "true", "false"].contains(t);
-        if starts_expr && in_expr {
+        if (starts_expr && EXPR_START.contains(t)) || (operator && AFTER_OPERAND.contains(t)) {
             continue;
         }
         words.push(match *t {
@@ -169,11 +473,19 @@ fn expected_in_words(expected: &[String]) -> String {
 pub(crate) fn number(text: &str, negate: bool, span: Span) -> Number {
     let value: f64 = text.parse().unwrap_or(f64::NAN);
     let is_integer = !text.contains(['.', 'e', 'E']);
-    Number { value: if negate { -value } else { value }, is_integer, span }
+    Number {
+        value: if negate { -value } else { value },
+        is_integer,
+        span,
+    }
 }
 
 pub(crate) fn number_negated(n: Number, start: usize) -> Number {
-    Number { value: -n.value, span: Span::new(start, n.span.end), ..n }
+    Number {
+        value: -n.value,
+        span: Span::new(start, n.span.end),
+        ..n
+    }
 }
 
 /// Builds a node unless it would exceed [`MAX_EXPR_DEPTH`]; then reports once and
@@ -184,20 +496,41 @@ pub(crate) fn capped(kind: ExprKind, span: Span, errors: &mut Recovered) -> Expr
         return expr;
     }
     let already_reported = errors.iter().any(|e| {
-        matches!(&e.error, ParseError::User { error: SyntaxError::ExprTooDeep { .. } })
+        matches!(
+            &e.error,
+            ParseError::User {
+                error: SyntaxError::ExprTooDeep { .. }
+            }
+        )
     });
     if !already_reported {
         errors.push(ErrorRecovery {
-            error: ParseError::User { error: SyntaxError::ExprTooDeep { span } },
+            error: ParseError::User {
+                error: SyntaxError::ExprTooDeep { span },
+            },
             dropped_tokens: vec![],
         });
     }
     Expr::error(span)
 }
 
-pub(crate) fn binary(lhs: Expr, (op, op_span): (BinOp, Span), rhs: Expr, errors: &mut Recovered) -> Expr {
+pub(crate) fn binary(
+    lhs: Expr,
+    (op, op_span): (BinOp, Span),
+    rhs: Expr,
+    errors: &mut Recovered,
+) -> Expr {
     let span = lhs.span.to(rhs.span);
-    capped(ExprKind::Binary { op, op_span, lhs: Box::new(lhs), rhs: Box::new(rhs) }, span, errors)
+    capped(
+        ExprKind::Binary {
+            op,
+            op_span,
+            lhs: Box::new(lhs),
+            rhs: Box::new(rhs),
+        },
+        span,
+        errors,
+    )
 }
 
 pub(crate) fn transpose(e: Expr, field: Ident, span: Span, errors: &mut Recovered) -> Expr {
@@ -206,7 +539,10 @@ pub(crate) fn transpose(e: Expr, field: Ident, span: Span, errors: &mut Recovere
     }
     errors.push(ErrorRecovery {
         error: ParseError::User {
-            error: SyntaxError::NotTranspose { span: field.span, field: field.name },
+            error: SyntaxError::NotTranspose {
+                span: field.span,
+                field: field.name,
+            },
         },
         dropped_tokens: vec![],
     });

@@ -12,7 +12,10 @@ pub fn file() -> &'static File {
     static FILE: OnceLock<File> = OnceLock::new();
     FILE.get_or_init(|| {
         let (file, diagnostics) = crate::parser::parse(SOURCE);
-        assert!(diagnostics.is_empty(), "the prelude does not parse: {diagnostics:?}");
+        assert!(
+            diagnostics.is_empty(),
+            "the prelude does not parse: {diagnostics:?}"
+        );
         file
     })
 }

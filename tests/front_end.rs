@@ -1,0 +1,329 @@
+//! The `.nn` front end, end to end: the spec's models are accepted, every malformed
+//! program of `tests/diagnostics/` gets the diagnostics snapshotted beside it, pointing
+//! where its first line says, and the precedence table of the README holds.
+
+use nnc_syntax::ast::{ExprKind, Item, Stmt};
+use nnc_syntax::diagnostic::line_col;
+use nnc_syntax::{parse_and_check, render};
+use std::path::{Path, PathBuf};
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The `.nn` files of a directory, sorted by name.
+fn nn_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()))
+        .map(|entry| entry.expect("a directory entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "nn"))
+        .collect();
+    files.sort();
+    files
+}
+
+fn stem(path: &Path) -> String {
+    path.file_stem()
+        .expect("a file name")
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
+}
+
+// ---- the spec's models ------------------------------------------------------------
+
+/// Every copy of a spec model parses and checks clean, and holds the models its
+/// comments describe.
+#[test]
+fn spec_models_are_accepted() {
+    let expected: &[(&str, &[&str])] = &[
+        ("activations", &["activations"]),
+        ("deep_tanh", &["deep_tanh"]),
+        ("gates", &["add_mul", "neuron", "neuron_gate"]),
+        (
+            "logistic",
+            &["logistic_regression", "linear_svm", "least_squares"],
+        ),
+        ("mlp784", &["mlp784"]),
+        ("spiral", &["spiral"]),
+        ("svm", &["svm", "svm_spelled_out"]),
+        ("three_layer", &["three_layer"]),
+        ("two_layer", &["two_layer"]),
+    ];
+    let files = nn_files(&root().join("examples/models"));
+    let names: Vec<String> = files.iter().map(|p| stem(p)).collect();
+    let expected_names: Vec<&str> = expected.iter().map(|(n, _)| *n).collect();
+    assert_eq!(
+        names, expected_names,
+        "examples/models/ holds a copy of each spec model"
+    );
+    for (path, (_, models)) in files.iter().zip(expected) {
+        let source = read(path);
+        let (file, diagnostics) = parse_and_check(&source);
+        let name = path.file_name().unwrap().to_string_lossy();
+        assert!(
+            diagnostics.is_empty(),
+            "{name} must check clean:\n{}",
+            render(&diagnostics, &name, &source)
+        );
+        let found: Vec<&str> = file.models().map(|m| m.name.name.as_str()).collect();
+        assert_eq!(&found, models, "models of {name}");
+        for m in file.models() {
+            let losses = m
+                .stmts
+                .iter()
+                .filter(|s| matches!(s, Stmt::Loss(_)))
+                .count();
+            assert_eq!(losses, 1, "{name}: model `{}` has one loss", m.name.name);
+        }
+    }
+}
+
+/// A few facts of the spec models that the parser must get right, beyond "no errors".
+#[test]
+fn spec_model_details() {
+    let source = read(&root().join("examples/models/spiral.nn"));
+    let (file, _) = parse_and_check(&source);
+    assert_eq!(
+        file.fns().map(|f| f.name.name.as_str()).collect::<Vec<_>>(),
+        ["dense"]
+    );
+    let spiral = file.models().next().unwrap();
+    let dims: Vec<(String, Option<f64>)> = spiral
+        .stmts
+        .iter()
+        .filter_map(|s| match s {
+            Stmt::Dim(dims) => Some(dims),
+            _ => None,
+        })
+        .flatten()
+        .map(|d| (d.name.name.clone(), d.size.map(|n| n.value)))
+        .collect();
+    let expected = [
+        ("N", None),
+        ("D", Some(2.0)),
+        ("H", Some(100.0)),
+        ("K", Some(3.0)),
+    ];
+    let expected: Vec<(String, Option<f64>)> =
+        expected.iter().map(|(n, s)| (n.to_string(), *s)).collect();
+    assert_eq!(dims, expected);
+    // `output predicted = argmax(scores, axis = 1);` keeps its keyword argument.
+    let predicted = spiral
+        .stmts
+        .iter()
+        .find_map(|s| match s {
+            Stmt::Output(o) if o.name.name == "predicted" => o.value.as_ref(),
+            _ => None,
+        })
+        .expect("an output `predicted` with a value");
+    let ExprKind::Call { func, args } = &predicted.kind else {
+        panic!("a call: {predicted:?}")
+    };
+    assert_eq!(func.name, "argmax");
+    assert_eq!(args.len(), 2);
+    assert_eq!(
+        args[1].keyword.as_ref().map(|k| k.name.as_str()),
+        Some("axis")
+    );
+    assert_eq!(&source[predicted.span.range()], "argmax(scores, axis = 1)");
+}
+
+// ---- malformed programs -------------------------------------------------------------
+
+/// The `// expect: L:C` header of a corpus file.
+fn expected_location(name: &str, source: &str) -> (usize, usize) {
+    let first = source.lines().next().unwrap_or("");
+    let rest = first
+        .strip_prefix("// expect: ")
+        .unwrap_or_else(|| panic!("{name}: the first line must be `// expect: LINE:COL`"));
+    let (line, col) = rest
+        .trim()
+        .split_once(':')
+        .unwrap_or_else(|| panic!("{name}: bad header"));
+    (
+        line.parse().expect("a line number"),
+        col.parse().expect("a column number"),
+    )
+}
+
+/// Every file of `tests/diagnostics/` gets at least one diagnostic, the first one at
+/// the line and column its header names; the whole rendered output is snapshotted.
+#[test]
+fn diagnostics_corpus() {
+    let files = nn_files(&root().join("tests/diagnostics"));
+    assert!(files.len() >= 30, "the corpus has {} files", files.len());
+    let mut wrong = Vec::new();
+    let mut rendered = Vec::new();
+    for path in &files {
+        let name = stem(path);
+        let file_name = format!("{name}.nn");
+        let source = read(path);
+        let expected = expected_location(&name, &source);
+        let (_, diagnostics) = parse_and_check(&source);
+        let Some(first) = diagnostics.first() else {
+            wrong.push(format!("{file_name}: no diagnostic"));
+            continue;
+        };
+        let found = line_col(&source, first.span.start);
+        if found != expected {
+            wrong.push(format!(
+                "{file_name}: first diagnostic `{}` at {}:{}, expected {}:{}",
+                first.message, found.0, found.1, expected.0, expected.1
+            ));
+        }
+        let text = render(&diagnostics, &file_name, &source);
+        let location = format!("{file_name}:{}:{}", expected.0, expected.1);
+        if !text.contains(&location) {
+            wrong.push(format!(
+                "{file_name}: the rendering does not name {location}"
+            ));
+        }
+        if text.matches("Error:").count() != diagnostics.len() {
+            wrong.push(format!("{file_name}: not every diagnostic was rendered"));
+        }
+        rendered.push((name, path.clone(), text));
+    }
+    // A snapshot whose program is gone is stale.
+    let names: Vec<&str> = rendered.iter().map(|(name, _, _)| name.as_str()).collect();
+    let snapshots = std::fs::read_dir(root().join("tests/snapshots")).expect("tests/snapshots/");
+    for entry in snapshots {
+        let file = entry
+            .expect("a directory entry")
+            .file_name()
+            .to_string_lossy()
+            .into_owned();
+        let corpus_name = file
+            .strip_prefix("front_end__diagnostics__")
+            .and_then(|f| f.strip_suffix(".snap"));
+        if let Some(name) = corpus_name.filter(|n| !names.contains(n)) {
+            wrong.push(format!(
+                "tests/snapshots/{file}: no tests/diagnostics/{name}.nn"
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "wrong diagnostics:\n{}", wrong.join("\n"));
+    for (name, path, text) in rendered {
+        insta::with_settings!({ input_file => path, omit_expression => true }, {
+            insta::assert_snapshot!(format!("diagnostics__{name}"), text);
+        });
+    }
+}
+
+/// Semantic errors are all found in one run, and come in source order.
+#[test]
+fn several_errors_in_one_run() {
+    let source = read(&root().join("tests/diagnostics/sem_several_errors.nn"));
+    let (_, diagnostics) = parse_and_check(&source);
+    let messages: Vec<&str> = diagnostics.iter().map(|d| d.message.as_str()).collect();
+    assert_eq!(
+        messages,
+        [
+            "unknown initialiser `xavir`",
+            "`dense` is missing argument `b`",
+            "unknown name `w2`",
+            "unknown name `label`",
+        ]
+    );
+    let starts: Vec<usize> = diagnostics.iter().map(|d| d.span.start).collect();
+    assert!(
+        starts.is_sorted(),
+        "diagnostics in source order: {starts:?}"
+    );
+}
+
+// ---- precedence ----------------------------------------------------------------------
+
+/// An expression as an s-expression, to check how the parser grouped it.
+fn sexp(e: &nnc_syntax::ast::Expr) -> String {
+    match &e.kind {
+        ExprKind::Number(n) => format!("{}", n.value),
+        ExprKind::Bool(b) => b.to_string(),
+        ExprKind::Name(n) => n.clone(),
+        ExprKind::Neg(x) => format!("(neg {})", sexp(x)),
+        ExprKind::Transpose(x) => format!("(T {})", sexp(x)),
+        ExprKind::Binary { op, lhs, rhs, .. } => {
+            format!("({} {} {})", op.symbol(), sexp(lhs), sexp(rhs))
+        }
+        ExprKind::Call { func, args } => {
+            let args: Vec<String> = args
+                .iter()
+                .map(|a| match &a.keyword {
+                    Some(k) => format!("{}={}", k.name, sexp(&a.value)),
+                    None => sexp(&a.value),
+                })
+                .collect();
+            format!("({} {})", func.name, args.join(" "))
+        }
+        ExprKind::Error => "<error>".to_string(),
+    }
+}
+
+/// Parses `expr` as the loss of a one-model file and gives its grouping.
+fn grouping(expr: &str) -> String {
+    let source = format!(
+        "model m {{ dim N = 2; param a: [N, N] = 1; param b: [N, N] = 1; param c: [N, N] = 1;\n\
+         loss {expr}; }}"
+    );
+    let (file, diagnostics) = parse_and_check(&source);
+    assert!(
+        diagnostics.is_empty(),
+        "`{expr}`:\n{}",
+        render(&diagnostics, "expr.nn", &source)
+    );
+    let Some(Item::Model(m)) = file.items.first() else {
+        panic!("a model")
+    };
+    let Some(Stmt::Loss(loss)) = m.stmts.last() else {
+        panic!("a loss")
+    };
+    sexp(&loss.value)
+}
+
+#[test]
+fn precedence_and_associativity() {
+    let table = [
+        ("a + b * c", "(+ a (* b c))"),
+        ("a - b - c", "(- (- a b) c)"),
+        ("a * b @ c", "(@ (* a b) c)"),
+        ("a / b / c", "(/ (/ a b) c)"),
+        ("-a ^ 2", "(neg (^ a 2))"),
+        ("a ^ b ^ c", "(^ a (^ b c))"),
+        ("a ^ -2", "(^ a (neg 2))"),
+        ("-a @ b", "(@ (neg a) b)"),
+        ("a.T @ b", "(@ (T a) b)"),
+        ("a.T.T", "(T (T a))"),
+        ("a ^ 2.0 * b", "(* (^ a 2) b)"),
+        ("(a + b) * c", "(* (+ a b) c)"),
+        ("a + b > c * 2", "(> (+ a b) (* c 2))"),
+        ("a <= b", "(<= a b)"),
+        (
+            "sum(a, axis = -1, keepdims = true)",
+            "(sum a axis=(neg 1) keepdims=true)",
+        ),
+        ("- -a", "(neg (neg a))"),
+        ("exp(a).T", "(T (exp a))"),
+    ];
+    for (expr, expected) in table {
+        assert_eq!(grouping(expr), expected, "grouping of `{expr}`");
+    }
+}
+
+/// A `fn` parameter with a default may be left out, or given by keyword.
+#[test]
+fn fn_default_parameters() {
+    let source = "fn leaky(x, alpha = 0.01) = where(x > 0, x, alpha * x);\n\
+                  model m { param w: [] = 1; loss leaky(w) + leaky(w, 0.2) + leaky(w, alpha = 0.3); }";
+    let (file, diagnostics) = parse_and_check(source);
+    assert!(
+        diagnostics.is_empty(),
+        "{}",
+        render(&diagnostics, "default.nn", source)
+    );
+    let f = file.fns().next().unwrap();
+    assert_eq!(f.params[0].default, None);
+    assert_eq!(f.params[1].default.map(|n| n.value), Some(0.01));
+}
