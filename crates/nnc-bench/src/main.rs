@@ -1,0 +1,381 @@
+//! `cargo run --release -p nnc-bench [-- --budget SECONDS] [--only W1,W3]`
+//!
+//! Times one training step of every workload, for every implementation, in this one
+//! run, and prints the tables `BENCHMARKS.md` shows. `--budget` is the time aimed for
+//! per measurement (default 1.5 s); `--only` picks workloads.
+
+use ndarray::ArrayD;
+use nnc_bench::baseline;
+use nnc_bench::ceiling::{MatmulBench, Routine};
+use nnc_bench::generated::{self, GeneratedFn};
+use nnc_bench::interp::InterpTrainer;
+use nnc_bench::report::{Align, Table, sig3};
+use nnc_bench::timing::{Timing, TimingConfig, measure_interleaved, paired_ratio};
+use nnc_bench::workload::{Matmul, Problem, Workload};
+use nnc_bench::{BenchFloat, Trainer, relative_error};
+use std::process::ExitCode;
+use std::time::Instant;
+
+/// The seed of every workload's data and initial parameters.
+const SEED: u64 = 0;
+
+struct Args {
+    config: TimingConfig,
+    workloads: Vec<Workload>,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut config = TimingConfig::default();
+    let mut workloads = Workload::ALL.to_vec();
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--budget" => {
+                let v = args.next().ok_or("--budget needs a number of seconds")?;
+                let secs: f64 = v
+                    .parse()
+                    .map_err(|_| format!("--budget: `{v}` is not a number of seconds"))?;
+                if !(secs > 0.0 && secs < 600.0) {
+                    return Err(format!("--budget: {secs} s is out of range (0, 600)"));
+                }
+                config = config.scaled(secs / config.target.as_secs_f64());
+            }
+            "--only" => {
+                let v = args.next().ok_or("--only needs a list such as W1,W3")?;
+                workloads = v
+                    .split(',')
+                    .map(|id| {
+                        Workload::ALL
+                            .into_iter()
+                            .find(|w| w.id().eq_ignore_ascii_case(id.trim()))
+                            .ok_or_else(|| format!("--only: unknown workload `{id}` (W1 to W4)"))
+                    })
+                    .collect::<Result<_, _>>()?;
+            }
+            "-h" | "--help" => {
+                return Err("usage: nnc-bench [--budget SECONDS] [--only W1,W2,W3,W4]".to_string());
+            }
+            other => return Err(format!("unknown argument `{other}` (try --help)")),
+        }
+    }
+    Ok(Args { config, workloads })
+}
+
+/// One implementation's line in the main table.
+struct Measured {
+    implementation: String,
+    timing: Timing,
+    /// How many times faster than the baseline, compared round by round.
+    speedup: Option<f64>,
+    /// Worst relative difference of the first loss and gradients from the baseline's.
+    check: f64,
+}
+
+/// Everything measured for one workload.
+struct WorkloadResult {
+    workload: Workload,
+    shape: Matmul,
+    gemm: Timing,
+    ndarray: Timing,
+    baseline: Timing,
+    others: Vec<Measured>,
+    /// Implementations not measured, and why.
+    missing: Vec<String>,
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if cfg!(debug_assertions) {
+        eprintln!(
+            "warning: a debug build; run `cargo run --release -p nnc-bench` for real numbers"
+        );
+    }
+    println!("{}", machine());
+    let started = Instant::now();
+    let mut results = Vec::new();
+    for &w in &args.workloads {
+        eprintln!("measuring {w} ...");
+        let result = if w.is_f64() {
+            bench::<f64>(w, &args.config, generated::for_f64(w))
+        } else {
+            bench::<f32>(w, &args.config, generated::for_f32(w))
+        };
+        match result {
+            Ok(r) => results.push(r),
+            Err(e) => {
+                eprintln!("{w}: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    print_results(&results);
+    println!(
+        "\nTotal time of this run: {:.0} s (per measurement aimed for {:.1} s).",
+        started.elapsed().as_secs_f64(),
+        args.config.target.as_secs_f64()
+    );
+    ExitCode::SUCCESS
+}
+
+/// The CPU model (with its family and model numbers) and the threads available.
+fn machine() -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let field = |key: &str| {
+        cpuinfo
+            .lines()
+            .find(|l| l.split(':').next().map(str::trim) == Some(key))
+            .and_then(|l| l.split(':').nth(1))
+            .map(|v| v.trim().to_string())
+    };
+    let cpu = match (field("model name"), field("cpu family"), field("model")) {
+        (Some(name), Some(family), Some(model)) => {
+            format!("{name} (family {family}, model {model})")
+        }
+        (Some(name), _, _) => name,
+        _ => "unknown CPU".to_string(),
+    };
+    let threads = std::thread::available_parallelism().map_or(0, |n| n.get());
+    // Other processes' load: on a shared machine it says how much to trust the times.
+    let load = std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().map(str::to_string))
+        .map_or(String::new(), |l| {
+            format!(", 1-minute load average {l} at the start")
+        });
+    format!(
+        "nnc-bench: {cpu}, {threads} hardware threads{load}; every measurement \
+         single-threaded. Medians; times per training step (forward + backward + update)."
+    )
+}
+
+/// The loss and gradients at the initial parameters, gradients copied out.
+fn first_step<F: BenchFloat>(t: &mut dyn Trainer<F>) -> (F, Vec<(String, ArrayD<F>)>) {
+    let loss = t.loss_and_grad();
+    let grads = t
+        .grads()
+        .into_iter()
+        .map(|(n, g)| (n.to_string(), g.to_owned()))
+        .collect();
+    (loss, grads)
+}
+
+fn bench<F: BenchFloat>(
+    w: Workload,
+    config: &TimingConfig,
+    generated: Option<GeneratedFn<F>>,
+) -> Result<WorkloadResult, String> {
+    let problem = Problem::<F>::new(w, w.batch(), SEED)?;
+    let named = problem.named_inputs();
+    let lr = w.lr();
+    let shape = w.largest_matmul();
+    let mut gemm = MatmulBench::<F>::new(shape, Routine::Runtime);
+    let mut nd = MatmulBench::<F>::new(shape, Routine::Ndarray);
+
+    let mut base = baseline::for_problem(&problem, lr);
+    let (base_loss, base_grads) = first_step(&mut *base);
+
+    let mut trainers: Vec<(String, Box<dyn Trainer<F> + '_>)> = Vec::new();
+    let mut missing = Vec::new();
+    // The generated code is reported, not fatal, when it is missing or refuses the
+    // problem: the other measurements still mean something.
+    match generated.map(|make| make(&named, &problem, lr)) {
+        Some(Ok(t)) => trainers.push(("nnc generated code".into(), t)),
+        Some(Err(e)) => missing.push(format!("nnc generated code: failed: {e}")),
+        None => missing.push("nnc generated code: none for this workload".to_string()),
+    }
+    trainers.push((
+        "IR interpreter".into(),
+        Box::new(InterpTrainer::new(&problem, lr)?),
+    ));
+
+    // Each implementation's first loss and gradients against the baseline's.
+    let mut checks = Vec::new();
+    for (_, t) in &mut trainers {
+        let (loss, grads) = first_step(&mut **t);
+        let mut worst = rel(to_f64(loss), to_f64(base_loss));
+        if grads.len() != base_grads.len() {
+            worst = f64::INFINITY;
+        }
+        for ((name, g), (base_name, b)) in grads.iter().zip(&base_grads) {
+            let err = if name == base_name {
+                relative_error(&g.view(), &b.view())
+            } else {
+                f64::INFINITY
+            };
+            worst = worst.max(err);
+        }
+        checks.push(worst);
+    }
+
+    // Everything timed together, round by round.
+    let mut timings = {
+        let mut calls: Vec<Box<dyn FnMut() -> f64 + '_>> = vec![Box::new(|| to_f64(base.step()))];
+        for (_, t) in &mut trainers {
+            calls.push(Box::new(move || to_f64(t.step())));
+        }
+        calls.push(Box::new(|| gemm.call()));
+        calls.push(Box::new(|| nd.call()));
+        measure_interleaved(&mut calls, config)
+    };
+    let ndarray = timings.pop().ok_or("no timing")?;
+    let gemm = timings.pop().ok_or("no timing")?;
+    let baseline = timings.remove(0);
+    // Training went somewhere sensible (no NaN): the loss before and after timing.
+    eprintln!(
+        "  hand-written loss {:.4} -> {:.4}",
+        baseline.first, baseline.last
+    );
+    for ((name, _), t) in trainers.iter().zip(&timings) {
+        eprintln!("  {name} loss {:.4} -> {:.4}", t.first, t.last);
+    }
+    let others = trainers
+        .into_iter()
+        .zip(timings)
+        .zip(checks)
+        .map(|(((implementation, _), timing), check)| Measured {
+            speedup: paired_ratio(&baseline, &timing),
+            implementation,
+            timing,
+            check,
+        })
+        .collect();
+    Ok(WorkloadResult {
+        workload: w,
+        shape,
+        gemm,
+        ndarray,
+        baseline,
+        others,
+        missing,
+    })
+}
+
+fn to_f64<F: BenchFloat>(v: F) -> f64 {
+    v.to_f64().unwrap_or(f64::NAN)
+}
+
+fn rel(a: f64, b: f64) -> f64 {
+    if a == b {
+        0.0
+    } else {
+        (a - b).abs() / b.abs().max(f64::MIN_POSITIVE)
+    }
+}
+
+fn gflops(mflop: f64, t: &Timing) -> f64 {
+    mflop * 1e6 / t.median().as_secs_f64() / 1e9
+}
+
+fn print_results(results: &[WorkloadResult]) {
+    let mut main = Table::new(&[
+        ("workload", Align::Left),
+        ("implementation", Align::Left),
+        ("ms/step", Align::Right),
+        ("IQR", Align::Right),
+        ("samples", Align::Right),
+        ("GFLOP/s", Align::Right),
+        ("of ceiling", Align::Right),
+        ("speed-up vs hand-written", Align::Right),
+        ("check vs hand-written", Align::Right),
+    ]);
+    for r in results {
+        let w = r.workload;
+        let mflop = w.mflop(w.batch());
+        let ceiling = gflops(r.shape.flops() / 1e6, &r.gemm);
+        let label = format!(
+            "{} {} ({})",
+            w.id(),
+            w.model_name(),
+            if w.is_f64() { "f64" } else { "f32" }
+        );
+        let line = |name: &str, t: &Timing, flop: f64, vs: Option<f64>, check: &str| {
+            let g = gflops(flop, t);
+            vec![
+                label.clone(),
+                name.to_string(),
+                sig3(t.median_ms()),
+                format!("{:.0}%", 100.0 * t.spread()),
+                format!("{}x{}", t.samples.len(), t.calls_per_sample),
+                sig3(g),
+                format!("{:.0}%", 100.0 * g / ceiling),
+                vs.map_or(String::new(), |v| format!("{}x", sig3(v))),
+                check.to_string(),
+            ]
+        };
+        main.row(line(
+            "hand-written ndarray",
+            &r.baseline,
+            mflop,
+            Some(1.0),
+            "reference",
+        ));
+        for m in &r.others {
+            let tol = if w.is_f64() { 1e-9 } else { 1e-3 };
+            let check = if m.check <= tol {
+                format!("{:.0e}", m.check)
+            } else {
+                format!("{:.0e} > {tol:.0e}: DIFFERENT", m.check)
+            };
+            main.row(line(&m.implementation, &m.timing, mflop, m.speedup, &check));
+        }
+        for m in &r.missing {
+            main.row(vec![label.clone(), m.clone()]);
+        }
+        let mm = r.shape.flops() / 1e6;
+        for (routine, t) in [(Routine::Runtime, &r.gemm), (Routine::Ndarray, &r.ndarray)] {
+            let name = format!("matmul ceiling: {} {}", routine.label(), r.shape);
+            main.row(line(&name, t, mm, None, ""));
+        }
+    }
+    println!("\n## Measured in this run\n");
+    print!("{}", main.render());
+    println!(
+        "\nms/step: median time per call; IQR: interquartile range / median; samples: \
+         samples x calls per sample. GFLOP/s count the matmuls (2mnk each, forward and \
+         backward). \"of ceiling\": GFLOP/s / those of nnc_runtime::linalg::matmul on the \
+         workload's largest matmul (its own row). Speed-up > 1 is faster than the \
+         hand-written baseline. Check: worst relative difference of the first loss and \
+         gradients from the baseline's."
+    );
+
+    let mut peers = Table::new(&[
+        ("workload", Align::Left),
+        ("MFLOP/step (spec)", Align::Right),
+        ("MFLOP/step (counted)", Align::Right),
+        ("best peer, 1 thread", Align::Right),
+        ("best peer, 2 threads", Align::Right),
+        ("ndarray, 1 thread (spec)", Align::Right),
+        ("hand-written here", Align::Right),
+        ("generated here", Align::Right),
+    ]);
+    for r in results {
+        let w = r.workload;
+        let p = w.peers();
+        let mflop = w.mflop(w.batch());
+        let generated = r
+            .others
+            .iter()
+            .find(|m| m.implementation == "nnc generated code")
+            .map_or("–".to_string(), |m| sig3(gflops(mflop, &m.timing)));
+        peers.row(vec![
+            format!("{} {}", w.id(), w.model_name()),
+            sig3(w.spec_mflop()),
+            sig3(mflop),
+            sig3(p.best_1_thread),
+            sig3(p.best_2_threads),
+            p.ndarray_1_thread.map_or("–".to_string(), sig3),
+            sig3(gflops(mflop, &r.baseline)),
+            generated,
+        ]);
+    }
+    println!(
+        "\n## For reference: peers' GFLOP/s from spec/workloads.md (measured elsewhere, NOT in this run)\n"
+    );
+    print!("{}", peers.render());
+}
