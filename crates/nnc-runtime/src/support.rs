@@ -14,6 +14,7 @@
 //! - element slices of the caller's arrays ([`contiguous`], [`slice_mut`]): a
 //!   standard-layout array is read in place, any other layout is copied once into a
 //!   preallocated staging buffer (no allocation once the workspace exists);
+//! - parameter initialisation ([`init`]);
 //! - the input checks ([`check_dim`], [`check_shape`], [`check_indices`]) and the
 //!   by-name binding ([`find_float`], [`find_index`], [`reject_unknown`]) behind
 //!   `Inputs::dims` and `Model::bind_inputs`.
@@ -23,8 +24,21 @@
 //! created or the runtime dims change, never in a step with unchanged dims.
 
 use ndarray::{Array, ArrayD, ArrayView, ArrayView2, ArrayViewMut2, Dimension};
+use rand::Rng;
 
+use crate::init::{Init, fill};
 use crate::{Float, NamedInputs, ShapeError};
+
+/// A parameter of `shape` drawn from `init` (see [`crate::init::fill`]).
+pub fn init<F: Float, D: Dimension, R: Rng + ?Sized>(
+    shape: D,
+    init: Init,
+    rng: &mut R,
+) -> Array<F, D> {
+    let mut a = Array::zeros(shape);
+    fill(&mut a.view_mut().into_dyn(), init, rng);
+    a
+}
 
 /// `1 / (1 + e^-x)`, never exponentiating a positive number.
 #[inline]

@@ -1,0 +1,1454 @@
+//! Function bodies: the steps of a [`Plan`] as Rust statements.
+//!
+//! Values are produced on demand: asking for a node's value at an index ([`Ix`], one
+//! per axis) gives an expression, and emits the `let`s and stores it needs into the
+//! right block — the current pass, the current row, or the function. Inline nodes
+//! (broadcasts, transposes, one-hots, constants) become index arithmetic and never
+//! appear as statements.
+
+use super::Cx;
+use super::expr::{Ex, constant, ident};
+use crate::names::Namer;
+use crate::plan::{
+    Helper, HelperKind, Hold, Kind, Level, Member, Nest, Plan, Slot, Step, gemm_base, unit,
+    unit_reshape,
+};
+use nnc_ir::{BinaryOp, CmpOp, Dim, NodeId, Op, ReduceOp, Shape, UnaryOp};
+use proc_macro2::TokenStream;
+use quote::quote;
+use std::collections::{BTreeSet, HashMap};
+use std::str::FromStr;
+
+/// Loop variables, by nest axis.
+pub const LOOP: [&str; 4] = ["i", "j", "k", "l"];
+
+/// An index along one axis of a value.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Ix {
+    /// A size-1 axis.
+    Zero,
+    /// The loop variable of a nest axis.
+    Var(usize),
+    /// The value of an index tensor at an index (`labels[i]`).
+    Gather(NodeId, Vec<Ix>),
+    /// Any other `usize` expression (its tokens as text).
+    Expr(String),
+}
+
+/// What a function body refers to, so its prologue binds exactly that.
+#[derive(Clone, Debug, Default)]
+pub struct Uses {
+    /// Runtime dims (by `DimId`).
+    pub dims: BTreeSet<u32>,
+    /// Parameters and inputs read element by element (through slices).
+    pub leaf_slices: BTreeSet<NodeId>,
+    /// Scalar parameters and inputs (read once into a local).
+    pub leaf_scalars: BTreeSet<NodeId>,
+    /// Workspace buffers.
+    pub buffers: BTreeSet<NodeId>,
+    /// Gradients written through slices (by position in `Model::grads`).
+    pub grads: BTreeSet<usize>,
+    /// `matmul`, `aview1` and `aview_mut1` are called (for the module's imports).
+    pub gemm: bool,
+    pub aview1: bool,
+    pub aview_mut1: bool,
+}
+
+/// The state of the nest being emitted.
+struct NestState {
+    nest: Nest,
+    cur: Slot,
+    row: Vec<TokenStream>,
+    pass: Vec<TokenStream>,
+    row_cache: HashMap<NodeId, Ex>,
+    pass_cache: HashMap<NodeId, Ex>,
+    /// Row slices of the current pass.
+    slices: Vec<RowSlice>,
+    /// Row slices bound for earlier passes of this row (reused when they fit).
+    bound: Vec<RowSlice>,
+    /// Recomputed values (rematerialised nodes) of this pass and of this row.
+    remat_pass: HashMap<(NodeId, Vec<Ix>), Ex>,
+    remat_row: HashMap<(NodeId, Vec<Ix>), Ex>,
+}
+
+/// `let t4_row = &t4[i * 100..][..100];`: one row of an array, bound before a pass
+/// so that the pass indexes it by the loop variable alone (no bounds checks left,
+/// and the loop vectorises).
+struct RowSlice {
+    array: String,
+    base: String,
+    base_ex: Ex,
+    len: Ex,
+    local: String,
+    mutable: bool,
+}
+
+/// Whether `ts` uses the identifier `name` anywhere.
+fn mentions_ident(ts: &TokenStream, name: &str) -> bool {
+    ts.clone().into_iter().any(|t| match t {
+        proc_macro2::TokenTree::Ident(i) => i == name,
+        proc_macro2::TokenTree::Group(g) => mentions_ident(&g.stream(), name),
+        _ => false,
+    })
+}
+
+/// Ops computed by arithmetic (rather than index arithmetic, as views are).
+fn is_arithmetic(op: &Op) -> bool {
+    matches!(
+        op,
+        Op::Unary(_) | Op::Powf(_) | Op::Binary(_) | Op::Compare(_) | Op::Select
+    )
+}
+
+/// Whether an expression is a bare name (a running sum, say), which needs no `let`.
+fn is_name(e: &Ex) -> bool {
+    let mut trees = e.ts.clone().into_iter();
+    matches!(
+        (trees.next(), trees.next()),
+        (Some(proc_macro2::TokenTree::Ident(_)), None)
+    )
+}
+
+/// Emits one function's steps.
+pub struct Body<'a> {
+    cx: &'a Cx<'a>,
+    plan: &'a Plan,
+    namer: Namer,
+    pub uses: Uses,
+    pub stmts: Vec<TokenStream>,
+    nest: Option<NestState>,
+    helper_names: HashMap<(NodeId, HelperKind, bool), String>,
+    derived: HashMap<(NodeId, &'static str), String>,
+    /// Slice locals of gradient positions that are not their node's own hold.
+    grad_locals: HashMap<usize, String>,
+    /// Names of row slices (free to reuse in another nest: each nest's are local to
+    /// its loops).
+    row_names: std::collections::HashSet<String>,
+}
+
+impl<'a> Body<'a> {
+    pub fn new(cx: &'a Cx<'a>, plan: &'a Plan) -> Body<'a> {
+        Body {
+            cx,
+            plan,
+            namer: cx.names.namer.clone(),
+            uses: Uses::default(),
+            stmts: vec![],
+            nest: None,
+            helper_names: HashMap::new(),
+            derived: HashMap::new(),
+            grad_locals: HashMap::new(),
+            row_names: Default::default(),
+        }
+    }
+
+    fn model(&self) -> &'a nnc_ir::Model {
+        self.cx.model
+    }
+
+    fn name(&self, n: NodeId) -> &'a str {
+        &self.cx.names.node[n.index()]
+    }
+
+    fn shape(&self, n: NodeId) -> &'a Shape {
+        self.cx.model.shape(n)
+    }
+
+    /// Emits every step.
+    pub fn steps(&mut self) {
+        for step in &self.plan.steps {
+            match step {
+                Step::Scalar(n) => self.scalar(*n),
+                Step::Gemm {
+                    matmul,
+                    dest,
+                    accumulate,
+                } => self.gemm(*matmul, *dest, *accumulate),
+                Step::Nest(nest) => self.nest(nest),
+                Step::Fill(n) => self.fill(*n),
+            }
+        }
+    }
+
+    // ---- sizes and indices ----------------------------------------------------
+
+    /// A dim's size as a `usize` expression.
+    pub fn size(&mut self, d: Dim) -> Ex {
+        match d {
+            Dim::Fixed(n) => Ex::usize(n),
+            Dim::Var(v) => {
+                self.uses.dims.insert(v.0);
+                Ex::ident(&self.cx.names.dim[v.0 as usize])
+            }
+        }
+    }
+
+    /// The number of elements of a shape.
+    pub fn len(&mut self, shape: &[Dim]) -> Ex {
+        let fixed: usize = shape
+            .iter()
+            .filter_map(|d| {
+                if let Dim::Fixed(n) = d {
+                    Some(*n)
+                } else {
+                    None
+                }
+            })
+            .product();
+        let mut acc: Option<Ex> = None;
+        for d in shape {
+            if let Dim::Var(_) = d {
+                let s = self.size(*d);
+                acc = Some(match acc {
+                    Some(a) => Ex::mul(&a, &s),
+                    None => s,
+                });
+            }
+        }
+        match (acc, fixed) {
+            (None, f) => Ex::usize(f),
+            (Some(a), 1) => a,
+            (Some(a), f) => Ex::mul(&a, &Ex::usize(f)),
+        }
+    }
+
+    fn ix(&mut self, i: &Ix) -> Ex {
+        match i {
+            Ix::Zero => Ex::usize(0),
+            Ix::Var(d) => Ex::ident(LOOP[*d]),
+            Ix::Gather(n, idx) => self.index_val(*n, idx),
+            Ix::Expr(s) => Ex::atom(TokenStream::from_str(s).unwrap_or_else(|_| quote!(0))),
+        }
+    }
+
+    /// The row-major position of `idx` in an array of `shape` (size-1 axes skipped).
+    fn flat(&mut self, shape: &[Dim], idx: &[Ix]) -> Ex {
+        let mut acc: Option<Ex> = None;
+        for (k, d) in shape.iter().enumerate() {
+            if unit(*d) {
+                continue;
+            }
+            if let Some(a) = acc.take() {
+                let s = self.size(*d);
+                acc = Some(Ex::mul(&a, &s));
+            }
+            let i = idx.get(k).cloned().unwrap_or(Ix::Zero);
+            if i != Ix::Zero {
+                let e = self.ix(&i);
+                acc = Some(match acc {
+                    Some(a) => Ex::add(&a, &e),
+                    None => e,
+                });
+            }
+        }
+        acc.unwrap_or_else(|| Ex::usize(0))
+    }
+
+    /// An operand's index under numpy broadcasting into a value of `to` at `idx`.
+    fn bcast(from: &[Dim], to: &[Dim], idx: &[Ix]) -> Vec<Ix> {
+        let off = to.len().saturating_sub(from.len());
+        (0..from.len())
+            .map(|k| {
+                if unit(from[k]) {
+                    Ix::Zero
+                } else {
+                    idx.get(k + off).cloned().unwrap_or(Ix::Zero)
+                }
+            })
+            .collect()
+    }
+
+    fn canon(axes: &[Option<usize>]) -> Vec<Ix> {
+        axes.iter().map(|a| a.map_or(Ix::Zero, Ix::Var)).collect()
+    }
+
+    // ---- reading values -------------------------------------------------------
+
+    /// Element `idx` of array `array` (a slice local) of `shape`: through a row
+    /// slice when the current pass walks the array's last axis.
+    fn access(&mut self, array: &str, shape: &[Dim], idx: &[Ix], write: bool) -> Ex {
+        if let Some(e) = self.row_access(array, shape, idx, write) {
+            return e;
+        }
+        let at = self.flat(shape, idx);
+        let name = ident(array);
+        Ex::atom(quote!(#name[#at]))
+    }
+
+    fn row_access(&mut self, array: &str, shape: &[Dim], idx: &[Ix], write: bool) -> Option<Ex> {
+        let state = self.nest.as_ref()?;
+        let Slot::Pass(_) = state.cur else {
+            return None;
+        };
+        let r = state.nest.r;
+        let last = (0..shape.len()).rev().find(|k| !unit(shape[*k]))?;
+        if idx.get(last) != Some(&Ix::Var(r)) {
+            return None;
+        }
+        fn mentions(i: &Ix, r: usize) -> bool {
+            match i {
+                Ix::Var(v) => *v == r,
+                Ix::Gather(_, idx) => idx.iter().any(|i| mentions(i, r)),
+                Ix::Zero => false,
+                Ix::Expr(_) => true,
+            }
+        }
+        if idx
+            .iter()
+            .enumerate()
+            .any(|(k, i)| k != last && mentions(i, r))
+        {
+            return None;
+        }
+        let mut base_idx = idx.to_vec();
+        base_idx[last] = Ix::Zero;
+        let base = self.flat(shape, &base_idx);
+        let key = base.ts.to_string();
+        let j = ident(LOOP[r]);
+        let earlier = self
+            .nest
+            .as_ref()?
+            .bound
+            .iter()
+            .find(|s| s.array == array && s.base == key && (s.mutable || !write));
+        if let Some(s) = earlier {
+            let local = ident(&s.local);
+            return Some(Ex::atom(quote!(#local[#j])));
+        }
+        let existing = self
+            .nest
+            .as_ref()?
+            .slices
+            .iter()
+            .position(|s| s.array == array && s.base == key);
+        let local = match existing {
+            Some(k) => {
+                let slices = &mut self.nest.as_mut()?.slices;
+                slices[k].mutable |= write;
+                slices[k].local.clone()
+            }
+            None => {
+                let len = self.size(shape[last]);
+                let wanted = format!("{}_row", array.trim_start_matches("r#"));
+                let in_nest = {
+                    let st = self.nest.as_ref()?;
+                    st.slices.iter().chain(&st.bound).any(|s| s.local == wanted)
+                };
+                let free =
+                    !in_nest && (self.row_names.contains(&wanted) || !self.namer.is_used(&wanted));
+                let local = if free {
+                    self.namer.fresh(&wanted);
+                    wanted
+                } else {
+                    self.namer.fresh(&wanted)
+                };
+                self.row_names.insert(local.clone());
+                self.nest.as_mut()?.slices.push(RowSlice {
+                    array: array.to_string(),
+                    base: key,
+                    base_ex: base,
+                    len,
+                    local: local.clone(),
+                    mutable: write,
+                });
+                local
+            }
+        };
+        let local = ident(&local);
+        Some(Ex::atom(quote!(#local[#j])))
+    }
+
+    /// The local naming a parameter's or input's elements (a slice, or the value of
+    /// a scalar).
+    fn leaf_read(&mut self, n: NodeId, idx: &[Ix]) -> Ex {
+        let shape = self.shape(n);
+        if shape.is_empty() {
+            self.uses.leaf_scalars.insert(n);
+            return Ex::ident(self.name(n));
+        }
+        self.uses.leaf_slices.insert(n);
+        let name = self.name(n);
+        self.access(name, shape, idx, false)
+    }
+
+    /// The slice local of a stored value.
+    pub fn slice_name(&mut self, n: NodeId) -> String {
+        match self.plan.hold[n.index()] {
+            Hold::Grad(k) => {
+                self.uses.grads.insert(k);
+                self.name(n).to_string()
+            }
+            _ => {
+                self.uses.buffers.insert(n);
+                self.name(n).to_string()
+            }
+        }
+    }
+
+    /// The slice local of gradient position `k` (its node's own, or a fresh one).
+    pub fn grad_local(&mut self, k: usize) -> String {
+        self.uses.grads.insert(k);
+        let node = self.model().grads[k].1;
+        if self.plan.hold[node.index()] == Hold::Grad(k) {
+            return self.name(node).to_string();
+        }
+        if let Some(s) = self.grad_locals.get(&k) {
+            return s.clone();
+        }
+        let s = self.namer.fresh(&format!(
+            "d_{}",
+            self.model().grad_name(self.model().grads[k].0)
+        ));
+        self.grad_locals.insert(k, s.clone());
+        s
+    }
+
+    pub fn grad_locals(&self) -> &HashMap<usize, String> {
+        &self.grad_locals
+    }
+
+    fn buffer_read(&mut self, n: NodeId, idx: &[Ix]) -> Ex {
+        let name = self.slice_name(n);
+        self.access(&name, self.shape(n), idx, false)
+    }
+
+    /// Where a stored value's element is written.
+    fn place(&mut self, n: NodeId, idx: &[Ix]) -> Ex {
+        let name = self.slice_name(n);
+        self.access(&name, self.shape(n), idx, true)
+    }
+
+    /// The member record of `n` if it belongs to the nest being emitted.
+    fn current_member(&self, n: NodeId) -> Option<Member> {
+        self.nest.as_ref()?.nest.member(n).cloned()
+    }
+
+    /// The value of node `n` at `idx`. `inline`: write its computation out in full
+    /// (no `let`s), for one-off positions such as a picked column.
+    pub fn val(&mut self, n: NodeId, idx: &[Ix], inline: bool) -> Ex {
+        match self.plan.hold[n.index()] {
+            Hold::Leaf => self.leaf_read(n, idx),
+            Hold::Inline
+                if !inline && self.nest.is_some() && is_arithmetic(&self.model().node(n).op) =>
+            {
+                self.remat_val(n, idx)
+            }
+            Hold::Inline => self.view_val(n, idx, inline),
+            Hold::ArgPos => {
+                let pos = Ex::ident(self.name(n));
+                let at = self.flat(self.shape(n), idx);
+                Ex::if_else(&Ex::cmp(&at, quote!(==), &pos), &self.one(), &self.zero())
+            }
+            Hold::Local | Hold::Buffer | Hold::Grad(_) | Hold::Register | Hold::None => {
+                match self.current_member(n) {
+                    Some(m) if m.level != Level::Nest => self.member_val(&m, idx, inline),
+                    _ if self.plan.hold[n.index()] == Hold::Local => Ex::ident(self.name(n)),
+                    _ => self.buffer_read(n, idx),
+                }
+            }
+        }
+    }
+
+    /// A recomputed value (see `plan::Builder::rematerialised`): a `let` in the pass
+    /// (or row) that needs it, like a member's.
+    fn remat_val(&mut self, n: NodeId, idx: &[Ix]) -> Ex {
+        let key = (n, idx.to_vec());
+        let state = self.nest.as_ref();
+        let in_pass = state
+            .is_some_and(|s| matches!(s.cur, Slot::Pass(_)) && idx.contains(&Ix::Var(s.nest.r)));
+        let cached = state
+            .and_then(|s| {
+                if in_pass {
+                    s.remat_pass.get(&key)
+                } else {
+                    s.remat_row.get(&key)
+                }
+            })
+            .cloned();
+        if let Some(e) = cached {
+            return e;
+        }
+        let e = self.compute(n, idx, false);
+        if is_name(&e) {
+            return e;
+        }
+        let taken = self.nest.as_ref().is_some_and(|s| {
+            let name = self.name(n);
+            let used = |m: &HashMap<(NodeId, Vec<Ix>), Ex>| {
+                m.iter()
+                    .any(|((k, _), v)| *k == n && v.ts.to_string() == name)
+            };
+            if in_pass {
+                used(&s.remat_pass)
+            } else {
+                used(&s.remat_row)
+            }
+        });
+        let local = if taken {
+            self.namer.fresh(self.name(n))
+        } else {
+            self.name(n).to_string()
+        };
+        let note = self.note(n);
+        let id = ident(&local);
+        let level = if in_pass { Level::Pass } else { Level::Row };
+        self.push(level, quote!(#note let #id = #e;));
+        let v = Ex::ident(&local);
+        if let Some(s) = &mut self.nest {
+            if in_pass {
+                s.remat_pass.insert(key, v.clone())
+            } else {
+                s.remat_row.insert(key, v.clone())
+            };
+        }
+        v
+    }
+
+    /// An index tensor's element (a `usize`).
+    fn index_val(&mut self, n: NodeId, idx: &[Ix]) -> Ex {
+        let node = self.model().node(n);
+        match (&node.op, self.plan.hold[n.index()]) {
+            (_, Hold::Leaf) => self.leaf_read(n, idx),
+            (Op::Reshape | Op::Broadcast, _) => {
+                let src = node.args[0];
+                let sidx = self.view_operand_idx(n, idx);
+                self.index_val(src, &sidx)
+            }
+            (Op::ArgMax { .. }, Hold::Inline) => Ex::usize(0),
+            _ => self.val(n, idx, false),
+        }
+    }
+
+    /// The operand index of a broadcast or reshape.
+    fn view_operand_idx(&mut self, n: NodeId, idx: &[Ix]) -> Vec<Ix> {
+        let node = self.model().node(n);
+        let src = node.args[0];
+        let (from, to) = (self.shape(src), &node.ty.shape);
+        match node.op {
+            Op::Reshape => match unit_reshape(from, to) {
+                Some(map) => {
+                    let mut out = vec![Ix::Zero; from.len()];
+                    for (k, m) in map.iter().enumerate() {
+                        if let Some(s) = m {
+                            out[*s] = idx.get(k).cloned().unwrap_or(Ix::Zero);
+                        }
+                    }
+                    out
+                }
+                None => {
+                    // A general reshape: through the row-major position.
+                    let flat = self.flat(to, idx);
+                    let mut out = vec![];
+                    let mut stride: Vec<Dim> = vec![];
+                    for k in (0..from.len()).rev() {
+                        let mut e = flat.clone();
+                        if !stride.is_empty() {
+                            let s = self.len(&stride);
+                            e = Ex::div(&e, &s);
+                        }
+                        if k > 0 {
+                            let d = self.size(from[k]);
+                            e = Ex::binary(&e, quote!(%), &d, super::expr::Prec::Mul);
+                        }
+                        out.push(if unit(from[k]) {
+                            Ix::Zero
+                        } else {
+                            Ix::Expr(e.ts.to_string())
+                        });
+                        stride.push(from[k]);
+                    }
+                    out.reverse();
+                    out
+                }
+            },
+            _ => Self::bcast(from, to, idx),
+        }
+    }
+
+    /// Inline nodes: index arithmetic.
+    fn view_val(&mut self, n: NodeId, idx: &[Ix], inline: bool) -> Ex {
+        let node = self.model().node(n);
+        let dtype = self.model().dtype;
+        match &node.op {
+            Op::Const(c) => constant(*c, dtype),
+            Op::DimSize(d) => match self.model().dims[d.0 as usize].size {
+                Some(v) => constant(v as f64, dtype),
+                None => self.size(Dim::Var(*d)).cast_f(),
+            },
+            Op::Broadcast | Op::Reshape => {
+                let sidx = self.view_operand_idx(n, idx);
+                self.val(node.args[0], &sidx, inline)
+            }
+            Op::Transpose => {
+                let mut t = idx.to_vec();
+                t.reverse();
+                self.val(node.args[0], &t, inline)
+            }
+            Op::OneHot { .. } => {
+                let rank = idx.len();
+                let class = self.index_val(node.args[0], &idx[..rank.saturating_sub(1)]);
+                let at = self.ix(&idx[rank - 1]);
+                Ex::if_else(&Ex::cmp(&class, quote!(==), &at), &self.one(), &self.zero())
+            }
+            Op::Reduce {
+                axis: Some(a),
+                keepdims,
+                ..
+            } => {
+                let mut sidx = idx.to_vec();
+                if *keepdims {
+                    sidx[*a] = Ix::Zero;
+                } else {
+                    sidx.insert(*a, Ix::Zero);
+                }
+                self.val(node.args[0], &sidx, inline)
+            }
+            Op::Pick { .. } => self.val(node.args[0], &[idx[0].clone(), Ix::Zero], inline),
+            Op::Softmax { .. } | Op::ExtremumMask { .. } => self.one(),
+            Op::LogSoftmax { .. } => self.zero(),
+            Op::ArgMax { .. } => Ex::usize(0),
+            // Not inline ops; kept total.
+            _ => self.compute(n, idx, true),
+        }
+    }
+
+    fn one(&self) -> Ex {
+        constant(1.0, self.model().dtype)
+    }
+
+    fn zero(&self) -> Ex {
+        constant(0.0, self.model().dtype)
+    }
+
+    fn stored_before(&self, m: &Member) -> bool {
+        let cur = self.nest.as_ref().map_or(Slot::Row(0), |s| s.cur);
+        m.store && m.slot.pos() < cur.pos()
+    }
+
+    /// A member of the nest being emitted, at `idx`.
+    fn member_val(&mut self, m: &Member, idx: &[Ix], inline: bool) -> Ex {
+        let n = m.node;
+        let canonical = Self::canon(&m.axes);
+        if inline || idx != canonical.as_slice() {
+            if self.stored_before(m) {
+                return self.buffer_read(n, idx);
+            }
+            return self.compute(n, idx, true);
+        }
+        let cached = self.nest.as_ref().and_then(|s| match m.level {
+            Level::Pass => s.pass_cache.get(&n).cloned(),
+            _ => s.row_cache.get(&n).cloned(),
+        });
+        if let Some(e) = cached {
+            return e;
+        }
+        if self.stored_before(m) {
+            let e = self.buffer_read(n, idx);
+            self.cache(m.level, n, e.clone());
+            return e;
+        }
+        let e = self.compute(n, idx, false);
+        let cur = self.nest.as_ref().map_or(Slot::Row(0), |s| s.cur);
+        if m.store && m.slot == cur {
+            // Stored where it is computed; later uses read it back.
+            let note = self.note(n);
+            let target = self.place(n, idx);
+            self.push(m.level, quote!(#note #target = #e;));
+            self.cache(m.level, n, target.clone());
+            return target;
+        }
+        if is_name(&e) {
+            // Already a name (a running sum, say).
+            self.cache(m.level, n, e.clone());
+            return e;
+        }
+        let local = if m.store {
+            self.namer.fresh(&format!("{}_v", self.name(n)))
+        } else {
+            self.name(n).to_string()
+        };
+        let note = self.note(n);
+        let id = ident(&local);
+        self.push(m.level, quote!(#note let #id = #e;));
+        let v = Ex::ident(&local);
+        self.cache(m.level, n, v.clone());
+        v
+    }
+
+    fn cache(&mut self, level: Level, n: NodeId, e: Ex) {
+        if let Some(s) = &mut self.nest {
+            match level {
+                Level::Pass => s.pass_cache.insert(n, e),
+                _ => s.row_cache.insert(n, e),
+            };
+        }
+    }
+
+    fn push(&mut self, level: Level, ts: TokenStream) {
+        match &mut self.nest {
+            Some(s) if level == Level::Pass => s.pass.push(ts),
+            Some(s) => s.row.push(ts),
+            None => self.stmts.push(ts),
+        }
+    }
+
+    /// A node's defining expression at `idx`.
+    fn compute(&mut self, n: NodeId, idx: &[Ix], inline: bool) -> Ex {
+        let model = self.model();
+        let dtype = model.dtype;
+        let node = model.node(n);
+        let shape = &node.ty.shape;
+        let arg = |b: &mut Body<'_>, i: usize| {
+            let a = node.args[i];
+            let aidx = Self::bcast(b.shape(a), shape, idx);
+            b.val(a, &aidx, inline)
+        };
+        if self.plan.kind[n.index()] == Kind::GemmAcc
+            && let Some((p, _)) = self.plan.gemm_acc[n.index()]
+        {
+            let pidx = Self::bcast(self.shape(p), shape, idx);
+            return self.val(p, &pidx, inline);
+        }
+        match &node.op {
+            Op::Unary(u) => {
+                let x = arg(self, 0);
+                match u {
+                    UnaryOp::Neg => Ex::neg(&x),
+                    UnaryOp::Exp => x.method(dtype, "exp", &[]),
+                    UnaryOp::Log => x.method(dtype, "ln", &[]),
+                    UnaryOp::Sqrt => x.method(dtype, "sqrt", &[]),
+                    UnaryOp::Abs => x.method(dtype, "abs", &[]),
+                    UnaryOp::Tanh => x.method(dtype, "tanh", &[]),
+                    UnaryOp::Sigmoid => Ex::call(quote!(rt::sigmoid), &[x]),
+                    UnaryOp::Softplus => Ex::call(quote!(rt::softplus), &[x]),
+                }
+            }
+            Op::Powf(c) => {
+                let x = arg(self, 0);
+                if c.fract() == 0.0 && c.abs() <= 16.0 {
+                    x.method(
+                        dtype,
+                        "powi",
+                        &[Ex::atom(
+                            TokenStream::from_str(&format!("{}", *c as i32)).unwrap_or_default(),
+                        )],
+                    )
+                } else {
+                    x.method(dtype, "powf", &[constant(*c, dtype)])
+                }
+            }
+            Op::Binary(b) => {
+                let (x, y) = (arg(self, 0), arg(self, 1));
+                match b {
+                    BinaryOp::Add => Ex::add(&x, &y),
+                    BinaryOp::Sub => Ex::sub(&x, &y),
+                    BinaryOp::Mul => Ex::mul(&x, &y),
+                    BinaryOp::Div => Ex::div(&x, &y),
+                    BinaryOp::Max => Ex::call(quote!(rt::max), &[x, y]),
+                    BinaryOp::Min => Ex::call(quote!(rt::min), &[x, y]),
+                }
+            }
+            Op::Compare(c) => {
+                let (x, y) = (arg(self, 0), arg(self, 1));
+                let op = match c {
+                    CmpOp::Gt => quote!(>),
+                    CmpOp::Ge => quote!(>=),
+                    CmpOp::Lt => quote!(<),
+                    CmpOp::Le => quote!(<=),
+                };
+                Ex::if_else(&Ex::cmp(&x, op, &y), &self.one(), &self.zero())
+            }
+            Op::Select => {
+                let c = arg(self, 0);
+                let (x, y) = (arg(self, 1), arg(self, 2));
+                Ex::if_else(&Ex::cmp(&c, quote!(!=), &self.zero()), &x, &y)
+            }
+            Op::Input(_) | Op::Param(_) => self.leaf_read(n, idx),
+            Op::Const(_)
+            | Op::DimSize(_)
+            | Op::Broadcast
+            | Op::Reshape
+            | Op::Transpose
+            | Op::OneHot { .. } => self.view_val(n, idx, inline),
+            _ if self.plan.kind[n.index()] == Kind::Inline => self.view_val(n, idx, inline),
+            Op::Softmax { .. } | Op::LogSoftmax { .. } => {
+                let x = self.val(node.args[0], idx, inline);
+                let shift = self.derived(n, "shift");
+                if matches!(node.op, Op::Softmax { .. }) {
+                    let sum = self.helper_ex(n, HelperKind::SumExp);
+                    let e = Ex::sub(&x, &shift).method(dtype, "exp", &[]);
+                    Ex::div(&e, &sum)
+                } else {
+                    let log_sum = self.derived(n, "log_sum");
+                    Ex::sub(&Ex::sub(&x, &shift), &log_sum)
+                }
+            }
+            Op::ExtremumMask { op, axis: Some(a) } => {
+                let kind = if *op == ReduceOp::Min {
+                    HelperKind::ArgMin
+                } else {
+                    HelperKind::ArgMax
+                };
+                let arg_ix = self.helper_arg(n, kind);
+                let at = self.ix(&idx[*a]);
+                Ex::if_else(
+                    &Ex::cmp(&at, quote!(==), &arg_ix),
+                    &self.one(),
+                    &self.zero(),
+                )
+            }
+            Op::ArgMax { .. } => self.helper_arg(n, HelperKind::ArgMax),
+            Op::Reduce { op, .. } => match op {
+                ReduceOp::Sum => self.helper_ex(n, HelperKind::Sum),
+                ReduceOp::Max => self.helper_ex(n, HelperKind::Max),
+                ReduceOp::Min => self.helper_ex(n, HelperKind::Min),
+                ReduceOp::LogSumExp => {
+                    let m = self.helper_ex(n, HelperKind::Max);
+                    let s = self.helper_ex(n, HelperKind::SumExp);
+                    let finite = m.method(dtype, "is_finite", &[]);
+                    let lse = Ex::add(&m, &s.method(dtype, "ln", &[]));
+                    Ex::if_else(&finite, &lse, &m)
+                }
+            },
+            Op::Pick { .. } => {
+                let x = node.args[0];
+                let labels = node.args[1];
+                let col = Ix::Gather(labels, vec![idx[0].clone()]);
+                self.val(x, &[idx[0].clone(), col], true)
+            }
+            Op::MatMul => self.helper_ex(n, HelperKind::Sum),
+            Op::ExtremumMask { axis: None, .. } => self.val(n, idx, inline),
+        }
+    }
+
+    /// A row value derived from helpers: a softmax's shift (its row maximum, or 0 for
+    /// a row without a finite maximum) and the log of its sum.
+    fn derived(&mut self, owner: NodeId, what: &'static str) -> Ex {
+        if let Some(s) = self.derived.get(&(owner, what)) {
+            return Ex::ident(s);
+        }
+        let dtype = self.model().dtype;
+        let local = self.namer.fresh(&format!("{}_{what}", self.name(owner)));
+        let owner_name = self.display(owner);
+        let (e, note) = match what {
+            "shift" => {
+                let m = self.helper_ex(owner, HelperKind::Max);
+                (
+                    Ex::if_else(&m.method(dtype, "is_finite", &[]), &m, &self.zero()),
+                    format!(
+                        "{owner_name}: subtract the row's max (if finite) so exp cannot overflow"
+                    ),
+                )
+            }
+            _ => (
+                self.helper_ex(owner, HelperKind::SumExp)
+                    .method(dtype, "ln", &[]),
+                format!("{owner_name}: log of the row's sum of exp(x - shift)"),
+            ),
+        };
+        let id = ident(&local);
+        let note = Self::comment(&note);
+        self.push(Level::Row, quote!(#note let #id = #e;));
+        self.derived.insert((owner, what), local.clone());
+        Ex::ident(&local)
+    }
+
+    /// The local of a helper's running value. `arg`: the position of an arg-helper.
+    fn helper_local(&mut self, owner: NodeId, kind: HelperKind, arg: bool) -> String {
+        if let Some(s) = self.helper_names.get(&(owner, kind, arg)) {
+            return s.clone();
+        }
+        let op = &self.model().node(owner).op;
+        let stored = !matches!(self.plan.hold[owner.index()], Hold::Register | Hold::Local);
+        let direct = !stored
+            && match (op, kind) {
+                (
+                    Op::Reduce {
+                        op: ReduceOp::Sum, ..
+                    },
+                    HelperKind::Sum,
+                )
+                | (
+                    Op::Reduce {
+                        op: ReduceOp::Max, ..
+                    },
+                    HelperKind::Max,
+                )
+                | (
+                    Op::Reduce {
+                        op: ReduceOp::Min, ..
+                    },
+                    HelperKind::Min,
+                )
+                | (Op::MatMul, HelperKind::Sum) => true,
+                (Op::ArgMax { .. }, HelperKind::ArgMax) => arg,
+                _ => false,
+            };
+        let base = self.name(owner);
+        let s = if direct {
+            base.to_string()
+        } else {
+            let suffix = match (kind, arg) {
+                (HelperKind::Max, _) => "max",
+                (HelperKind::Min, _) => "min",
+                (HelperKind::Sum | HelperKind::SumExp, _) => "sum",
+                (_, true) => "arg",
+                (_, false) => "best",
+            };
+            self.namer.fresh(&format!("{base}_{suffix}"))
+        };
+        self.helper_names.insert((owner, kind, arg), s.clone());
+        s
+    }
+
+    fn helper_ex(&mut self, owner: NodeId, kind: HelperKind) -> Ex {
+        Ex::ident(&self.helper_local(owner, kind, false))
+    }
+
+    fn helper_arg(&mut self, owner: NodeId, kind: HelperKind) -> Ex {
+        Ex::ident(&self.helper_local(owner, kind, true))
+    }
+
+    // ---- steps ----------------------------------------------------------------
+
+    /// `let name = expr;` for a scalar.
+    fn scalar(&mut self, n: NodeId) {
+        let idx = vec![Ix::Zero; self.shape(n).len()];
+        let node = self.model().node(n);
+        let e = match &node.op {
+            Op::Reduce { .. } => {
+                let a = node.args[0];
+                let aidx = vec![Ix::Zero; self.shape(a).len()];
+                self.val(a, &aidx, false)
+            }
+            Op::MatMul => {
+                let (a, b) = (
+                    self.val(node.args[0], &[Ix::Zero], false),
+                    self.val(node.args[1], &[Ix::Zero], false),
+                );
+                Ex::mul(&a, &b)
+            }
+            _ => self.compute(n, &idx, false),
+        };
+        let note = self.note(n);
+        let id = ident(self.name(n));
+        self.stmts.push(quote!(#note let #id = #e;));
+    }
+
+    /// `dest.fill(value)` for a broadcast scalar that must exist as an array.
+    fn fill(&mut self, n: NodeId) {
+        let node = self.model().node(n);
+        let src = node.args[0];
+        let v = self.val(src, &vec![Ix::Zero; self.shape(src).len()], false);
+        let dest = ident(&self.slice_name(n));
+        let note = self.note(n);
+        self.stmts.push(quote!(#note #dest.fill(#v);));
+    }
+
+    /// An ndarray view of a matmul operand: the array it reads, through `.t()` and
+    /// size-1 axes.
+    fn operand_view(&mut self, o: NodeId) -> TokenStream {
+        let model = self.model();
+        let base = gemm_base(model, o);
+        // The chain of views from `o` down to `base`.
+        let mut chain = vec![];
+        let mut cur = o;
+        while cur != base {
+            chain.push(cur);
+            cur = model.node(cur).args[0];
+        }
+        chain.reverse();
+        let only_t = chain.iter().all(|c| model.node(*c).op == Op::Transpose) && chain.len() <= 1;
+        let shape = self.shape(base);
+        let mut view = match self.plan.hold[base.index()] {
+            Hold::Leaf => {
+                let field = self.leaf_field(base);
+                match (model.node(base).op.clone(), only_t && !chain.is_empty()) {
+                    // `.t()` of an array or a view is a view.
+                    (_, true) => field,
+                    (Op::Input(_), false) => field,
+                    _ => quote!(#field.view()),
+                }
+            }
+            _ => {
+                let name = ident(&self.slice_name(base));
+                match shape.len() {
+                    2 => {
+                        let (r, c) = (self.size(shape[0]), self.size(shape[1]));
+                        quote!(rt::matrix(#name, #r, #c))
+                    }
+                    _ => {
+                        self.uses.aview1 = true;
+                        quote!(aview1(#name))
+                    }
+                }
+            }
+        };
+        for c in chain {
+            let node = model.node(c);
+            match node.op {
+                Op::Transpose if only_t && matches!(self.plan.hold[base.index()], Hold::Leaf) => {
+                    view = quote!(#view.t())
+                }
+                Op::Transpose => view = quote!(#view.reversed_axes()),
+                _ => {
+                    // A reshape adding or removing size-1 axes.
+                    let from = self.shape(node.args[0]);
+                    let to = &node.ty.shape;
+                    for k in (0..from.len()).rev().filter(|k| unit(from[*k])) {
+                        let k = Ex::usize(k);
+                        view = quote!(#view.index_axis_move(Axis(#k), 0));
+                    }
+                    for k in (0..to.len()).filter(|k| unit(to[*k])) {
+                        let k = Ex::usize(k);
+                        view = quote!(#view.insert_axis(Axis(#k)));
+                    }
+                }
+            }
+        }
+        view
+    }
+
+    /// `params.w1` or `inputs.x`.
+    pub fn leaf_field(&self, n: NodeId) -> TokenStream {
+        match self.model().node(n).op {
+            Op::Param(p) => {
+                let f = ident(&self.cx.names.param_field[p.0 as usize]);
+                quote!(params.#f)
+            }
+            Op::Input(i) => {
+                let f = ident(&self.cx.names.input_field[i.0 as usize]);
+                quote!(inputs.#f)
+            }
+            _ => quote!(()),
+        }
+    }
+
+    /// `dest (+)= a @ b` with the runtime's `matmul` (the `gemm` crate) on views:
+    /// vectors as one-row or one-column matrices.
+    fn gemm(&mut self, matmul: NodeId, dest: NodeId, accumulate: bool) {
+        let node = self.model().node(matmul);
+        let (a, b) = (node.args[0], node.args[1]);
+        let mut av = self.operand_view(a);
+        let mut bv = self.operand_view(b);
+        let d = ident(&self.slice_name(dest));
+        let dshape = self.shape(dest);
+        let mut dview = if dshape.len() == 2 {
+            let (r, c) = (self.size(dshape[0]), self.size(dshape[1]));
+            quote!(rt::matrix_mut(#d, #r, #c))
+        } else {
+            self.uses.aview_mut1 = true;
+            quote!(aview_mut1(#d))
+        };
+        match (self.shape(a).len(), self.shape(b).len()) {
+            (1, _) => {
+                // [K] @ [K, N]: a row vector.
+                av = quote!(#av.insert_axis(Axis(0)));
+                dview = quote!(#dview.insert_axis(Axis(0)));
+            }
+            (_, 1) => {
+                // [M, K] @ [K]: a column vector.
+                bv = quote!(#bv.insert_axis(Axis(1)));
+                dview = quote!(#dview.insert_axis(Axis(1)));
+            }
+            _ => {}
+        }
+        self.uses.gemm = true;
+        let call = quote!(matmul(#av, #bv, #dview, #accumulate););
+        let note = if accumulate {
+            self.note_gemm_acc(dest, matmul)
+        } else {
+            self.note(matmul)
+        };
+        self.stmts.push(quote!(#note #call));
+    }
+
+    // ---- nests ----------------------------------------------------------------
+
+    fn nest(&mut self, nest: &Nest) {
+        let dtype = self.model().dtype;
+        self.nest = Some(NestState {
+            nest: nest.clone(),
+            cur: Slot::Row(0),
+            row: vec![],
+            pass: vec![],
+            row_cache: HashMap::new(),
+            pass_cache: HashMap::new(),
+            slices: vec![],
+            bound: vec![],
+            remat_pass: HashMap::new(),
+            remat_row: HashMap::new(),
+        });
+        let mut pre: Vec<TokenStream> = vec![];
+        let mut post: Vec<TokenStream> = vec![];
+        // Nest-level accumulators start before the loops.
+        for m in &nest.members {
+            if m.level != Level::Nest {
+                continue;
+            }
+            let n = m.node;
+            let node = self.model().node(n);
+            match (&node.op, self.plan.hold[n.index()]) {
+                (Op::ExtremumMask { op, .. }, _) => {
+                    let best = ident(&self.helper_local(n, HelperKind::ArgMax, false));
+                    let pos = ident(self.name(n));
+                    let init = if *op == ReduceOp::Min {
+                        quote!(F::INFINITY)
+                    } else {
+                        quote!(F::NEG_INFINITY)
+                    };
+                    pre.push(quote!(let mut #best = #init; let mut #pos = 0usize;));
+                }
+                (Op::Reduce { op, .. }, Hold::Local) => {
+                    let id = ident(self.name(n));
+                    match op {
+                        ReduceOp::Sum => {
+                            let z = self.zero();
+                            pre.push(quote!(let mut #id = #z;));
+                        }
+                        ReduceOp::Max => pre.push(quote!(let mut #id = F::NEG_INFINITY;)),
+                        ReduceOp::Min => pre.push(quote!(let mut #id = F::INFINITY;)),
+                        ReduceOp::LogSumExp => {
+                            let m = ident(&self.helper_local(n, HelperKind::Max, false));
+                            let s = ident(&self.helper_local(n, HelperKind::SumExp, false));
+                            let z = self.zero();
+                            pre.push(quote!(let mut #m = F::NEG_INFINITY; let mut #s = #z;));
+                            let one = self.one();
+                            let _ = one;
+                            let note = self.note(n);
+                            let (me, se) = (
+                                Ex::ident(&self.helper_local(n, HelperKind::Max, false)),
+                                Ex::ident(&self.helper_local(n, HelperKind::SumExp, false)),
+                            );
+                            let lse = Ex::if_else(
+                                &me.method(dtype, "is_finite", &[]),
+                                &Ex::add(&me, &se.method(dtype, "ln", &[])),
+                                &me,
+                            );
+                            post.push(quote!(#note let #id = #lse;));
+                        }
+                    }
+                }
+                _ => {
+                    // A sum into an array: zeroed first.
+                    let buf = ident(&self.slice_name(n));
+                    let z = self.zero();
+                    pre.push(quote!(#buf.fill(#z);));
+                }
+            }
+        }
+        let passes = nest.passes;
+        for k in 0..=passes {
+            self.set_cur(Slot::Row(k));
+            for m in &nest.members {
+                if m.slot == Slot::Row(k) {
+                    self.task(m);
+                }
+            }
+            if k == passes {
+                break;
+            }
+            self.set_cur(Slot::Pass(k + 1));
+            // Running values of this pass start at the row.
+            for h in nest.helpers.iter().filter(|h| h.pass == k + 1) {
+                self.declare_helper(h);
+            }
+            for m in &nest.members {
+                for h in nest
+                    .helpers
+                    .iter()
+                    .filter(|h| h.pass == k + 1 && h.owner == m.node)
+                {
+                    self.update_helper(h, nest);
+                }
+                if m.slot == Slot::Pass(k + 1) {
+                    self.task(m);
+                }
+            }
+            let (state, slices) = self
+                .nest
+                .as_mut()
+                .map(|s| (std::mem::take(&mut s.pass), std::mem::take(&mut s.slices)))
+                .unwrap_or_default();
+            if !state.is_empty() {
+                let var = ident(LOOP[nest.r]);
+                let len = self.size(nest.domain[nest.r]);
+                let bindings: Vec<TokenStream> = slices
+                    .iter()
+                    .map(|s| {
+                        let (local, array, len) = (ident(&s.local), ident(&s.array), &s.len);
+                        let row = if s.base == "0" {
+                            quote!(#array[..#len])
+                        } else {
+                            let base = s.base_ex.at(super::expr::Prec::Add);
+                            quote!(#array[#base..][..#len])
+                        };
+                        if s.mutable {
+                            quote!(let #local = &mut #row;)
+                        } else {
+                            quote!(let #local = &#row;)
+                        }
+                    })
+                    .collect();
+                let body = quote!(#(#state)*);
+                let var = if mentions_ident(&body, LOOP[nest.r]) {
+                    var
+                } else {
+                    quote!(_)
+                };
+                let lp = quote!(#(#bindings)* for #var in 0..#len { #body });
+                if let Some(s) = &mut self.nest {
+                    s.row.push(lp);
+                    s.bound.extend(slices);
+                }
+            }
+        }
+        let state = self.nest.take();
+        let mut body: Vec<TokenStream> = state.map(|s| s.row).unwrap_or_default();
+        for axis in nest.outer().into_iter().rev() {
+            let inner = quote!(#(#body)*);
+            let var = if mentions_ident(&inner, LOOP[axis]) {
+                ident(LOOP[axis])
+            } else {
+                quote!(_)
+            };
+            let len = self.size(nest.domain[axis]);
+            body = vec![quote!(for #var in 0..#len { #inner })];
+        }
+        let header = self.nest_note(nest);
+        self.stmts.push(header);
+        self.stmts.extend(pre);
+        self.stmts.extend(body);
+        self.stmts.extend(post);
+    }
+
+    fn set_cur(&mut self, slot: Slot) {
+        if let Some(s) = &mut self.nest {
+            s.cur = slot;
+            if let Slot::Pass(_) = slot {
+                s.pass_cache.clear();
+                s.remat_pass.clear();
+            }
+        }
+    }
+
+    /// What a member's slot asks of it: its store, or its accumulation.
+    fn task(&mut self, m: &Member) {
+        let n = m.node;
+        match m.level {
+            Level::Nest => self.accumulate(m),
+            Level::Pass | Level::Row if m.store => {
+                // Evaluating it at its slot stores it.
+                let idx = Self::canon(&m.axes);
+                let _ = self.val(n, &idx, false);
+            }
+            _ => {}
+        }
+    }
+
+    /// The operand of a reduction-like member at its position in the nest.
+    fn input_at(&mut self, m: &Member) -> Ex {
+        let node = self.model().node(m.node);
+        let dtype = self.model().dtype;
+        let _ = dtype;
+        let idx = Self::canon(&m.input_axes);
+        match node.op {
+            Op::MatMul => {
+                let (a, b) = (node.args[0], node.args[1]);
+                let ia = Self::canon(&m.input_axes);
+                let (x, y) = (self.val(a, &ia, false), self.val(b, &idx, false));
+                Ex::mul(&x, &y)
+            }
+            _ => {
+                let x = if self.plan.kind[m.node.index()] == Kind::GemmAcc {
+                    self.plan.gemm_acc[m.node.index()].map_or(node.args[0], |g| g.0)
+                } else {
+                    node.args[0]
+                };
+                self.val(x, &idx, false)
+            }
+        }
+    }
+
+    /// A nest-level reduction's update.
+    fn accumulate(&mut self, m: &Member) {
+        let n = m.node;
+        let dtype = self.model().dtype;
+        let level = if matches!(m.slot, Slot::Pass(_)) {
+            Level::Pass
+        } else {
+            Level::Row
+        };
+        let v = self.input_at(m);
+        let note = self.note(n);
+        let node = self.model().node(n);
+        let ts = match (&node.op, self.plan.hold[n.index()]) {
+            (Op::ExtremumMask { op, .. }, _) => {
+                let best = ident(&self.helper_local(n, HelperKind::ArgMax, false));
+                let pos = ident(self.name(n));
+                let idx = Self::canon(&m.input_axes);
+                let at = self.flat(self.shape(node.args[0]), &idx);
+                let cmp = if *op == ReduceOp::Min {
+                    quote!(<)
+                } else {
+                    quote!(>)
+                };
+                quote!(#note if #v #cmp #best { #best = #v; #pos = #at; })
+            }
+            (Op::Reduce { op, .. }, Hold::Local) => {
+                let id = ident(self.name(n));
+                match op {
+                    ReduceOp::Sum => quote!(#note #id += #v;),
+                    ReduceOp::Max => quote!(#note #id = #id.max(#v);),
+                    ReduceOp::Min => quote!(#note #id = #id.min(#v);),
+                    ReduceOp::LogSumExp => {
+                        let m_ = ident(&self.helper_local(n, HelperKind::Max, false));
+                        let s_ = ident(&self.helper_local(n, HelperKind::SumExp, false));
+                        let one = self.one();
+                        let _ = dtype;
+                        quote!(#note if #v > #m_ { #s_ = #s_ * (#m_ - #v).exp() + #one; #m_ = #v; } else { #s_ += (#v - #m_).exp(); })
+                    }
+                }
+            }
+            _ => {
+                let idx = Self::canon(&m.axes);
+                let target = self.place(n, &idx);
+                quote!(#note #target += #v;)
+            }
+        };
+        self.push(level, ts);
+    }
+
+    fn declare_helper(&mut self, h: &Helper) {
+        let z = self.zero();
+        let s = ident(&self.helper_local(h.owner, h.kind, false));
+        let ts = match h.kind {
+            HelperKind::Max => quote!(let mut #s = F::NEG_INFINITY;),
+            HelperKind::Min => quote!(let mut #s = F::INFINITY;),
+            HelperKind::Sum | HelperKind::SumExp => quote!(let mut #s = #z;),
+            HelperKind::ArgMax | HelperKind::ArgMin => {
+                let init = if h.kind == HelperKind::ArgMin {
+                    quote!(F::INFINITY)
+                } else {
+                    quote!(F::NEG_INFINITY)
+                };
+                let arg = ident(&self.helper_local(h.owner, h.kind, true));
+                quote!(let mut #s = #init; let mut #arg = 0usize;)
+            }
+        };
+        self.push(Level::Row, ts);
+    }
+
+    fn update_helper(&mut self, h: &Helper, nest: &Nest) {
+        let dtype = self.model().dtype;
+        let Some(m) = nest.member(h.owner).cloned() else {
+            return;
+        };
+        let v = self.input_at(&m);
+        let s = ident(&self.helper_local(h.owner, h.kind, false));
+        let ts = match h.kind {
+            HelperKind::Max => quote!(#s = #s.max(#v);),
+            HelperKind::Min => quote!(#s = #s.min(#v);),
+            HelperKind::Sum => quote!(#s += #v;),
+            HelperKind::SumExp => {
+                let shift = match self.model().node(h.owner).op {
+                    Op::Reduce { .. } => self.helper_ex(h.owner, HelperKind::Max),
+                    _ => self.derived(h.owner, "shift"),
+                };
+                let e = Ex::sub(&v, &shift).method(dtype, "exp", &[]);
+                quote!(#s += #e;)
+            }
+            HelperKind::ArgMax | HelperKind::ArgMin => {
+                let arg = ident(&self.helper_local(h.owner, h.kind, true));
+                let j = ident(LOOP[nest.r]);
+                let cmp = if h.kind == HelperKind::ArgMin {
+                    quote!(<)
+                } else {
+                    quote!(>)
+                };
+                quote!(if #v #cmp #s { #s = #v; #arg = #j; })
+            }
+        };
+        let note = self.note_helper(h);
+        self.push(Level::Pass, quote!(#note #ts));
+    }
+
+    // ---- comments -------------------------------------------------------------
+
+    /// `nnc_comment!("...")`, turned into a `//` comment after formatting.
+    fn comment(text: &str) -> TokenStream {
+        quote!(nnc_comment!(#text);)
+    }
+
+    /// A statement's comment: what it computes in the source's names, where, and
+    /// (for the backward pass) by which rule.
+    fn note(&self, n: NodeId) -> TokenStream {
+        let node = self.model().node(n);
+        let mut text = match self.plan.gemm_acc[n.index()] {
+            // The first term of `P + A @ B`; the matmul adds the second.
+            Some((p, m)) => {
+                format!(
+                    "{} = {}, then += {} below",
+                    self.display(n),
+                    self.display(p),
+                    self.cx.describe(m)
+                )
+            }
+            None => format!("{} = {}", self.display(n), self.cx.describe(n)),
+        };
+        text.push_str(&format!("  ({})", self.cx.location(node.span)));
+        if let Some(rule) = node.rule {
+            text.push_str(&format!("  [{rule}]"));
+        }
+        Self::comment(&text)
+    }
+
+    fn note_gemm_acc(&self, dest: NodeId, matmul: NodeId) -> TokenStream {
+        let node = self.model().node(dest);
+        let mut text = format!("{} += {}", self.display(dest), self.cx.describe(matmul));
+        text.push_str(&format!("  ({})", self.cx.location(node.span)));
+        if let Some(rule) = node.rule {
+            text.push_str(&format!("  [{rule}]"));
+        }
+        Self::comment(&text)
+    }
+
+    fn note_helper(&self, h: &Helper) -> TokenStream {
+        let what = match h.kind {
+            HelperKind::Max => "running max",
+            HelperKind::Min => "running min",
+            HelperKind::Sum => "running sum",
+            HelperKind::SumExp => "running sum of exp(x - max)",
+            HelperKind::ArgMax => "first maximum",
+            HelperKind::ArgMin => "first minimum",
+        };
+        Self::comment(&format!("{what} for {}", self.display(h.owner)))
+    }
+
+    fn nest_note(&self, nest: &Nest) -> TokenStream {
+        let model = self.model();
+        let names: Vec<String> = nest
+            .members
+            .iter()
+            .filter(|m| {
+                m.store || m.level == Level::Nest || self.plan.hold[m.node.index()] == Hold::Local
+            })
+            .map(|m| self.display(m.node))
+            .collect();
+        let passes = if nest.passes > 1 {
+            format!(", {} passes per row", nest.passes)
+        } else {
+            String::new()
+        };
+        Self::comment(&format!(
+            "loop over {}{passes}: {}",
+            model.shape_str(&nest.domain),
+            names.join(", ")
+        ))
+    }
+
+    /// A node's name as the source (or the derivation) calls it.
+    fn display(&self, n: NodeId) -> String {
+        self.cx.display(n)
+    }
+}

@@ -1,0 +1,1251 @@
+//! Emission: one Rust module per model, from its IR and the plans of its three
+//! functions. Items are built with `quote` and formatted with `prettyplease`;
+//! comments travel as `nnc_comment!("...")` statements and become `//` lines after
+//! formatting ([`finish`]).
+
+pub mod body;
+pub mod expr;
+
+use crate::names::{Names, is_snake};
+use crate::plan::{self, Entry, Hold, Plan, scalar_like};
+use body::{Body, Ix};
+use expr::{Ex, ident};
+use nnc_ir::{DType, Dim, Elem, GradOf, Init, Model, NodeId, Op, Shape};
+use nnc_syntax::Span;
+use proc_macro2::TokenStream;
+use quote::quote;
+use std::collections::BTreeSet;
+
+/// Where a model's source came from, for the comments.
+#[derive(Clone, Copy, Debug)]
+pub struct Source<'a> {
+    pub text: &'a str,
+    pub file: &'a str,
+}
+
+/// What emission reads: the model, its names, its source.
+pub struct Cx<'a> {
+    pub model: &'a Model,
+    pub names: Names,
+    pub src: Source<'a>,
+}
+
+impl Cx<'_> {
+    /// `file.nn:17:13`.
+    pub fn location(&self, span: Span) -> String {
+        let (l, c) = nnc_syntax::diagnostic::line_col(self.src.text, span.start);
+        format!("{}:{l}:{c}", self.src.file)
+    }
+
+    /// A value's name as the source (or the derivation) calls it.
+    pub fn display(&self, n: NodeId) -> String {
+        let node = self.model.node(n);
+        match (&node.op, &node.name) {
+            (Op::Param(p), _) => self.model.params[p.0 as usize].name.clone(),
+            (Op::Input(i), _) => self.model.inputs[i.0 as usize].name.clone(),
+            (Op::Const(c), _) => nnc_ir::print::number(*c),
+            (Op::DimSize(d), _) => self.model.dim_name(*d).to_string(),
+            (_, Some(name)) => name.clone(),
+            _ => format!("t{}", n.0),
+        }
+    }
+
+    /// An operand in a description: its name, or for inline nodes their expression.
+    fn operand(&self, n: NodeId, depth: usize) -> String {
+        let node = self.model.node(n);
+        let named = node.name.is_some()
+            || matches!(
+                node.op,
+                Op::Param(_) | Op::Input(_) | Op::Const(_) | Op::DimSize(_)
+            );
+        if named || depth > 2 {
+            return self.display(n);
+        }
+        match node.op {
+            Op::Broadcast | Op::Reshape => self.operand(node.args[0], depth + 1),
+            Op::Transpose => format!("{}.T", self.operand(node.args[0], depth + 1)),
+            Op::OneHot { classes } => {
+                format!(
+                    "one_hot({}, {})",
+                    self.operand(node.args[0], depth + 1),
+                    self.model.dim_str(classes)
+                )
+            }
+            _ => self.display(n),
+        }
+    }
+
+    /// A node's definition in the source's terms: `sigmoid(t4)`, `d_h * t18`.
+    pub fn describe(&self, n: NodeId) -> String {
+        let node = self.model.node(n);
+        let a = |i: usize| self.operand(node.args[i], 0);
+        match &node.op {
+            Op::Unary(nnc_ir::UnaryOp::Neg) => format!("-{}", a(0)),
+            Op::Unary(u) => format!("{}({})", u.name(), a(0)),
+            Op::Powf(c) => format!("{} ^ {}", a(0), nnc_ir::print::number(*c)),
+            Op::Binary(b) => match b.symbol() {
+                Some(sym) => format!("{} {sym} {}", a(0), a(1)),
+                None => format!("{}({}, {})", b.name(), a(0), a(1)),
+            },
+            Op::Compare(c) => format!("{} {} {}", a(0), c.symbol(), a(1)),
+            Op::Select => format!("where({}, {}, {})", a(0), a(1), a(2)),
+            Op::Reduce { op, axis, keepdims } => {
+                let mut s = format!("{}({}", op.name(), a(0));
+                if let Some(ax) = axis {
+                    s.push_str(&format!(", axis = {ax}"));
+                }
+                if *keepdims {
+                    s.push_str(", keepdims = true");
+                }
+                s + ")"
+            }
+            Op::Softmax { axis } => format!("softmax({}, axis = {axis})", a(0)),
+            Op::LogSoftmax { axis } => format!("log_softmax({}, axis = {axis})", a(0)),
+            Op::ExtremumMask { op, axis } => match axis {
+                Some(ax) => format!("first_arg{}_mask({}, axis = {ax})", op.name(), a(0)),
+                None => format!("first_arg{}_mask({})", op.name(), a(0)),
+            },
+            Op::MatMul => format!("{} @ {}", a(0), a(1)),
+            Op::Transpose => format!("{}.T", a(0)),
+            Op::Reshape => format!(
+                "reshape({}, {})",
+                a(0),
+                self.model.shape_str(&node.ty.shape)
+            ),
+            Op::Broadcast => format!(
+                "broadcast({}, {})",
+                a(0),
+                self.model.shape_str(&node.ty.shape)
+            ),
+            Op::Pick { .. } => format!("pick({}, {})", a(0), a(1)),
+            Op::OneHot { classes } => {
+                format!("one_hot({}, {})", a(0), self.model.dim_str(*classes))
+            }
+            Op::ArgMax { axis, .. } => format!("argmax({}, axis = {axis})", a(0)),
+            Op::Input(_) | Op::Param(_) | Op::Const(_) | Op::DimSize(_) => self.display(n),
+        }
+    }
+
+    fn float_ty(&self) -> TokenStream {
+        match self.model.dtype {
+            DType::F32 => quote!(f32),
+            DType::F64 => quote!(f64),
+        }
+    }
+
+    /// The name a fixed dim is declared under (`D_in`), when exactly one declared
+    /// dim has that size; else the size itself.
+    fn dim_label(&self, d: Dim) -> String {
+        match d {
+            Dim::Var(v) => self.model.dim_name(v).to_string(),
+            Dim::Fixed(n) => {
+                let named: Vec<&str> = self
+                    .model
+                    .dims
+                    .iter()
+                    .filter(|x| x.size == Some(n))
+                    .map(|x| x.name.as_str())
+                    .collect();
+                match named.as_slice() {
+                    [one] => one.to_string(),
+                    _ => n.to_string(),
+                }
+            }
+        }
+    }
+}
+
+/// `Array2<F>`-style type for a rank.
+fn array_ty(rank: usize, elem: TokenStream) -> TokenStream {
+    let t = ident(&format!("Array{rank}"));
+    quote!(#t<#elem>)
+}
+
+fn view_ty(rank: usize, elem: TokenStream) -> TokenStream {
+    let t = ident(&format!("ArrayView{rank}"));
+    quote!(#t<'a, #elem>)
+}
+
+/// `Ix2(a, b)` for a shape, sizes from `size`.
+fn ix_of(shape: &[Dim], size: &mut dyn FnMut(Dim) -> TokenStream) -> TokenStream {
+    let f = ident(&format!("Ix{}", shape.len()));
+    let sizes: Vec<TokenStream> = shape.iter().map(|d| size(*d)).collect();
+    quote!(#f(#(#sizes),*))
+}
+
+fn usize_lit(n: usize) -> TokenStream {
+    let lit = proc_macro2::Literal::usize_unsuffixed(n);
+    quote!(#lit)
+}
+
+fn doc(text: &str) -> TokenStream {
+    quote!(#[doc = #text])
+}
+
+/// The generated module for one model, unformatted.
+pub fn module(model: &Model, src: Source<'_>) -> TokenStream {
+    let cx = Cx {
+        model,
+        names: Names::new(model),
+        src,
+    };
+    let plans: Vec<Plan> = [Entry::Loss, Entry::Forward, Entry::LossAndGrad]
+        .iter()
+        .map(|e| plan::plan(model, *e))
+        .collect();
+    let mut generator = Gen {
+        cx: &cx,
+        imports: [false; 3],
+        buffers: BTreeSet::new(),
+        staging: BTreeSet::new(),
+        out_copies: BTreeSet::new(),
+    };
+    let functions: Vec<TokenStream> = plans.iter().map(|p| generator.function(p)).collect();
+    let items = generator.items(&functions);
+    let name = ident(&cx.names.module);
+    quote! {
+        pub mod #name {
+            #items
+        }
+    }
+}
+
+struct Gen<'a> {
+    cx: &'a Cx<'a>,
+    /// Imports the functions need: `matmul`, `aview1`, `aview_mut1`.
+    imports: [bool; 3],
+    /// Workspace buffers (nodes).
+    buffers: BTreeSet<NodeId>,
+    /// Parameters and inputs read through slices: their staging buffers.
+    staging: BTreeSet<NodeId>,
+    /// Outputs that are parameters or inputs, copied into the workspace.
+    out_copies: BTreeSet<usize>,
+}
+
+impl Gen<'_> {
+    fn model(&self) -> &Model {
+        self.cx.model
+    }
+
+    fn staging_name(&self, n: NodeId) -> String {
+        format!("{}_staging", self.cx.names.node[n.index()])
+    }
+
+    fn out_copy_name(&self, k: usize) -> String {
+        format!(
+            "out_{}",
+            self.cx.names.output_field[k].trim_start_matches("r#")
+        )
+    }
+
+    /// One generated function.
+    fn function(&mut self, plan: &Plan) -> TokenStream {
+        let cx = self.cx;
+        let model = cx.model;
+        let mut b = Body::new(cx, plan);
+        b.steps();
+        // The results.
+        let mut tail: Vec<TokenStream> = vec![];
+        match plan.entry {
+            Entry::Loss => {
+                let v = b.val(model.loss, &[], false);
+                tail.push(quote!(Ok(#v)));
+            }
+            Entry::LossAndGrad => {
+                for (k, (of, g)) in model.grads.iter().enumerate() {
+                    tail.extend(self.grad_result(&mut b, plan, k, *of, *g));
+                }
+                if model.grads.is_empty() {
+                    tail.push(quote!(let _ = grads;));
+                }
+                let v = b.val(model.loss, &[], false);
+                tail.push(quote!(Ok(#v)));
+            }
+            Entry::Forward => {
+                let mut fields = vec![];
+                for (k, (_, o)) in model.outputs.iter().enumerate() {
+                    let f = ident(&cx.names.output_field[k]);
+                    let shape = model.shape(*o);
+                    let v = if shape.is_empty() {
+                        let v = b.val(*o, &[], false).ts;
+                        if v.to_string() == f.to_string() {
+                            fields.push(quote!(#f));
+                            continue;
+                        }
+                        v
+                    } else {
+                        let ix = ix_of(shape, &mut |d| b.size(d).ts);
+                        match plan.hold[o.index()] {
+                            Hold::Leaf => {
+                                self.out_copies.insert(k);
+                                let field = b.leaf_field(*o);
+                                let buf = ident(&self.out_copy_name(k));
+                                let len = b.len(shape);
+                                tail.push(quote!(rt::copy(&mut ws.#buf[..#len], #field.view());));
+                                quote!(rt::view(&ws.#buf, #ix))
+                            }
+                            _ => {
+                                let s = ident(&b.slice_name(*o));
+                                quote!(rt::view(&*#s, #ix))
+                            }
+                        }
+                    };
+                    fields.push(quote!(#f: #v));
+                }
+                if self.outputs_need_marker() {
+                    fields.push(quote!(workspace: ::std::marker::PhantomData));
+                }
+                tail.push(quote!(Ok(Outputs { #(#fields),* })));
+            }
+        }
+        let prologue = self.prologue(&mut b, plan);
+        self.imports[0] |= b.uses.gemm;
+        self.imports[1] |= b.uses.aview1;
+        self.imports[2] |= b.uses.aview_mut1;
+        let stmts = std::mem::take(&mut b.stmts);
+        let body = quote!(#(#prologue)* #(#stmts)* #(#tail)*);
+        match plan.entry {
+            Entry::Loss => {
+                let d = doc(" The loss at `params` and `inputs`.");
+                quote! {
+                    #d
+                    pub fn loss(params: &Params, inputs: &Inputs<'_>, ws: &mut Workspace) -> Result<F, ShapeError> {
+                        #body
+                    }
+                }
+            }
+            Entry::Forward => {
+                let d = doc(" The outputs at `params` and `inputs`, in the workspace.");
+                quote! {
+                    #d
+                    pub fn forward<'w>(params: &Params, inputs: &Inputs<'_>, ws: &'w mut Workspace) -> Result<Outputs<'w>, ShapeError> {
+                        #body
+                    }
+                }
+            }
+            Entry::LossAndGrad => {
+                let d = doc(" The loss, and its gradients written into `grads` (overwritten).");
+                quote! {
+                    #d
+                    pub fn loss_and_grad(params: &Params, inputs: &Inputs<'_>, ws: &mut Workspace, grads: &mut Grads) -> Result<F, ShapeError> {
+                        #body
+                    }
+                }
+            }
+        }
+    }
+
+    fn outputs_need_marker(&self) -> bool {
+        let m = self.model();
+        m.outputs.iter().all(|(_, o)| m.shape(*o).is_empty())
+    }
+
+    /// Gradient `k`, when it is not already written in place.
+    fn grad_result(
+        &mut self,
+        b: &mut Body<'_>,
+        plan: &Plan,
+        k: usize,
+        of: GradOf,
+        g: NodeId,
+    ) -> Vec<TokenStream> {
+        let model = self.model();
+        let field = ident(&self.cx.names.grad_field[k]);
+        let shape = model.grad_shape(of);
+        let hold = plan.hold[g.index()];
+        if hold == Hold::Grad(k) {
+            return vec![];
+        }
+        let text = format!("d_{} = {}", model.grad_name(of), self.cx.display(g));
+        let note = quote!(nnc_comment!(#text););
+        if shape.is_empty() {
+            let v = b.val(g, &[], false);
+            return vec![quote!(#note grads.#field[()] = #v;)];
+        }
+        let local = ident(&b.grad_local(k));
+        match hold {
+            Hold::Grad(k2) => {
+                let src = ident(&b.grad_local(k2));
+                vec![quote!(#note #local.copy_from_slice(#src);)]
+            }
+            Hold::Leaf if !scalar_like(model.shape(g)) => {
+                let f = b.leaf_field(g);
+                vec![quote!(#note rt::copy(#local, #f.view());)]
+            }
+            _ => {
+                let v = b.val(g, &vec![Ix::Zero; model.shape(g).len()], false);
+                vec![quote!(#note #local.fill(#v);)]
+            }
+        }
+    }
+
+    /// Checks, workspace sizing, and the locals the body reads.
+    fn prologue(&mut self, b: &mut Body<'_>, plan: &Plan) -> Vec<TokenStream> {
+        let cx = self.cx;
+        let model = cx.model;
+        let mut out = vec![
+            quote!(let dims = inputs.dims()?;),
+            quote!(params.check()?;),
+            quote!(ws.grow(dims);),
+        ];
+        // Sizes of buffers first (they may use dims not used elsewhere).
+        let mut buffers = vec![];
+        for n in b.uses.buffers.clone() {
+            self.buffers.insert(n);
+            let name = ident(&cx.names.node[n.index()]);
+            let len = b.len(model.shape(n));
+            buffers.push(quote!(let #name = &mut ws.#name[..#len];));
+        }
+        let mut grads = vec![];
+        for k in b.uses.grads.clone() {
+            let local = ident(&b.grad_local(k));
+            let (of, _) = model.grads[k];
+            let field = ident(&cx.names.grad_field[k]);
+            let shape = model.grad_shape(of);
+            let ix = ix_of(shape, &mut |d| b.size(d).ts);
+            grads.push(quote!(let #local = rt::slice_mut(&mut grads.#field, #ix);));
+        }
+        let mut leaves = vec![];
+        for n in b.uses.leaf_scalars.clone() {
+            let name = ident(&cx.names.node[n.index()]);
+            let f = b.leaf_field(n);
+            leaves.push(quote!(let #name = #f[()];));
+        }
+        for n in b.uses.leaf_slices.clone() {
+            self.staging.insert(n);
+            let name = ident(&cx.names.node[n.index()]);
+            let f = b.leaf_field(n);
+            let staging = ident(&self.staging_name(n));
+            let view = match model.node(n).op {
+                Op::Param(_) => quote!(#f.view()),
+                _ => quote!(#f),
+            };
+            leaves.push(quote!(let #name = rt::contiguous(#view, &mut ws.#staging);));
+        }
+        let mut dims = vec![];
+        for d in b.uses.dims.clone() {
+            let local = ident(&cx.names.dim[d as usize]);
+            dims.push(quote!(let #local = dims.#local;));
+        }
+        let _ = plan;
+        out.extend(dims);
+        out.extend(leaves);
+        out.extend(buffers);
+        out.extend(grads);
+        out
+    }
+
+    /// Everything in the module.
+    fn items(&mut self, functions: &[TokenStream]) -> TokenStream {
+        let cx = self.cx;
+        let model = cx.model;
+        let f_ty = cx.float_ty();
+        let strukt = ident(&cx.names.model_struct);
+        let title = format!(
+            " The model `{}`: implements [`::nnc::runtime::Model`].",
+            model.name
+        );
+        let params = self.params();
+        let grads = self.grads();
+        let inputs = self.inputs();
+        let outputs = self.outputs();
+        let workspace = self.workspace();
+        let model_impl = self.model_impl();
+        let module_doc = self.module_doc();
+        let mut imports = vec![];
+        if self.imports[0] {
+            imports.push(quote!(
+                use ::nnc::runtime::linalg::matmul;
+            ));
+        }
+        match (self.imports[1], self.imports[2]) {
+            (true, true) => imports.push(quote!(
+                use ::nnc::ndarray::{aview1, aview_mut1};
+            )),
+            (true, false) => imports.push(quote!(
+                use ::nnc::ndarray::aview1;
+            )),
+            (false, true) => imports.push(quote!(
+                use ::nnc::ndarray::aview_mut1;
+            )),
+            (false, false) => {}
+        }
+        quote! {
+            #(#module_doc)*
+            #![allow(clippy::needless_range_loop, reason = "loops index several arrays by the same position, as the math does")]
+            use ::nnc::ndarray::prelude::*;
+            #(#imports)*
+            use ::nnc::runtime::support as rt;
+            use ::nnc::runtime::ShapeError;
+
+            /// The float type the model computes in.
+            pub type F = #f_ty;
+
+            #[doc = #title]
+            #[derive(Clone, Copy, Debug, Default)]
+            pub struct #strukt;
+
+            #params
+            #grads
+            #inputs
+            #outputs
+            #workspace
+            #(#functions)*
+            #model_impl
+        }
+    }
+
+    fn module_doc(&self) -> Vec<TokenStream> {
+        let m = self.model();
+        let mut lines = vec![format!(
+            " `{}` ({}), generated by nnc from `{}`.",
+            m.name, m.dtype, self.cx.src.file
+        )];
+        lines.push(String::new());
+        lines.push(
+            " - [`Params`]: the parameters; [`Params::init`] draws them from their initialisers."
+                .into(),
+        );
+        lines.push(" - [`Inputs`]: borrowed inputs; [`Inputs::dims`] checks them.".into());
+        lines.push(
+            " - [`Workspace`]: every buffer a call needs, sized from the runtime dims.".into(),
+        );
+        lines.push(
+            " - [`loss`], [`forward`] (to [`Outputs`]) and [`loss_and_grad`] (into [`Grads`])."
+                .into(),
+        );
+        lines.push(String::new());
+        lines.push(
+            " Each statement below is commented with the value it computes in the source's".into(),
+        );
+        lines.push(
+            " names, where in the source it comes from, and for the backward pass the".into(),
+        );
+        lines.push(" derivative rule that produced it.".into());
+        lines.iter().map(|l| quote!(#![doc = #l])).collect()
+    }
+
+    /// Size of a dim in item code: `dims.n` or a literal.
+    fn size_in(&self, d: Dim, dims: &TokenStream) -> TokenStream {
+        match d {
+            Dim::Fixed(n) => usize_lit(n),
+            Dim::Var(v) => {
+                let f = ident(&self.cx.names.dim[v.0 as usize]);
+                quote!(#dims.#f)
+            }
+        }
+    }
+
+    fn params(&self) -> TokenStream {
+        let cx = self.cx;
+        let m = cx.model;
+        let mut fields = vec![];
+        let mut inits = vec![];
+        let mut checks = vec![];
+        for (k, p) in m.params.iter().enumerate() {
+            let f = ident(&cx.names.param_field[k]);
+            let ty = array_ty(p.shape.len(), quote!(F));
+            let d = doc(&format!(
+                " `{}: {} = {}`",
+                p.name,
+                m.shape_str(&p.shape),
+                init_text(&p.init)
+            ));
+            fields.push(quote!(#d pub #f: #ty));
+            let ix = ix_of(&p.shape, &mut |d| self.size_in(d, &quote!(dims)));
+            let init = init_tokens(&p.init);
+            inits.push(quote!(#f: rt::init(#ix, #init, rng)));
+            let name = &p.name;
+            let sizes: Vec<TokenStream> = p
+                .shape
+                .iter()
+                .map(|d| match d {
+                    Dim::Fixed(n) => usize_lit(*n),
+                    Dim::Var(_) => usize_lit(0),
+                })
+                .collect();
+            let labels: Vec<String> = p.shape.iter().map(|d| cx.dim_label(*d)).collect();
+            checks.push(
+                quote!(rt::check_shape(#name, self.#f.shape(), &[#(#sizes),*], &[#(#labels),*])?;),
+            );
+        }
+        let allow = self.snake_allow(m.params.iter().map(|p| p.name.as_str()));
+        quote! {
+            /// The parameters, with the model's own names.
+            #[derive(Clone, Debug, PartialEq)]
+            #allow
+            pub struct Params { #(#fields),* }
+
+            impl Params {
+                /// Parameters drawn from their declared initialisers, in declaration order.
+                pub fn init<R: ::nnc::rand::Rng + ?Sized>(rng: &mut R) -> Params {
+                    use ::nnc::runtime::init::Init;
+                    Params { #(#inits),* }
+                }
+
+                /// Checks every parameter has its declared shape.
+                pub fn check(&self) -> Result<(), ShapeError> {
+                    #(#checks)*
+                    Ok(())
+                }
+            }
+        }
+    }
+
+    fn snake_allow<'s>(&self, mut names: impl Iterator<Item = &'s str>) -> TokenStream {
+        if names.all(is_snake) {
+            quote!()
+        } else {
+            quote!(#[allow(non_snake_case, reason = "fields keep the model's own names")])
+        }
+    }
+
+    fn grads(&self) -> TokenStream {
+        let cx = self.cx;
+        let m = cx.model;
+        let mut fields = vec![];
+        let mut zeros = vec![];
+        let mut uses_dims = false;
+        for (k, (of, _)) in m.grads.iter().enumerate() {
+            let f = ident(&cx.names.grad_field[k]);
+            let shape = m.grad_shape(*of);
+            let ty = array_ty(shape.len(), quote!(F));
+            let d = doc(&format!(
+                " d loss / d `{}`: {}",
+                m.grad_name(*of),
+                m.shape_str(shape)
+            ));
+            fields.push(quote!(#d pub #f: #ty));
+            uses_dims |= shape.iter().any(|d| matches!(d, Dim::Var(_)));
+            let ix = ix_of(shape, &mut |d| self.size_in(d, &quote!(dims)));
+            zeros.push(quote!(#f: Array::zeros(#ix)));
+        }
+        let dims_arg = if uses_dims {
+            quote!(dims)
+        } else {
+            quote!(_dims)
+        };
+        let allow = self.snake_allow(m.grads.iter().map(|(of, _)| m.grad_name(*of)));
+        quote! {
+            /// The gradient of the loss for every parameter, then every `grad` input.
+            #[derive(Clone, Debug, PartialEq)]
+            #allow
+            pub struct Grads { #(#fields),* }
+
+            impl Grads {
+                /// Zeroed gradients (`grad` inputs sized for `dims`).
+                pub fn zeros(#dims_arg: Dims) -> Grads {
+                    Grads { #(#zeros),* }
+                }
+            }
+        }
+    }
+
+    /// Class-index bounds of each index input: `(dim label, size)` per use.
+    fn index_bounds(&self, input: usize) -> Vec<Dim> {
+        let m = self.model();
+        let Some(node) = m.input_node(nnc_ir::InputId(input as u32)) else {
+            return vec![];
+        };
+        let mut out = vec![];
+        for n in &m.nodes {
+            let bound = match n.op {
+                Op::Pick { .. } if n.args.get(1) == Some(&node) => {
+                    m.shape(n.args[0]).get(1).copied()
+                }
+                Op::OneHot { classes } if n.args.first() == Some(&node) => Some(classes),
+                _ => None,
+            };
+            if let Some(b) = bound
+                && !out.contains(&b)
+            {
+                out.push(b);
+            }
+        }
+        out
+    }
+
+    fn inputs(&self) -> TokenStream {
+        let cx = self.cx;
+        let m = cx.model;
+        let mut fields = vec![];
+        let mut checks = vec![];
+        let mut index_checks = vec![];
+        let mut bound: Vec<bool> = vec![false; m.dims.len()];
+        let mut first: Vec<Option<TokenStream>> = vec![None; m.dims.len()];
+        for (k, input) in m.inputs.iter().enumerate() {
+            let f = ident(&cx.names.input_field[k]);
+            let elem = if input.ty.elem == Elem::Index {
+                quote!(usize)
+            } else {
+                quote!(F)
+            };
+            let ty = view_ty(input.ty.shape.len(), elem);
+            let d = doc(&format!(
+                " `{}: {}`{}",
+                input.name,
+                m.type_str(&input.ty),
+                if input.grad {
+                    " (its gradient is returned)"
+                } else {
+                    ""
+                }
+            ));
+            fields.push(quote!(#d pub #f: #ty));
+            let name = &input.name;
+            for (axis, d) in input.ty.shape.iter().enumerate() {
+                let a = usize_lit(axis);
+                let actual = quote!(self.#f.len_of(Axis(#a)));
+                match d {
+                    Dim::Var(v) if !bound[v.0 as usize] => {
+                        bound[v.0 as usize] = true;
+                        let local = ident(&cx.names.dim[v.0 as usize]);
+                        checks.push(quote!(let #local = #actual;));
+                        first[v.0 as usize] = Some(actual.clone());
+                    }
+                    _ => {
+                        let label = cx.dim_label(*d);
+                        let expected = match d {
+                            Dim::Fixed(n) => usize_lit(*n),
+                            Dim::Var(v) => ident(&cx.names.dim[v.0 as usize]),
+                        };
+                        checks.push(quote!(rt::check_dim(#name, #a, #label, #expected, #actual)?;));
+                    }
+                }
+            }
+            if input.ty.elem == Elem::Index {
+                for b in self.index_bounds(k) {
+                    let label = cx.dim_label(b);
+                    let size = match b {
+                        Dim::Fixed(n) => usize_lit(n),
+                        Dim::Var(v) if bound[v.0 as usize] => ident(&cx.names.dim[v.0 as usize]),
+                        Dim::Var(_) => usize_lit(0),
+                    };
+                    index_checks.push(quote!(rt::check_indices(#name, #label, #size, self.#f)?;));
+                }
+            }
+        }
+        let mut dims_fields = vec![];
+        let mut dims_init = vec![];
+        let mut dims_unchecked = vec![];
+        for (i, d) in m.dims.iter().enumerate() {
+            if d.size.is_some() {
+                continue;
+            }
+            let local = ident(&cx.names.dim[i]);
+            let dd = doc(&format!(" `{}`", d.name));
+            dims_fields.push(quote!(#dd pub #local: usize));
+            if bound[i] {
+                dims_init.push(quote!(#local));
+            } else {
+                dims_init.push(quote!(#local: 0));
+            }
+            let v = first[i].clone().unwrap_or_else(|| quote!(0));
+            dims_unchecked.push(quote!(#local: #v));
+        }
+        let (lifetime_field, marker_init) = if m.inputs.is_empty() {
+            (
+                quote!(
+                    /// No inputs: the lifetime is unused.
+                    pub marker: ::std::marker::PhantomData<&'a ()>
+                ),
+                quote!(marker: ::std::marker::PhantomData),
+            )
+        } else {
+            (quote!(), quote!())
+        };
+        let _ = marker_init;
+        let allow = self.snake_allow(m.inputs.iter().map(|i| i.name.as_str()));
+        let dims_allow = self.snake_allow(m.dims.iter().filter(|d| d.size.is_none()).map(|_| "n"));
+        quote! {
+            /// The inputs, borrowed.
+            #[derive(Clone, Copy, Debug)]
+            #allow
+            pub struct Inputs<'a> { #(#fields,)* #lifetime_field }
+
+            /// The sizes of the runtime dims.
+            #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+            #dims_allow
+            pub struct Dims { #(#dims_fields),* }
+
+            impl Inputs<'_> {
+                /// The runtime dims, after checking every input against its declaration
+                /// (and each other): an error names the input, the dim and both sizes.
+                pub fn dims(&self) -> Result<Dims, ShapeError> {
+                    #(#checks)*
+                    #(#index_checks)*
+                    Ok(Dims { #(#dims_init),* })
+                }
+
+                /// The runtime dims as the first input using each gives them, unchecked
+                /// (for sizing buffers before a checked call).
+                pub fn dims_unchecked(&self) -> Dims {
+                    Dims { #(#dims_unchecked),* }
+                }
+            }
+        }
+    }
+
+    fn outputs(&self) -> TokenStream {
+        let cx = self.cx;
+        let m = cx.model;
+        let mut fields = vec![];
+        for (k, (name, o)) in m.outputs.iter().enumerate() {
+            let f = ident(&cx.names.output_field[k]);
+            let ty = m.ty(*o);
+            let elem = if ty.elem == Elem::Index {
+                quote!(usize)
+            } else {
+                quote!(F)
+            };
+            let t = if ty.shape.is_empty() {
+                elem
+            } else {
+                view_ty(ty.shape.len(), elem)
+            };
+            let d = doc(&format!(" `{name}`: {}", m.type_str(ty)));
+            fields.push(quote!(#d pub #f: #t));
+        }
+        if self.outputs_need_marker() {
+            fields.push(quote!(
+                /// Outputs borrow the workspace.
+                pub workspace: ::std::marker::PhantomData<&'a Workspace>
+            ));
+        }
+        let allow = self.snake_allow(m.outputs.iter().map(|(n, _)| n.as_str()));
+        quote! {
+            /// The outputs of [`forward`], borrowed from the workspace.
+            #[derive(Clone, Copy, Debug)]
+            #allow
+            pub struct Outputs<'a> { #(#fields),* }
+        }
+    }
+
+    fn workspace(&self) -> TokenStream {
+        let cx = self.cx;
+        let m = cx.model;
+        let mut fields = vec![];
+        let mut grow = vec![];
+        let mut dims_used: BTreeSet<usize> = BTreeSet::new();
+        let mut size = |shape: &Shape| -> TokenStream {
+            let fixed: usize = shape
+                .iter()
+                .filter_map(|d| {
+                    if let Dim::Fixed(n) = d {
+                        Some(*n)
+                    } else {
+                        None
+                    }
+                })
+                .product();
+            let mut terms: Vec<TokenStream> = vec![];
+            for d in shape {
+                if let Dim::Var(v) = d {
+                    dims_used.insert(v.0 as usize);
+                    terms.push(ident(&cx.names.dim[v.0 as usize]));
+                }
+            }
+            if fixed != 1 || terms.is_empty() {
+                terms.push(usize_lit(fixed));
+            }
+            let mut product = TokenStream::new();
+            for (k, t) in terms.iter().enumerate() {
+                if k > 0 {
+                    product.extend(quote!(*));
+                }
+                product.extend(t.clone());
+            }
+            product
+        };
+        for n in &self.buffers {
+            let name = ident(&cx.names.node[n.index()]);
+            let elem = if plan::is_index(m, *n) {
+                quote!(usize)
+            } else {
+                quote!(F)
+            };
+            let d = doc(&format!(" `{}`: {}", cx.display(*n), m.type_str(m.ty(*n))));
+            fields.push(quote!(#d #name: Vec<#elem>));
+            let len = size(m.shape(*n));
+            grow.push(quote!(rt::grow(&mut self.#name, #len);));
+        }
+        for n in &self.staging {
+            let name = ident(&self.staging_name(*n));
+            let elem = if plan::is_index(m, *n) {
+                quote!(usize)
+            } else {
+                quote!(F)
+            };
+            let d = doc(&format!(
+                " `{}` in row-major order, if the caller's array is not",
+                cx.display(*n)
+            ));
+            fields.push(quote!(#d #name: Vec<#elem>));
+            let len = size(m.shape(*n));
+            grow.push(quote!(rt::grow_capacity(&mut self.#name, #len);));
+        }
+        for k in &self.out_copies {
+            let name = ident(&self.out_copy_name(*k));
+            let (oname, o) = &m.outputs[*k];
+            let elem = if plan::is_index(m, *o) {
+                quote!(usize)
+            } else {
+                quote!(F)
+            };
+            let d = doc(&format!(" The output `{oname}`"));
+            fields.push(quote!(#d #name: Vec<#elem>));
+            let len = size(m.shape(*o));
+            grow.push(quote!(rt::grow(&mut self.#name, #len);));
+        }
+        let dims_locals: Vec<TokenStream> = dims_used
+            .iter()
+            .map(|d| {
+                let l = ident(&cx.names.dim[*d]);
+                quote!(let #l = dims.#l;)
+            })
+            .collect();
+        let dims_arg = if dims_used.is_empty() {
+            quote!(_dims)
+        } else {
+            quote!(dims)
+        };
+        quote! {
+            /// Every buffer a call needs, sized from the runtime dims: after
+            /// [`Workspace::new`], calls with the same (or smaller) dims allocate nothing.
+            #[derive(Clone, Debug, Default)]
+            pub struct Workspace { #(#fields),* }
+
+            impl Workspace {
+                pub fn new(dims: Dims) -> Workspace {
+                    let mut ws = Workspace::default();
+                    ws.grow(dims);
+                    ws
+                }
+
+                /// Makes every buffer large enough for `dims` (allocating only if one is
+                /// too small).
+                pub fn grow(&mut self, #dims_arg: Dims) {
+                    #(#dims_locals)*
+                    #(#grow)*
+                }
+            }
+        }
+    }
+
+    fn model_impl(&self) -> TokenStream {
+        let cx = self.cx;
+        let m = cx.model;
+        let strukt = ident(&cx.names.model_struct);
+        let info = |name: &str, elem: Elem, shape: &Shape| {
+            let kind = if elem == Elem::Index {
+                quote!(rtm::TensorKind::Index)
+            } else {
+                quote!(rtm::TensorKind::Float)
+            };
+            let dims: Vec<TokenStream> = shape
+                .iter()
+                .map(|d| match d {
+                    Dim::Fixed(n) => {
+                        let n = usize_lit(*n);
+                        quote!(rtm::DimSpec::Fixed(#n))
+                    }
+                    Dim::Var(v) => {
+                        let s = m.dim_name(*v);
+                        quote!(rtm::DimSpec::Runtime(#s))
+                    }
+                })
+                .collect();
+            quote!(rtm::TensorInfo { name: #name, kind: #kind, shape: &[#(#dims),*] })
+        };
+        let inputs: Vec<TokenStream> = m
+            .inputs
+            .iter()
+            .map(|i| info(&i.name, i.ty.elem, &i.ty.shape))
+            .collect();
+        let params: Vec<TokenStream> = m
+            .params
+            .iter()
+            .map(|p| info(&p.name, Elem::Float, &p.shape))
+            .collect();
+        let outputs: Vec<TokenStream> = m
+            .outputs
+            .iter()
+            .map(|(name, o)| info(name, m.ty(*o).elem, &m.ty(*o).shape))
+            .collect();
+        let grads: Vec<TokenStream> = m
+            .grads
+            .iter()
+            .map(|(of, _)| info(m.grad_name(*of), Elem::Float, m.grad_shape(*of)))
+            .collect();
+        let model_name = &m.name;
+        let tensors = |names: Vec<(String, String)>, mutable: bool| -> TokenStream {
+            let items: Vec<TokenStream> = names
+                .iter()
+                .map(|(name, field)| {
+                    let f = ident(field);
+                    if mutable {
+                        quote!((#name, self.#f.view_mut().into_dyn()))
+                    } else {
+                        quote!((#name, self.#f.view().into_dyn()))
+                    }
+                })
+                .collect();
+            quote!(vec![#(#items),*])
+        };
+        let pnames: Vec<(String, String)> = m
+            .params
+            .iter()
+            .enumerate()
+            .map(|(k, p)| (p.name.clone(), cx.names.param_field[k].clone()))
+            .collect();
+        let gnames: Vec<(String, String)> = m
+            .grads
+            .iter()
+            .enumerate()
+            .map(|(k, (of, _))| (m.grad_name(*of).to_string(), cx.names.grad_field[k].clone()))
+            .collect();
+        let (pt, ptm, gt, gtm) = (
+            tensors(pnames.clone(), false),
+            tensors(pnames, true),
+            tensors(gnames.clone(), false),
+            tensors(gnames, true),
+        );
+        let floats: Vec<&str> = m
+            .inputs
+            .iter()
+            .filter(|i| i.ty.elem == Elem::Float)
+            .map(|i| i.name.as_str())
+            .collect();
+        let indices: Vec<&str> = m
+            .inputs
+            .iter()
+            .filter(|i| i.ty.elem == Elem::Index)
+            .map(|i| i.name.as_str())
+            .collect();
+        let binds: Vec<TokenStream> = m
+            .inputs
+            .iter()
+            .enumerate()
+            .map(|(k, i)| {
+                let f = ident(&cx.names.input_field[k]);
+                let name = &i.name;
+                if i.ty.elem == Elem::Index {
+                    quote!(#f: rt::find_index(named, #name)?)
+                } else {
+                    quote!(#f: rt::find_float(named, #name)?)
+                }
+            })
+            .collect();
+        let marker = if m.inputs.is_empty() {
+            quote!(marker: ::std::marker::PhantomData)
+        } else {
+            quote!()
+        };
+        let outs: Vec<TokenStream> = m
+            .outputs
+            .iter()
+            .enumerate()
+            .map(|(k, (name, o))| {
+                let f = ident(&cx.names.output_field[k]);
+                let ty = m.ty(*o);
+                let wrap = if ty.elem == Elem::Index {
+                    quote!(::nnc::runtime::OutputValue::Index)
+                } else {
+                    quote!(::nnc::runtime::OutputValue::Float)
+                };
+                if ty.shape.is_empty() {
+                    quote!((#name, #wrap(::nnc::ndarray::arr0(out.#f).into_dyn())))
+                } else {
+                    quote!((#name, #wrap(out.#f.to_owned().into_dyn())))
+                }
+            })
+            .collect();
+        let out_binding = if m.outputs.is_empty() {
+            quote!(forward(params, inputs, ws)?;)
+        } else {
+            quote!(let out = forward(params, inputs, ws)?;)
+        };
+        quote! {
+            static SIGNATURE: ::nnc::runtime::Signature = {
+                use ::nnc::runtime as rtm;
+                rtm::Signature {
+                    model: #model_name,
+                    inputs: &[#(#inputs),*],
+                    params: &[#(#params),*],
+                    outputs: &[#(#outputs),*],
+                    grads: &[#(#grads),*],
+                }
+            };
+
+            impl ::nnc::runtime::TensorSet<F> for Params {
+                fn tensors(&self) -> Vec<(&'static str, ArrayViewD<'_, F>)> { #pt }
+                fn tensors_mut(&mut self) -> Vec<(&'static str, ArrayViewMutD<'_, F>)> { #ptm }
+            }
+
+            impl ::nnc::runtime::TensorSet<F> for Grads {
+                fn tensors(&self) -> Vec<(&'static str, ArrayViewD<'_, F>)> { #gt }
+                fn tensors_mut(&mut self) -> Vec<(&'static str, ArrayViewMutD<'_, F>)> { #gtm }
+            }
+
+            impl ::nnc::runtime::Model for #strukt {
+                type Float = F;
+                type Params = Params;
+                type Grads = Grads;
+                type Inputs<'a> = Inputs<'a>;
+                type Workspace = Workspace;
+
+                fn signature() -> &'static ::nnc::runtime::Signature {
+                    &SIGNATURE
+                }
+
+                fn init_params<R: ::nnc::rand::Rng + ?Sized>(rng: &mut R) -> Params {
+                    Params::init(rng)
+                }
+
+                fn zero_grads(inputs: &Inputs<'_>) -> Grads {
+                    Grads::zeros(inputs.dims_unchecked())
+                }
+
+                fn bind_inputs(named: &::nnc::runtime::NamedInputs<F>) -> Result<Inputs<'_>, ShapeError> {
+                    rt::reject_unknown(named, #model_name, &[#(#floats),*], &[#(#indices),*])?;
+                    let inputs = Inputs { #(#binds,)* #marker };
+                    inputs.dims()?;
+                    Ok(inputs)
+                }
+
+                fn workspace(inputs: &Inputs<'_>) -> Workspace {
+                    Workspace::new(inputs.dims_unchecked())
+                }
+
+                fn loss(params: &Params, inputs: &Inputs<'_>, ws: &mut Workspace) -> Result<F, ShapeError> {
+                    loss(params, inputs, ws)
+                }
+
+                fn loss_and_grad(params: &Params, inputs: &Inputs<'_>, ws: &mut Workspace, grads: &mut Grads) -> Result<F, ShapeError> {
+                    loss_and_grad(params, inputs, ws, grads)
+                }
+
+                fn outputs(params: &Params, inputs: &Inputs<'_>, ws: &mut Workspace) -> Result<Vec<(&'static str, ::nnc::runtime::OutputValue<F>)>, ShapeError> {
+                    #out_binding
+                    Ok(vec![#(#outs),*])
+                }
+            }
+        }
+    }
+}
+
+fn init_text(init: &Init) -> String {
+    let n = nnc_ir::print::number;
+    match init {
+        Init::Zeros => "zeros".into(),
+        Init::Ones => "ones".into(),
+        Init::Constant(c) => n(*c),
+        Init::Normal { mean, std } => format!("normal({}, {})", n(*mean), n(*std)),
+        Init::Uniform { lo, hi } => format!("uniform({}, {})", n(*lo), n(*hi)),
+        Init::Xavier => "xavier".into(),
+        Init::He => "he".into(),
+    }
+}
+
+fn f64_lit(v: f64) -> TokenStream {
+    Ex::float(v).ts
+}
+
+fn init_tokens(init: &Init) -> TokenStream {
+    match init {
+        Init::Zeros => quote!(Init::Zeros),
+        Init::Ones => quote!(Init::Ones),
+        Init::Constant(c) => {
+            let c = f64_lit(*c);
+            quote!(Init::Constant(#c))
+        }
+        Init::Normal { mean, std } => {
+            let (a, b) = (f64_lit(*mean), f64_lit(*std));
+            quote!(Init::Normal { mean: #a, std: #b })
+        }
+        Init::Uniform { lo, hi } => {
+            let (a, b) = (f64_lit(*lo), f64_lit(*hi));
+            quote!(Init::Uniform { lo: #a, hi: #b })
+        }
+        Init::Xavier => quote!(Init::Xavier),
+        Init::He => quote!(Init::He),
+    }
+}
+
+/// Formats a generated file and turns comment markers into comments.
+///
+/// Comments travel through formatting as `nnc_comment!(k);` statements (or items)
+/// whose text is kept aside: `prettyplease` keeps such a short statement on one line,
+/// and the line becomes `// text` at its indentation.
+pub fn finish(tokens: TokenStream) -> Result<String, String> {
+    let mut texts = vec![];
+    let tokens = number_comments(tokens, &mut texts);
+    let file: syn::File =
+        syn::parse2(tokens).map_err(|e| format!("generated code does not parse: {e}"))?;
+    let text = prettyplease::unparse(&file);
+    let mut out = String::with_capacity(text.len());
+    for line in text.lines() {
+        let trimmed = line.trim_start();
+        let id = trimmed
+            .strip_prefix("nnc_comment!(")
+            .and_then(|r| r.strip_suffix(");"))
+            .and_then(|k| k.parse::<usize>().ok());
+        match id.and_then(|k| texts.get(k)) {
+            Some(comment) => {
+                let indent = &line[..line.len() - trimmed.len()];
+                for part in comment.lines() {
+                    out.push_str(indent);
+                    out.push_str("// ");
+                    out.push_str(part);
+                    out.push('\n');
+                }
+            }
+            None => {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+    }
+    if out.contains("nnc_comment!") {
+        return Err("a comment marker was not turned into a comment".into());
+    }
+    Ok(out)
+}
+
+/// Replaces the text of every `nnc_comment!("text")` with its index in `texts`.
+fn number_comments(tokens: TokenStream, texts: &mut Vec<String>) -> TokenStream {
+    use proc_macro2::{Group, Literal, TokenTree};
+    let trees: Vec<TokenTree> = tokens.into_iter().collect();
+    let mut out = Vec::with_capacity(trees.len());
+    let mut i = 0;
+    while i < trees.len() {
+        let is_marker = matches!(&trees[i], TokenTree::Ident(id) if id == "nnc_comment")
+            && matches!(trees.get(i + 1), Some(TokenTree::Punct(p)) if p.as_char() == '!');
+        if is_marker && let Some(TokenTree::Group(g)) = trees.get(i + 2) {
+            let lit = g.stream().into_iter().next();
+            if let Some(TokenTree::Literal(l)) = lit
+                && let Ok(syn::Lit::Str(s)) = syn::parse2::<syn::Lit>(TokenTree::Literal(l).into())
+            {
+                texts.push(s.value());
+                let id = Literal::usize_unsuffixed(texts.len() - 1);
+                out.push(trees[i].clone());
+                out.push(trees[i + 1].clone());
+                let mut ng = Group::new(g.delimiter(), TokenTree::Literal(id).into());
+                ng.set_span(g.span());
+                out.push(TokenTree::Group(ng));
+                i += 3;
+                continue;
+            }
+        }
+        match &trees[i] {
+            TokenTree::Group(g) => {
+                let mut ng = Group::new(g.delimiter(), number_comments(g.stream(), texts));
+                ng.set_span(g.span());
+                out.push(TokenTree::Group(ng));
+            }
+            other => out.push(other.clone()),
+        }
+        i += 1;
+    }
+    out.into_iter().collect()
+}

@@ -1,0 +1,176 @@
+//! Every model's generated code (the spec models, and this crate's `models/`)
+//! against the IR interpreter: loss (from `loss` and from `loss_and_grad`), outputs
+//! and every gradient, at two batch sizes, within 1e-10 relative in `f64` and 1e-4
+//! in `f32`.
+
+mod common;
+
+use common::{assert_close, interpret, ir, random_inputs, random_params, scalar, tolerance};
+use nnc::Model;
+use nnc::ir::interp::{Scalar, Value};
+use nnc::runtime::{OutputValue, TensorSet};
+use nnc_model_tests as models;
+
+/// Batch sizes: every model is checked at both (models without runtime dims twice).
+const BATCHES: [usize; 2] = [3, 11];
+
+#[track_caller]
+fn check<M: Model>(file: &str, name: &str)
+where
+    M::Float: Scalar,
+{
+    let ir = ir(file, name);
+    let tol = tolerance::<M::Float>();
+    for (k, n) in BATCHES.into_iter().enumerate() {
+        let seed = 100 * k as u64 + n as u64;
+        let named = random_inputs::<M>(&ir, n, seed);
+        let params = random_params::<M>(seed + 1);
+        let want = interpret::<M>(&ir, &params, &named);
+        let inputs = M::bind_inputs(&named).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let mut ws = M::workspace(&inputs);
+        let mut grads = M::zero_grads(&inputs);
+        let at = |what: &str| format!("{name} (N = {n}): {what}");
+
+        let loss = M::loss(&params, &inputs, &mut ws).unwrap_or_else(|e| panic!("{e}"));
+        assert_close(
+            &at("loss"),
+            scalar(loss).view(),
+            scalar(want.loss()).view(),
+            tol,
+        );
+        let loss = M::loss_and_grad(&params, &inputs, &mut ws, &mut grads)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_close(
+            &at("loss of loss_and_grad"),
+            scalar(loss).view(),
+            scalar(want.loss()).view(),
+            tol,
+        );
+
+        let got: Vec<_> = grads.tensors();
+        let expected: Vec<_> = want.grads().collect();
+        assert_eq!(got.len(), expected.len(), "{}", at("number of gradients"));
+        for ((gname, g), (of, w)) in got.iter().zip(&expected) {
+            assert_eq!(*gname, ir.grad_name(*of), "{}", at("gradient order"));
+            assert_close(&at(&format!("d_{gname}")), g.view(), w.view(), tol);
+        }
+
+        let outputs = M::outputs(&params, &inputs, &mut ws).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            outputs.len(),
+            ir.outputs.len(),
+            "{}",
+            at("number of outputs")
+        );
+        for (oname, value) in &outputs {
+            let expected = want
+                .output(oname)
+                .unwrap_or_else(|| panic!("{}", at(&format!("no output {oname}"))));
+            match (value, expected) {
+                (OutputValue::Float(g), Value::Float(w)) => {
+                    assert_close(&at(oname), g.view(), w.view(), tol)
+                }
+                (OutputValue::Index(g), Value::Index(w)) => assert_eq!(g, w, "{}", at(oname)),
+                _ => panic!(
+                    "{}",
+                    at(&format!("output {oname} has the wrong element kind"))
+                ),
+            }
+        }
+    }
+}
+
+#[test]
+fn activations() {
+    check::<models::activations::Activations>("activations.nn", "activations");
+}
+
+#[test]
+fn deep_tanh() {
+    check::<models::deep_tanh::DeepTanh>("deep_tanh.nn", "deep_tanh");
+}
+
+#[test]
+fn add_mul() {
+    check::<models::add_mul::AddMul>("gates.nn", "add_mul");
+}
+
+#[test]
+fn neuron() {
+    check::<models::neuron::Neuron>("gates.nn", "neuron");
+}
+
+#[test]
+fn neuron_gate() {
+    check::<models::neuron_gate::NeuronGate>("gates.nn", "neuron_gate");
+}
+
+#[test]
+fn logistic_regression() {
+    check::<models::logistic_regression::LogisticRegression>("logistic.nn", "logistic_regression");
+}
+
+#[test]
+fn linear_svm() {
+    check::<models::linear_svm::LinearSvm>("logistic.nn", "linear_svm");
+}
+
+#[test]
+fn least_squares() {
+    check::<models::least_squares::LeastSquares>("logistic.nn", "least_squares");
+}
+
+#[test]
+fn mlp784() {
+    check::<models::mlp784::Mlp784>("mlp784.nn", "mlp784");
+}
+
+#[test]
+fn spiral() {
+    check::<models::spiral::Spiral>("spiral.nn", "spiral");
+}
+
+#[test]
+fn svm() {
+    check::<models::svm::Svm>("svm.nn", "svm");
+}
+
+#[test]
+fn svm_spelled_out() {
+    check::<models::svm_spelled_out::SvmSpelledOut>("svm.nn", "svm_spelled_out");
+}
+
+#[test]
+fn three_layer() {
+    check::<models::three_layer::ThreeLayer>("three_layer.nn", "three_layer");
+}
+
+#[test]
+fn two_layer() {
+    check::<models::two_layer::TwoLayer>("two_layer.nn", "two_layer");
+}
+
+#[test]
+fn reductions() {
+    check::<models::reductions::Reductions>("features.nn", "reductions");
+}
+
+#[test]
+fn shapes() {
+    check::<models::shapes::Shapes>("features.nn", "shapes");
+}
+
+#[test]
+fn activations_f32() {
+    check::<models::activations_f32::ActivationsF32>("features.nn", "activations_f32");
+}
+
+#[test]
+fn constant_batch() {
+    check::<models::constant_batch::ConstantBatch>("features.nn", "constant_batch");
+}
+
+#[test]
+fn odd_results() {
+    check::<models::odd_results::OddResults>("features.nn", "odd_results");
+}
