@@ -15,8 +15,8 @@
 
 pub use nnc_autodiff as autodiff;
 pub use nnc_codegen as codegen;
-pub use nnc_macros::net;
 pub use nnc_ir as ir;
+pub use nnc_macros::net;
 pub use nnc_runtime as runtime;
 pub use nnc_runtime::{Model, ndarray, rand, rand_distr};
 pub use nnc_syntax as syntax;
@@ -47,10 +47,18 @@ pub fn explain(source: &str, file_name: &str, model: &str) -> Result<Explained, 
     let models = ir::compile_source(source).map_err(|d| render(&d))?;
     let found = models.iter().find(|m| m.name == model).ok_or_else(|| {
         let names: Vec<&str> = models.iter().map(|m| m.name.as_str()).collect();
-        format!("{file_name} has no model `{model}`; its models: {}", names.join(", "))
+        format!(
+            "{file_name} has no model `{model}`; its models: {}",
+            names.join(", ")
+        )
     })?;
-    let derivation = autodiff::derive(found).map_err(|e| e.to_string())?.render(autodiff::Format::Text);
-    let options = codegen::Options { model: Some(model.to_string()), ..Default::default() };
+    let derivation = autodiff::derive(found)
+        .map_err(|e| e.to_string())?
+        .render(autodiff::Format::Text);
+    let options = codegen::Options {
+        model: Some(model.to_string()),
+        ..Default::default()
+    };
     let code = codegen::compile_source(source, file_name, &options).map_err(|d| render(&d))?;
     Ok(Explained { derivation, code })
 }

@@ -2,17 +2,24 @@
 
 #[test]
 fn add_mul_explained() {
-    let source = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/models/gates.nn"))
-        .expect("spec model");
+    let source = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/models/gates.nn"
+    ))
+    .expect("spec model");
     let explained = nnc::explain(&source, "gates.nn", "add_mul").expect("compiles");
     insta::assert_snapshot!("add_mul_derivation", explained.derivation);
     assert!(explained.code.contains("pub mod add_mul"));
-    assert!(!explained.code.contains("pub mod neuron"), "only the model asked for");
+    assert!(
+        !explained.code.contains("pub mod neuron"),
+        "only the model asked for"
+    );
 }
 
 #[test]
 fn errors_come_back_rendered() {
-    let err = nnc::explain("model m { loss sigmod(1); }", "m.nn", "m").expect_err("unknown function");
+    let err =
+        nnc::explain("model m { loss sigmod(1); }", "m.nn", "m").expect_err("unknown function");
     assert!(err.contains("m.nn:1:16"), "{err}");
     assert!(err.contains("did you mean `sigmoid`?"), "{err}");
     let err = nnc::explain("model m { loss 1; }", "m.nn", "other").expect_err("no such model");

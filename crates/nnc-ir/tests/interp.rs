@@ -699,9 +699,14 @@ fn an_empty_batch_evaluates_without_panicking() {
     for (file, source) in model_files() {
         for model in compile(&source) {
             let bindings = random_bindings(&model, 0, 1);
-            let eval = evaluate(&model, &bindings).unwrap_or_else(|e| panic!("{file} {}: {e}", model.name));
+            let eval = evaluate(&model, &bindings)
+                .unwrap_or_else(|e| panic!("{file} {}: {e}", model.name));
             let has_batch = model.dims.iter().any(|d| d.size.is_none());
-            assert!(has_batch || eval.loss().is_finite(), "{file} {}", model.name);
+            assert!(
+                has_batch || eval.loss().is_finite(),
+                "{file} {}",
+                model.name
+            );
         }
     }
 }

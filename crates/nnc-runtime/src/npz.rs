@@ -5,6 +5,10 @@
 //!   each with exactly the set's shape; on error the set is left unchanged.
 //! - Inputs: [`load_inputs`] reads a [`NamedInputs`] for a [`Signature`]; [`save_inputs`]
 //!   writes one.
+//! - Arrays by name, for callers with their own declarations (the `nnc run` interpreter
+//!   path, tools): open an [`NpzReader`], [`check_names`](NpzReader::check_names)
+//!   against the declared list, then read each [`float`](NpzReader::float) or
+//!   [`index`](NpzReader::index) array. The loaders above are built on it.
 //! - Anything else (a loss, outputs, gradients): collect it in an [`NpzBundle`] and
 //!   [`NpzBundle::save`] it. [`NpzBundle::results`] follows the convention `loss`, the
 //!   outputs under their own names, then each gradient as `grad_<name>`.
@@ -25,9 +29,7 @@ use std::io::{self, BufReader};
 use std::path::{Path, PathBuf};
 
 use ndarray::{ArrayD, ArrayViewD, CowArray, Dimension, IxDyn, OwnedRepr};
-use ndarray_npy::{
-    NpzReader, NpzWriter, ReadNpyError, ReadNpzError, ReadableElement, WriteNpzError,
-};
+use ndarray_npy::{NpzWriter, ReadNpyError, ReadNpzError, ReadableElement, WriteNpzError};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
@@ -50,6 +52,8 @@ pub struct NpzError {
 /// What went wrong with an `.npz` file. Every variant about one array names it.
 #[derive(Debug, thiserror::Error)]
 pub enum NpzErrorKind {
+    #[error("cannot read: {error}")]
+    Open { error: io::Error },
     #[error("{error}")]
     Io { error: io::Error },
     #[error("not a readable npz file: {error}")]
@@ -60,13 +64,17 @@ pub enum NpzErrorKind {
     WriteArray { name: String, error: WriteNpzError },
     #[error("could not finish the archive: {error}")]
     Finish { error: WriteNpzError },
-    #[error("missing {}; the file holds {}", names_list("array", .missing), names_list("array", .found))]
+    /// Declared arrays the file lacks; `what` names the kind (`input`, `array`).
+    #[error("missing {}; the file holds {}", names_list(.what, .missing), names_list("array", .found))]
     Missing {
+        what: &'static str,
         missing: Vec<String>,
         found: Vec<String>,
     },
-    #[error("unexpected {}; expected only {}", names_list("array", .extra), names_list("array", .expected))]
+    /// Arrays the file holds that were not declared.
+    #[error("unexpected {}; expected {}{}", names_list("array", .extra), if .expected.is_empty() { "" } else { "only " }, names_list(.what, .expected))]
     Extra {
+        what: &'static str,
         extra: Vec<String>,
         expected: Vec<String>,
     },
@@ -148,10 +156,26 @@ fn spec_string(shape: &[DimSpec]) -> String {
 // Reading
 // ---------------------------------------------------------------------------------
 
-/// An open `.npz` file that remembers its path for error messages.
-struct Reader {
+/// An `.npz` file open for reading arrays by name, with the conversions of the module
+/// docs: float arrays stored as `f32` or `f64` come back in the caller's float type,
+/// index arrays of any integer type come back as `usize` (checked non-negative).
+///
+/// Every error carries the file's path and names the array. Shapes are the caller's to
+/// check: the reader returns whatever shape the file holds.
+///
+/// ```no_run
+/// # fn main() -> Result<(), nnc_runtime::npz::NpzError> {
+/// use nnc_runtime::npz::NpzReader;
+/// let mut npz = NpzReader::open("inputs.npz".as_ref())?;
+/// npz.check_names("input", &["x", "labels"])?;
+/// let x = npz.float::<f32>("x")?;
+/// let labels = npz.index("labels")?;
+/// # Ok(()) }
+/// ```
+pub struct NpzReader {
     path: PathBuf,
-    npz: NpzReader<BufReader<File>>,
+    archive: ndarray_npy::NpzReader<BufReader<File>>,
+    names: Vec<String>,
 }
 
 /// The outcome of trying to read an array as one element type.
@@ -161,53 +185,105 @@ enum Attempt<T> {
     OtherType(String),
 }
 
-impl Reader {
-    fn open(path: &Path) -> Result<Self, NpzError> {
+impl NpzReader {
+    /// Opens `path` and reads its list of arrays.
+    pub fn open(path: &Path) -> Result<Self, NpzError> {
+        let archive_err = |error| NpzError::new(path, NpzErrorKind::Archive { error });
         let file =
-            File::open(path).map_err(|error| NpzError::new(path, NpzErrorKind::Io { error }))?;
-        let npz = NpzReader::new(BufReader::new(file))
-            .map_err(|error| NpzError::new(path, NpzErrorKind::Archive { error }))?;
-        Ok(Reader {
+            File::open(path).map_err(|error| NpzError::new(path, NpzErrorKind::Open { error }))?;
+        let mut archive = ndarray_npy::NpzReader::new(BufReader::new(file)).map_err(archive_err)?;
+        let names = archive.names().map_err(archive_err)?;
+        Ok(NpzReader {
             path: path.to_path_buf(),
-            npz,
+            archive,
+            names,
         })
+    }
+
+    /// The file's path, as given to [`open`](NpzReader::open).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The names of the arrays in the file, in the file's order.
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// Checks the file holds exactly the `declared` arrays (in any order): a
+    /// [`Missing`](NpzErrorKind::Missing) error lists every declared name the file
+    /// lacks, an [`Extra`](NpzErrorKind::Extra) one every name it holds beyond them.
+    /// `what` is the kind of array, for the message: `"input"`, `"parameter"`, `"array"`.
+    pub fn check_names(&self, what: &'static str, declared: &[&str]) -> Result<(), NpzError> {
+        let missing: Vec<String> = declared
+            .iter()
+            .filter(|d| !self.names.iter().any(|n| n == *d))
+            .map(|d| d.to_string())
+            .collect();
+        if !missing.is_empty() {
+            let found = self.names.clone();
+            return Err(self.err(NpzErrorKind::Missing {
+                what,
+                missing,
+                found,
+            }));
+        }
+        let extra: Vec<String> = self
+            .names
+            .iter()
+            .filter(|n| !declared.contains(&n.as_str()))
+            .cloned()
+            .collect();
+        if !extra.is_empty() {
+            let expected = declared.iter().map(|d| d.to_string()).collect();
+            return Err(self.err(NpzErrorKind::Extra {
+                what,
+                extra,
+                expected,
+            }));
+        }
+        Ok(())
+    }
+
+    /// Reads the float array `name`, stored as `f64` or `f32`, converted to `F`.
+    pub fn float<F: Float>(&mut self, name: &str) -> Result<ArrayD<F>, NpzError> {
+        if let Attempt::Found(a) = self.attempt::<f64>(name)? {
+            return Ok(a.mapv(from_f64));
+        }
+        match self.attempt::<f32>(name)? {
+            Attempt::Found(a) => Ok(a.mapv(|x| from_f64(f64::from(x)))),
+            Attempt::OtherType(descr) => {
+                Err(self.dtype_error(name, descr, "a float array (f32 or f64)"))
+            }
+        }
+    }
+
+    /// Reads the index array `name`, stored as any integer type (`i8` … `u64`); every
+    /// value must be non-negative.
+    pub fn index(&mut self, name: &str) -> Result<ArrayD<usize>, NpzError> {
+        // Most likely first: numpy's default int64, then what datasets commonly use.
+        macro_rules! try_types {
+            ($($t:ty),*) => {$(
+                if let Attempt::Found(a) = self.attempt::<$t>(name)? {
+                    return self.to_indices(name, a);
+                }
+            )*};
+        }
+        try_types!(i64, i32, u8, u64, u32, i16, u16);
+        match self.attempt::<i8>(name)? {
+            Attempt::Found(a) => self.to_indices(name, a),
+            Attempt::OtherType(descr) => {
+                Err(self.dtype_error(name, descr, "an integer array (any of i8 … u64)"))
+            }
+        }
     }
 
     fn err(&self, kind: NpzErrorKind) -> NpzError {
         NpzError::new(&self.path, kind)
     }
 
-    fn names(&mut self) -> Result<Vec<String>, NpzError> {
-        self.npz
-            .names()
-            .map_err(|error| self.err(NpzErrorKind::Archive { error }))
-    }
-
-    /// Checks the file holds exactly `expected` (in any order).
-    fn check_names(&mut self, expected: &[&str]) -> Result<(), NpzError> {
-        let found = self.names()?;
-        let missing: Vec<String> = expected
-            .iter()
-            .filter(|e| !found.iter().any(|f| f == *e))
-            .map(|e| e.to_string())
-            .collect();
-        if !missing.is_empty() {
-            return Err(self.err(NpzErrorKind::Missing { missing, found }));
-        }
-        let extra: Vec<String> = found
-            .iter()
-            .filter(|f| !expected.contains(&f.as_str()))
-            .cloned()
-            .collect();
-        if !extra.is_empty() {
-            let expected = expected.iter().map(|e| e.to_string()).collect();
-            return Err(self.err(NpzErrorKind::Extra { extra, expected }));
-        }
-        Ok(())
-    }
-
     fn attempt<T: ReadableElement>(&mut self, name: &str) -> Result<Attempt<T>, NpzError> {
-        match self.npz.by_name::<OwnedRepr<T>, IxDyn>(name) {
+        match self.archive.by_name::<OwnedRepr<T>, IxDyn>(name) {
             Ok(array) => Ok(Attempt::Found(array)),
             Err(ReadNpzError::Npy(ReadNpyError::WrongDescriptor(descr))) => {
                 Ok(Attempt::OtherType(descr.to_string()))
@@ -229,38 +305,6 @@ impl Reader {
             found,
             expected,
         })
-    }
-
-    /// Reads a float array stored as `f64` or `f32`, converted to `F`.
-    fn float<F: Float>(&mut self, name: &str) -> Result<ArrayD<F>, NpzError> {
-        if let Attempt::Found(a) = self.attempt::<f64>(name)? {
-            return Ok(a.mapv(from_f64));
-        }
-        match self.attempt::<f32>(name)? {
-            Attempt::Found(a) => Ok(a.mapv(|x| from_f64(f64::from(x)))),
-            Attempt::OtherType(descr) => {
-                Err(self.dtype_error(name, descr, "a float array (f32 or f64)"))
-            }
-        }
-    }
-
-    /// Reads an integer array of any integer type, checked non-negative, as `usize`.
-    fn index(&mut self, name: &str) -> Result<ArrayD<usize>, NpzError> {
-        // Most likely first: numpy's default int64, then what datasets commonly use.
-        macro_rules! try_types {
-            ($($t:ty),*) => {$(
-                if let Attempt::Found(a) = self.attempt::<$t>(name)? {
-                    return self.to_indices(name, a);
-                }
-            )*};
-        }
-        try_types!(i64, i32, u8, u64, u32, i16, u16);
-        match self.attempt::<i8>(name)? {
-            Attempt::Found(a) => self.to_indices(name, a),
-            Attempt::OtherType(descr) => {
-                Err(self.dtype_error(name, descr, "an integer array (any of i8 … u64)"))
-            }
-        }
     }
 
     fn to_indices<T>(&self, name: &str, a: ArrayD<T>) -> Result<ArrayD<usize>, NpzError>
@@ -323,9 +367,9 @@ pub fn load_tensors_into<F: Float>(
     path: &Path,
     set: &mut impl TensorSet<F>,
 ) -> Result<(), NpzError> {
-    let mut reader = Reader::open(path)?;
+    let mut reader = NpzReader::open(path)?;
     let names: Vec<&'static str> = set.tensors().into_iter().map(|(name, _)| name).collect();
-    reader.check_names(&names)?;
+    reader.check_names("array", &names)?;
     let mut loaded = Vec::with_capacity(names.len());
     for (name, view) in set.tensors() {
         let array = reader.float::<F>(name)?;
@@ -359,9 +403,9 @@ pub fn load_inputs<F: Float>(
     path: &Path,
     signature: &Signature,
 ) -> Result<NamedInputs<F>, NpzError> {
-    let mut reader = Reader::open(path)?;
+    let mut reader = NpzReader::open(path)?;
     let names: Vec<&str> = signature.inputs.iter().map(|t| t.name).collect();
-    reader.check_names(&names)?;
+    reader.check_names("input", &names)?;
     let mut inputs = NamedInputs {
         floats: Vec::new(),
         indices: Vec::new(),
@@ -385,7 +429,7 @@ pub fn load_inputs<F: Float>(
 }
 
 fn check_declared_shape(
-    reader: &Reader,
+    reader: &NpzReader,
     name: &str,
     declared: &[DimSpec],
     actual: &[usize],
@@ -705,7 +749,8 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let missing = dir.path().join("nope.npz");
         let err = load_tensors_into(&missing, &mut params()).expect_err("no file");
-        assert!(matches!(err.kind, NpzErrorKind::Io { .. }), "{err}");
+        assert!(matches!(err.kind, NpzErrorKind::Open { .. }), "{err}");
+        assert!(err.to_string().contains("nope.npz: cannot read: "), "{err}");
         let garbage = dir.path().join("garbage.npz");
         fs::write(&garbage, b"not a zip file").expect("writable");
         let err = load_tensors_into(&garbage, &mut params()).expect_err("not a zip");
@@ -815,7 +860,8 @@ mod tests {
         NpzBundle::results(1.5, &outputs, &grads)
             .save(&path)
             .expect("saved");
-        let mut npz = NpzReader::new(File::open(&path).expect("exists")).expect("npz");
+        let mut npz =
+            ndarray_npy::NpzReader::new(File::open(&path).expect("exists")).expect("npz");
         assert_eq!(
             npz.names().expect("names"),
             vec!["loss", "class", "grad_w", "grad_b"]
