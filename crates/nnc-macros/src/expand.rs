@@ -170,3 +170,102 @@ fn errors(diagnostics: &[Diagnostic], map: &SpanMap) -> TokenStream {
     }
     combined.map(|e| e.to_compile_error()).unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proc_macro2::{Delimiter, Group};
+
+    /// A token stream without its doc attributes (`#[doc = ...]`, `#![doc = ...]`):
+    /// they name the source file, which differs between `net! { ... }` (the Rust file)
+    /// and `nnc compile` (the `.nn` file). Everything else must be identical.
+    fn without_docs(tokens: TokenStream) -> String {
+        fn strip(tokens: TokenStream) -> TokenStream {
+            let trees: Vec<TokenTree> = tokens.into_iter().collect();
+            let mut out = Vec::new();
+            let mut i = 0;
+            while i < trees.len() {
+                let is_doc = |t: &TokenTree| {
+                    matches!(t, TokenTree::Group(g) if g.delimiter() == Delimiter::Bracket
+                        && g.stream().into_iter().next().is_some_and(|f| f.to_string() == "doc"))
+                };
+                match (&trees[i], trees.get(i + 1), trees.get(i + 2)) {
+                    (TokenTree::Punct(p), Some(g), _) if p.as_char() == '#' && is_doc(g) => i += 2,
+                    (TokenTree::Punct(p), Some(TokenTree::Punct(bang)), Some(g))
+                        if p.as_char() == '#' && bang.as_char() == '!' && is_doc(g) =>
+                    {
+                        i += 3
+                    }
+                    (TokenTree::Group(g), _, _) => {
+                        let mut inner = Group::new(g.delimiter(), strip(g.stream()));
+                        inner.set_span(g.span());
+                        out.push(TokenTree::Group(inner));
+                        i += 1;
+                    }
+                    (t, _, _) => {
+                        out.push(t.clone());
+                        i += 1;
+                    }
+                }
+            }
+            out.into_iter().collect()
+        }
+        strip(tokens).to_string()
+    }
+
+    fn spec_models() -> Vec<(String, String)> {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/models");
+        let mut files: Vec<_> = std::fs::read_dir(dir)
+            .expect("examples/models")
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+        files.sort();
+        files
+            .into_iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "nn"))
+            .map(|p| {
+                let name = p
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                (name, std::fs::read_to_string(&p).expect("readable"))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn inline_net_generates_the_same_code_as_nnc_compile() {
+        let models = spec_models();
+        assert!(models.len() >= 9);
+        for (name, source) in models {
+            let compiled =
+                nnc_codegen::compile_source(&source, &name, &nnc_codegen::Options::default())
+                    .expect("spec models compile");
+            let compiled: TokenStream = compiled.parse().expect("generated code parses");
+            let expanded = net(source.parse().expect("Rust tokenizes .nn"));
+            assert_eq!(without_docs(expanded), without_docs(compiled), "{name}");
+        }
+    }
+
+    #[test]
+    fn file_net_generates_exactly_what_nnc_compile_writes() {
+        for (name, source) in spec_models() {
+            let compiled =
+                nnc_codegen::compile_source(&source, &name, &nnc_codegen::Options::default())
+                    .expect("spec models compile");
+            let compiled: TokenStream = compiled.parse().expect("generated code parses");
+            let path = format!("../../examples/models/{name}");
+            let expanded = net(quote::quote!(file = #path));
+            // The expansion is an `include_str!` of the file (for rebuilds), then the
+            // generated code, docs included.
+            let text = expanded.to_string();
+            assert!(text.ends_with(&compiled.to_string()), "{name}");
+            assert!(
+                text.starts_with("const _ : & str = include_str !"),
+                "{name}: {}",
+                &text[..80.min(text.len())]
+            );
+        }
+    }
+}
