@@ -11,16 +11,13 @@
 //! stored as `f32` or `f64` (converted to the model's float type); index arrays as
 //! any integer type, with non-negative values. Output files are written atomically.
 
-use ndarray::{ArrayD, Dimension, IxDyn, OwnedRepr};
-use ndarray_npy::{NpzReader, ReadNpyError, ReadNpzError, ReadableElement};
+use ndarray::{ArrayD, IxDyn};
 use nnc_ir::interp::{Bindings, Scalar, Value, concrete_shape, evaluate};
 use nnc_ir::{DType, Elem, Init, Model};
 use nnc_runtime::init;
-use nnc_runtime::npz::NpzBundle;
+use nnc_runtime::npz::{NpzBundle, NpzError, NpzReader};
 use nnc_runtime::rand::SeedableRng;
 use nnc_runtime::rand::rngs::StdRng;
-use std::fs::File;
-use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -143,177 +140,19 @@ fn run_typed<F: RunFloat>(model: &Model, args: &Args) -> Result<(), String> {
 
 // ---- reading ----------------------------------------------------------------------
 
-/// An open `.npz` file, remembering its path for messages.
-struct Npz {
-    path: String,
-    reader: NpzReader<BufReader<File>>,
-    names: Vec<String>,
-}
-
-/// Reading one array as one element type: the array, or the dtype the file has.
-enum Attempt<T> {
-    Found(ArrayD<T>),
-    OtherType(String),
-}
-
-impl Npz {
-    fn open(path: &Path) -> Result<Npz, String> {
-        let shown = path.display().to_string();
-        let file = File::open(path).map_err(|e| format!("cannot read {shown}: {e}"))?;
-        let mut reader = NpzReader::new(BufReader::new(file))
-            .map_err(|e| format!("{shown} is not a readable npz file: {e}"))?;
-        let names = reader
-            .names()
-            .map_err(|e| format!("{shown} is not a readable npz file: {e}"))?;
-        Ok(Npz {
-            path: shown,
-            reader,
-            names,
-        })
-    }
-
-    /// Checks the file holds exactly `declared`.
-    fn check_names(&self, kind: &str, declared: &[&str]) -> Result<(), String> {
-        let missing: Vec<&str> = declared
-            .iter()
-            .copied()
-            .filter(|d| !self.names.iter().any(|n| n == d))
-            .collect();
-        if !missing.is_empty() {
-            return Err(format!(
-                "{}: missing {kind} {}; the file holds {}",
-                self.path,
-                quoted(&missing),
-                quoted(&self.names.iter().map(String::as_str).collect::<Vec<_>>())
-            ));
-        }
-        let extra: Vec<&str> = self
-            .names
-            .iter()
-            .map(String::as_str)
-            .filter(|n| !declared.contains(n))
-            .collect();
-        if !extra.is_empty() {
-            return Err(format!(
-                "{}: unexpected array {}: the model's {kind}s are {}",
-                self.path,
-                quoted(&extra),
-                quoted(declared)
-            ));
-        }
-        Ok(())
-    }
-
-    fn attempt<T: ReadableElement>(&mut self, name: &str) -> Result<Attempt<T>, String> {
-        match self.reader.by_name::<OwnedRepr<T>, IxDyn>(name) {
-            Ok(a) => Ok(Attempt::Found(a)),
-            Err(ReadNpzError::Npy(ReadNpyError::WrongDescriptor(d))) => {
-                Ok(Attempt::OtherType(dtype_name(&d.to_string())))
-            }
-            Err(e) => Err(format!("{}: cannot read array `{name}`: {e}", self.path)),
-        }
-    }
-
-    /// A float array (stored as f64 or f32) in the computing type.
-    fn float<F: RunFloat>(&mut self, name: &str, what: &str) -> Result<ArrayD<F>, String> {
-        let conv = |v: f64| F::from_f64(v).unwrap_or_else(F::nan);
-        if let Attempt::Found(a) = self.attempt::<f64>(name)? {
-            return Ok(a.mapv(conv));
-        }
-        match self.attempt::<f32>(name)? {
-            Attempt::Found(a) => Ok(a.mapv(|v| conv(f64::from(v)))),
-            Attempt::OtherType(dtype) => Err(format!(
-                "{}: array `{name}` has dtype {dtype}, but {what} is a float tensor; store it as float32 or float64",
-                self.path
-            )),
-        }
-    }
-
-    /// Class indices stored as any integer type, each non-negative.
-    fn index(&mut self, name: &str, what: &str) -> Result<ArrayD<usize>, String> {
-        macro_rules! try_types {
-            ($($t:ty),*) => {$(
-                if let Attempt::Found(a) = self.attempt::<$t>(name)? {
-                    return self.indices(name, a);
-                }
-            )*};
-        }
-        try_types!(i64, i32, u8, u64, u32, i16, u16);
-        match self.attempt::<i8>(name)? {
-            Attempt::Found(a) => self.indices(name, a),
-            Attempt::OtherType(dtype) => Err(format!(
-                "{}: array `{name}` has dtype {dtype}, but {what} holds class indices; store it as an integer array",
-                self.path
-            )),
-        }
-    }
-
-    fn indices<T: Copy + TryInto<usize> + std::fmt::Display>(
-        &self,
-        name: &str,
-        a: ArrayD<T>,
-    ) -> Result<ArrayD<usize>, String> {
-        let mut out = ArrayD::<usize>::zeros(a.raw_dim());
-        for ((position, &v), slot) in a.indexed_iter().zip(out.iter_mut()) {
-            *slot = v.try_into().map_err(|_| {
-                format!(
-                    "{}: array `{name}` holds {v} at {:?}; class indices must be non-negative",
-                    self.path,
-                    position.slice()
-                )
-            })?;
-        }
-        Ok(out)
-    }
-}
-
-fn quoted(names: &[&str]) -> String {
-    if names.is_empty() {
-        return "nothing".to_string();
-    }
-    names
-        .iter()
-        .map(|n| format!("`{n}`"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// A numpy type descriptor with its readable name: `'<i8' (int64)`.
-fn dtype_name(descr: &str) -> String {
-    let code = descr
-        .trim_matches('\'')
-        .trim_start_matches(['<', '>', '|', '=']);
-    let friendly = match code {
-        "b1" | "?" => "bool",
-        "i1" => "int8",
-        "i2" => "int16",
-        "i4" => "int32",
-        "i8" => "int64",
-        "u1" => "uint8",
-        "u2" => "uint16",
-        "u4" => "uint32",
-        "u8" => "uint64",
-        "f2" => "float16",
-        "f4" => "float32",
-        "f8" => "float64",
-        "c8" => "complex64",
-        "c16" => "complex128",
-        _ => return descr.to_string(),
-    };
-    format!("{descr} ({friendly})")
-}
-
 fn read_inputs<F: RunFloat>(model: &Model, path: &Path) -> Result<Vec<(String, Value<F>)>, String> {
-    let mut npz = Npz::open(path)?;
+    let mut npz = NpzReader::open(path).map_err(|e| e.to_string())?;
     let declared: Vec<&str> = model.inputs.iter().map(|i| i.name.as_str()).collect();
-    npz.check_names("input", &declared)?;
+    npz.check_names("input", &declared)
+        .map_err(|e| e.to_string())?;
     let mut inputs = Vec::with_capacity(model.inputs.len());
     for info in &model.inputs {
-        let what = format!("input `{}` ({})", info.name, model.type_str(&info.ty));
         let value = match info.ty.elem {
-            Elem::Float => Value::Float(npz.float::<F>(&info.name, &what)?),
-            Elem::Index => Value::Index(npz.index(&info.name, &what)?),
+            Elem::Float => npz.float::<F>(&info.name).map(Value::Float),
+            Elem::Index => npz.index(&info.name).map(Value::Index),
         };
+        let ty = model.type_str(&info.ty);
+        let value = value.map_err(|e| declared_as(e, "input", &info.name, &ty))?;
         inputs.push((info.name.clone(), value));
     }
     Ok(inputs)
@@ -323,15 +162,25 @@ fn read_params<F: RunFloat>(
     model: &Model,
     path: &Path,
 ) -> Result<Vec<(String, ArrayD<F>)>, String> {
-    let mut npz = Npz::open(path)?;
+    let mut npz = NpzReader::open(path).map_err(|e| e.to_string())?;
     let declared: Vec<&str> = model.params.iter().map(|p| p.name.as_str()).collect();
-    npz.check_names("parameter", &declared)?;
+    npz.check_names("parameter", &declared)
+        .map_err(|e| e.to_string())?;
     let mut params = Vec::with_capacity(model.params.len());
     for info in &model.params {
-        let what = format!("parameter `{}`", info.name);
-        params.push((info.name.clone(), npz.float::<F>(&info.name, &what)?));
+        let shape = model.shape_str(&info.shape);
+        let array = npz
+            .float::<F>(&info.name)
+            .map_err(|e| declared_as(e, "parameter", &info.name, &shape))?;
+        params.push((info.name.clone(), array));
     }
     Ok(params)
+}
+
+/// A read error with the model's declaration of the array appended:
+/// `…, expected a float array (f32 or f64); input `x` is declared [N, 2]`.
+fn declared_as(error: NpzError, what: &str, name: &str, declared: &str) -> String {
+    format!("{error}; {what} `{name}` is declared {declared}")
 }
 
 // ---- initialisation ---------------------------------------------------------------

@@ -1,40 +1,10 @@
 //! `nnc check`, run as a user runs it: exit codes 0 (clean), 1 (diagnostics) and
 //! 2 (usage errors), what goes to stdout and what to stderr, and `--quiet`.
 
+mod common;
+
+use common::{code, nnc, repo, stderr, stdout};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-/// The repository root (this crate is `crates/nnc-cli`).
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// Runs `nnc` with `args` from the repository root.
-fn nnc<I, S>(args: I) -> Output
-where
-    I: IntoIterator<Item = S>,
-    S: AsRef<std::ffi::OsStr>,
-{
-    Command::new(env!("CARGO_BIN_EXE_nnc"))
-        .args(args)
-        .current_dir(repo())
-        .output()
-        .expect("nnc runs")
-}
-
-fn code(out: &Output) -> i32 {
-    out.status
-        .code()
-        .expect("nnc exits normally, not by a signal")
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
 
 /// A scratch file that removes itself.
 struct TempFile(PathBuf);

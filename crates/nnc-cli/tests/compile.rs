@@ -1,46 +1,20 @@
 //! `nnc compile`: output, emit modes, and no partial file on error.
 
-use std::process::{Command, Output};
+mod common;
 
-fn nnc(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_nnc"))
-        .args(args)
-        .output()
-        .expect("nnc runs")
-}
-
-fn model(file: &str) -> String {
-    format!(
-        "{}/../../examples/models/{file}",
-        env!("CARGO_MANIFEST_DIR")
-    )
-}
-
-fn scratch(name: &str) -> std::path::PathBuf {
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("compile")
-        .join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("scratch dir");
-    dir
-}
+use common::{model, nnc, scratch, stderr, stdout};
 
 #[test]
 fn writes_the_generated_module() {
-    let dir = scratch("writes");
+    let dir = scratch("compile", "writes");
     let out = dir.join("two_layer.rs");
-    let run = nnc(&[
+    let run = nnc([
         "compile",
         &model("two_layer.nn"),
         "-o",
         out.to_str().expect("utf-8 path"),
     ]);
-    assert_eq!(
-        run.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    assert_eq!(run.status.code(), Some(0), "{}", stderr(&run));
     let text = std::fs::read_to_string(&out).expect("output written");
     for needle in [
         "pub mod two_layer",
@@ -56,7 +30,7 @@ fn writes_the_generated_module() {
 
 #[test]
 fn an_error_leaves_the_old_file_untouched() {
-    let dir = scratch("error");
+    let dir = scratch("compile", "error");
     let bad = dir.join("bad.nn");
     std::fs::write(
         &bad,
@@ -65,14 +39,14 @@ fn an_error_leaves_the_old_file_untouched() {
     .expect("write");
     let out = dir.join("out.rs");
     std::fs::write(&out, "previous contents").expect("write");
-    let run = nnc(&[
+    let run = nnc([
         "compile",
         bad.to_str().expect("utf-8"),
         "-o",
         out.to_str().expect("utf-8"),
     ]);
     assert_eq!(run.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&run.stderr);
+    let stderr = stderr(&run);
     assert!(stderr.contains("inner dims 3 and 4 differ"), "{stderr}");
     assert!(stderr.contains("bad.nn:1:"), "{stderr}");
     assert_eq!(
@@ -84,7 +58,7 @@ fn an_error_leaves_the_old_file_untouched() {
 
 #[test]
 fn emits_ir_grad_ir_and_plans() {
-    let ir = nnc(&[
+    let ir = nnc([
         "compile",
         &model("gates.nn"),
         "--model",
@@ -92,10 +66,10 @@ fn emits_ir_grad_ir_and_plans() {
         "--emit",
         "ir",
     ]);
-    let ir = String::from_utf8_lossy(&ir.stdout).into_owned();
+    let ir = stdout(&ir);
     assert!(ir.contains("%3 = add %0, %1"), "{ir}");
     assert!(!ir.contains("grad x"), "{ir}");
-    let grad_ir = nnc(&[
+    let grad_ir = nnc([
         "compile",
         &model("gates.nn"),
         "--model",
@@ -103,15 +77,15 @@ fn emits_ir_grad_ir_and_plans() {
         "--emit",
         "grad-ir",
     ]);
-    let grad_ir = String::from_utf8_lossy(&grad_ir.stdout).into_owned();
+    let grad_ir = stdout(&grad_ir);
     assert!(grad_ir.contains("grad x = "), "{grad_ir}");
-    let plan = nnc(&["compile", &model("spiral.nn"), "--emit", "plan"]);
+    let plan = nnc(["compile", &model("spiral.nn"), "--emit", "plan"]);
     assert_eq!(plan.status.code(), Some(0));
 }
 
 #[test]
 fn unknown_model_is_an_error() {
-    let run = nnc(&["compile", &model("gates.nn"), "--model", "nope"]);
+    let run = nnc(["compile", &model("gates.nn"), "--model", "nope"]);
     assert_eq!(run.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&run.stderr).contains("no model named `nope`"));
+    assert!(stderr(&run).contains("no model named `nope`"));
 }

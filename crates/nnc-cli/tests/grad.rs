@@ -1,28 +1,12 @@
 //! `nnc grad` and `nnc gradcheck`, end to end.
 
-use std::process::{Command, Output};
+mod common;
 
-fn nnc(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_nnc"))
-        .args(args)
-        .output()
-        .expect("nnc runs")
-}
-
-fn model(file: &str) -> String {
-    format!(
-        "{}/../../examples/models/{file}",
-        env!("CARGO_MANIFEST_DIR")
-    )
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
+use common::{model, nnc, stderr, stdout};
 
 #[test]
 fn grad_prints_the_slides_derivation() {
-    let out = nnc(&["grad", &model("gates.nn"), "--model", "add_mul"]);
+    let out = nnc(["grad", &model("gates.nn"), "--model", "add_mul"]);
     assert_eq!(out.status.code(), Some(0));
     let text = stdout(&out);
     for line in [
@@ -39,7 +23,7 @@ fn grad_prints_the_slides_derivation() {
 
 #[test]
 fn grad_in_latex() {
-    let out = nnc(&[
+    let out = nnc([
         "grad",
         &model("gates.nn"),
         "--model",
@@ -57,14 +41,14 @@ fn grad_in_latex() {
 
 #[test]
 fn grad_needs_a_model_name_when_the_file_has_several() {
-    let out = nnc(&["grad", &model("gates.nn")]);
+    let out = nnc(["grad", &model("gates.nn")]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--model"));
+    assert!(stderr(&out).contains("--model"));
 }
 
 #[test]
 fn gradcheck_passes_on_spiral_and_reports_each_tensor() {
-    let out = nnc(&[
+    let out = nnc([
         "gradcheck",
         &model("spiral.nn"),
         "--batch",
@@ -86,7 +70,7 @@ fn gradcheck_passes_on_spiral_and_reports_each_tensor() {
 #[test]
 fn gradcheck_exits_1_when_a_tensor_fails() {
     // A negative threshold fails every tensor: the failure path and its exit code.
-    let out = nnc(&[
+    let out = nnc([
         "gradcheck",
         &model("gates.nn"),
         "--model",

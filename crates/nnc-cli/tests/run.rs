@@ -3,55 +3,14 @@
 //! interpreter; and every kind of bad array is an error naming it (exit 1), with no
 //! output file left behind.
 
+mod common;
+
+use common::{Arg, code, model, nnc, scratch, stderr, stdout};
 use ndarray::{ArrayD, Ix2, IxDyn, OwnedRepr};
 use ndarray_npy::{NpzReader, NpzWriter, ReadableElement};
 use nnc_ir::interp::{Bindings, Value, evaluate};
 use std::fs::File;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-/// The repository root (this crate is `crates/nnc-cli`).
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn spec(file: &str) -> PathBuf {
-    let copy = repo().join("examples/models").join(file);
-    if copy.is_file() {
-        copy
-    } else {
-        repo().join("../shared/spec/models").join(file)
-    }
-}
-
-/// A fresh scratch directory per test.
-fn scratch(test: &str) -> PathBuf {
-    let dir =
-        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("run-{test}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("a scratch directory");
-    dir
-}
-
-fn nnc(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_nnc"))
-        .args(args)
-        .current_dir(repo())
-        .output()
-        .expect("nnc runs")
-}
-
-fn code(out: &Output) -> i32 {
-    out.status.code().expect("nnc exits normally")
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+use std::path::Path;
 
 /// An array of any storable element type, for writing test inputs.
 #[derive(Clone)]
@@ -118,16 +77,15 @@ fn labels(n: usize, classes: usize) -> Vec<usize> {
 /// The lecture's gate circuit: no inputs, constant params, loss -12 and q = 3.
 #[test]
 fn add_mul_prints_and_writes_the_loss_and_outputs() {
-    let dir = scratch("add_mul");
+    let dir = scratch("run", "add_mul");
     let out = dir.join("out.npz");
-    let run = nnc(&[
-        &"run",
-        &spec("gates.nn"),
-        &"--model",
-        &"add_mul",
-        &"--out",
-        &out,
-    ]);
+    let gates = model("gates.nn");
+    let add_mul = |flags: &[&str]| {
+        let mut args: Vec<Arg> = vec![&"run", &gates, &"--model", &"add_mul", &"--out", &out];
+        args.extend(flags.iter().map(|f| f as Arg));
+        nnc(args)
+    };
+    let run = add_mul(&[]);
     assert_eq!(code(&run), 0, "{}", stderr(&run));
     assert_eq!(stdout(&run), "loss = -12\n");
     assert_eq!(
@@ -151,15 +109,7 @@ fn add_mul_prints_and_writes_the_loss_and_outputs() {
     );
 
     // --f32 computes (and writes) in f32 whatever the model's dtype.
-    let run = nnc(&[
-        &"run",
-        &spec("gates.nn"),
-        &"--model",
-        &"add_mul",
-        &"--out",
-        &out,
-        &"--f32",
-    ]);
+    let run = add_mul(&["--f32"]);
     assert_eq!(code(&run), 0, "{}", stderr(&run));
     assert_eq!(
         read::<f32>(&out, "loss"),
@@ -170,7 +120,7 @@ fn add_mul_prints_and_writes_the_loss_and_outputs() {
 /// `two_layer` on inputs and params from files equals the lecture's numpy code.
 #[test]
 fn two_layer_loss_matches_hand_computation() {
-    let dir = scratch("two_layer");
+    let dir = scratch("run", "two_layer");
     let (x, y) = (normal(&[4, 1000], 1), normal(&[4, 10], 2));
     let (w1, w2) = (normal(&[1000, 100], 3), normal(&[100, 10], 4));
     let (inputs, params, out) = (dir.join("in.npz"), dir.join("p.npz"), dir.join("out.npz"));
@@ -187,9 +137,9 @@ fn two_layer_loss_matches_hand_computation() {
             ("w2", &Arr::F32(w2_32.clone())),
         ],
     );
-    let run = nnc(&[
-        &"run",
-        &spec("two_layer.nn"),
+    let run = nnc([
+        &"run" as Arg,
+        &model("two_layer.nn"),
         &"--inputs",
         &inputs,
         &"--params",
@@ -231,7 +181,7 @@ fn two_layer_loss_matches_hand_computation() {
 /// index output is written as int64.
 #[test]
 fn spiral_with_seeded_params_round_trips() {
-    let dir = scratch("spiral");
+    let dir = scratch("run", "spiral");
     let n = 9;
     let x = normal(&[n, 2], 5);
     let lab: Vec<usize> = labels(n, 3);
@@ -243,19 +193,15 @@ fn spiral_with_seeded_params_round_trips() {
         &[("x", &Arr::F64(x.clone())), ("labels", &Arr::I32(lab_i32))],
     );
     let (p1, p2, out) = (dir.join("p1.npz"), dir.join("p2.npz"), dir.join("out.npz"));
-    let file = spec("spiral.nn");
-    let run = nnc(&[
-        &"run",
-        &file,
-        &"--inputs",
-        &inputs,
-        &"--seed",
-        &"3",
-        &"--save-params",
-        &p1,
-        &"--out",
-        &out,
-    ]);
+    let file = model("spiral.nn");
+    // Runs with parameters initialised from `seed`, saving them to `save`.
+    let seeded = |seed: &str, save: &Path, more: &[Arg]| {
+        let mut args: Vec<Arg> = vec![&"run", &file, &"--inputs", &inputs];
+        args.extend([&"--seed" as Arg, &seed, &"--save-params", &save]);
+        args.extend_from_slice(more);
+        nnc(args)
+    };
+    let run = seeded("3", &p1, &[&"--out", &out]);
     assert_eq!(code(&run), 0, "{}", stderr(&run));
     assert_eq!(
         names(&out),
@@ -308,31 +254,13 @@ fn spiral_with_seeded_params_round_trips() {
     assert_eq!(predicted, expected.mapv(|v| v as i64));
 
     // Same seed, same params; loading them back gives the same loss.
-    let again = nnc(&[
-        &"run",
-        &file,
-        &"--inputs",
-        &inputs,
-        &"--seed",
-        &"3",
-        &"--save-params",
-        &p2,
-    ]);
+    let again = seeded("3", &p2, &[]);
     assert_eq!(code(&again), 0, "{}", stderr(&again));
     assert_eq!(read::<f64>(&p1, "w2"), read::<f64>(&p2, "w2"));
-    let other = nnc(&[
-        &"run",
-        &file,
-        &"--inputs",
-        &inputs,
-        &"--seed",
-        &"4",
-        &"--save-params",
-        &p2,
-    ]);
+    let other = seeded("4", &p2, &[]);
     assert_eq!(code(&other), 0, "{}", stderr(&other));
     assert_ne!(read::<f64>(&p1, "w2"), read::<f64>(&p2, "w2"));
-    let loaded = nnc(&[&"run", &file, &"--inputs", &inputs, &"--params", &p1]);
+    let loaded = nnc([&"run" as Arg, &file, &"--inputs", &inputs, &"--params", &p1]);
     assert_eq!(code(&loaded), 0, "{}", stderr(&loaded));
     assert_eq!(stdout(&loaded), stdout(&run));
 }
@@ -342,18 +270,12 @@ fn spiral_with_seeded_params_round_trips() {
 /// Runs `spiral` on inputs `arrays` (or `extra` arguments) and returns stderr, after
 /// checking the run failed with exit 1 and wrote no output file.
 fn spiral_error(test: &str, arrays: &[(&str, &Arr)], extra: &[&str]) -> String {
-    let dir = scratch(test);
+    let dir = scratch("run", test);
     let (inputs, out) = (dir.join("in.npz"), dir.join("out.npz"));
     write_npz(&inputs, arrays);
-    let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> = vec![&"run"];
-    let file = spec("spiral.nn");
-    args.extend([
-        &file as &dyn AsRef<std::ffi::OsStr>,
-        &"--inputs",
-        &inputs,
-        &"--out",
-        &out,
-    ]);
+    let mut args: Vec<Arg> = vec![&"run"];
+    let file = model("spiral.nn");
+    args.extend([&file as Arg, &"--inputs", &inputs, &"--out", &out]);
     for e in extra {
         args.push(e);
     }
@@ -389,12 +311,12 @@ fn bad_arrays_are_errors_naming_them() {
         (
             "missing",
             vec![("x", x.clone())],
-            "in.npz: missing input `labels`; the file holds `x`",
+            "in.npz: missing input `labels`; the file holds array `x`",
         ),
         (
             "extra",
             vec![("x", x.clone()), ("labels", good.clone()), ("z", x.clone())],
-            "in.npz: unexpected array `z`: the model's inputs are `x`, `labels`",
+            "in.npz: unexpected array `z`; expected only inputs `x`, `labels`",
         ),
         (
             "shape",
@@ -415,8 +337,8 @@ fn bad_arrays_are_errors_naming_them() {
                 ("x", x.clone()),
                 ("labels", Arr::F64(ArrayD::zeros(IxDyn(&[4])))),
             ],
-            "array `labels` has dtype '<f8' (float64), but input `labels` (index[N]) holds class indices; \
-             store it as an integer array",
+            "in.npz: array `labels` has dtype '<f8' (float64), expected an integer array \
+             (any of i8 … u64); input `labels` is declared index[N]",
         ),
         (
             "int_x",
@@ -424,12 +346,14 @@ fn bad_arrays_are_errors_naming_them() {
                 ("x", Arr::I64(ArrayD::zeros(IxDyn(&[4, 2])))),
                 ("labels", good.clone()),
             ],
-            "array `x` has dtype '<i8' (int64), but input `x` ([N, 2]) is a float tensor; store it as float32 or float64",
+            "in.npz: array `x` has dtype '<i8' (int64), expected a float array (f32 or f64); \
+             input `x` is declared [N, 2]",
         ),
         (
             "negative",
             vec![("x", x.clone()), ("labels", lab(&[0, -1, 2, 0]))],
-            "array `labels` holds -1 at [1]; class indices must be non-negative",
+            "in.npz: array `labels` holds -1 at [1], which is not a valid index (must be \
+             non-negative); input `labels` is declared index[N]",
         ),
         (
             "out_of_range",
@@ -448,44 +372,73 @@ fn bad_arrays_are_errors_naming_them() {
             "{test}: got\n{err}\nexpected\n{expected}"
         );
     }
-    // A parameter file with a wrongly-shaped parameter.
-    let dir = scratch("param_shape");
+    // Parameter files: a wrongly-shaped, a wrongly-typed and a missing parameter.
+    let dir = scratch("run", "params");
     let params = dir.join("p.npz");
-    let w = |s: &[usize]| Arr::F64(ArrayD::zeros(IxDyn(s)));
-    let (w1, b1, w2, b2) = (w(&[2, 100]), w(&[100]), w(&[3, 100]), w(&[3]));
-    write_npz(
-        &params,
-        &[("w1", &w1), ("b1", &b1), ("w2", &w2), ("b2", &b2)],
-    );
     let params_arg = params.to_string_lossy().into_owned();
-    let err = spiral_error(
-        "param_shape_run",
-        &[("x", &x), ("labels", &good)],
-        &["--params", &params_arg],
-    );
-    assert!(
-        err.contains("parameter `w2` must have shape [100, 3], got [3, 100]"),
-        "{err}"
-    );
+    let w = |s: &[usize]| Arr::F64(ArrayD::zeros(IxDyn(s)));
+    let (w1, b1, w2, b2) = (w(&[2, 100]), w(&[100]), w(&[100, 3]), w(&[3]));
+    let (w2_t, b2_int) = (w(&[3, 100]), Arr::I32(ArrayD::zeros(IxDyn(&[3]))));
+    let param_cases: Vec<Case> = vec![
+        (
+            "param_shape",
+            vec![
+                ("w1", w1.clone()),
+                ("b1", b1.clone()),
+                ("w2", w2_t),
+                ("b2", b2.clone()),
+            ],
+            "parameter `w2` must have shape [100, 3], got [3, 100]",
+        ),
+        (
+            "param_dtype",
+            vec![
+                ("w1", w1.clone()),
+                ("b1", b1.clone()),
+                ("w2", w2.clone()),
+                ("b2", b2_int),
+            ],
+            "p.npz: array `b2` has dtype '<i4' (int32), expected a float array (f32 or f64); \
+             parameter `b2` is declared [3]",
+        ),
+        (
+            "param_missing",
+            vec![("w1", w1), ("b1", b1), ("w2", w2)],
+            "p.npz: missing parameter `b2`; the file holds arrays `w1`, `b1`, `w2`",
+        ),
+    ];
+    for (test, arrays, expected) in param_cases {
+        let arrays: Vec<(&str, &Arr)> = arrays.iter().map(|(n, a)| (*n, a)).collect();
+        write_npz(&params, &arrays);
+        let err = spiral_error(
+            test,
+            &[("x", &x), ("labels", &good)],
+            &["--params", &params_arg],
+        );
+        assert!(
+            err.contains(expected),
+            "{test}: got\n{err}\nexpected\n{expected}"
+        );
+    }
 }
 
 #[test]
 fn model_selection_and_missing_inputs() {
-    let gates = spec("gates.nn");
-    let several = nnc(&[&"run", &gates]);
+    let gates = model("gates.nn");
+    let several = nnc(["run", &gates]);
     assert_eq!(code(&several), 1);
     assert!(
         stderr(&several).contains("holds several models (`add_mul`, `neuron`, `neuron_gate`); choose one with --model NAME"),
         "{}",
         stderr(&several)
     );
-    let unknown = nnc(&[&"run", &gates, &"--model", &"nope"]);
+    let unknown = nnc(["run", &gates, "--model", "nope"]);
     assert_eq!(code(&unknown), 1);
     assert!(
         stderr(&unknown)
             .contains("has no model `nope`; its models: `add_mul`, `neuron`, `neuron_gate`")
     );
-    let neuron = nnc(&[&"run", &gates, &"--model", &"neuron"]);
+    let neuron = nnc(["run", &gates, "--model", "neuron"]);
     assert_eq!(code(&neuron), 0, "{}", stderr(&neuron));
     assert!(
         stdout(&neuron).starts_with("loss = 0.731058578630"),
@@ -493,7 +446,7 @@ fn model_selection_and_missing_inputs() {
         stdout(&neuron)
     );
 
-    let no_inputs = nnc(&[&"run", &spec("spiral.nn")]);
+    let no_inputs = nnc(["run", &model("spiral.nn")]);
     assert_eq!(code(&no_inputs), 1);
     assert!(
         stderr(&no_inputs).contains(
@@ -501,31 +454,31 @@ fn model_selection_and_missing_inputs() {
         )
     );
 
-    let missing_file = nnc(&[
-        &"run",
-        &spec("spiral.nn"),
-        &"--inputs",
-        &"/nonexistent/in.npz",
+    let missing_file = nnc([
+        "run",
+        &model("spiral.nn"),
+        "--inputs",
+        "/nonexistent/in.npz",
     ]);
     assert_eq!(code(&missing_file), 1);
     assert!(
-        stderr(&missing_file).contains("cannot read /nonexistent/in.npz"),
+        stderr(&missing_file).contains("/nonexistent/in.npz: cannot read: "),
         "{}",
         stderr(&missing_file)
     );
 
-    let conflicting = nnc(&[&"run", &gates, &"--seed", &"1", &"--params", &"p.npz"]);
+    let conflicting = nnc(["run", &gates, "--seed", "1", "--params", "p.npz"]);
     assert_eq!(code(&conflicting), 2, "clap rejects --seed with --params");
 }
 
 /// A diagnostic in the source is rendered, exit 1.
 #[test]
 fn shape_errors_in_the_source_are_rendered() {
-    let dir = scratch("bad_source");
+    let dir = scratch("run", "bad_source");
     let file = dir.join("bad.nn");
     std::fs::write(&file, "model m {\n    dim N;\n    input x: [N, 10];\n    param w: [5, 10];\n    loss sum(x @ w);\n}\n")
         .expect("written");
-    let run = nnc(&[&"run", &file]);
+    let run = nnc([&"run" as Arg, &file]);
     assert_eq!(code(&run), 1);
     assert!(
         stderr(&run)

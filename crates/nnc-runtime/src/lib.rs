@@ -12,7 +12,7 @@
 //! |---|---|---|
 //! | [`model`] | the contract generated code implements | [`Model`], [`TensorSet`], [`Signature`], [`NamedInputs`] |
 //! | [`init`] | parameter initialisers, called by generated `init_params` | [`init::Init`], [`init::fill`] |
-//! | [`npz`] | parameters, inputs and results as `.npz` files, by name | [`npz::load_params`], [`npz::load_inputs`], [`npz::NpzBundle`] |
+//! | [`npz`] | parameters, inputs and results as `.npz` files, by name | [`npz::load_params`], [`npz::load_inputs`], [`npz::NpzReader`], [`npz::NpzBundle`] |
 //! | [`gradcheck`] | finite-difference checks of `loss_and_grad` | [`gradcheck::check_gradients`] |
 //! | [`linalg`] | matrix products on views of any strides (`gemm` crate) | [`linalg::matmul`] |
 //! | [`optim`] | SGD, momentum, Adam over any parameter/gradient sets | [`optim::Optimizer`] |

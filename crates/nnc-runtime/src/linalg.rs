@@ -6,7 +6,7 @@
 //! against 35-37, see BENCHMARKS.md), and it keeps its packing buffers per thread.
 //!
 //! Allocation: both libraries allocate scratch for packing on some calls. The model
-//! code around them allocates nothing, and [`scratch_scope`] marks the library's
+//! code around them allocates nothing, and `scratch_scope` marks the library's
 //! calls so an allocation-counting test can tell the two apart.
 
 use crate::Float;

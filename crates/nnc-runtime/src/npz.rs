@@ -838,6 +838,34 @@ mod tests {
     }
 
     #[test]
+    fn reader_checks_names_against_a_declared_list() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("in.npz");
+        write_raw(&path, |npz| npz.add_array("x", &arr0(1.0)).expect("x"));
+        let npz = NpzReader::open(&path).expect("opens");
+        assert_eq!(npz.path(), path);
+        assert_eq!(npz.names(), ["x"]);
+        npz.check_names("input", &["x"])
+            .expect("exactly the declared arrays");
+        for (declared, expected) in [
+            (
+                &["x", "y", "z"][..],
+                "missing inputs `y`, `z`; the file holds array `x`",
+            ),
+            (&["y"][..], "missing input `y`; the file holds array `x`"),
+            (&[][..], "unexpected array `x`; expected no parameters"),
+        ] {
+            let what = if declared.is_empty() {
+                "parameter"
+            } else {
+                "input"
+            };
+            let err = npz.check_names(what, declared).expect_err(expected);
+            assert_eq!(err.kind.to_string(), expected);
+        }
+    }
+
+    #[test]
     fn inputs_round_trip_through_save_inputs() {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("in.npz");
@@ -860,8 +888,7 @@ mod tests {
         NpzBundle::results(1.5, &outputs, &grads)
             .save(&path)
             .expect("saved");
-        let mut npz =
-            ndarray_npy::NpzReader::new(File::open(&path).expect("exists")).expect("npz");
+        let mut npz = ndarray_npy::NpzReader::new(File::open(&path).expect("exists")).expect("npz");
         assert_eq!(
             npz.names().expect("names"),
             vec!["loss", "class", "grad_w", "grad_b"]
