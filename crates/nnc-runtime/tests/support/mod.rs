@@ -59,22 +59,5 @@ pub fn vector<'a, T>(input: &str, a: &'a ArrayD<T>) -> Result<ArrayView1<'a, T>,
         .map_err(|_| rank_error(input, 1, a.ndim()))
 }
 
-/// Checks axis `axis` of `input`, bound to dim `dim`, has size `expected`.
-pub fn check_dim(
-    input: &str,
-    axis: usize,
-    dim: &str,
-    expected: usize,
-    actual: usize,
-) -> Result<(), ShapeError> {
-    if expected == actual {
-        return Ok(());
-    }
-    Err(ShapeError::Dim {
-        input: input.to_string(),
-        axis,
-        dim: dim.to_string(),
-        expected,
-        actual,
-    })
-}
+/// The generated code's own dim check, so the hand-written models report alike.
+pub use nnc_runtime::support::check_dim;
