@@ -13,7 +13,7 @@ use crate::plan::{
     Helper, HelperKind, Hold, Kind, Level, Member, Nest, Plan, Slot, Step, gemm_base, unit,
     unit_reshape,
 };
-use nnc_ir::{BinaryOp, CmpOp, Dim, NodeId, Op, ReduceOp, Shape, UnaryOp};
+use nnc_ir::{BinaryOp, CmpOp, DType, Dim, NodeId, Op, ReduceOp, Shape, UnaryOp};
 use proc_macro2::TokenStream;
 use quote::quote;
 use std::collections::{BTreeSet, HashMap};
@@ -718,6 +718,11 @@ impl<'a> Body<'a> {
                     UnaryOp::Log => x.method(dtype, "ln", &[]),
                     UnaryOp::Sqrt => x.method(dtype, "sqrt", &[]),
                     UnaryOp::Abs => x.method(dtype, "abs", &[]),
+                    // f32: the branch-free `rt::tanh`, so the loop vectorises (glibc's
+                    // `tanhf` does not); f64 keeps libm's.
+                    UnaryOp::Tanh if matches!(dtype, DType::F32) => {
+                        Ex::call(quote!(rt::tanh), &[x])
+                    }
                     UnaryOp::Tanh => x.method(dtype, "tanh", &[]),
                     UnaryOp::Sigmoid => Ex::call(quote!(rt::sigmoid), &[x]),
                     UnaryOp::Softplus => Ex::call(quote!(rt::softplus), &[x]),
