@@ -266,15 +266,7 @@ pub fn find_float<'a, F, D: Dimension>(
     named: &'a NamedInputs<F>,
     name: &str,
 ) -> Result<ArrayView<'a, F, D>, ShapeError> {
-    let a = find(&named.floats, name)?;
-    let expected = D::NDIM.unwrap_or(a.ndim());
-    a.view()
-        .into_dimensionality::<D>()
-        .map_err(|_| ShapeError::Rank {
-            input: name.to_string(),
-            expected,
-            actual: a.ndim(),
-        })
+    with_rank(find(&named.floats, name)?, name)
 }
 
 /// The index input `name` of rank `D`, or a `Missing` or `Rank` error.
@@ -282,7 +274,14 @@ pub fn find_index<'a, F, D: Dimension>(
     named: &'a NamedInputs<F>,
     name: &str,
 ) -> Result<ArrayView<'a, usize, D>, ShapeError> {
-    let a = find(&named.indices, name)?;
+    with_rank(find(&named.indices, name)?, name)
+}
+
+/// `a` viewed with rank `D`, or a `Rank` error naming the input.
+fn with_rank<'a, T, D: Dimension>(
+    a: &'a ArrayD<T>,
+    name: &str,
+) -> Result<ArrayView<'a, T, D>, ShapeError> {
     let expected = D::NDIM.unwrap_or(a.ndim());
     a.view()
         .into_dimensionality::<D>()
