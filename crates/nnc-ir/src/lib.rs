@@ -30,7 +30,7 @@ mod types;
 pub use lower::{grad_targets, lower_file, lower_model};
 pub use model::{GradOf, Init, InputInfo, Model, Node, NodeId, ParamInfo};
 pub use op::{BinaryOp, CmpOp, InputId, Op, ParamId, ReduceOp, UnaryOp};
-pub use types::{DType, Dim, DimId, DimInfo, Elem, Shape, Type};
+pub use types::{DType, Dim, DimId, DimInfo, Elem, Shape, Type, fixed_elements};
 
 /// Parses, checks and lowers a source text: every model, or every diagnostic.
 pub fn compile_source(source: &str) -> Result<Vec<Model>, Vec<nnc_syntax::Diagnostic>> {

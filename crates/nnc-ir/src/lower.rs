@@ -929,10 +929,7 @@ impl<'b, 'a> BuiltinCall<'b, 'a> {
             vec![x],
             span,
         )?;
-        let fixed: usize = reduced
-            .iter()
-            .map(|d| if let Dim::Fixed(n) = d { *n } else { 1 })
-            .product();
+        let fixed = crate::types::fixed_elements(&reduced);
         let mut count = None;
         if fixed != 1 || reduced.iter().all(|d| matches!(d, Dim::Fixed(_))) {
             count = Some(self.lowerer.tensor(Val::Number(fixed as f64), span)?);

@@ -6,7 +6,7 @@
 //! inputs that disagree with their declarations, which the entry points check.
 
 use crate::model::{Model, NodeId};
-use crate::op::{BinaryOp, Op};
+use crate::op::Op;
 use crate::types::{Dim, Elem, Shape, Type};
 
 /// A shape error, before it is given a source location.
@@ -280,12 +280,4 @@ fn matmul(model: &Model, a: &Shape, b: &Shape) -> Result<Shape, ShapeError> {
         return Err(mismatch(k1, k2));
     }
     Ok(result)
-}
-
-/// The op a binary node performs, if it is one (used by the printer and rules).
-pub fn binary_op(op: &Op) -> Option<BinaryOp> {
-    match op {
-        Op::Binary(b) => Some(*b),
-        _ => None,
-    }
 }

@@ -32,6 +32,18 @@ pub enum Dim {
 /// A shape: rank 0 to 4.
 pub type Shape = Vec<Dim>;
 
+/// The product of a shape's fixed dims (its element count when it has no runtime
+/// dims; otherwise the factor the runtime dims multiply).
+pub fn fixed_elements(shape: &[Dim]) -> usize {
+    shape
+        .iter()
+        .map(|d| match d {
+            Dim::Fixed(n) => *n,
+            Dim::Var(_) => 1,
+        })
+        .product()
+}
+
 /// What a tensor's elements are.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Elem {

@@ -185,16 +185,7 @@ impl<'a> Body<'a> {
 
     /// The number of elements of a shape.
     pub fn len(&mut self, shape: &[Dim]) -> Ex {
-        let fixed: usize = shape
-            .iter()
-            .filter_map(|d| {
-                if let Dim::Fixed(n) = d {
-                    Some(*n)
-                } else {
-                    None
-                }
-            })
-            .product();
+        let fixed = nnc_ir::fixed_elements(shape);
         let mut acc: Option<Ex> = None;
         for d in shape {
             if let Dim::Var(_) = d {

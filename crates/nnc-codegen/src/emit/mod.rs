@@ -828,16 +828,7 @@ impl Gen<'_> {
         let mut grow = vec![];
         let mut dims_used: BTreeSet<usize> = BTreeSet::new();
         let mut size = |shape: &Shape| -> TokenStream {
-            let fixed: usize = shape
-                .iter()
-                .filter_map(|d| {
-                    if let Dim::Fixed(n) = d {
-                        Some(*n)
-                    } else {
-                        None
-                    }
-                })
-                .product();
+            let fixed = nnc_ir::fixed_elements(shape);
             let mut terms: Vec<TokenStream> = vec![];
             for d in shape {
                 if let Dim::Var(v) = d {
