@@ -75,8 +75,10 @@ struct Measured {
 struct WorkloadResult {
     workload: Workload,
     shape: Matmul,
-    gemm: Timing,
+    /// The matmul ceiling rows: the runtime's GEMM, ndarray's, the `gemm` crate's.
+    runtime_mm: Timing,
     ndarray: Timing,
+    gemm_crate: Timing,
     baseline: Timing,
     others: Vec<Measured>,
     /// Implementations not measured, and why.
@@ -174,8 +176,9 @@ fn bench<F: BenchFloat>(
     let named = problem.named_inputs();
     let lr = w.lr();
     let shape = w.largest_matmul();
-    let mut gemm = MatmulBench::<F>::new(shape, Routine::Runtime);
+    let mut runtime_mm = MatmulBench::<F>::new(shape, Routine::Runtime);
     let mut nd = MatmulBench::<F>::new(shape, Routine::Ndarray);
+    let mut gemm_crate = MatmulBench::<F>::new(shape, Routine::GemmCrate);
 
     let mut base = baseline::for_problem(&problem, lr);
     let (base_loss, base_grads) = first_step(&mut *base);
@@ -219,12 +222,14 @@ fn bench<F: BenchFloat>(
         for (_, t) in &mut trainers {
             calls.push(Box::new(move || to_f64(t.step())));
         }
-        calls.push(Box::new(|| gemm.call()));
+        calls.push(Box::new(|| runtime_mm.call()));
         calls.push(Box::new(|| nd.call()));
+        calls.push(Box::new(|| gemm_crate.call()));
         measure_interleaved(&mut calls, config)
     };
+    let gemm_crate = timings.pop().ok_or("no timing")?;
     let ndarray = timings.pop().ok_or("no timing")?;
-    let gemm = timings.pop().ok_or("no timing")?;
+    let runtime_mm = timings.pop().ok_or("no timing")?;
     let baseline = timings.remove(0);
     // Training went somewhere sensible (no NaN): the loss before and after timing.
     eprintln!(
@@ -248,8 +253,9 @@ fn bench<F: BenchFloat>(
     Ok(WorkloadResult {
         workload: w,
         shape,
-        gemm,
+        runtime_mm,
         ndarray,
+        gemm_crate,
         baseline,
         others,
         missing,
@@ -287,7 +293,7 @@ fn print_results(results: &[WorkloadResult]) {
     for r in results {
         let w = r.workload;
         let mflop = w.mflop(w.batch());
-        let ceiling = gflops(r.shape.flops() / 1e6, &r.gemm);
+        let ceiling = gflops(r.shape.flops() / 1e6, &r.runtime_mm);
         let label = format!(
             "{} {} ({})",
             w.id(),
@@ -328,7 +334,11 @@ fn print_results(results: &[WorkloadResult]) {
             main.row(vec![label.clone(), m.clone()]);
         }
         let mm = r.shape.flops() / 1e6;
-        for (routine, t) in [(Routine::Runtime, &r.gemm), (Routine::Ndarray, &r.ndarray)] {
+        for (routine, t) in [
+            (Routine::Runtime, &r.runtime_mm),
+            (Routine::Ndarray, &r.ndarray),
+            (Routine::GemmCrate, &r.gemm_crate),
+        ] {
             let name = format!("matmul ceiling: {} {}", routine.label(), r.shape);
             main.row(line(&name, t, mm, None, ""));
         }

@@ -33,8 +33,9 @@
 //!    squares) that another nest needs is recomputed there from values that exist
 //!    anyway, not stored: the sigmoid backward reads `h` and recomputes
 //!    `h * (1 - h)`, a ReLU backward recomputes its mask from the matmul's buffer.
-//! 5. *Matmuls* call the runtime's `linalg::matmul` (the `gemm` crate) on views of
-//!    the workspace: transposed operands are `.t()` views, never copies; operands
+//! 5. *Matmuls* call the runtime's `linalg::matmul` (its own GEMM, packing into the
+//!    workspace's scratch) on views of the workspace: transposed operands are `.t()`
+//!    views, never copies; operands
 //!    that are computed expressions are stored first. `P + A @ B` (a gradient with
 //!    two contributions) writes `P` into the result and lets the matmul accumulate.
 //! 6. *Storage.* A value is stored only if a matmul reads it, another nest or step
@@ -58,9 +59,8 @@
 //! - **No allocation in a call** once the workspace exists (for the same or smaller
 //!   runtime dims): buffers are `Vec`s sized by `Workspace::grow`, parameters and
 //!   inputs in another layout than row-major are copied into preallocated staging
-//!   buffers, gradients are written in place. (The GEMM library itself allocates
-//!   packing scratch on some calls; `nnc_runtime::linalg::in_gemm` tells those
-//!   apart.)
+//!   buffers, gradients are written in place, and the matmuls pack into the
+//!   workspace's `GemmScratch`, reserved for every product the model computes.
 //! - **Inputs are checked once per call**, before anything is computed: rank (by
 //!   type), every axis against its declaration and against the other inputs sharing a
 //!   runtime dim, every class index against its bound, every parameter's shape. A

@@ -1,12 +1,7 @@
 //! After the workspace exists, `loss`, `forward` and `loss_and_grad` allocate
 //! nothing — with the same batch size, and with a smaller one — counted by a global
-//! allocator.
-//!
-//! The matrix products are the exception, and are counted apart: the GEMM library
-//! (`nnc::runtime::linalg::matmul`, the `gemm` crate) allocates packing scratch on
-//! some calls and offers no way to pass it in. `linalg::in_gemm()` marks its calls;
-//! everything else — the generated code and the runtime helpers it calls — must
-//! allocate nothing.
+//! allocator. That includes the matrix products: `nnc::runtime::linalg::matmul`
+//! packs into the workspace's `GemmScratch`.
 
 mod common;
 
@@ -20,23 +15,15 @@ use std::cell::Cell;
 struct Counting;
 
 thread_local! {
-    /// Allocations outside the GEMM library while counting.
+    /// Allocations while counting.
     static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
-    /// Allocations inside it.
-    static IN_GEMM: Cell<usize> = const { Cell::new(0) };
     static COUNTING: Cell<bool> = const { Cell::new(false) };
 }
 
 fn count() {
-    if !COUNTING.try_with(Cell::get).unwrap_or(false) {
-        return;
+    if COUNTING.try_with(Cell::get).unwrap_or(false) {
+        let _ = ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
     }
-    let counter = if nnc::runtime::linalg::in_gemm() {
-        &IN_GEMM
-    } else {
-        &ALLOCATIONS
-    };
-    let _ = counter.try_with(|c| c.set(c.get() + 1));
 }
 
 // SAFETY: every method forwards to `System` with the caller's arguments unchanged.
@@ -68,17 +55,13 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
-/// How many allocations `f` makes on this thread outside the GEMM library, and
-/// inside it.
-fn allocations(f: impl FnOnce()) -> (usize, usize) {
-    let (before, gemm_before) = (ALLOCATIONS.with(Cell::get), IN_GEMM.with(Cell::get));
+/// How many allocations `f` makes on this thread.
+fn allocations(f: impl FnOnce()) -> usize {
+    let before = ALLOCATIONS.with(Cell::get);
     COUNTING.with(|c| c.set(true));
     f();
     COUNTING.with(|c| c.set(false));
-    (
-        ALLOCATIONS.with(Cell::get) - before,
-        IN_GEMM.with(Cell::get) - gemm_before,
-    )
+    ALLOCATIONS.with(Cell::get) - before
 }
 
 #[track_caller]
@@ -93,10 +76,10 @@ fn check<M: Model>(file: &str, name: &str) {
     let small = M::bind_inputs(&small).unwrap_or_else(|e| panic!("{e}"));
     let mut ws = M::workspace(&big);
     let mut grads = M::zero_grads(&big);
-    // Warm-up: the allocation counter itself, and anything lazy.
+    // Warm-up: the allocation counter's thread-locals, and anything lazy.
     M::loss_and_grad(&params, &big, &mut ws, &mut grads).unwrap_or_else(|e| panic!("{e}"));
     let mut results = Vec::with_capacity(16);
-    let (n, _) = allocations(|| {
+    let n = allocations(|| {
         for _ in 0..3 {
             results.push(M::loss_and_grad(&params, &big, &mut ws, &mut grads).is_ok());
             results.push(M::loss(&params, &big, &mut ws).is_ok());
@@ -109,11 +92,11 @@ fn check<M: Model>(file: &str, name: &str) {
 
 #[test]
 fn counting_works() {
-    let (n, in_gemm) = allocations(|| {
+    let n = allocations(|| {
         let v: Vec<u8> = Vec::with_capacity(10);
         std::hint::black_box(&v);
     });
-    assert_eq!((n, in_gemm), (1, 0));
+    assert_eq!(n, 1);
 }
 
 #[test]
@@ -147,7 +130,7 @@ fn forward_allocates_nothing() {
     let inputs = spiral::Spiral::bind_inputs(&named).unwrap_or_else(|e| panic!("{e}"));
     let mut ws = spiral::Workspace::new(inputs.dims_unchecked());
     let mut sum = 0.0;
-    let (n, _) = allocations(|| {
+    let n = allocations(|| {
         for _ in 0..3 {
             if let Ok(out) = spiral::forward(&params, &inputs, &mut ws) {
                 sum += out.scores.sum() + out.predicted.len() as f64;

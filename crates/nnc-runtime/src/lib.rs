@@ -14,7 +14,7 @@
 //! | [`init`] | parameter initialisers, called by generated `init_params` | [`init::Init`], [`init::fill`] |
 //! | [`npz`] | parameters, inputs and results as `.npz` files, by name | [`npz::load_params`], [`npz::load_inputs`], [`npz::NpzReader`], [`npz::NpzBundle`] |
 //! | [`gradcheck`] | finite-difference checks of `loss_and_grad` | [`gradcheck::check_gradients`] |
-//! | [`linalg`] | matrix products on views of any strides (`gemm` crate) | [`linalg::matmul`] |
+//! | [`linalg`] | matrix products on views of any strides, packing into caller-owned scratch | [`linalg::matmul`], [`linalg::GemmScratch`] |
 //! | [`optim`] | SGD, momentum, Adam over any parameter/gradient sets | [`optim::Optimizer`] |
 //! | [`support`] | helpers generated code calls (stable scalar functions, input checks) | |
 //! | [`data`] | shuffled minibatches, batch buffers, preprocessing | [`data::Minibatches`], [`data::BatchInputs`], [`data::Normalise`] |

@@ -48,8 +48,10 @@ pub struct Uses {
     pub buffers: BTreeSet<NodeId>,
     /// Gradients written through slices (by position in `Model::grads`).
     pub grads: BTreeSet<usize>,
-    /// `matmul`, `aview1` and `aview_mut1` are called (for the module's imports).
-    pub gemm: bool,
+    /// The matmuls' `(m, k, n)`, for sizing the workspace's GEMM scratch (and the
+    /// module's `matmul` import).
+    pub products: Vec<[Dim; 3]>,
+    /// `aview1` and `aview_mut1` are called (for the module's imports).
     pub aview1: bool,
     pub aview_mut1: bool,
 }
@@ -1020,8 +1022,8 @@ impl<'a> Body<'a> {
         }
     }
 
-    /// `dest (+)= a @ b` with the runtime's `matmul` (the `gemm` crate) on views:
-    /// vectors as one-row or one-column matrices.
+    /// `dest (+)= a @ b` with the runtime's `matmul` on views, packing through the
+    /// workspace's scratch: vectors as one-row or one-column matrices.
     fn gemm(&mut self, matmul: NodeId, dest: NodeId, accumulate: bool) {
         let node = self.model().node(matmul);
         let (a, b) = (node.args[0], node.args[1]);
@@ -1049,8 +1051,16 @@ impl<'a> Body<'a> {
             }
             _ => {}
         }
-        self.uses.gemm = true;
-        let call = quote!(matmul(#av, #bv, #dview, #accumulate););
+        let (a_shape, b_shape) = (self.shape(a), self.shape(b));
+        let product = [
+            if a_shape.len() == 2 { a_shape[0] } else { Dim::Fixed(1) },
+            b_shape[0],
+            if b_shape.len() == 2 { b_shape[1] } else { Dim::Fixed(1) },
+        ];
+        if !self.uses.products.contains(&product) {
+            self.uses.products.push(product);
+        }
+        let call = quote!(matmul(#av, #bv, #dview, #accumulate, &mut ws.gemm););
         let note = if accumulate {
             self.note_gemm_acc(dest, matmul)
         } else {

@@ -199,6 +199,7 @@ pub fn module(model: &Model, src: Source<'_>) -> TokenStream {
         buffers: BTreeSet::new(),
         staging: BTreeSet::new(),
         out_copies: BTreeSet::new(),
+        products: vec![],
     };
     let functions: Vec<TokenStream> = plans.iter().map(|p| generator.function(p)).collect();
     let items = generator.items(&functions);
@@ -220,6 +221,8 @@ struct Gen<'a> {
     staging: BTreeSet<NodeId>,
     /// Outputs that are parameters or inputs, copied into the workspace.
     out_copies: BTreeSet<usize>,
+    /// Every matmul's `(m, k, n)`: the workspace's GEMM scratch is reserved for each.
+    products: Vec<[Dim; 3]>,
 }
 
 impl Gen<'_> {
@@ -299,7 +302,12 @@ impl Gen<'_> {
             }
         }
         let prologue = self.prologue(&mut b, plan);
-        self.imports[0] |= b.uses.gemm;
+        self.imports[0] |= !b.uses.products.is_empty();
+        for product in &b.uses.products {
+            if !self.products.contains(product) {
+                self.products.push(*product);
+            }
+        }
         self.imports[1] |= b.uses.aview1;
         self.imports[2] |= b.uses.aview_mut1;
         let stmts = std::mem::take(&mut b.stmts);
@@ -887,6 +895,14 @@ impl Gen<'_> {
             fields.push(quote!(#d #name: Vec<#elem>));
             let len = size(m.shape(*o));
             grow.push(quote!(rt::grow(&mut self.#name, #len);));
+        }
+        if !self.products.is_empty() {
+            let d = doc(" Packing space for the matmuls, so they allocate nothing");
+            fields.push(quote!(#d gemm: ::nnc::runtime::linalg::GemmScratch<F>));
+            for [rows, inner, cols] in &self.products {
+                let [m, k, n] = [rows, inner, cols].map(|d| size(&vec![*d]));
+                grow.push(quote!(self.gemm.reserve(#m, #k, #n);));
+            }
         }
         let dims_locals: Vec<TokenStream> = dims_used
             .iter()

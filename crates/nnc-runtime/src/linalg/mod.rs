@@ -1,0 +1,561 @@
+//! Matrix products for generated code: `c = a @ b` or `c += a @ b` on ndarray views
+//! of any strides (a transpose is a view, never a copy), with the packing scratch
+//! taken from a [`GemmScratch`] the caller owns, so a product allocates nothing.
+//!
+//! Why our own GEMM and not a library's: every well-kept pure-Rust GEMM (`gemm`,
+//! ndarray's `matrixmultiply`, `faer`) allocates its packing buffers inside the call,
+//! and a generated training step must allocate nothing once its workspace exists. The
+//! algorithm is the textbook one (Goto and van de Geijn, "Anatomy of high-performance
+//! matrix multiplication", 2008; the BLIS loop order):
+//!
+//! ```text
+//! for each block of NC columns of B and C
+//!   for each block of KC steps of k        pack B's KC x NC block, in NR-wide panels
+//!     for each block of MC rows of A       pack A's MC x KC block, in MR-tall panels
+//!       for each NR-wide panel of B        (stays in L1 across the next loop)
+//!         for each MR-tall panel of A      micro-kernel: an MR x NR tile of C
+//! ```
+//!
+//! The micro-kernel (`kernel.rs`) keeps its tile in registers across the `k` loop;
+//! it is compiled for AVX-512, for AVX2+FMA and as portable scalar code, and the
+//! best the CPU has is picked at run time. `unsafe` is confined to that kernel, the
+//! packing, and the raw-pointer plumbing between them: it is what SIMD intrinsics
+//! and strided access without bounds checks cost. Measured: see BENCHMARKS.md
+//! (`matmul ceiling` rows, against ndarray's `general_mat_mul` in the same run).
+
+mod kernel;
+
+use crate::Float;
+use kernel::{Lanes, Panels, Scalar, TileOut};
+use ndarray::{ArrayView2, ArrayViewMut2};
+use std::any::TypeId;
+
+/// The packing buffers of [`matmul`]. A generated workspace owns one, reserved for
+/// the model's largest product, so products allocate nothing.
+#[derive(Clone, Debug, Default)]
+pub struct GemmScratch<F> {
+    buf: Vec<F>,
+}
+
+impl<F: Float> GemmScratch<F> {
+    /// An empty scratch: the first product grows it.
+    pub fn new() -> GemmScratch<F> {
+        GemmScratch { buf: Vec::new() }
+    }
+
+    /// Makes the scratch large enough for an `[m, k] @ [k, n]` product (allocating
+    /// only if it is too small).
+    pub fn reserve(&mut self, m: usize, k: usize, n: usize) {
+        let needed = Isa::detect().scratch_len::<F>(m, k, n);
+        if self.buf.len() < needed {
+            self.buf.resize(needed, F::zero());
+        }
+    }
+
+    /// Elements held (for tests that check a product did not grow it).
+    pub fn len(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Whether nothing has been reserved yet.
+    pub fn is_empty(&self) -> bool {
+        self.buf.is_empty()
+    }
+}
+
+/// `c = a @ b` (`accumulate == false`) or `c += a @ b`.
+///
+/// Shapes must agree: `a` is `[m, k]`, `b` is `[k, n]`, `c` is `[m, n]`; generated
+/// code checks shapes before calling, so a mismatch here is a bug and panics. A
+/// `scratch` too small for the product (see [`GemmScratch::reserve`]) is grown.
+pub fn matmul<F: Float>(
+    a: ArrayView2<'_, F>,
+    b: ArrayView2<'_, F>,
+    c: ArrayViewMut2<'_, F>,
+    accumulate: bool,
+    scratch: &mut GemmScratch<F>,
+) {
+    matmul_on(Isa::detect(), a, b, c, accumulate, scratch)
+}
+
+/// [`matmul`] with the instruction set chosen by the caller (tests run every one).
+fn matmul_on<F: Float>(
+    isa: Isa,
+    a: ArrayView2<'_, F>,
+    b: ArrayView2<'_, F>,
+    mut c: ArrayViewMut2<'_, F>,
+    accumulate: bool,
+    scratch: &mut GemmScratch<F>,
+) {
+    let (m, k) = a.dim();
+    let (k2, n) = b.dim();
+    assert!(
+        k == k2 && c.dim() == (m, n),
+        "matmul shapes: [{m}, {k}] @ [{k2}, {n}] into {:?}",
+        c.dim()
+    );
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            c.fill(F::zero());
+        }
+        return;
+    }
+    let needed = isa.scratch_len::<F>(m, k, n);
+    if scratch.buf.len() < needed {
+        scratch.buf.resize(needed, F::zero());
+    }
+    let product = Product {
+        m,
+        n,
+        k,
+        a: Operand::of(&a),
+        b: Operand::of(&b),
+        c: c.as_mut_ptr(),
+        c_rs: c.strides()[0],
+        c_cs: c.strides()[1],
+        overwrite: !accumulate,
+    };
+    let scratch = Scratch::aligned(&mut scratch.buf);
+    // SAFETY: the views are valid for their shapes and strides (ndarray's
+    // invariant); `c` is a unique borrow, so it aliases neither `a` nor `b`; the
+    // scratch is a live buffer; and `isa` is one this CPU has (`Isa::detect`, or a
+    // test's `Isa::available`).
+    unsafe { isa.run(&product, scratch) }
+}
+
+/// The instruction sets the kernel is compiled for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Isa {
+    Scalar,
+    #[cfg(target_arch = "x86_64")]
+    Avx2,
+    #[cfg(target_arch = "x86_64")]
+    Avx512,
+}
+
+impl Isa {
+    /// The best this CPU has (`is_x86_feature_detected!` caches its answer).
+    fn detect() -> Isa {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if is_x86_feature_detected!("avx512f") {
+                return Isa::Avx512;
+            }
+            if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+                return Isa::Avx2;
+            }
+        }
+        Isa::Scalar
+    }
+
+    /// Every instruction set this CPU can run, for tests.
+    #[cfg(test)]
+    fn available() -> Vec<Isa> {
+        let mut all = vec![Isa::Scalar];
+        #[cfg(target_arch = "x86_64")]
+        {
+            if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+                all.push(Isa::Avx2);
+            }
+            if is_x86_feature_detected!("avx512f") {
+                all.push(Isa::Avx512);
+            }
+        }
+        all
+    }
+
+    /// The kernel's tile shape `(MR, NR)` for `F`.
+    fn tile<F: Float>(self) -> (usize, usize) {
+        fn shape<F: num_traits::Float, V: Lanes<F>>() -> (usize, usize) {
+            (V::MR, V::NV * V::LANES)
+        }
+        let is = |t| TypeId::of::<F>() == t;
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 if is(TypeId::of::<f64>()) => shape::<f64, kernel::Avx512F64>(),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 if is(TypeId::of::<f32>()) => shape::<f32, kernel::Avx512F32>(),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 if is(TypeId::of::<f64>()) => shape::<f64, kernel::Avx2F64>(),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 if is(TypeId::of::<f32>()) => shape::<f32, kernel::Avx2F32>(),
+            _ => shape::<F, Scalar<F>>(),
+        }
+    }
+
+    /// Scratch elements an `[m, k] @ [k, n]` product needs: one packed block of B
+    /// and one of A, plus slack to start B on a 64-byte boundary.
+    /// Either way round: the kernel may compute `C^T = B^T @ A^T` instead.
+    fn scratch_len<F: Float>(self, m: usize, k: usize, n: usize) -> usize {
+        let (mr, nr) = self.tile::<F>();
+        let blocks = Blocking::new(mr, nr);
+        blocks.packed_len(m, k, n).max(blocks.packed_len(n, k, m)) + ALIGN_SLACK
+    }
+
+    /// Runs `product` with this instruction set's kernel.
+    ///
+    /// # Safety
+    /// The CPU must have the instruction set, `product` must describe valid views,
+    /// and `scratch` must be valid for its length.
+    unsafe fn run<F: Float>(self, product: &Product<F>, scratch: Scratch<F>) {
+        let is = |t| TypeId::of::<F>() == t;
+        // SAFETY (all arms): forwarded contract; the casts are between `F` and the
+        // type `TypeId` just proved it is.
+        unsafe {
+            match self {
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx512 if is(TypeId::of::<f64>()) => {
+                    x86::avx512_f64(product.cast(), scratch.cast())
+                }
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx512 if is(TypeId::of::<f32>()) => {
+                    x86::avx512_f32(product.cast(), scratch.cast())
+                }
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx2 if is(TypeId::of::<f64>()) => x86::avx2_f64(product.cast(), scratch.cast()),
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx2 if is(TypeId::of::<f32>()) => x86::avx2_f32(product.cast(), scratch.cast()),
+                _ => blocked::<F, Scalar<F>>(product, scratch),
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    //! The `#[target_feature]` entry points: `blocked` and the kernel inline into
+    //! each, compiled for its instruction set.
+    use super::kernel::{Avx2F32, Avx2F64, Avx512F32, Avx512F64};
+    use super::{Product, Scratch, blocked};
+
+    macro_rules! entry {
+        ($name:ident, $f:ty, $lanes:ty, $features:literal) => {
+            /// # Safety
+            /// As for `Isa::run`, for this instruction set.
+            #[target_feature(enable = $features)]
+            pub(super) unsafe fn $name(product: &Product<$f>, scratch: Scratch<$f>) {
+                // SAFETY: forwarded contract.
+                unsafe { blocked::<$f, $lanes>(product, scratch) }
+            }
+        };
+    }
+    entry!(avx512_f64, f64, Avx512F64, "avx512f");
+    entry!(avx512_f32, f32, Avx512F32, "avx512f");
+    entry!(avx2_f64, f64, Avx2F64, "avx2,fma");
+    entry!(avx2_f32, f32, Avx2F32, "avx2,fma");
+}
+
+/// 64 bytes of elements: enough to move the scratch's start to a cache line.
+const ALIGN_SLACK: usize = 64 / std::mem::size_of::<f32>();
+
+/// A product's scratch: `len` elements from `ptr`, which is 64-byte aligned.
+struct Scratch<F> {
+    ptr: *mut F,
+    len: usize,
+}
+
+impl<F> Scratch<F> {
+    /// The part of `buf` from its first 64-byte boundary.
+    fn aligned(buf: &mut [F]) -> Scratch<F> {
+        let offset = buf.as_ptr().align_offset(64).min(ALIGN_SLACK).min(buf.len());
+        let rest = &mut buf[offset..];
+        Scratch {
+            ptr: rest.as_mut_ptr(),
+            len: rest.len(),
+        }
+    }
+
+    /// The same scratch for another element type (after a `TypeId` check).
+    fn cast<G>(self) -> Scratch<G> {
+        Scratch {
+            ptr: self.ptr.cast(),
+            len: self.len,
+        }
+    }
+}
+
+/// Block sizes for a kernel with `MR x NR` tiles.
+struct Blocking {
+    /// The kernel's tile: `mr` rows by `nr` columns.
+    mr: usize,
+    nr: usize,
+    /// Rows of A packed at once (a multiple of MR): `MC x KC` stays in L2.
+    mc: usize,
+    /// Steps of k per block: a `KC x NR` panel of B stays in L1.
+    kc: usize,
+    /// Columns of B packed at once (a multiple of NR): `KC x NC` stays in L3.
+    nc: usize,
+}
+
+impl Blocking {
+    fn new(mr: usize, nr: usize) -> Blocking {
+        Blocking {
+            mr,
+            nr,
+            mc: 128 / mr * mr,
+            kc: 256,
+            nc: 2048 / nr * nr,
+        }
+    }
+
+    /// Elements of a packed block of B (first) and of A.
+    fn packed_b_len(&self, k: usize, n: usize) -> usize {
+        n.min(self.nc).next_multiple_of(self.nr) * k.min(self.kc)
+    }
+
+    fn packed_len(&self, m: usize, k: usize, n: usize) -> usize {
+        self.packed_b_len(k, n) + m.min(self.mc).next_multiple_of(self.mr) * k.min(self.kc)
+    }
+}
+
+/// A matrix operand: where it starts and its strides, in elements.
+struct Operand<F> {
+    ptr: *const F,
+    rs: isize,
+    cs: isize,
+}
+
+// By hand: derived impls would demand `F: Copy`, and a pointer is `Copy` anyway.
+impl<F> Clone for Operand<F> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<F> Copy for Operand<F> {}
+
+impl<F> Operand<F> {
+    fn of(view: &ArrayView2<'_, F>) -> Operand<F> {
+        Operand {
+            ptr: view.as_ptr(),
+            rs: view.strides()[0],
+            cs: view.strides()[1],
+        }
+    }
+
+    /// The operand's transpose.
+    fn t(self) -> Operand<F> {
+        Operand {
+            ptr: self.ptr,
+            rs: self.cs,
+            cs: self.rs,
+        }
+    }
+
+    /// The element at `(row, col)`.
+    ///
+    /// # Safety
+    /// The position must be inside the operand.
+    #[inline(always)]
+    unsafe fn at(self, row: usize, col: usize) -> *const F {
+        // SAFETY: the caller's contract.
+        unsafe { self.ptr.offset(row as isize * self.rs + col as isize * self.cs) }
+    }
+}
+
+/// One `C (+)= A @ B` on raw views.
+struct Product<F> {
+    m: usize,
+    n: usize,
+    k: usize,
+    a: Operand<F>,
+    b: Operand<F>,
+    c: *mut F,
+    c_rs: isize,
+    c_cs: isize,
+    overwrite: bool,
+}
+
+impl<F: Copy> Product<F> {
+    /// The same product on another element type (after a `TypeId` check).
+    fn cast<G>(&self) -> &Product<G> {
+        // SAFETY: `Product<F>` and `Product<G>` differ only in pointer types, which
+        // have the same layout; callers cast only between identical types.
+        unsafe { &*(self as *const Product<F>).cast::<Product<G>>() }
+    }
+
+    /// `C^T (+)= B^T @ A^T`: the same product with rows and columns swapped.
+    fn transposed(&self) -> Product<F> {
+        Product {
+            m: self.n,
+            n: self.m,
+            k: self.k,
+            a: self.b.t(),
+            b: self.a.t(),
+            c: self.c,
+            c_rs: self.c_cs,
+            c_cs: self.c_rs,
+            overwrite: self.overwrite,
+        }
+    }
+}
+
+/// Whether the kernel does better on `C^T = B^T @ A^T`. It vectorises along C's
+/// rows and stores whole vectors only into contiguous rows, so: when C is
+/// column-major, or when C is narrow (as `[N, 10]` scores are), where padding the
+/// columns to whole vectors would waste most lanes, and `k` is long enough for the
+/// element-wise stores that come with a strided C not to matter.
+fn better_transposed<F>(p: &Product<F>, mr: usize) -> bool {
+    if p.c_cs != 1 {
+        return p.c_rs == 1;
+    }
+    p.n <= mr && p.a.rs == 1 && p.k >= 16
+}
+
+/// The blocked loops around the kernel, for kernel `V`.
+///
+/// # Safety
+/// As for [`Isa::run`].
+#[inline(always)]
+unsafe fn blocked<F: num_traits::Float, V: Lanes<F>>(product: &Product<F>, scratch: Scratch<F>) {
+    let (mr, nr) = (V::MR, V::NV * V::LANES);
+    let flipped;
+    let p = if better_transposed(product, mr) {
+        flipped = product.transposed();
+        &flipped
+    } else {
+        product
+    };
+    let blocks = Blocking::new(mr, nr);
+    // Checked once per product: everything below writes within this bound.
+    assert!(blocks.packed_len(p.m, p.k, p.n) <= scratch.len, "GEMM scratch too small");
+    // Packing pays for itself by reuse: A's block is read once per panel of B, and
+    // B's once per panel of A. With a single panel on the other side, read in place
+    // (B only where its rows are contiguous, and the last, partial panel is packed).
+    let packs_a = p.n.min(blocks.nc) > nr;
+    let packs_b = p.b.cs != 1 || p.m > mr;
+    let packed_b = scratch.ptr;
+    // SAFETY (the whole body): positions stay inside the operands' shapes, and the
+    // packed blocks inside the scratch (just checked).
+    unsafe {
+        let packed_a = packed_b.add(blocks.packed_b_len(p.k, p.n));
+        for jc in (0..p.n).step_by(blocks.nc) {
+            let nc = blocks.nc.min(p.n - jc);
+            for pc in (0..p.k).step_by(blocks.kc) {
+                let kc = blocks.kc.min(p.k - pc);
+                // The panels of B from column `in_place` on are packed.
+                let in_place = if packs_b { 0 } else { nc / nr * nr };
+                pack_b::<F, V>(packed_b, p.b, pc, jc + in_place, kc, nc - in_place);
+                for ic in (0..p.m).step_by(blocks.mc) {
+                    let mc = blocks.mc.min(p.m - ic);
+                    if packs_a {
+                        pack_a(packed_a, mr, p.a, ic, pc, mc, kc);
+                    }
+                    for j0 in (0..nc).step_by(nr) {
+                        let (b, b_step) = if j0 < in_place {
+                            (p.b.at(pc, jc + j0), p.b.rs)
+                        } else {
+                            (packed_b.add((j0 - in_place) * kc).cast_const(), nr as isize)
+                        };
+                        for i0 in (0..mc).step_by(mr) {
+                            let (row, col) = (ic + i0, jc + j0);
+                            let (a, a_rs, a_step) = if packs_a {
+                                (packed_a.add(i0 * kc).cast_const(), 1, mr as isize)
+                            } else {
+                                (p.a.at(row, pc), p.a.rs, p.a.cs)
+                            };
+                            let panels = Panels { a, a_rs, a_step, b, b_step };
+                            let out = TileOut {
+                                c: p.c.offset(row as isize * p.c_rs + col as isize * p.c_cs),
+                                rs: p.c_rs,
+                                cs: p.c_cs,
+                                rows: mr.min(mc - i0),
+                                cols: nr.min(nc - j0),
+                                overwrite: p.overwrite && pc == 0,
+                            };
+                            kernel::dispatch::<F, V>(kc, panels, out);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Packs `B[pc.., jc..]` (`kc x nc`) into `NR`-wide panels: panel `j` holds, for each
+/// step `p`, its `NR` columns' values, zero-padded past `nc`.
+///
+/// # Safety
+/// The block must be inside `b`, and `dst` must hold `round_up(nc, NR) * kc` elements.
+#[inline(always)]
+unsafe fn pack_b<F: num_traits::Float, V: Lanes<F>>(
+    dst: *mut F,
+    b: Operand<F>,
+    pc: usize,
+    jc: usize,
+    kc: usize,
+    nc: usize,
+) {
+    let nr = V::NV * V::LANES;
+    for j0 in (0..nc).step_by(nr) {
+        let cols = nr.min(nc - j0);
+        // SAFETY: the caller's contract.
+        unsafe {
+            let panel = dst.add(j0 * kc);
+            if b.cs == 1 {
+                for p in 0..kc {
+                    let row = panel.add(p * nr);
+                    std::ptr::copy_nonoverlapping(b.at(pc + p, jc + j0), row, cols);
+                    for j in cols..nr {
+                        *row.add(j) = F::zero();
+                    }
+                }
+            } else {
+                // Read down B's columns: contiguous when B is column-major.
+                for j in 0..cols {
+                    for p in 0..kc {
+                        *panel.add(p * nr + j) = *b.at(pc + p, jc + j0 + j);
+                    }
+                }
+                for p in 0..kc {
+                    for j in cols..nr {
+                        *panel.add(p * nr + j) = F::zero();
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Packs `A[ic.., pc..]` (`mc x kc`) into `mr`-tall panels: panel `i` holds, for each
+/// step `p`, its rows' values (a last, shorter panel has only its own rows: the
+/// kernel for it reads no more).
+///
+/// # Safety
+/// The block must be inside `a`, and `dst` must hold `round_up(mc, mr) * kc` elements.
+#[inline(always)]
+unsafe fn pack_a<F: Copy>(
+    dst: *mut F,
+    mr: usize,
+    a: Operand<F>,
+    ic: usize,
+    pc: usize,
+    mc: usize,
+    kc: usize,
+) {
+    for i0 in (0..mc).step_by(mr) {
+        let rows = mr.min(mc - i0);
+        // SAFETY: the caller's contract.
+        unsafe {
+            let panel = dst.add(i0 * kc);
+            if a.rs == 1 {
+                // Column-major A (a transposed view): each step's rows are contiguous.
+                for p in 0..kc {
+                    std::ptr::copy_nonoverlapping(a.at(ic + i0, pc + p), panel.add(p * mr), rows);
+                }
+            } else {
+                // Write the panel in order; the reads run along `rows` streams.
+                for p in 0..kc {
+                    for i in 0..rows {
+                        *panel.add(p * mr + i) = *a.at(ic + i0 + i, pc + p);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
