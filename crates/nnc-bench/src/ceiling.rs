@@ -93,8 +93,25 @@ fn gemm_crate<F: BenchFloat>(a: &Array2<F>, b: &Array2<F>, c: &mut Array2<F>) {
     // only the elements those strides address.
     unsafe {
         gemm::gemm(
-            m, n, k, pc, c_s[1], c_s[0], false, pa, a_s[1], a_s[0], pb, b_s[1], b_s[0],
-            F::zero(), F::one(), false, false, false, gemm::Parallelism::None,
+            m,
+            n,
+            k,
+            pc,
+            c_s[1],
+            c_s[0],
+            false,
+            pa,
+            a_s[1],
+            a_s[0],
+            pb,
+            b_s[1],
+            b_s[0],
+            F::zero(),
+            F::one(),
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
         )
     }
 }

@@ -1053,9 +1053,17 @@ impl<'a> Body<'a> {
         }
         let (a_shape, b_shape) = (self.shape(a), self.shape(b));
         let product = [
-            if a_shape.len() == 2 { a_shape[0] } else { Dim::Fixed(1) },
+            if a_shape.len() == 2 {
+                a_shape[0]
+            } else {
+                Dim::Fixed(1)
+            },
             b_shape[0],
-            if b_shape.len() == 2 { b_shape[1] } else { Dim::Fixed(1) },
+            if b_shape.len() == 2 {
+                b_shape[1]
+            } else {
+                Dim::Fixed(1)
+            },
         ];
         if !self.uses.products.contains(&product) {
             self.uses.products.push(product);

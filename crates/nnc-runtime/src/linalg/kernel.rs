@@ -82,9 +82,25 @@ pub(super) unsafe fn tile<F: num_traits::Float, V: Lanes<F>, const R: usize, con
     unsafe {
         if panels.a_rs == 1 && panels.a_step == V::MR as isize {
             // Packed A: constant offsets, which the loads can encode.
-            steps::<F, V, R, NV>(&mut acc, kc, panels.a, 1, V::MR as isize, panels.b, panels.b_step);
+            steps::<F, V, R, NV>(
+                &mut acc,
+                kc,
+                panels.a,
+                1,
+                V::MR as isize,
+                panels.b,
+                panels.b_step,
+            );
         } else {
-            steps::<F, V, R, NV>(&mut acc, kc, panels.a, panels.a_rs, panels.a_step, panels.b, panels.b_step);
+            steps::<F, V, R, NV>(
+                &mut acc,
+                kc,
+                panels.a,
+                panels.a_rs,
+                panels.a_step,
+                panels.b,
+                panels.b_step,
+            );
         }
         store_tile::<F, V, R, NV>(&acc, out)
     }

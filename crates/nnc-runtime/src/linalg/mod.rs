@@ -215,9 +215,13 @@ impl Isa {
                     x86::avx512_f32(product.cast(), scratch.cast())
                 }
                 #[cfg(target_arch = "x86_64")]
-                Isa::Avx2 if is(TypeId::of::<f64>()) => x86::avx2_f64(product.cast(), scratch.cast()),
+                Isa::Avx2 if is(TypeId::of::<f64>()) => {
+                    x86::avx2_f64(product.cast(), scratch.cast())
+                }
                 #[cfg(target_arch = "x86_64")]
-                Isa::Avx2 if is(TypeId::of::<f32>()) => x86::avx2_f32(product.cast(), scratch.cast()),
+                Isa::Avx2 if is(TypeId::of::<f32>()) => {
+                    x86::avx2_f32(product.cast(), scratch.cast())
+                }
                 _ => blocked::<F, Scalar<F>>(product, scratch),
             }
         }
@@ -260,7 +264,11 @@ struct Scratch<F> {
 impl<F> Scratch<F> {
     /// The part of `buf` from its first 64-byte boundary.
     fn aligned(buf: &mut [F]) -> Scratch<F> {
-        let offset = buf.as_ptr().align_offset(64).min(ALIGN_SLACK).min(buf.len());
+        let offset = buf
+            .as_ptr()
+            .align_offset(64)
+            .min(ALIGN_SLACK)
+            .min(buf.len());
         let rest = &mut buf[offset..];
         Scratch {
             ptr: rest.as_mut_ptr(),
@@ -351,7 +359,10 @@ impl<F> Operand<F> {
     #[inline(always)]
     unsafe fn at(self, row: usize, col: usize) -> *const F {
         // SAFETY: the caller's contract.
-        unsafe { self.ptr.offset(row as isize * self.rs + col as isize * self.cs) }
+        unsafe {
+            self.ptr
+                .offset(row as isize * self.rs + col as isize * self.cs)
+        }
     }
 }
 
@@ -420,7 +431,10 @@ unsafe fn blocked<F: num_traits::Float, V: Lanes<F>>(product: &Product<F>, scrat
     };
     let blocks = Blocking::new(mr, nr);
     // Checked once per product: everything below writes within this bound.
-    assert!(blocks.packed_len(p.m, p.k, p.n) <= scratch.len, "GEMM scratch too small");
+    assert!(
+        blocks.packed_len(p.m, p.k, p.n) <= scratch.len,
+        "GEMM scratch too small"
+    );
     // Packing pays for itself by reuse: A's block is read once per panel of B, and
     // B's once per panel of A. With a single panel on the other side, read in place
     // (B only where its rows are contiguous, and the last, partial panel is packed).
@@ -456,7 +470,13 @@ unsafe fn blocked<F: num_traits::Float, V: Lanes<F>>(product: &Product<F>, scrat
                             } else {
                                 (p.a.at(row, pc), p.a.rs, p.a.cs)
                             };
-                            let panels = Panels { a, a_rs, a_step, b, b_step };
+                            let panels = Panels {
+                                a,
+                                a_rs,
+                                a_step,
+                                b,
+                                b_step,
+                            };
                             let out = TileOut {
                                 c: p.c.offset(row as isize * p.c_rs + col as isize * p.c_cs),
                                 rs: p.c_rs,

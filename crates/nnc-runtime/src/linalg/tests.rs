@@ -52,7 +52,14 @@ fn every_instruction_set_and_shape_in_f64() {
             let (a, b) = (filled((m, k), 0.1), filled((k, n), 0.7));
             let want = reference(a.view(), b.view());
             let mut c = Array2::from_elem((m, n), f64::NAN);
-            matmul_on(isa, a.view(), b.view(), c.view_mut(), false, &mut GemmScratch::new());
+            matmul_on(
+                isa,
+                a.view(),
+                b.view(),
+                c.view_mut(),
+                false,
+                &mut GemmScratch::new(),
+            );
             let e = error(c.view(), &want);
             assert!(e < 1e-13, "{isa:?} {m}x{k}x{n}: {e}");
         }
@@ -67,9 +74,19 @@ fn every_instruction_set_and_shape_in_f32() {
             let (a32, b32) = (a.mapv(|v| v as f32), b.mapv(|v| v as f32));
             let want = reference(a32.mapv(f64::from).view(), b32.mapv(f64::from).view());
             let mut c = Array2::from_elem((m, n), f32::NAN);
-            matmul_on(isa, a32.view(), b32.view(), c.view_mut(), false, &mut GemmScratch::new());
+            matmul_on(
+                isa,
+                a32.view(),
+                b32.view(),
+                c.view_mut(),
+                false,
+                &mut GemmScratch::new(),
+            );
             let e = error(c.mapv(f64::from).view(), &want);
-            assert!(e < 1e-6 * (k as f64).sqrt().max(1.0), "{isa:?} {m}x{k}x{n}: {e}");
+            assert!(
+                e < 1e-6 * (k as f64).sqrt().max(1.0),
+                "{isa:?} {m}x{k}x{n}: {e}"
+            );
         }
     }
 }
@@ -103,8 +120,22 @@ fn operands_of_every_layout() {
             let mut c_rows = Array2::from_elem((m, n), f64::NAN);
             let mut c_cols = Array2::from_elem((m, n).f(), f64::NAN);
             let mut c_wide = Array2::from_elem((m, 2 * n), f64::NAN);
-            matmul_on(isa, av.view(), bv.view(), c_rows.view_mut(), false, &mut scratch);
-            matmul_on(isa, av.view(), bv.view(), c_cols.view_mut(), false, &mut scratch);
+            matmul_on(
+                isa,
+                av.view(),
+                bv.view(),
+                c_rows.view_mut(),
+                false,
+                &mut scratch,
+            );
+            matmul_on(
+                isa,
+                av.view(),
+                bv.view(),
+                c_cols.view_mut(),
+                false,
+                &mut scratch,
+            );
             let c_strided = c_wide.slice_mut(s![.., ..;2]);
             matmul_on(isa, av.view(), bv.view(), c_strided, false, &mut scratch);
             for (what, c) in [
@@ -130,7 +161,14 @@ fn accumulates_into_the_destination() {
             let b = filled((k, n), 0.9);
             let start = filled((m, n), 0.4);
             let mut c = start.clone();
-            matmul_on(isa, a.view(), b.view(), c.view_mut(), true, &mut GemmScratch::new());
+            matmul_on(
+                isa,
+                a.view(),
+                b.view(),
+                c.view_mut(),
+                true,
+                &mut GemmScratch::new(),
+            );
             let want = reference(a.view(), b.view()) + &start;
             let e = error(c.view(), &want);
             assert!(e < 1e-13, "{isa:?} {m}x{k}x{n}: {e}");
@@ -142,7 +180,12 @@ fn accumulates_into_the_destination() {
 fn a_reserved_scratch_is_not_grown() {
     let mut scratch = GemmScratch::<f32>::new();
     assert!(scratch.is_empty());
-    let shapes = [(64, 1000, 100), (1000, 64, 100), (100, 64, 10), (64, 10, 100)];
+    let shapes = [
+        (64, 1000, 100),
+        (1000, 64, 100),
+        (100, 64, 10),
+        (64, 10, 100),
+    ];
     for (m, k, n) in shapes {
         scratch.reserve(m, k, n);
     }
@@ -170,7 +213,13 @@ fn empty_dimensions() {
     matmul(a.view(), b.view(), c.view_mut(), false, &mut scratch);
     assert!(c.iter().all(|v| *v == 0.0));
     let mut none = Array2::<f64>::zeros((0, 3));
-    matmul(Array2::zeros((0, 4)).view(), Array2::zeros((4, 3)).view(), none.view_mut(), false, &mut scratch);
+    matmul(
+        Array2::zeros((0, 4)).view(),
+        Array2::zeros((4, 3)).view(),
+        none.view_mut(),
+        false,
+        &mut scratch,
+    );
     assert!(scratch.is_empty());
 }
 
@@ -180,5 +229,11 @@ fn disagreeing_shapes_panic() {
     let a = Array2::<f64>::zeros((2, 3));
     let b = Array2::<f64>::zeros((4, 5));
     let mut c = Array2::zeros((2, 5));
-    matmul(a.view(), b.view(), c.view_mut(), false, &mut GemmScratch::new());
+    matmul(
+        a.view(),
+        b.view(),
+        c.view_mut(),
+        false,
+        &mut GemmScratch::new(),
+    );
 }
