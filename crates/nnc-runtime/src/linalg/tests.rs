@@ -153,6 +153,24 @@ fn operands_of_every_layout() {
 }
 
 #[test]
+fn in_place_reads_avoid_cache_aliasing_strides() {
+    let a = |rs, cs| Operand::<f32> {
+        ptr: std::ptr::null(),
+        rs,
+        cs,
+    };
+    // Row-major and column-major with ordinary strides: read in place.
+    assert!(reads_well_in_place(a(1000, 1), 8));
+    assert!(reads_well_in_place(a(1, 784), 4));
+    // A 4 KiB row stride (1024 f32) would put every row in one set: packed.
+    assert!(!reads_well_in_place(a(1024, 1), 4));
+    assert!(!reads_well_in_place(a(1, 2048), 8));
+    assert!(!reads_well_in_place(a(1030, 1), 4));
+    // Neither stride contiguous: packed.
+    assert!(!reads_well_in_place(a(2000, 2), 4));
+}
+
+#[test]
 fn accumulates_into_the_destination() {
     for isa in Isa::available() {
         // k past one KC block: only the first block may overwrite.
