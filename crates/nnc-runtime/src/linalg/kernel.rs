@@ -19,9 +19,14 @@ use std::mem::MaybeUninit;
 
 /// A SIMD vector of `F` with the few operations a GEMM kernel needs.
 ///
+/// The methods execute the instruction set's instructions, so they may only run on
+/// a CPU that has it: the implementing types are private to `linalg`, and are only
+/// reached through `Isa::run`, after `Isa::supported` checked the CPU.
+///
 /// # Safety
-/// Implementations are only called from code compiled with their instruction set
-/// enabled (checked at run time before dispatching to it).
+/// Implementers promise that `Self` is `#[repr(transparent)]` over `LANES`
+/// consecutive `F`s (the tile store reads spilled vectors as `F`s), and that
+/// `MR <= 12` and `NV <= 2` (the kernels `dispatch` instantiates).
 pub(super) unsafe trait Lanes<F: num_traits::Float>: Copy {
     /// Elements per vector.
     const LANES: usize;
@@ -120,15 +125,20 @@ unsafe fn steps<F: num_traits::Float, V: Lanes<F>, const R: usize, const NV: usi
     for _ in 0..kc {
         // SAFETY: within the panels by the caller's contract.
         unsafe {
-            let bv: [V; NV] = std::array::from_fn(|v| V::load(b.add(v * V::LANES)));
+            let bv: [V; NV] = std::array::from_fn(
+                #[inline(always)]
+                |v| V::load(b.add(v * V::LANES)),
+            );
             for (r, row) in acc.iter_mut().enumerate() {
                 let av = V::splat(*a.offset(r as isize * a_rs));
                 for (lane, b_lane) in row.iter_mut().zip(&bv) {
                     *lane = av.mul_add(*b_lane, *lane);
                 }
             }
-            a = a.offset(a_step);
-            b = b.offset(b_step);
+            // Wrapping: after the last step the cursors may point past an operand
+            // read in place (they are not dereferenced again).
+            a = a.wrapping_offset(a_step);
+            b = b.wrapping_offset(b_step);
         }
     }
 }
@@ -211,8 +221,8 @@ pub(super) unsafe fn dispatch<F: num_traits::Float, V: Lanes<F>>(
             }
         };
     }
-    debug_assert!(out.rows >= 1 && out.rows <= V::MR && V::MR <= 12);
-    debug_assert!(V::NV <= 2 && out.cols <= V::NV * V::LANES);
+    const { assert!(V::MR <= 12 && V::NV <= 2) };
+    debug_assert!(out.rows >= 1 && out.rows <= V::MR && out.cols <= V::NV * V::LANES);
     if V::NV == 2 && out.cols > V::LANES {
         rows!(2)
     } else {
@@ -222,6 +232,7 @@ pub(super) unsafe fn dispatch<F: num_traits::Float, V: Lanes<F>>(
 
 /// Plain scalar code: the kernel for targets without a SIMD implementation here.
 #[derive(Clone, Copy)]
+#[repr(transparent)]
 pub(super) struct Scalar<F>(F);
 
 // SAFETY: plain arithmetic; valid on every target.
@@ -273,6 +284,7 @@ mod x86 {
             $zero:ident, $splat:ident, $load:ident, $store:ident, $fma:ident, $add:ident
         ) => {
             #[derive(Clone, Copy)]
+            #[repr(transparent)]
             pub(crate) struct $name($v);
 
             // SAFETY: only dispatched to after `is_x86_feature_detected!` confirms the

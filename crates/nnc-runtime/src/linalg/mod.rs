@@ -87,6 +87,7 @@ fn matmul_on<F: Float>(
     accumulate: bool,
     scratch: &mut GemmScratch<F>,
 ) {
+    assert!(isa.supported(), "{isa:?} is not available on this CPU");
     let (m, k) = a.dim();
     let (k2, n) = b.dim();
     assert!(
@@ -151,20 +152,28 @@ impl Isa {
         Isa::Scalar
     }
 
+    /// Whether this CPU can run the instruction set.
+    fn supported(self) -> bool {
+        match self {
+            Isa::Scalar => true,
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => is_x86_feature_detected!("avx512f"),
+        }
+    }
+
     /// Every instruction set this CPU can run, for tests.
     #[cfg(test)]
     fn available() -> Vec<Isa> {
-        let mut all = vec![Isa::Scalar];
-        #[cfg(target_arch = "x86_64")]
-        {
-            if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-                all.push(Isa::Avx2);
-            }
-            if is_x86_feature_detected!("avx512f") {
-                all.push(Isa::Avx512);
-            }
-        }
-        all
+        let all = [
+            Isa::Scalar,
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2,
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512,
+        ];
+        all.into_iter().filter(|isa| isa.supported()).collect()
     }
 
     /// The kernel's tile shape `(MR, NR)` for `F`.
@@ -203,24 +212,24 @@ impl Isa {
     unsafe fn run<F: Float>(self, product: &Product<F>, scratch: Scratch<F>) {
         let is = |t| TypeId::of::<F>() == t;
         // SAFETY (all arms): forwarded contract; the casts are between `F` and the
-        // type `TypeId` just proved it is.
+        // type `TypeId` just proved it is, and `supported` was checked by the caller.
         unsafe {
             match self {
                 #[cfg(target_arch = "x86_64")]
                 Isa::Avx512 if is(TypeId::of::<f64>()) => {
-                    x86::avx512_f64(product.cast(), scratch.cast())
+                    x86::avx512_f64(&product.cast(), scratch.cast())
                 }
                 #[cfg(target_arch = "x86_64")]
                 Isa::Avx512 if is(TypeId::of::<f32>()) => {
-                    x86::avx512_f32(product.cast(), scratch.cast())
+                    x86::avx512_f32(&product.cast(), scratch.cast())
                 }
                 #[cfg(target_arch = "x86_64")]
                 Isa::Avx2 if is(TypeId::of::<f64>()) => {
-                    x86::avx2_f64(product.cast(), scratch.cast())
+                    x86::avx2_f64(&product.cast(), scratch.cast())
                 }
                 #[cfg(target_arch = "x86_64")]
                 Isa::Avx2 if is(TypeId::of::<f32>()) => {
-                    x86::avx2_f32(product.cast(), scratch.cast())
+                    x86::avx2_f32(&product.cast(), scratch.cast())
                 }
                 _ => blocked::<F, Scalar<F>>(product, scratch),
             }
@@ -252,10 +261,12 @@ mod x86 {
     entry!(avx2_f32, f32, Avx2F32, "avx2,fma");
 }
 
-/// 64 bytes of elements: enough to move the scratch's start to a cache line.
+/// Spare elements (16, for any `F` of 4 bytes or more) to move the scratch's start
+/// to a cache line, so packed panels do not straddle lines needlessly.
 const ALIGN_SLACK: usize = 64 / std::mem::size_of::<f32>();
 
-/// A product's scratch: `len` elements from `ptr`, which is 64-byte aligned.
+/// A product's scratch: `len` elements from `ptr` (64-byte aligned when the buffer
+/// allows; the kernel's loads do not require it).
 struct Scratch<F> {
     ptr: *mut F,
     len: usize,
@@ -381,10 +392,23 @@ struct Product<F> {
 
 impl<F: Copy> Product<F> {
     /// The same product on another element type (after a `TypeId` check).
-    fn cast<G>(&self) -> &Product<G> {
-        // SAFETY: `Product<F>` and `Product<G>` differ only in pointer types, which
-        // have the same layout; callers cast only between identical types.
-        unsafe { &*(self as *const Product<F>).cast::<Product<G>>() }
+    fn cast<G>(&self) -> Product<G> {
+        let operand = |o: Operand<F>| Operand {
+            ptr: o.ptr.cast::<G>(),
+            rs: o.rs,
+            cs: o.cs,
+        };
+        Product {
+            m: self.m,
+            n: self.n,
+            k: self.k,
+            a: operand(self.a),
+            b: operand(self.b),
+            c: self.c.cast(),
+            c_rs: self.c_rs,
+            c_cs: self.c_cs,
+            overwrite: self.overwrite,
+        }
     }
 
     /// `C^T (+)= B^T @ A^T`: the same product with rows and columns swapped.
@@ -405,8 +429,9 @@ impl<F: Copy> Product<F> {
 
 /// Whether the kernel does better on `C^T = B^T @ A^T`. It vectorises along C's
 /// rows and stores whole vectors only into contiguous rows, so: when C is
-/// column-major, or when C is narrow (as `[N, 10]` scores are), where padding the
-/// columns to whole vectors would waste most lanes, and `k` is long enough for the
+/// column-major; or when C is narrow (as `[N, 10]` scores are), so that padding its
+/// columns to whole vectors would waste most lanes, A is column-major (so `A^T`,
+/// the new B, is read in place, unpacked), and `k` is long enough for the
 /// element-wise stores that come with a strided C not to matter.
 fn better_transposed<F>(p: &Product<F>, mr: usize) -> bool {
     if p.c_cs != 1 {
@@ -426,7 +451,9 @@ fn reads_well_in_place<F>(operand: Operand<F>, elem_bytes: usize) -> bool {
         (1, _) => operand.cs,
         _ => return false,
     };
-    let offset = (outer.unsigned_abs() * elem_bytes) % 4096;
+    // Wrapping is exact here: 4096 divides 2^64. (A length-1 axis may have any
+    // stride, so the product can overflow.)
+    let offset = outer.unsigned_abs().wrapping_mul(elem_bytes) % 4096;
     (128..=4096 - 128).contains(&offset)
 }
 
@@ -456,7 +483,7 @@ unsafe fn blocked<F: num_traits::Float, V: Lanes<F>>(product: &Product<F>, scrat
     // of the product for A, 5-10% for B). So an operand is read in place when
     // `reads_well_in_place` says the kernel's access pattern is cache-friendly on
     // it, and B only when its rows are contiguous (the kernel loads whole vectors
-    // of a row); B's last, partial panel is still packed, zero-padded to a vector.
+    // of a row); B's last, partial panel is still packed, zero-padded to NR columns.
     let packs_a = !reads_well_in_place(p.a, size_of::<F>());
     let packs_b = !(p.b.cs == 1 && reads_well_in_place(p.b, size_of::<F>()));
     let packed_b = scratch.ptr;
@@ -468,19 +495,22 @@ unsafe fn blocked<F: num_traits::Float, V: Lanes<F>>(product: &Product<F>, scrat
             let nc = blocks.nc.min(p.n - jc);
             for pc in (0..p.k).step_by(blocks.kc) {
                 let kc = blocks.kc.min(p.k - pc);
-                // The panels of B from column `in_place` on are packed.
-                let in_place = if packs_b { 0 } else { nc / nr * nr };
-                pack_b::<F, V>(packed_b, p.b, pc, jc + in_place, kc, nc - in_place);
+                // The panels of B from column `packed_from` on are packed.
+                let packed_from = if packs_b { 0 } else { nc / nr * nr };
+                pack_b::<F, V>(packed_b, p.b, pc, jc + packed_from, kc, nc - packed_from);
                 for ic in (0..p.m).step_by(blocks.mc) {
                     let mc = blocks.mc.min(p.m - ic);
                     if packs_a {
                         pack_a(packed_a, mr, p.a, ic, pc, mc, kc);
                     }
                     for j0 in (0..nc).step_by(nr) {
-                        let (b, b_step) = if j0 < in_place {
+                        let (b, b_step) = if j0 < packed_from {
                             (p.b.at(pc, jc + j0), p.b.rs)
                         } else {
-                            (packed_b.add((j0 - in_place) * kc).cast_const(), nr as isize)
+                            (
+                                packed_b.add((j0 - packed_from) * kc).cast_const(),
+                                nr as isize,
+                            )
                         };
                         for i0 in (0..mc).step_by(mr) {
                             let (row, col) = (ic + i0, jc + j0);

@@ -1,6 +1,8 @@
 //! The GEMM against a naive triple loop in f64, for every instruction set this CPU
-//! has, on shapes that cover edge tiles, several blocks in each of m, k and n, and
-//! operands of every layout (row- and column-major, transposed, strided, reversed).
+//! has, in f32 and f64: shapes that cover edge tiles and several blocks in each of
+//! m, k and n, and, on a set of shapes chosen to reach every packing and
+//! transposition decision, operands and destinations in every layout (row- and
+//! column-major, strided, rows reversed, broadcast), overwriting and accumulating.
 
 use super::*;
 use ndarray::{Array2, ShapeBuilder, s};
@@ -12,22 +14,34 @@ fn reference(a: ArrayView2<'_, f64>, b: ArrayView2<'_, f64>) -> Array2<f64> {
     })
 }
 
-fn filled(shape: (usize, usize), seed: f64) -> Array2<f64> {
+fn filled<F: Float>(shape: (usize, usize), seed: f64) -> Array2<F> {
     Array2::from_shape_fn(shape, |(i, j)| {
-        ((i * 31 + j * 17) as f64 * 0.37 + seed).sin()
+        let v = ((i * 31 + j * 17) as f64 * 0.37 + seed).sin();
+        F::from_f64(v).unwrap_or_else(F::nan)
     })
 }
 
+fn to_f64<F: Float>(x: ArrayView2<'_, F>) -> Array2<f64> {
+    x.mapv(|v| v.to_f64().unwrap_or(f64::NAN))
+}
+
 /// The worst difference from `want`, relative to the largest `|want|` (at least 1).
-fn error(got: ArrayView2<'_, f64>, want: &Array2<f64>) -> f64 {
+fn error<F: Float>(got: ArrayView2<'_, F>, want: &Array2<f64>) -> f64 {
     let scale = want.iter().fold(1.0f64, |s, w| s.max(w.abs()));
-    got.iter()
+    to_f64(got)
+        .iter()
         .zip(want)
         .fold(0.0f64, |e, (g, w)| e.max((g - w).abs() / scale))
 }
 
+/// The tolerance for a product with inner dimension `k`.
+fn tolerance<F: Float>(k: usize) -> f64 {
+    let eps = F::epsilon().to_f64().unwrap_or(1.0);
+    8.0 * eps * (k as f64).sqrt().max(1.0)
+}
+
 /// `(m, k, n)`: single elements, edge tiles in both directions, narrow and wide C,
-/// and sizes past one block of MC (128), KC (256) and NC (2048).
+/// and sizes past one block of MC (120-128), KC (256) and NC (2048).
 const SHAPES: [(usize, usize, usize); 14] = [
     (1, 1, 1),
     (3, 5, 2),
@@ -45,13 +59,12 @@ const SHAPES: [(usize, usize, usize); 14] = [
     (3, 20, 2100),
 ];
 
-#[test]
-fn every_instruction_set_and_shape_in_f64() {
+fn row_major_shapes<F: Float>() {
     for isa in Isa::available() {
         for (m, k, n) in SHAPES {
-            let (a, b) = (filled((m, k), 0.1), filled((k, n), 0.7));
-            let want = reference(a.view(), b.view());
-            let mut c = Array2::from_elem((m, n), f64::NAN);
+            let (a, b) = (filled::<F>((m, k), 0.1), filled::<F>((k, n), 0.7));
+            let want = reference(to_f64(a.view()).view(), to_f64(b.view()).view());
+            let mut c = Array2::from_elem((m, n), F::nan());
             matmul_on(
                 isa,
                 a.view(),
@@ -61,94 +74,215 @@ fn every_instruction_set_and_shape_in_f64() {
                 &mut GemmScratch::new(),
             );
             let e = error(c.view(), &want);
-            assert!(e < 1e-13, "{isa:?} {m}x{k}x{n}: {e}");
+            assert!(e < tolerance::<F>(k), "{isa:?} {m}x{k}x{n}: {e}");
         }
     }
+}
+
+#[test]
+fn every_instruction_set_and_shape_in_f64() {
+    row_major_shapes::<f64>();
 }
 
 #[test]
 fn every_instruction_set_and_shape_in_f32() {
+    row_major_shapes::<f32>();
+}
+
+/// Shapes that reach each decision (for f64 and f32 on every instruction set):
+/// - small, with edge tiles on both sides;
+/// - k past KC with A's row stride a multiple of 4 KiB (512 f64): A packed in
+///   several k blocks;
+/// - narrow B past KC (packed in full on AVX2, read in place elsewhere);
+/// - `[N, 10]` C with a column-major A past KC: the transposed product, which reads
+///   `A^T` in place with a partial last panel;
+/// - m past MC and k past KC with B partly in place;
+/// - m past NC with a column-major C: transposed, past NC.
+const LAYOUT_SHAPES: [(usize, usize, usize); 6] = [
+    (19, 37, 23),
+    (20, 512, 30),
+    (20, 600, 8),
+    (300, 600, 10),
+    (130, 300, 41),
+    (2100, 20, 3),
+];
+
+/// One operand in several layouts, all holding the same values.
+struct Layouts<F> {
+    base: Array2<F>,
+    col_major: Array2<F>,
+    reversed_rows: Array2<F>,
+    wide: Array2<F>,
+}
+
+impl<F: Float> Layouts<F> {
+    fn new(base: Array2<F>) -> Layouts<F> {
+        let (rows, cols) = base.dim();
+        let mut col_major = Array2::zeros((rows, cols).f());
+        col_major.assign(&base);
+        let reversed_rows = base.slice(s![..;-1, ..]).to_owned();
+        let wide = Array2::from_shape_fn((rows, 2 * cols), |(i, j)| base[[i, j / 2]]);
+        Layouts {
+            base,
+            col_major,
+            reversed_rows,
+            wide,
+        }
+    }
+
+    /// `(name, view)` for row-major, column-major, rows reversed (a negative row
+    /// stride) and every other column of a wider array.
+    fn views(&self) -> [(&'static str, ArrayView2<'_, F>); 4] {
+        [
+            ("row-major", self.base.view()),
+            ("col-major", self.col_major.view()),
+            ("rows reversed", self.reversed_rows.slice(s![..;-1, ..])),
+            ("strided", self.wide.slice(s![.., ..;2])),
+        ]
+    }
+}
+
+/// Writes `a @ b` (or adds it to `start`) into a destination of the given layout;
+/// returns the result in row-major order.
+fn product_into<F: Float>(
+    isa: Isa,
+    a: ArrayView2<'_, F>,
+    b: ArrayView2<'_, F>,
+    start: &Array2<F>,
+    layout: &str,
+    accumulate: bool,
+    scratch: &mut GemmScratch<F>,
+) -> Array2<F> {
+    let (m, n) = start.dim();
+    let initial = |x: &mut Array2<F>| {
+        if accumulate {
+            x.assign(start)
+        } else {
+            x.fill(F::nan())
+        }
+    };
+    match layout {
+        "row-major" => {
+            let mut c = Array2::zeros((m, n));
+            initial(&mut c);
+            matmul_on(isa, a, b, c.view_mut(), accumulate, scratch);
+            c
+        }
+        "col-major" => {
+            let mut c = Array2::zeros((m, n).f());
+            initial(&mut c);
+            matmul_on(isa, a, b, c.view_mut(), accumulate, scratch);
+            c.as_standard_layout().to_owned()
+        }
+        "strided" => {
+            let mut wide = Array2::from_elem((m, 2 * n), F::nan());
+            let mut c = wide.slice_mut(s![.., ..;2]);
+            if accumulate {
+                c.assign(start);
+            }
+            matmul_on(isa, a, b, c, accumulate, scratch);
+            // The columns between are untouched.
+            assert!(wide.slice(s![.., 1..;2]).iter().all(|v| v.is_nan()));
+            wide.slice(s![.., ..;2]).to_owned()
+        }
+        "rows reversed" | "cols reversed" => {
+            let mut c = Array2::zeros((m, n));
+            initial(&mut c);
+            let flip = if layout == "rows reversed" {
+                s![..;-1, ..]
+            } else {
+                s![.., ..;-1]
+            };
+            // Reverse the stored copy, so the reversed view holds `start` in order.
+            let mut stored = c.slice(flip).to_owned();
+            matmul_on(isa, a, b, stored.slice_mut(flip), accumulate, scratch);
+            stored.slice(flip).to_owned()
+        }
+        other => panic!("unknown layout {other}"),
+    }
+}
+
+fn every_layout<F: Float>() {
     for isa in Isa::available() {
-        for (m, k, n) in SHAPES {
-            let (a, b) = (filled((m, k), 0.1), filled((k, n), 0.7));
-            let (a32, b32) = (a.mapv(|v| v as f32), b.mapv(|v| v as f32));
-            let want = reference(a32.mapv(f64::from).view(), b32.mapv(f64::from).view());
-            let mut c = Array2::from_elem((m, n), f32::NAN);
-            matmul_on(
-                isa,
-                a32.view(),
-                b32.view(),
-                c.view_mut(),
-                false,
-                &mut GemmScratch::new(),
-            );
-            let e = error(c.mapv(f64::from).view(), &want);
-            assert!(
-                e < 1e-6 * (k as f64).sqrt().max(1.0),
-                "{isa:?} {m}x{k}x{n}: {e}"
-            );
+        for (m, k, n) in LAYOUT_SHAPES {
+            let a = Layouts::new(filled::<F>((m, k), 0.3));
+            let b = Layouts::new(filled::<F>((k, n), 0.9));
+            let start = filled::<F>((m, n), 0.4);
+            let product = reference(to_f64(a.base.view()).view(), to_f64(b.base.view()).view());
+            let with_start = &product + &to_f64(start.view());
+            let mut scratch = GemmScratch::new();
+            for (a_name, av) in a.views() {
+                for (b_name, bv) in b.views() {
+                    let c_layouts = [
+                        "row-major",
+                        "col-major",
+                        "strided",
+                        "rows reversed",
+                        "cols reversed",
+                    ];
+                    for c_name in c_layouts {
+                        for accumulate in [false, true] {
+                            let got =
+                                product_into(isa, av, bv, &start, c_name, accumulate, &mut scratch);
+                            let want = if accumulate { &with_start } else { &product };
+                            let e = error(got.view(), want);
+                            assert!(
+                                e < tolerance::<F>(k),
+                                "{isa:?} {m}x{k}x{n}, A {a_name}, B {b_name}, C {c_name}, \
+                                 accumulate {accumulate}: {e}"
+                            );
+                        }
+                    }
+                }
+            }
         }
     }
 }
 
 #[test]
-fn operands_of_every_layout() {
-    let (m, k, n) = (19, 37, 23);
-    let a = filled((m, k), 0.3);
-    let b = filled((k, n), 0.9);
-    let a_f = {
-        let mut x = Array2::zeros((m, k).f());
-        x.assign(&a);
-        x
-    };
-    let b_t = b.t().to_owned();
-    // Twice as wide, to take every other column; and stored reversed, to flip.
-    let a_wide = Array2::from_shape_fn((m, 2 * k), |(i, j)| a[[i, j / 2]]);
-    let b_rev = b.slice(s![..;-1, ..;-1]).to_owned();
-    let operands = [
-        (a.view(), b.view()),
-        (a_f.view(), b_t.t()),
-        (a.view(), b_t.t()),
-        (a_wide.slice(s![.., ..;2]), b.view()),
-        (a.view(), b_rev.slice(s![..;-1, ..;-1])),
-    ];
+fn operands_of_every_layout_in_f64() {
+    every_layout::<f64>();
+}
+
+#[test]
+fn operands_of_every_layout_in_f32() {
+    every_layout::<f32>();
+}
+
+#[test]
+fn broadcast_and_odd_strided_operands() {
     for isa in Isa::available() {
-        for (i, (av, bv)) in operands.iter().enumerate() {
-            let want = reference(av.view(), bv.view());
-            let mut scratch = GemmScratch::new();
-            // C row-major, column-major, and every other column of a wider array.
-            let mut c_rows = Array2::from_elem((m, n), f64::NAN);
-            let mut c_cols = Array2::from_elem((m, n).f(), f64::NAN);
-            let mut c_wide = Array2::from_elem((m, 2 * n), f64::NAN);
-            matmul_on(
-                isa,
-                av.view(),
-                bv.view(),
-                c_rows.view_mut(),
-                false,
-                &mut scratch,
-            );
-            matmul_on(
-                isa,
-                av.view(),
-                bv.view(),
-                c_cols.view_mut(),
-                false,
-                &mut scratch,
-            );
-            let c_strided = c_wide.slice_mut(s![.., ..;2]);
-            matmul_on(isa, av.view(), bv.view(), c_strided, false, &mut scratch);
-            for (what, c) in [
-                ("rows", c_rows.view()),
-                ("cols", c_cols.view()),
-                ("strided", c_wide.slice(s![.., ..;2])),
-            ] {
-                let e = error(c, &want);
-                assert!(e < 1e-13, "{isa:?} operands {i}, C {what}: {e}");
-            }
-            // The columns between the strided ones are untouched.
-            assert!(c_wide.slice(s![.., 1..;2]).iter().all(|v| v.is_nan()));
-        }
+        // A row broadcast down A (row stride 0): packed, never read in place.
+        let row = filled::<f64>((1, 40), 0.5);
+        let a = row.broadcast((33, 40)).expect("broadcasts");
+        let b = filled::<f64>((40, 21), 0.2);
+        let want = reference(a.view(), b.view());
+        let mut c = Array2::zeros((33, 21));
+        matmul_on(
+            isa,
+            a.view(),
+            b.view(),
+            c.view_mut(),
+            false,
+            &mut GemmScratch::new(),
+        );
+        assert!(error(c.view(), &want) < 1e-13, "{isa:?} broadcast");
+        // A length-1 axis may carry any stride; a huge one must not overflow the
+        // layout arithmetic.
+        let data: Vec<f64> = (0..5).map(|i| i as f64).collect();
+        let a = ArrayView2::from_shape((5, 1).strides((1, 1 << 62)), &data).expect("valid view");
+        let b = filled::<f64>((1, 19), 0.6);
+        let want = reference(a.view(), b.view());
+        let mut c = Array2::zeros((5, 19));
+        matmul_on(
+            isa,
+            a,
+            b.view(),
+            c.view_mut(),
+            false,
+            &mut GemmScratch::new(),
+        );
+        assert!(error(c.view(), &want) < 1e-13, "{isa:?} odd stride");
     }
 }
 
@@ -166,32 +300,11 @@ fn in_place_reads_avoid_cache_aliasing_strides() {
     assert!(!reads_well_in_place(a(1024, 1), 4));
     assert!(!reads_well_in_place(a(1, 2048), 8));
     assert!(!reads_well_in_place(a(1030, 1), 4));
-    // Neither stride contiguous: packed.
+    // Neither stride contiguous, or a broadcast: packed.
     assert!(!reads_well_in_place(a(2000, 2), 4));
-}
-
-#[test]
-fn accumulates_into_the_destination() {
-    for isa in Isa::available() {
-        // k past one KC block: only the first block may overwrite.
-        for (m, k, n) in [(4, 3, 5), (20, 300, 70), (64, 100, 10)] {
-            let a = filled((m, k), 0.2);
-            let b = filled((k, n), 0.9);
-            let start = filled((m, n), 0.4);
-            let mut c = start.clone();
-            matmul_on(
-                isa,
-                a.view(),
-                b.view(),
-                c.view_mut(),
-                true,
-                &mut GemmScratch::new(),
-            );
-            let want = reference(a.view(), b.view()) + &start;
-            let e = error(c.view(), &want);
-            assert!(e < 1e-13, "{isa:?} {m}x{k}x{n}: {e}");
-        }
-    }
+    assert!(!reads_well_in_place(a(0, 1), 4));
+    // No overflow on a huge stride (allowed on a length-1 axis).
+    assert!(!reads_well_in_place(a(1 << 62, 1), 8));
 }
 
 #[test]
@@ -209,8 +322,8 @@ fn a_reserved_scratch_is_not_grown() {
     }
     let reserved = scratch.len();
     for (m, k, n) in shapes {
-        let a = filled((m, k), 0.1).mapv(|v| v as f32);
-        let b = filled((k, n), 0.2).mapv(|v| v as f32);
+        let a = filled::<f32>((m, k), 0.1);
+        let b = filled::<f32>((k, n), 0.2);
         let mut c = Array2::zeros((m, n));
         matmul(a.view(), b.view(), c.view_mut(), false, &mut scratch);
         assert_eq!(scratch.len(), reserved, "{m}x{k}x{n}");
@@ -218,6 +331,29 @@ fn a_reserved_scratch_is_not_grown() {
     // Reserving a smaller product changes nothing either.
     scratch.reserve(2, 2, 2);
     assert_eq!(scratch.len(), reserved);
+}
+
+#[test]
+fn the_reservation_covers_the_transposed_product() {
+    // `[1000, 10]` C from a column-major A: computed as `C^T = B^T @ A^T`, which
+    // packs differently from the product as written.
+    let (m, k, n) = (1000, 64, 10);
+    let mut scratch = GemmScratch::<f64>::new();
+    scratch.reserve(m, k, n);
+    let reserved = scratch.len();
+    let a = Layouts::new(filled::<f64>((m, k), 0.1));
+    let b = filled::<f64>((k, n), 0.2);
+    let mut c = Array2::zeros((m, n));
+    matmul(
+        a.col_major.view(),
+        b.view(),
+        c.view_mut(),
+        false,
+        &mut scratch,
+    );
+    assert_eq!(scratch.len(), reserved);
+    let want = reference(a.base.view(), b.view());
+    assert!(error(c.view(), &want) < 1e-13);
 }
 
 #[test]
@@ -231,13 +367,8 @@ fn empty_dimensions() {
     matmul(a.view(), b.view(), c.view_mut(), false, &mut scratch);
     assert!(c.iter().all(|v| *v == 0.0));
     let mut none = Array2::<f64>::zeros((0, 3));
-    matmul(
-        Array2::zeros((0, 4)).view(),
-        Array2::zeros((4, 3)).view(),
-        none.view_mut(),
-        false,
-        &mut scratch,
-    );
+    let (a, b) = (Array2::zeros((0, 4)), Array2::zeros((4, 3)));
+    matmul(a.view(), b.view(), none.view_mut(), false, &mut scratch);
     assert!(scratch.is_empty());
 }
 
