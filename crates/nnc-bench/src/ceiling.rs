@@ -4,13 +4,17 @@
 //! call), and through the `gemm` crate (the fastest pure-Rust GEMM we know of, for
 //! comparison).
 //!
-//! Operands are row-major, standard normal, and the product overwrites its
-//! destination (`beta = 0`), as in a forward layer.
+//! Operands are standard normal, laid out as the training step has them: row-major,
+//! or a `.t()` view of a row-major array where the product reads a transpose
+//! (`d_w = h.T @ d_z`). The product overwrites its destination (`beta = 0`).
+//!
+//! `nnc-bench --products` times every product of a step this way, not just the
+//! largest.
 
 use crate::BenchFloat;
 use crate::workload::Matmul;
-use ndarray::Array2;
 use ndarray::linalg::general_mat_mul;
+use ndarray::{Array2, ArrayView2};
 use nnc_runtime::linalg::{GemmScratch, matmul};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -40,7 +44,10 @@ impl Routine {
 /// One matrix product of a fixed shape, ready to be timed: [`MatmulBench::call`].
 pub struct MatmulBench<F> {
     routine: Routine,
+    /// `a` is stored transposed (`[k, m]`) and read through `.t()`.
+    a_transposed: bool,
     a: Array2<F>,
+    b_transposed: bool,
     b: Array2<F>,
     c: Array2<F>,
     scratch: GemmScratch<F>,
@@ -58,10 +65,20 @@ impl<F: BenchFloat> MatmulBench<F> {
         };
         let mut scratch = GemmScratch::new();
         scratch.reserve(shape.m, shape.k, shape.n);
+        let (a_transposed, b_transposed) = transposes(shape.what);
+        let mut stored = |rows, cols, transposed| {
+            if transposed {
+                random(cols, rows)
+            } else {
+                random(rows, cols)
+            }
+        };
         MatmulBench {
             routine,
-            a: random(shape.m, shape.k),
-            b: random(shape.k, shape.n),
+            a: stored(shape.m, shape.k, a_transposed),
+            a_transposed,
+            b: stored(shape.k, shape.n, b_transposed),
+            b_transposed,
             c: Array2::zeros((shape.m, shape.n)),
             scratch,
         }
@@ -69,20 +86,35 @@ impl<F: BenchFloat> MatmulBench<F> {
 
     /// `c = a @ b`; returns an element of `c`, so the product is not optimised away.
     pub fn call(&mut self) -> f64 {
+        let a = if self.a_transposed {
+            self.a.t()
+        } else {
+            self.a.view()
+        };
+        let b = if self.b_transposed {
+            self.b.t()
+        } else {
+            self.b.view()
+        };
         match self.routine {
-            Routine::Runtime => {
-                let (a, b, c) = (self.a.view(), self.b.view(), self.c.view_mut());
-                matmul(a, b, c, false, &mut self.scratch)
-            }
-            Routine::Ndarray => general_mat_mul(F::one(), &self.a, &self.b, F::zero(), &mut self.c),
-            Routine::GemmCrate => gemm_crate(&self.a, &self.b, &mut self.c),
+            Routine::Runtime => matmul(a, b, self.c.view_mut(), false, &mut self.scratch),
+            Routine::Ndarray => general_mat_mul(F::one(), &a, &b, F::zero(), &mut self.c),
+            Routine::GemmCrate => gemm_crate(a, b, &mut self.c),
         }
         self.c[[0, 0]].to_f64().unwrap_or(f64::NAN)
     }
 }
 
-/// `c = a @ b` through the `gemm` crate, on the arrays' own strides.
-fn gemm_crate<F: BenchFloat>(a: &Array2<F>, b: &Array2<F>, c: &mut Array2<F>) {
+/// Which operands of a product described as `what` (`d_w = h.T @ d_z`) are read
+/// transposed.
+fn transposes(what: &str) -> (bool, bool) {
+    let expr = what.rsplit('=').next().unwrap_or(what);
+    let mut sides = expr.split('@').map(|side| side.trim().ends_with(".T"));
+    (sides.next().unwrap_or(false), sides.next().unwrap_or(false))
+}
+
+/// `c = a @ b` through the `gemm` crate, on the views' own strides.
+fn gemm_crate<F: BenchFloat>(a: ArrayView2<'_, F>, b: ArrayView2<'_, F>, c: &mut Array2<F>) {
     let ((m, k), n) = (a.dim(), b.ncols());
     assert!(b.nrows() == k && c.dim() == (m, n), "gemm_crate: shapes");
     let (a_s, b_s) = (a.strides(), b.strides());
@@ -113,5 +145,41 @@ fn gemm_crate<F: BenchFloat>(a: &Array2<F>, b: &Array2<F>, c: &mut Array2<F>) {
             false,
             gemm::Parallelism::None,
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transposed_operands_are_read_from_the_description() {
+        assert_eq!(transposes("x @ w1"), (false, false));
+        assert_eq!(transposes("d_w = h.T @ d_z"), (true, false));
+        assert_eq!(transposes("d_h = d_z @ w.T"), (false, true));
+    }
+
+    #[test]
+    fn every_routine_computes_the_same_product() {
+        for what in ["h @ w", "d_w = h.T @ d_z", "d_h = d_z @ w.T"] {
+            let shape = Matmul {
+                what,
+                m: 13,
+                k: 21,
+                n: 9,
+            };
+            let mut results = [Routine::Runtime, Routine::Ndarray, Routine::GemmCrate].map(|r| {
+                let mut bench = MatmulBench::<f64>::new(shape, r);
+                bench.call();
+                bench.c
+            });
+            let reference = results[1].clone();
+            for c in &mut results {
+                let worst = (&*c - &reference)
+                    .iter()
+                    .fold(0.0f64, |w, d| w.max(d.abs()));
+                assert!(worst < 1e-12, "{what}: {worst}");
+            }
+        }
     }
 }

@@ -1,8 +1,10 @@
-//! `cargo run --release -p nnc-bench [-- --budget SECONDS] [--only W1,W3]`
+//! `cargo run --release -p nnc-bench [-- --budget SECONDS] [--only W1,W3] [--products]`
 //!
 //! Times one training step of every workload, for every implementation, in this one
 //! run, and prints the tables `BENCHMARKS.md` shows. `--budget` is the time aimed for
-//! per measurement (default 1.5 s); `--only` picks workloads.
+//! per measurement (default 1.5 s); `--only` picks workloads. `--products` instead
+//! times every matrix product of each step (forward and backward shapes, operands
+//! transposed as the step has them) through the three GEMMs.
 
 use ndarray::ArrayD;
 use nnc_bench::baseline;
@@ -22,11 +24,14 @@ const SEED: u64 = 0;
 struct Args {
     config: TimingConfig,
     workloads: Vec<Workload>,
+    /// Time each product of a step instead of the steps.
+    products: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
     let mut config = TimingConfig::default();
     let mut workloads = Workload::ALL.to_vec();
+    let mut products = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -52,13 +57,21 @@ fn parse_args() -> Result<Args, String> {
                     })
                     .collect::<Result<_, _>>()?;
             }
+            "--products" => products = true,
             "-h" | "--help" => {
-                return Err("usage: nnc-bench [--budget SECONDS] [--only W1,W2,W3,W4]".to_string());
+                return Err(
+                    "usage: nnc-bench [--budget SECONDS] [--only W1,W2,W3,W4] [--products]"
+                        .to_string(),
+                );
             }
             other => return Err(format!("unknown argument `{other}` (try --help)")),
         }
     }
-    Ok(Args { config, workloads })
+    Ok(Args {
+        config,
+        workloads,
+        products,
+    })
 }
 
 /// One implementation's line in the main table.
@@ -100,6 +113,10 @@ fn main() -> ExitCode {
     }
     println!("{}", machine());
     let started = Instant::now();
+    if args.products {
+        products(&args);
+        return ExitCode::SUCCESS;
+    }
     let mut results = Vec::new();
     for &w in &args.workloads {
         eprintln!("measuring {w} ...");
@@ -388,4 +405,64 @@ fn print_results(results: &[WorkloadResult]) {
         "\n## For reference: peers' GFLOP/s from spec/workloads.md (measured elsewhere, NOT in this run)\n"
     );
     print!("{}", peers.render());
+}
+
+/// Every distinct product of each workload's step through the three GEMMs, timed
+/// together round by round; prints one table.
+fn products(args: &Args) {
+    let mut table = Table::new(&[
+        ("workload", Align::Left),
+        ("product", Align::Left),
+        ("m x k x n", Align::Right),
+        ("runtime GFLOP/s", Align::Right),
+        ("ndarray GFLOP/s", Align::Right),
+        ("gemm crate GFLOP/s", Align::Right),
+        ("runtime vs ndarray", Align::Right),
+        ("runtime vs gemm crate", Align::Right),
+    ]);
+    for &w in &args.workloads {
+        eprintln!("measuring the products of {w} ...");
+        let mut seen: Vec<Matmul> = Vec::new();
+        for shape in w.matmuls(w.batch()) {
+            if seen.contains(&shape) {
+                continue;
+            }
+            seen.push(shape);
+            let row = if w.is_f64() {
+                product_row::<f64>(shape, &args.config)
+            } else {
+                product_row::<f32>(shape, &args.config)
+            };
+            let mut cells = vec![w.to_string(), shape.what.to_string()];
+            cells.push(format!("{}x{}x{}", shape.m, shape.k, shape.n));
+            cells.extend(row);
+            table.row(cells);
+        }
+    }
+    println!("\n## Every product of a step, one thread\n");
+    print!("{}", table.render());
+    println!(
+        "\nGFLOP/s: 2mnk / median time. \"vs\": the median over rounds of the other \
+         GEMM's time / the runtime's (above 1: the runtime's is faster)."
+    );
+}
+
+/// GFLOP/s of the three GEMMs on one product, and the runtime's speed-ups.
+fn product_row<F: BenchFloat>(shape: Matmul, config: &TimingConfig) -> Vec<String> {
+    let routines = [Routine::Runtime, Routine::Ndarray, Routine::GemmCrate];
+    let mut benches = routines.map(|r| MatmulBench::<F>::new(shape, r));
+    let timings = {
+        let mut calls: Vec<Box<dyn FnMut() -> f64 + '_>> = Vec::new();
+        for bench in &mut benches {
+            calls.push(Box::new(move || bench.call()));
+        }
+        measure_interleaved(&mut calls, config)
+    };
+    let mflop = shape.flops() / 1e6;
+    let mut cells: Vec<String> = timings.iter().map(|t| sig3(gflops(mflop, t))).collect();
+    for other in &timings[1..] {
+        let ratio = paired_ratio(other, &timings[0]);
+        cells.push(ratio.map_or(String::new(), |r| format!("{}x", sig3(r))));
+    }
+    cells
 }
