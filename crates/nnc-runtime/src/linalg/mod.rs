@@ -127,6 +127,12 @@ fn matmul_on<F: Float>(
     unsafe { isa.run(&product, scratch) }
 }
 
+/// Whether `F` is `G` (the kernels are compiled for `f32` and `f64` only).
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+fn is<F: 'static, G: 'static>() -> bool {
+    TypeId::of::<F>() == TypeId::of::<G>()
+}
+
 /// The instruction sets the kernel is compiled for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Isa {
@@ -181,16 +187,15 @@ impl Isa {
         fn shape<F: num_traits::Float, V: Lanes<F>>() -> (usize, usize) {
             (V::MR, V::NV * V::LANES)
         }
-        let is = |t| TypeId::of::<F>() == t;
         match self {
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 if is(TypeId::of::<f64>()) => shape::<f64, kernel::Avx512F64>(),
+            Isa::Avx512 if is::<F, f64>() => shape::<f64, kernel::Avx512F64>(),
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 if is(TypeId::of::<f32>()) => shape::<f32, kernel::Avx512F32>(),
+            Isa::Avx512 if is::<F, f32>() => shape::<f32, kernel::Avx512F32>(),
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 if is(TypeId::of::<f64>()) => shape::<f64, kernel::Avx2F64>(),
+            Isa::Avx2 if is::<F, f64>() => shape::<f64, kernel::Avx2F64>(),
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 if is(TypeId::of::<f32>()) => shape::<f32, kernel::Avx2F32>(),
+            Isa::Avx2 if is::<F, f32>() => shape::<f32, kernel::Avx2F32>(),
             _ => shape::<F, Scalar<F>>(),
         }
     }
@@ -210,27 +215,18 @@ impl Isa {
     /// The CPU must have the instruction set, `product` must describe valid views,
     /// and `scratch` must be valid for its length.
     unsafe fn run<F: Float>(self, product: &Product<F>, scratch: Scratch<F>) {
-        let is = |t| TypeId::of::<F>() == t;
         // SAFETY (all arms): forwarded contract; the casts are between `F` and the
         // type `TypeId` just proved it is, and `supported` was checked by the caller.
         unsafe {
             match self {
                 #[cfg(target_arch = "x86_64")]
-                Isa::Avx512 if is(TypeId::of::<f64>()) => {
-                    x86::avx512_f64(&product.cast(), scratch.cast())
-                }
+                Isa::Avx512 if is::<F, f64>() => x86::avx512_f64(&product.cast(), scratch.cast()),
                 #[cfg(target_arch = "x86_64")]
-                Isa::Avx512 if is(TypeId::of::<f32>()) => {
-                    x86::avx512_f32(&product.cast(), scratch.cast())
-                }
+                Isa::Avx512 if is::<F, f32>() => x86::avx512_f32(&product.cast(), scratch.cast()),
                 #[cfg(target_arch = "x86_64")]
-                Isa::Avx2 if is(TypeId::of::<f64>()) => {
-                    x86::avx2_f64(&product.cast(), scratch.cast())
-                }
+                Isa::Avx2 if is::<F, f64>() => x86::avx2_f64(&product.cast(), scratch.cast()),
                 #[cfg(target_arch = "x86_64")]
-                Isa::Avx2 if is(TypeId::of::<f32>()) => {
-                    x86::avx2_f32(&product.cast(), scratch.cast())
-                }
+                Isa::Avx2 if is::<F, f32>() => x86::avx2_f32(&product.cast(), scratch.cast()),
                 _ => blocked::<F, Scalar<F>>(product, scratch),
             }
         }
