@@ -19,9 +19,7 @@ fn main() -> Result<()> {
         "digits: 64-128-10 ReLU MLP, softmax cross-entropy + L2; minibatches of {}, {} epochs",
         config.batch_size, config.epochs
     );
-    let start = std::time::Instant::now();
-    let report = lesson::run(&config)?;
-    let seconds = start.elapsed().as_secs_f64();
+    let (report, seconds) = common::timed(|| lesson::run(&config))?;
     println!(
         "{} training images, {} test images (normalised with the training mean and std)\n",
         report.train_size, report.test_size

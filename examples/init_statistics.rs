@@ -18,9 +18,7 @@ use lesson::Activation;
 fn main() -> Result<()> {
     let rows = 1000;
     println!("{rows} standard normal inputs through ten 500-wide layers\n");
-    let start = std::time::Instant::now();
-    let outcomes = lesson::run(rows, 20_000, 0)?;
-    let seconds = start.elapsed().as_secs_f64();
+    let (outcomes, seconds) = common::timed(|| lesson::run(rows, 20_000, 0))?;
     let dir = common::output_dir()?;
     for outcome in &outcomes {
         println!("{}", outcome.setting.label());

@@ -18,9 +18,7 @@ fn main() -> Result<()> {
         "spiral.nn: 3 x {} points, 2-100-3 ReLU, softmax cross-entropy + L2; full-batch GD, lr {}, {} steps",
         config.points, config.lr, config.steps
     );
-    let start = std::time::Instant::now();
-    let report = lesson::run(&config)?;
-    let seconds = start.elapsed().as_secs_f64();
+    let (report, seconds) = common::timed(|| lesson::run(&config))?;
     println!("\n{:>6}  {:>8}", "step", "loss");
     for (step, loss) in report.losses.iter().enumerate() {
         if step % 1000 == 0 || step + 1 == report.losses.len() {

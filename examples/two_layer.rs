@@ -17,9 +17,7 @@ fn main() -> Result<()> {
         "two_layer.nn: N = {}, 1000-100-10, sigmoid, sum of squares; w -= {:e} * dw for {} steps",
         config.n, config.lr, config.steps
     );
-    let start = std::time::Instant::now();
-    let report = lesson::run(&config)?;
-    let seconds = start.elapsed().as_secs_f64();
+    let (report, seconds) = common::timed(|| lesson::run(&config))?;
 
     println!(
         "\nderived gradients vs central differences (h = {:e}, {} sampled elements each):",

@@ -21,6 +21,13 @@ pub fn output_dir() -> Result<PathBuf> {
     Ok(dir)
 }
 
+/// Runs `work`, returning its result and the seconds it took.
+pub fn timed<T>(work: impl FnOnce() -> Result<T>) -> Result<(T, f64)> {
+    let start = std::time::Instant::now();
+    let result = work()?;
+    Ok((result, start.elapsed().as_secs_f64()))
+}
+
 /// A progress bar showing the step and the current loss (hidden in tests, where it
 /// would draw over the test harness's output).
 pub fn progress(steps: u64, what: &str) -> ProgressBar {

@@ -46,7 +46,12 @@ impl<F: Float> GemmScratch<F> {
     /// Makes the scratch large enough for an `[m, k] @ [k, n]` product (allocating
     /// only if it is too small).
     pub fn reserve(&mut self, m: usize, k: usize, n: usize) {
-        let needed = Isa::detect().scratch_len::<F>(m, k, n);
+        self.reserve_on(Isa::detect(), m, k, n);
+    }
+
+    /// [`GemmScratch::reserve`] for the kernel of `isa`.
+    fn reserve_on(&mut self, isa: Isa, m: usize, k: usize, n: usize) {
+        let needed = isa.scratch_len::<F>(m, k, n);
         if self.buf.len() < needed {
             self.buf.resize(needed, F::zero());
         }
@@ -104,10 +109,7 @@ fn matmul_on<F: Float>(
         }
         return;
     }
-    let needed = isa.scratch_len::<F>(m, k, n);
-    if scratch.buf.len() < needed {
-        scratch.buf.resize(needed, F::zero());
-    }
+    scratch.reserve_on(isa, m, k, n);
     let product = Product {
         m,
         n,
@@ -559,20 +561,16 @@ unsafe fn pack_b<F: num_traits::Float, V: Lanes<F>>(
         // SAFETY: the caller's contract.
         unsafe {
             let panel = dst.add(j0 * kc);
-            if b.cs == 1 && cols == nr {
-                // A whole panel: a copy of constant length, which compiles to a few
-                // vector moves (a `memcpy` call per row cost more than the copy).
+            if b.cs == 1 {
+                // Element loops, not `copy_nonoverlapping`: a `memcpy` call per row
+                // of a panel cost more than the copy (measured).
                 for p in 0..kc {
                     let (src, row) = (b.at(pc + p, jc + j0), panel.add(p * nr));
-                    for j in 0..nr {
+                    for j in 0..cols {
                         *row.add(j) = *src.add(j);
                     }
-                }
-            } else if b.cs == 1 {
-                for p in 0..kc {
-                    let (src, row) = (b.at(pc + p, jc + j0), panel.add(p * nr));
-                    for j in 0..nr {
-                        *row.add(j) = if j < cols { *src.add(j) } else { F::zero() };
+                    for j in cols..nr {
+                        *row.add(j) = F::zero();
                     }
                 }
             } else {
