@@ -16,6 +16,7 @@ use crate::workload::Matmul;
 use ndarray::linalg::general_mat_mul;
 use ndarray::{Array2, ArrayView2};
 use nnc_runtime::linalg::{GemmScratch, matmul};
+use nnc_runtime::parallel::Threads;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand_distr::{Distribution, StandardNormal};
@@ -97,7 +98,14 @@ impl<F: BenchFloat> MatmulBench<F> {
             self.b.view()
         };
         match self.routine {
-            Routine::Runtime => matmul(a, b, self.c.view_mut(), false, &mut self.scratch),
+            Routine::Runtime => matmul(
+                a,
+                b,
+                self.c.view_mut(),
+                false,
+                &mut self.scratch,
+                &Threads::one(),
+            ),
             Routine::Ndarray => general_mat_mul(F::one(), &a, &b, F::zero(), &mut self.c),
             Routine::GemmCrate => gemm_crate(a, b, &mut self.c),
         }

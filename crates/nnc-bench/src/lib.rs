@@ -34,6 +34,8 @@ pub mod baseline;
 pub mod ceiling;
 pub mod generated;
 pub mod interp;
+pub mod peak;
+pub mod regions;
 pub mod report;
 pub mod timing;
 pub mod workload;

@@ -1,4 +1,4 @@
-//! `cargo run --release -p nnc-bench [-- --budget SECONDS] [--only W1,W3] [--products]`
+//! `cargo run --release -p nnc-bench [-- --budget SECONDS] [--only W1,W3] [--products | --regions]`
 //!
 //! Times one training step of every workload, for every implementation, in this one
 //! run, and prints the tables `BENCHMARKS.md` shows. `--budget` is the time aimed for
@@ -26,12 +26,15 @@ struct Args {
     workloads: Vec<Workload>,
     /// Time each product of a step instead of the steps.
     products: bool,
+    /// Time the start and finish of parallel regions instead.
+    regions: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
     let mut config = TimingConfig::default();
     let mut workloads = Workload::ALL.to_vec();
     let mut products = false;
+    let mut regions = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -58,9 +61,10 @@ fn parse_args() -> Result<Args, String> {
                     .collect::<Result<_, _>>()?;
             }
             "--products" => products = true,
+            "--regions" => regions = true,
             "-h" | "--help" => {
                 return Err(
-                    "usage: nnc-bench [--budget SECONDS] [--only W1,W2,W3,W4] [--products]"
+                    "usage: nnc-bench [--budget SECONDS] [--only W1,W2,W3,W4] [--products | --regions]"
                         .to_string(),
                 );
             }
@@ -71,6 +75,7 @@ fn parse_args() -> Result<Args, String> {
         config,
         workloads,
         products,
+        regions,
     })
 }
 
@@ -116,6 +121,15 @@ fn main() -> ExitCode {
     if args.products {
         products(&args);
         return ExitCode::SUCCESS;
+    }
+    if args.regions {
+        return match regions(&args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::FAILURE
+            }
+        };
     }
     let mut results = Vec::new();
     for &w in &args.workloads {
@@ -410,11 +424,19 @@ fn print_results(results: &[WorkloadResult]) {
 /// Every distinct product of each workload's step through the three GEMMs, timed
 /// together round by round; prints one table.
 fn products(args: &Args) {
+    let peak = nnc_bench::peak::measure(std::time::Duration::from_millis(1200));
+    println!(
+        "\nOne core's FMA peak ({}, measured now): {} GFLOP/s f32, {} GFLOP/s f64.",
+        peak.isa,
+        sig3(peak.f32_gflops),
+        sig3(peak.f64_gflops)
+    );
     let mut table = Table::new(&[
         ("workload", Align::Left),
         ("product", Align::Left),
         ("m x k x n", Align::Right),
         ("runtime GFLOP/s", Align::Right),
+        ("of peak", Align::Right),
         ("ndarray GFLOP/s", Align::Right),
         ("gemm crate GFLOP/s", Align::Right),
         ("runtime vs ndarray", Align::Right),
@@ -428,11 +450,16 @@ fn products(args: &Args) {
                 continue;
             }
             seen.push(shape);
-            let row = if w.is_f64() {
+            let mut row = if w.is_f64() {
                 product_row::<f64>(shape, &args.config)
             } else {
                 product_row::<f32>(shape, &args.config)
             };
+            let runtime: f64 = row[0].parse().unwrap_or(f64::NAN);
+            row.insert(
+                1,
+                format!("{:.0}%", 100.0 * runtime / peak.gflops(w.is_f64())),
+            );
             let mut cells = vec![w.to_string(), shape.what.to_string()];
             cells.push(format!("{}x{}x{}", shape.m, shape.k, shape.n));
             cells.extend(row);
@@ -465,4 +492,34 @@ fn product_row<F: BenchFloat>(shape: Matmul, config: &TimingConfig) -> Vec<Strin
         cells.push(ratio.map_or(String::new(), |r| format!("{}x", sig3(r))));
     }
     cells
+}
+
+/// The cost of a parallel region on two threads, the runtime's pool against rayon.
+fn regions(args: &Args) -> Result<(), String> {
+    use nnc_bench::regions::{PART, REGIONS_PER_CALL, measure};
+    let mut table = Table::new(&[
+        ("pool", Align::Left),
+        ("µs per region", Align::Right),
+        ("overhead µs", Align::Right),
+        ("IQR", Align::Right),
+        ("samples", Align::Right),
+    ]);
+    for cost in measure(2, &args.config)? {
+        let t = &cost.timing;
+        let per_region = t.median().as_secs_f64() * 1e6 / REGIONS_PER_CALL as f64;
+        table.row(vec![
+            cost.label.to_string(),
+            format!("{:.2}", per_region),
+            format!("{:.2}", per_region - PART.as_secs_f64() * 1e6),
+            format!("{:.0}%", 100.0 * t.spread()),
+            format!("{}x{}", t.samples.len(), t.calls_per_sample),
+        ]);
+    }
+    println!(
+        "\n## A region of two {} µs parts on two threads (serially: {} µs)\n",
+        PART.as_micros(),
+        2 * PART.as_micros()
+    );
+    print!("{}", table.render());
+    Ok(())
 }

@@ -1,28 +1,31 @@
 //! After the workspace exists, `loss`, `forward` and `loss_and_grad` allocate
-//! nothing — with the same batch size, and with a smaller one — counted by a global
-//! allocator. That includes the matrix products: `nnc::runtime::linalg::matmul`
-//! packs into the workspace's `GemmScratch`.
+//! nothing — with the same batch size (256: products and loops are split across
+//! threads), and with a smaller one, on one thread and on
+//! several — counted by a global allocator on every thread. That includes the
+//! matrix products (`nnc::runtime::linalg::matmul` packs into the workspace's
+//! `GemmScratch`) and the pool's threads.
+//!
+//! The count is global, so this binary has one test: nothing else runs while it
+//! counts.
 
 mod common;
 
 use common::{ir, random_inputs, random_params};
 use nnc::Model;
+use nnc::runtime::parallel::Threads;
 use nnc_model_tests as models;
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-/// Counts allocations made by the current thread (tests run on several threads).
+/// Counts allocations made by any thread while `COUNTING` is set.
 struct Counting;
 
-thread_local! {
-    /// Allocations while counting.
-    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
-    static COUNTING: Cell<bool> = const { Cell::new(false) };
-}
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+static COUNTING: AtomicBool = AtomicBool::new(false);
 
 fn count() {
-    if COUNTING.try_with(Cell::get).unwrap_or(false) {
-        let _ = ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
+    if COUNTING.load(Ordering::Relaxed) {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -55,28 +58,28 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
-/// How many allocations `f` makes on this thread.
+/// How many allocations happen, on any thread, while `f` runs.
 fn allocations(f: impl FnOnce()) -> usize {
-    let before = ALLOCATIONS.with(Cell::get);
-    COUNTING.with(|c| c.set(true));
+    let before = ALLOCATIONS.load(Ordering::SeqCst);
+    COUNTING.store(true, Ordering::SeqCst);
     f();
-    COUNTING.with(|c| c.set(false));
-    ALLOCATIONS.with(Cell::get) - before
+    COUNTING.store(false, Ordering::SeqCst);
+    ALLOCATIONS.load(Ordering::SeqCst) - before
 }
 
 #[track_caller]
-fn check<M: Model>(file: &str, name: &str) {
+fn check<M: Model>(file: &str, name: &str, threads: &Threads) {
     let ir = ir(file, name);
     let (big, small) = (
-        random_inputs::<M>(&ir, 16, 1),
+        random_inputs::<M>(&ir, 256, 1),
         random_inputs::<M>(&ir, 5, 2),
     );
     let params = random_params::<M>(3);
     let big = M::bind_inputs(&big).unwrap_or_else(|e| panic!("{e}"));
     let small = M::bind_inputs(&small).unwrap_or_else(|e| panic!("{e}"));
-    let mut ws = M::workspace(&big);
+    let mut ws = M::workspace_on(&big, threads.clone());
     let mut grads = M::zero_grads(&big);
-    // Warm-up: the allocation counter's thread-locals, and anything lazy.
+    // Warm-up: anything lazy.
     M::loss_and_grad(&params, &big, &mut ws, &mut grads).unwrap_or_else(|e| panic!("{e}"));
     let mut results = Vec::with_capacity(16);
     let n = allocations(|| {
@@ -87,41 +90,75 @@ fn check<M: Model>(file: &str, name: &str) {
         }
     });
     assert!(results.iter().all(|ok| *ok), "{name}: a call failed");
-    assert_eq!(n, 0, "{name}: {n} allocations in 9 calls after warm-up");
+    assert_eq!(
+        n, 0,
+        "{name}: {n} allocations in 9 calls after warm-up on {threads:?}"
+    );
 }
 
 #[test]
+fn nothing_allocates_after_warm_up_on_any_thread_count() {
+    counting_works();
+    for count in [1, 2, 3] {
+        every_model(&started(count));
+    }
+    forward_allocates_nothing();
+}
+
+/// A pool of `count` threads, each of which has run a part (so the allocations of
+/// starting a thread are over before anything is counted).
+fn started(count: usize) -> Threads {
+    let threads = Threads::new(count);
+    let seen = std::sync::Mutex::new(std::collections::HashSet::new());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while seen.lock().map_or(0, |s| s.len()) < count && std::time::Instant::now() < deadline {
+        threads.for_each(4 * count, |_| {
+            if let Ok(mut s) = seen.lock() {
+                s.insert(std::thread::current().id());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        });
+    }
+    threads
+}
+
 fn counting_works() {
     let n = allocations(|| {
         let v: Vec<u8> = Vec::with_capacity(10);
         std::hint::black_box(&v);
+        // Another thread's allocation counts too.
+        std::thread::scope(|s| {
+            s.spawn(|| std::hint::black_box(Vec::<u8>::with_capacity(10)));
+        });
     });
-    assert_eq!(n, 1);
+    assert!(n >= 2, "{n}");
 }
 
-#[test]
-fn every_model() {
-    check::<models::activations::Activations>("activations.nn", "activations");
-    check::<models::deep_tanh::DeepTanh>("deep_tanh.nn", "deep_tanh");
-    check::<models::add_mul::AddMul>("gates.nn", "add_mul");
-    check::<models::neuron::Neuron>("gates.nn", "neuron");
-    check::<models::neuron_gate::NeuronGate>("gates.nn", "neuron_gate");
-    check::<models::logistic_regression::LogisticRegression>("logistic.nn", "logistic_regression");
-    check::<models::linear_svm::LinearSvm>("logistic.nn", "linear_svm");
-    check::<models::least_squares::LeastSquares>("logistic.nn", "least_squares");
-    check::<models::mlp784::Mlp784>("mlp784.nn", "mlp784");
-    check::<models::spiral::Spiral>("spiral.nn", "spiral");
-    check::<models::svm::Svm>("svm.nn", "svm");
-    check::<models::svm_spelled_out::SvmSpelledOut>("svm.nn", "svm_spelled_out");
-    check::<models::three_layer::ThreeLayer>("three_layer.nn", "three_layer");
-    check::<models::two_layer::TwoLayer>("two_layer.nn", "two_layer");
-    check::<models::reductions::Reductions>("features.nn", "reductions");
-    check::<models::shapes::Shapes>("features.nn", "shapes");
-    check::<models::activations_f32::ActivationsF32>("features.nn", "activations_f32");
-    check::<models::constant_batch::ConstantBatch>("features.nn", "constant_batch");
+fn every_model(threads: &Threads) {
+    check::<models::activations::Activations>("activations.nn", "activations", threads);
+    check::<models::deep_tanh::DeepTanh>("deep_tanh.nn", "deep_tanh", threads);
+    check::<models::add_mul::AddMul>("gates.nn", "add_mul", threads);
+    check::<models::neuron::Neuron>("gates.nn", "neuron", threads);
+    check::<models::neuron_gate::NeuronGate>("gates.nn", "neuron_gate", threads);
+    check::<models::logistic_regression::LogisticRegression>(
+        "logistic.nn",
+        "logistic_regression",
+        threads,
+    );
+    check::<models::linear_svm::LinearSvm>("logistic.nn", "linear_svm", threads);
+    check::<models::least_squares::LeastSquares>("logistic.nn", "least_squares", threads);
+    check::<models::mlp784::Mlp784>("mlp784.nn", "mlp784", threads);
+    check::<models::spiral::Spiral>("spiral.nn", "spiral", threads);
+    check::<models::svm::Svm>("svm.nn", "svm", threads);
+    check::<models::svm_spelled_out::SvmSpelledOut>("svm.nn", "svm_spelled_out", threads);
+    check::<models::three_layer::ThreeLayer>("three_layer.nn", "three_layer", threads);
+    check::<models::two_layer::TwoLayer>("two_layer.nn", "two_layer", threads);
+    check::<models::reductions::Reductions>("features.nn", "reductions", threads);
+    check::<models::shapes::Shapes>("features.nn", "shapes", threads);
+    check::<models::activations_f32::ActivationsF32>("features.nn", "activations_f32", threads);
+    check::<models::constant_batch::ConstantBatch>("features.nn", "constant_batch", threads);
 }
 
-#[test]
 fn forward_allocates_nothing() {
     use models::spiral;
     let ir = ir("spiral.nn", "spiral");

@@ -82,6 +82,7 @@ pub mod linalg;
 pub mod model;
 pub mod npz;
 pub mod optim;
+pub mod parallel;
 pub mod support;
 #[cfg(test)]
 mod testing;

@@ -8,6 +8,8 @@ use ndarray::{ArrayD, ArrayViewD, ArrayViewMutD};
 use rand::Rng;
 use std::fmt;
 
+use crate::parallel::Threads;
+
 /// The float types a model may be compiled for (`dtype f32;` or `dtype f64;`).
 pub trait Float:
     num_traits::Float
@@ -154,8 +156,16 @@ pub trait Model {
     fn zero_grads(inputs: &Self::Inputs<'_>) -> Self::Grads;
     /// Borrow inputs by name, checking ranks, dims and index ranges.
     fn bind_inputs(named: &NamedInputs<Self::Float>) -> Result<Self::Inputs<'_>, ShapeError>;
-    /// Buffers sized for the runtime dims of `inputs`.
+    /// Buffers sized for the runtime dims of `inputs`; calls run on the shared
+    /// threads ([`Threads::shared`]).
     fn workspace(inputs: &Self::Inputs<'_>) -> Self::Workspace;
+    /// [`Model::workspace`] whose calls run on `threads`. Generated models give the
+    /// same results, bit for bit, for every thread count. (The default, for
+    /// single-threaded implementations, ignores `threads`.)
+    fn workspace_on(inputs: &Self::Inputs<'_>, threads: Threads) -> Self::Workspace {
+        let _ = threads;
+        Self::workspace(inputs)
+    }
     /// The loss at `params` and `inputs`.
     fn loss(
         params: &Self::Params,

@@ -29,6 +29,8 @@ use rand::Rng;
 use crate::init::{Init, fill};
 use crate::{Float, NamedInputs, ShapeError};
 
+pub use crate::parallel::{RowsMut, for_rows};
+
 /// A parameter of `shape` drawn from `init` (see [`crate::init::fill`]).
 pub fn init<F: Float, D: Dimension, R: Rng + ?Sized>(
     shape: D,

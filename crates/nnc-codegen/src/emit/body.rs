@@ -71,11 +71,23 @@ struct NestState {
     /// Recomputed values (rematerialised nodes) of this pass and of this row.
     remat_pass: HashMap<(NodeId, Vec<Ix>), Ex>,
     remat_row: HashMap<(NodeId, Vec<Ix>), Ex>,
+    /// The row's statements as a parallel row loop runs them: mutable row slices
+    /// are the loop's arguments, not `let`s.
+    par_row: Vec<TokenStream>,
+    /// The mutable row slices bound in the row, in order.
+    written: Vec<RowSlice>,
+    /// How each array was reached in the row: `Some(local)` through a row slice,
+    /// `None` element by element. A parallel loop needs every array it writes
+    /// reached only through its one row slice.
+    reached: Vec<(String, Option<String>)>,
+    /// Whether an array is written element by element (not through a row slice).
+    writes_elementwise: bool,
 }
 
 /// `let t4_row = &t4[i * 100..][..100];`: one row of an array, bound before a pass
 /// so that the pass indexes it by the loop variable alone (no bounds checks left,
 /// and the loop vectorises).
+#[derive(Clone)]
 struct RowSlice {
     array: String,
     base: String,
@@ -263,6 +275,10 @@ impl<'a> Body<'a> {
         if let Some(e) = self.row_access(array, shape, idx, write) {
             return e;
         }
+        if let Some(state) = &mut self.nest {
+            state.reached.push((array.to_string(), None));
+            state.writes_elementwise |= write;
+        }
         let at = self.flat(shape, idx);
         let name = ident(array);
         Ex::atom(quote!(#name[#at]))
@@ -305,7 +321,12 @@ impl<'a> Body<'a> {
             .iter()
             .find(|s| s.array == array && s.base == key && (s.mutable || !write));
         if let Some(s) = earlier {
-            let local = ident(&s.local);
+            let local = s.local.clone();
+            self.nest
+                .as_mut()?
+                .reached
+                .push((array.to_string(), Some(local.clone())));
+            let local = ident(&local);
             return Some(Ex::atom(quote!(#local[#j])));
         }
         let existing = self
@@ -347,6 +368,10 @@ impl<'a> Body<'a> {
                 local
             }
         };
+        self.nest
+            .as_mut()?
+            .reached
+            .push((array.to_string(), Some(local.clone())));
         let local = ident(&local);
         Some(Ex::atom(quote!(#local[#j])))
     }
@@ -680,7 +705,10 @@ impl<'a> Body<'a> {
     fn push(&mut self, level: Level, ts: TokenStream) {
         match &mut self.nest {
             Some(s) if level == Level::Pass => s.pass.push(ts),
-            Some(s) => s.row.push(ts),
+            Some(s) => {
+                s.par_row.push(ts.clone());
+                s.row.push(ts)
+            }
             None => self.stmts.push(ts),
         }
     }
@@ -1068,7 +1096,7 @@ impl<'a> Body<'a> {
         if !self.uses.products.contains(&product) {
             self.uses.products.push(product);
         }
-        let call = quote!(matmul(#av, #bv, #dview, #accumulate, &mut ws.gemm););
+        let call = quote!(matmul(#av, #bv, #dview, #accumulate, &mut ws.gemm, &ws.threads););
         let note = if accumulate {
             self.note_gemm_acc(dest, matmul)
         } else {
@@ -1092,6 +1120,10 @@ impl<'a> Body<'a> {
             bound: vec![],
             remat_pass: HashMap::new(),
             remat_row: HashMap::new(),
+            par_row: vec![],
+            written: vec![],
+            reached: vec![],
+            writes_elementwise: false,
         });
         let mut pre: Vec<TokenStream> = vec![];
         let mut post: Vec<TokenStream> = vec![];
@@ -1187,23 +1219,23 @@ impl<'a> Body<'a> {
             if !state.is_empty() {
                 let var = ident(LOOP[nest.r]);
                 let len = self.size(nest.domain[nest.r]);
-                let bindings: Vec<TokenStream> = slices
-                    .iter()
-                    .map(|s| {
-                        let (local, array, len) = (ident(&s.local), ident(&s.array), &s.len);
-                        let row = if s.base == "0" {
-                            quote!(#array[..#len])
-                        } else {
-                            let base = s.base_ex.at(super::expr::Prec::Add);
-                            quote!(#array[#base..][..#len])
-                        };
-                        if s.mutable {
-                            quote!(let #local = &mut #row;)
-                        } else {
-                            quote!(let #local = &#row;)
-                        }
-                    })
-                    .collect();
+                let binding = |s: &RowSlice| {
+                    let (local, array, len) = (ident(&s.local), ident(&s.array), &s.len);
+                    let row = if s.base == "0" {
+                        quote!(#array[..#len])
+                    } else {
+                        let base = s.base_ex.at(super::expr::Prec::Add);
+                        quote!(#array[#base..][..#len])
+                    };
+                    if s.mutable {
+                        quote!(let #local = &mut #row;)
+                    } else {
+                        quote!(let #local = &#row;)
+                    }
+                };
+                let bindings: Vec<TokenStream> = slices.iter().map(binding).collect();
+                let shared: Vec<TokenStream> =
+                    slices.iter().filter(|s| !s.mutable).map(binding).collect();
                 let body = quote!(#(#state)*);
                 let var = if mentions_ident(&body, LOOP[nest.r]) {
                     var
@@ -1211,14 +1243,28 @@ impl<'a> Body<'a> {
                     quote!(_)
                 };
                 let lp = quote!(#(#bindings)* for #var in 0..#len { #body });
+                let par_lp = quote!(#(#shared)* for #var in 0..#len { #body });
                 if let Some(s) = &mut self.nest {
                     s.row.push(lp);
+                    s.par_row.push(par_lp);
+                    s.written
+                        .extend(slices.iter().filter(|s| s.mutable).cloned());
                     s.bound.extend(slices);
                 }
             }
         }
-        let state = self.nest.take();
-        let mut body: Vec<TokenStream> = state.map(|s| s.row).unwrap_or_default();
+        let Some(state) = self.nest.take() else {
+            return;
+        };
+        if let Some(lp) = self.row_loop_on_threads(nest, &state) {
+            let header = self.nest_note(nest, true);
+            self.stmts.push(header);
+            self.stmts.extend(pre);
+            self.stmts.push(lp);
+            self.stmts.extend(post);
+            return;
+        }
+        let mut body: Vec<TokenStream> = state.row;
         for axis in nest.outer().into_iter().rev() {
             let inner = quote!(#(#body)*);
             let var = if mentions_ident(&inner, LOOP[axis]) {
@@ -1229,11 +1275,78 @@ impl<'a> Body<'a> {
             let len = self.size(nest.domain[axis]);
             body = vec![quote!(for #var in 0..#len { #inner })];
         }
-        let header = self.nest_note(nest);
+        let header = self.nest_note(nest, false);
         self.stmts.push(header);
         self.stmts.extend(pre);
         self.stmts.extend(body);
         self.stmts.extend(post);
+    }
+
+    /// The nest as a row loop on the workspace's threads, when its rows are
+    /// independent: a matrix domain walked row by row, nothing accumulated across
+    /// rows, and every array it writes written (and read) only through its one
+    /// slice of the current row, which the loop hands out
+    /// (`rt::for_rows`). `None` when it must run as plain loops.
+    fn row_loop_on_threads(&mut self, nest: &Nest, state: &NestState) -> Option<TokenStream> {
+        if nest.domain.len() != 2
+            || nest.r != 1
+            || state.written.is_empty()
+            || state.writes_elementwise
+        {
+            return None;
+        }
+        if nest.members.iter().any(|m| m.level == Level::Nest) {
+            return None;
+        }
+        let row_var = LOOP[0];
+        let mut rows_of = vec![];
+        let mut args = vec![];
+        for w in &state.written {
+            // Only this slice reaches the array, and the slice is row `i` of an
+            // array of exactly the nest's rows.
+            let only_this = state
+                .reached
+                .iter()
+                .filter(|(a, _)| *a == w.array)
+                .all(|(_, l)| l.as_deref() == Some(w.local.as_str()));
+            let row_base = Ex::mul(&Ex::ident(row_var), &w.len).ts.to_string();
+            let width_matches = w.len.ts.to_string() == self.size(nest.domain[1]).ts.to_string();
+            if !only_this || w.base != row_base || !width_matches {
+                return None;
+            }
+            let (array, len) = (ident(&w.array), &w.len);
+            rows_of.push(quote!(rt::RowsMut::new(&mut *#array, #len)));
+            args.push(ident(&w.local));
+        }
+        let rows = self.size(nest.domain[0]);
+        let width = self.size(nest.domain[1]);
+        let cost = self.work_per_element(nest);
+        let work = Ex::mul(&width, &Ex::usize(cost));
+        let body = &state.par_row;
+        let body = quote!(#(#body)*);
+        let i = if mentions_ident(&body, row_var) {
+            ident(row_var)
+        } else {
+            quote!(_)
+        };
+        Some(quote! {
+            rt::for_rows(&ws.threads, #rows, #work, (#(#rows_of,)*), |#i, (#(#args,)*)| { #body });
+        })
+    }
+
+    /// A rough cost of one element of a nest, in adds: what decides whether its rows
+    /// are worth splitting across threads.
+    fn work_per_element(&self, nest: &Nest) -> usize {
+        nest.members
+            .iter()
+            .map(|m| match &self.model().node(m.node).op {
+                Op::Unary(UnaryOp::Neg | UnaryOp::Abs) => 1,
+                Op::Unary(_) | Op::Softmax { .. } | Op::LogSoftmax { .. } => 10,
+                Op::Binary(BinaryOp::Div) | Op::Powf(_) => 4,
+                _ => 1,
+            })
+            .sum::<usize>()
+            .max(1)
     }
 
     fn set_cur(&mut self, slot: Slot) {
@@ -1439,7 +1552,7 @@ impl<'a> Body<'a> {
         Self::comment(&format!("{what} for {}", self.display(h.owner)))
     }
 
-    fn nest_note(&self, nest: &Nest) -> TokenStream {
+    fn nest_note(&self, nest: &Nest, on_threads: bool) -> TokenStream {
         let model = self.model();
         let names: Vec<String> = nest
             .members
@@ -1454,8 +1567,13 @@ impl<'a> Body<'a> {
         } else {
             String::new()
         };
+        let threads = if on_threads {
+            ", rows split across threads"
+        } else {
+            ""
+        };
         Self::comment(&format!(
-            "loop over {}{passes}: {}",
+            "loop over {}{passes}{threads}: {}",
             model.shape_str(&nest.domain),
             names.join(", ")
         ))

@@ -896,9 +896,13 @@ impl Gen<'_> {
             let len = size(m.shape(*o));
             grow.push(quote!(rt::grow(&mut self.#name, #len);));
         }
+        let d = doc(" The threads the loops and products run on");
+        fields.push(quote!(#d threads: ::nnc::runtime::parallel::Threads));
         if !self.products.is_empty() {
-            let d = doc(" Packing space for the matmuls, so they allocate nothing");
+            let d =
+                doc(" Packing space for the matmuls (one per thread), so they allocate nothing");
             fields.push(quote!(#d gemm: ::nnc::runtime::linalg::GemmScratch<F>));
+            grow.push(quote!(self.gemm.set_threads(self.threads.count());));
             for [rows, inner, cols] in &self.products {
                 let [m, k, n] = [rows, inner, cols].map(|d| size(&vec![*d]));
                 grow.push(quote!(self.gemm.reserve(#m, #k, #n);));
@@ -923,10 +927,29 @@ impl Gen<'_> {
             pub struct Workspace { #(#fields),* }
 
             impl Workspace {
+                /// A workspace for `dims`, on the shared threads
+                /// ([`::nnc::runtime::parallel::Threads::shared`]: `NNC_THREADS`, else
+                /// every core).
                 pub fn new(dims: Dims) -> Workspace {
-                    let mut ws = Workspace::default();
+                    Workspace::with_threads(dims, ::nnc::runtime::parallel::Threads::shared())
+                }
+
+                /// A workspace for `dims` whose calls run on `threads`. Results are the
+                /// same, bit for bit, whatever the thread count.
+                pub fn with_threads(dims: Dims, threads: ::nnc::runtime::parallel::Threads) -> Workspace {
+                    let mut ws = Workspace { threads, ..Workspace::default() };
                     ws.grow(dims);
                     ws
+                }
+
+                /// The threads calls run on.
+                pub fn threads(&self) -> &::nnc::runtime::parallel::Threads {
+                    &self.threads
+                }
+
+                /// Runs later calls on `threads` (the next call makes room for them).
+                pub fn set_threads(&mut self, threads: ::nnc::runtime::parallel::Threads) {
+                    self.threads = threads;
                 }
 
                 /// Makes every buffer large enough for `dims` (allocating only if one is
@@ -1122,6 +1145,10 @@ impl Gen<'_> {
 
                 fn workspace(inputs: &Inputs<'_>) -> Workspace {
                     Workspace::new(inputs.dims_unchecked())
+                }
+
+                fn workspace_on(inputs: &Inputs<'_>, threads: ::nnc::runtime::parallel::Threads) -> Workspace {
+                    Workspace::with_threads(inputs.dims_unchecked(), threads)
                 }
 
                 fn loss(params: &Params, inputs: &Inputs<'_>, ws: &mut Workspace) -> Result<F, ShapeError> {

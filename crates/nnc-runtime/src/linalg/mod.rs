@@ -16,6 +16,13 @@
 //!         for each MR-tall panel of A      micro-kernel: an MR x NR tile of C
 //! ```
 //!
+//! With several threads ([`Threads`]) a product is cut into as many parts as
+//! there are threads, along the rows or the columns of `C` at tile boundaries;
+//! each part is a product of its own, packed into its thread's scratch. Every
+//! element of `C` is computed by the same operations in the same order whatever
+//! the cut (the `k` blocking does not depend on it), so results are bitwise the
+//! same for every thread count.
+//!
 //! The micro-kernel (`kernel.rs`) keeps its tile in registers across the `k` loop;
 //! it is compiled for AVX-512, for AVX2+FMA and as portable scalar code, and the
 //! best the CPU has is picked at run time. `unsafe` is confined to that kernel, the
@@ -26,25 +33,42 @@
 mod kernel;
 
 use crate::Float;
+use crate::parallel::Threads;
 use kernel::{Lanes, Panels, Scalar, TileOut};
 use ndarray::{ArrayView2, ArrayViewMut2};
 use std::any::TypeId;
 
-/// The packing buffers of [`matmul`]. A generated workspace owns one, reserved for
-/// the model's largest product, so products allocate nothing.
-#[derive(Clone, Debug, Default)]
+/// The packing buffers of [`matmul`], one per thread. A generated workspace owns
+/// one, reserved for the model's products, so products allocate nothing.
+#[derive(Clone, Debug)]
 pub struct GemmScratch<F> {
-    buf: Vec<F>,
+    /// One buffer per thread; all the same length.
+    bufs: Vec<Vec<F>>,
+}
+
+impl<F: Float> Default for GemmScratch<F> {
+    fn default() -> Self {
+        GemmScratch::new()
+    }
 }
 
 impl<F: Float> GemmScratch<F> {
-    /// An empty scratch: the first product grows it.
+    /// An empty scratch for one thread: the first product grows it.
     pub fn new() -> GemmScratch<F> {
-        GemmScratch { buf: Vec::new() }
+        GemmScratch {
+            bufs: vec![Vec::new()],
+        }
     }
 
-    /// Makes the scratch large enough for an `[m, k] @ [k, n]` product (allocating
-    /// only if it is too small).
+    /// Room for `threads` threads (buffers as large as the ones there are).
+    pub fn set_threads(&mut self, threads: usize) {
+        let len = self.len();
+        self.bufs
+            .resize_with(threads.max(1), || vec![F::zero(); len]);
+    }
+
+    /// Makes every thread's buffer large enough for an `[m, k] @ [k, n]` product
+    /// (allocating only if one is too small).
     pub fn reserve(&mut self, m: usize, k: usize, n: usize) {
         self.reserve_on(Isa::detect(), m, k, n);
     }
@@ -52,45 +76,57 @@ impl<F: Float> GemmScratch<F> {
     /// [`GemmScratch::reserve`] for the kernel of `isa`.
     fn reserve_on(&mut self, isa: Isa, m: usize, k: usize, n: usize) {
         let needed = isa.scratch_len::<F>(m, k, n);
-        if self.buf.len() < needed {
-            self.buf.resize(needed, F::zero());
+        for buf in &mut self.bufs {
+            if buf.len() < needed {
+                buf.resize(needed, F::zero());
+            }
         }
     }
 
-    /// Elements held (for tests that check a product did not grow it).
+    /// Elements held per thread (for tests that check a product did not grow it).
     pub fn len(&self) -> usize {
-        self.buf.len()
+        self.bufs.first().map_or(0, Vec::len)
     }
 
     /// Whether nothing has been reserved yet.
     pub fn is_empty(&self) -> bool {
-        self.buf.is_empty()
+        self.len() == 0
+    }
+
+    /// Threads the scratch has room for.
+    pub fn threads(&self) -> usize {
+        self.bufs.len()
     }
 }
 
-/// `c = a @ b` (`accumulate == false`) or `c += a @ b`.
+/// `c = a @ b` (`accumulate == false`) or `c += a @ b`, on `threads`.
 ///
 /// Shapes must agree: `a` is `[m, k]`, `b` is `[k, n]`, `c` is `[m, n]`; generated
 /// code checks shapes before calling, so a mismatch here is a bug and panics. A
-/// `scratch` too small for the product (see [`GemmScratch::reserve`]) is grown.
+/// `scratch` too small for the product (see [`GemmScratch::reserve`]) is grown;
+/// one with room for fewer threads than `threads` has (see
+/// [`GemmScratch::set_threads`]) runs the product on as many threads as it has
+/// room for. Small products run on the calling thread alone.
 pub fn matmul<F: Float>(
     a: ArrayView2<'_, F>,
     b: ArrayView2<'_, F>,
     c: ArrayViewMut2<'_, F>,
     accumulate: bool,
     scratch: &mut GemmScratch<F>,
+    threads: &Threads,
 ) {
-    matmul_on(Isa::detect(), a, b, c, accumulate, scratch)
+    matmul_with(Isa::detect(), a, b, c, accumulate, scratch, threads)
 }
 
 /// [`matmul`] with the instruction set chosen by the caller (tests run every one).
-fn matmul_on<F: Float>(
+fn matmul_with<F: Float>(
     isa: Isa,
     a: ArrayView2<'_, F>,
     b: ArrayView2<'_, F>,
     mut c: ArrayViewMut2<'_, F>,
     accumulate: bool,
     scratch: &mut GemmScratch<F>,
+    threads: &Threads,
 ) {
     assert!(isa.supported(), "{isa:?} is not available on this CPU");
     let (m, k) = a.dim();
@@ -121,12 +157,130 @@ fn matmul_on<F: Float>(
         c_cs: c.strides()[1],
         overwrite: !accumulate,
     };
-    let scratch = Scratch::aligned(&mut scratch.buf);
-    // SAFETY: the views are valid for their shapes and strides (ndarray's
-    // invariant); `c` is a unique borrow, so it aliases neither `a` nor `b`; the
-    // scratch is a live buffer; and `isa` is one this CPU has (`Isa::detect`, or a
-    // test's `Isa::available`).
-    unsafe { isa.run(&product, scratch) }
+    let (mr, nr) = isa.tile::<F>();
+    let product = product.oriented(mr);
+    let cut = Cut::choose(&product, (mr, nr), threads.count().min(scratch.threads()));
+    let parts = SendProduct(&product);
+    threads.for_each_with(&mut scratch.bufs, cut.parts, |part, buf| {
+        let sub = cut.part(parts.get(), part);
+        let scratch = Scratch::aligned(buf);
+        // SAFETY: the views are valid for their shapes and strides (ndarray's
+        // invariant); `c` is a unique borrow, so it aliases neither `a` nor `b`;
+        // the parts write disjoint blocks of `c` (`Cut::part`); the scratch is
+        // this thread's alone; and `isa` is one this CPU has (`Isa::detect`, or a
+        // test's `Isa::available`).
+        unsafe { isa.run(&sub, scratch) }
+    });
+}
+
+/// A product shared by the threads computing its parts.
+struct SendProduct<'a, F>(&'a Product<F>);
+
+impl<'a, F> SendProduct<'a, F> {
+    // A method, not `.0`: a closure would capture the field, not the wrapper.
+    fn get(&self) -> &'a Product<F> {
+        self.0
+    }
+}
+
+// SAFETY: the threads read the operands and write disjoint blocks of `C` (see
+// `Cut::part`), and `F: Float` values may cross threads.
+unsafe impl<F: Float> Sync for SendProduct<'_, F> {}
+// SAFETY: as above.
+unsafe impl<F: Float> Send for SendProduct<'_, F> {}
+
+/// Below this many FLOPs (`2 m n k`) a product runs on one thread: a few
+/// microseconds of work, where starting a region would cost a noticeable share.
+/// (Tests cut every product, however small.)
+const PARALLEL_FLOPS: usize = if cfg!(test) { 0 } else { 1 << 18 };
+
+/// How a product is cut into parts, one per thread: blocks of `C`'s rows or of its
+/// columns, at the kernel's tile boundaries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Cut {
+    /// Cut along the rows (`m`) rather than the columns.
+    rows: bool,
+    parts: usize,
+    /// Tiles along the cut axis, and the tile's size along it.
+    tiles: usize,
+    tile: usize,
+}
+
+impl Cut {
+    /// The cut for `threads` threads: the axis whose tiles share out most evenly
+    /// (an uneven share makes every thread wait for the busiest); on a tie, the
+    /// one that does not repeat the packing of an operand in every part.
+    fn choose<F>(p: &Product<F>, (mr, nr): (usize, usize), threads: usize) -> Cut {
+        let one = Cut {
+            rows: true,
+            parts: 1,
+            tiles: 1,
+            tile: p.m,
+        };
+        if threads <= 1 || 2 * p.m * p.n * p.k < PARALLEL_FLOPS {
+            return one;
+        }
+        let along = |rows: bool| {
+            let (len, tile) = if rows { (p.m, mr) } else { (p.n, nr) };
+            let tiles = len.div_ceil(tile);
+            let parts = threads.min(tiles);
+            let busiest = tiles.div_ceil(parts);
+            // Work of the busiest part, in tiles of the whole product.
+            let share = busiest as f64 / tiles as f64;
+            (
+                Cut {
+                    rows,
+                    parts,
+                    tiles,
+                    tile,
+                },
+                share,
+            )
+        };
+        let (by_rows, row_share) = along(true);
+        let (by_cols, col_share) = along(false);
+        // Cutting the rows repeats B's packing in every part, cutting the
+        // columns A's: prefer to repeat what is read in place.
+        let packs_b = !(p.b.cs == 1 && reads_well_in_place(p.b, size_of::<F>()));
+        let best = if (row_share - col_share).abs() < 0.02 {
+            if packs_b { by_cols } else { by_rows }
+        } else if row_share < col_share {
+            by_rows
+        } else {
+            by_cols
+        };
+        if best.parts <= 1 { one } else { best }
+    }
+
+    /// Part `i` of `p`: its block of rows or columns, as a product of its own.
+    fn part<F: Copy>(&self, p: &Product<F>, i: usize) -> Product<F> {
+        if self.parts <= 1 {
+            return p.clone();
+        }
+        // Tiles `first..end` of the cut axis; the first `tiles % parts` parts get
+        // one tile more.
+        let (base, extra) = (self.tiles / self.parts, self.tiles % self.parts);
+        let first = i * base + i.min(extra);
+        let count = base + usize::from(i < extra);
+        let len = if self.rows { p.m } else { p.n };
+        let start = (first * self.tile).min(len);
+        let end = ((first + count) * self.tile).min(len);
+        let mut sub = p.clone();
+        // SAFETY (both arms): `start < len`, so the offsets stay inside the
+        // operands and `C`.
+        unsafe {
+            if self.rows {
+                sub.m = end - start;
+                sub.a.ptr = p.a.at(start, 0);
+                sub.c = p.c.offset(start as isize * p.c_rs);
+            } else {
+                sub.n = end - start;
+                sub.b.ptr = p.b.at(0, start);
+                sub.c = p.c.offset(start as isize * p.c_cs);
+            }
+        }
+        sub
+    }
 }
 
 /// Whether `F` is `G` (the kernels are compiled for `f32` and `f64` only).
@@ -329,6 +483,7 @@ impl Blocking {
 }
 
 /// A matrix operand: where it starts and its strides, in elements.
+#[derive(Debug)]
 struct Operand<F> {
     ptr: *const F,
     rs: isize,
@@ -376,6 +531,7 @@ impl<F> Operand<F> {
 }
 
 /// One `C (+)= A @ B` on raw views.
+#[derive(Debug)]
 struct Product<F> {
     m: usize,
     n: usize,
@@ -388,7 +544,24 @@ struct Product<F> {
     overwrite: bool,
 }
 
+// By hand: derived impls would demand `F: Clone`.
+impl<F> Clone for Product<F> {
+    fn clone(&self) -> Self {
+        Product { ..*self }
+    }
+}
+
 impl<F: Copy> Product<F> {
+    /// The product as the kernel computes it best: itself, or `C^T = B^T @ A^T`
+    /// (see [`better_transposed`]).
+    fn oriented(self, mr: usize) -> Product<F> {
+        if better_transposed(&self, mr) {
+            self.transposed()
+        } else {
+            self
+        }
+    }
+
     /// The same product on another element type (after a `TypeId` check).
     fn cast<G>(&self) -> Product<G> {
         let operand = |o: Operand<F>| Operand {
@@ -459,16 +632,11 @@ fn reads_well_in_place<F>(operand: Operand<F>, elem_bytes: usize) -> bool {
 ///
 /// # Safety
 /// As for [`Isa::run`].
+/// The product is computed as it is given: the caller chose its orientation
+/// ([`Product::oriented`]).
 #[inline(always)]
-unsafe fn blocked<F: num_traits::Float, V: Lanes<F>>(product: &Product<F>, scratch: Scratch<F>) {
+unsafe fn blocked<F: num_traits::Float, V: Lanes<F>>(p: &Product<F>, scratch: Scratch<F>) {
     let (mr, nr) = (V::MR, V::NV * V::LANES);
-    let flipped;
-    let p = if better_transposed(product, mr) {
-        flipped = product.transposed();
-        &flipped
-    } else {
-        product
-    };
     let blocks = Blocking::new(mr, nr);
     // Checked once per product: everything below writes within this bound.
     assert!(

@@ -2,7 +2,8 @@
 //! has, in f32 and f64: shapes that cover edge tiles and several blocks in each of
 //! m, k and n, and, on a set of shapes chosen to reach every packing and
 //! transposition decision, operands and destinations in every layout (row- and
-//! column-major, strided, rows reversed, broadcast), overwriting and accumulating.
+//! column-major, strided, rows reversed, broadcast), overwriting and accumulating,
+//! on one thread and cut for several (bitwise the same result).
 
 use super::*;
 use ndarray::{Array2, ShapeBuilder, s};
@@ -19,6 +20,19 @@ fn filled<F: Float>(shape: (usize, usize), seed: f64) -> Array2<F> {
         let v = ((i * 31 + j * 17) as f64 * 0.37 + seed).sin();
         F::from_f64(v).unwrap_or_else(F::nan)
     })
+}
+
+thread_local! {
+    /// A three-thread pool per test thread (tests run in parallel).
+    static THREE: Threads = Threads::new(3);
+}
+
+/// Whether two arrays hold the same bits (NaNs included).
+fn same_bits<F: Float>(x: &Array2<F>, y: &Array2<F>) -> bool {
+    x.dim() == y.dim()
+        && x.iter()
+            .zip(y)
+            .all(|(a, b)| a.to_f64().map(f64::to_bits) == b.to_f64().map(f64::to_bits))
 }
 
 fn to_f64<F: Float>(x: ArrayView2<'_, F>) -> Array2<f64> {
@@ -65,16 +79,31 @@ fn row_major_shapes<F: Float>() {
             let (a, b) = (filled::<F>((m, k), 0.1), filled::<F>((k, n), 0.7));
             let want = reference(to_f64(a.view()).view(), to_f64(b.view()).view());
             let mut c = Array2::from_elem((m, n), F::nan());
-            matmul_on(
+            matmul_with(
                 isa,
                 a.view(),
                 b.view(),
                 c.view_mut(),
                 false,
                 &mut GemmScratch::new(),
+                &Threads::one(),
             );
             let e = error(c.view(), &want);
             assert!(e < tolerance::<F>(k), "{isa:?} {m}x{k}x{n}: {e}");
+            // Cut for three threads: the same bits.
+            let mut cut = Array2::from_elem((m, n), F::nan());
+            let mut scratch = GemmScratch::new();
+            scratch.set_threads(3);
+            matmul_with(
+                isa,
+                a.view(),
+                b.view(),
+                cut.view_mut(),
+                false,
+                &mut scratch,
+                &THREE.with(Clone::clone),
+            );
+            assert!(same_bits(&c, &cut), "{isa:?} {m}x{k}x{n} on three threads");
         }
     }
 }
@@ -152,6 +181,7 @@ fn product_into<F: Float>(
     layout: &str,
     accumulate: bool,
     scratch: &mut GemmScratch<F>,
+    threads: &Threads,
 ) -> Array2<F> {
     let (m, n) = start.dim();
     let initial = |x: &mut Array2<F>| {
@@ -165,13 +195,13 @@ fn product_into<F: Float>(
         "row-major" => {
             let mut c = Array2::zeros((m, n));
             initial(&mut c);
-            matmul_on(isa, a, b, c.view_mut(), accumulate, scratch);
+            matmul_with(isa, a, b, c.view_mut(), accumulate, scratch, threads);
             c
         }
         "col-major" => {
             let mut c = Array2::zeros((m, n).f());
             initial(&mut c);
-            matmul_on(isa, a, b, c.view_mut(), accumulate, scratch);
+            matmul_with(isa, a, b, c.view_mut(), accumulate, scratch, threads);
             c.as_standard_layout().to_owned()
         }
         "strided" => {
@@ -180,7 +210,7 @@ fn product_into<F: Float>(
             if accumulate {
                 c.assign(start);
             }
-            matmul_on(isa, a, b, c, accumulate, scratch);
+            matmul_with(isa, a, b, c, accumulate, scratch, threads);
             // The columns between are untouched.
             assert!(wide.slice(s![.., 1..;2]).iter().all(|v| v.is_nan()));
             wide.slice(s![.., ..;2]).to_owned()
@@ -195,7 +225,15 @@ fn product_into<F: Float>(
             };
             // Reverse the stored copy, so the reversed view holds `start` in order.
             let mut stored = c.slice(flip).to_owned();
-            matmul_on(isa, a, b, stored.slice_mut(flip), accumulate, scratch);
+            matmul_with(
+                isa,
+                a,
+                b,
+                stored.slice_mut(flip),
+                accumulate,
+                scratch,
+                threads,
+            );
             stored.slice(flip).to_owned()
         }
         other => panic!("unknown layout {other}"),
@@ -211,6 +249,8 @@ fn every_layout<F: Float>() {
             let product = reference(to_f64(a.base.view()).view(), to_f64(b.base.view()).view());
             let with_start = &product + &to_f64(start.view());
             let mut scratch = GemmScratch::new();
+            scratch.set_threads(3);
+            let three = THREE.with(Clone::clone);
             for (a_name, av) in a.views() {
                 for (b_name, bv) in b.views() {
                     let c_layouts = [
@@ -222,8 +262,32 @@ fn every_layout<F: Float>() {
                     ];
                     for c_name in c_layouts {
                         for accumulate in [false, true] {
-                            let got =
-                                product_into(isa, av, bv, &start, c_name, accumulate, &mut scratch);
+                            let one = Threads::one();
+                            let got = product_into(
+                                isa,
+                                av,
+                                bv,
+                                &start,
+                                c_name,
+                                accumulate,
+                                &mut scratch,
+                                &one,
+                            );
+                            let cut = product_into(
+                                isa,
+                                av,
+                                bv,
+                                &start,
+                                c_name,
+                                accumulate,
+                                &mut scratch,
+                                &three,
+                            );
+                            assert!(
+                                same_bits(&got, &cut),
+                                "{isa:?} {m}x{k}x{n}, A {a_name}, B {b_name}, C {c_name}, \
+                                 accumulate {accumulate}: three threads differ"
+                            );
                             let want = if accumulate { &with_start } else { &product };
                             let e = error(got.view(), want);
                             assert!(
@@ -258,13 +322,14 @@ fn broadcast_and_odd_strided_operands() {
         let b = filled::<f64>((40, 21), 0.2);
         let want = reference(a.view(), b.view());
         let mut c = Array2::zeros((33, 21));
-        matmul_on(
+        matmul_with(
             isa,
             a.view(),
             b.view(),
             c.view_mut(),
             false,
             &mut GemmScratch::new(),
+            &Threads::one(),
         );
         assert!(error(c.view(), &want) < 1e-13, "{isa:?} broadcast");
         // A length-1 axis may carry any stride; a huge one must not overflow the
@@ -274,13 +339,14 @@ fn broadcast_and_odd_strided_operands() {
         let b = filled::<f64>((1, 19), 0.6);
         let want = reference(a.view(), b.view());
         let mut c = Array2::zeros((5, 19));
-        matmul_on(
+        matmul_with(
             isa,
             a,
             b.view(),
             c.view_mut(),
             false,
             &mut GemmScratch::new(),
+            &Threads::one(),
         );
         assert!(error(c.view(), &want) < 1e-13, "{isa:?} odd stride");
     }
@@ -325,7 +391,14 @@ fn a_reserved_scratch_is_not_grown() {
         let a = filled::<f32>((m, k), 0.1);
         let b = filled::<f32>((k, n), 0.2);
         let mut c = Array2::zeros((m, n));
-        matmul(a.view(), b.view(), c.view_mut(), false, &mut scratch);
+        matmul(
+            a.view(),
+            b.view(),
+            c.view_mut(),
+            false,
+            &mut scratch,
+            &Threads::one(),
+        );
         assert_eq!(scratch.len(), reserved, "{m}x{k}x{n}");
     }
     // Reserving a smaller product changes nothing either.
@@ -350,6 +423,7 @@ fn the_reservation_covers_the_transposed_product() {
         c.view_mut(),
         false,
         &mut scratch,
+        &Threads::one(),
     );
     assert_eq!(scratch.len(), reserved);
     let want = reference(a.base.view(), b.view());
@@ -362,13 +436,28 @@ fn empty_dimensions() {
     let a = Array2::<f64>::zeros((2, 0));
     let b = Array2::<f64>::zeros((0, 3));
     let mut c = Array2::from_elem((2, 3), 5.0);
-    matmul(a.view(), b.view(), c.view_mut(), true, &mut scratch);
+    let one = Threads::one();
+    matmul(a.view(), b.view(), c.view_mut(), true, &mut scratch, &one);
     assert!(c.iter().all(|v| *v == 5.0));
-    matmul(a.view(), b.view(), c.view_mut(), false, &mut scratch);
+    matmul(
+        a.view(),
+        b.view(),
+        c.view_mut(),
+        false,
+        &mut scratch,
+        &Threads::one(),
+    );
     assert!(c.iter().all(|v| *v == 0.0));
     let mut none = Array2::<f64>::zeros((0, 3));
     let (a, b) = (Array2::zeros((0, 4)), Array2::zeros((4, 3)));
-    matmul(a.view(), b.view(), none.view_mut(), false, &mut scratch);
+    matmul(
+        a.view(),
+        b.view(),
+        none.view_mut(),
+        false,
+        &mut scratch,
+        &one,
+    );
     assert!(scratch.is_empty());
 }
 
@@ -384,5 +473,6 @@ fn disagreeing_shapes_panic() {
         c.view_mut(),
         false,
         &mut GemmScratch::new(),
+        &Threads::one(),
     );
 }
