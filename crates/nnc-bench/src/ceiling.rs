@@ -52,6 +52,8 @@ pub struct MatmulBench<F> {
     b: Array2<F>,
     c: Array2<F>,
     scratch: GemmScratch<F>,
+    /// The runtime's GEMM runs on these (one thread unless [`MatmulBench::on`]).
+    threads: Threads,
 }
 
 impl<F: BenchFloat> MatmulBench<F> {
@@ -82,7 +84,15 @@ impl<F: BenchFloat> MatmulBench<F> {
             b_transposed,
             c: Array2::zeros((shape.m, shape.n)),
             scratch,
+            threads: Threads::one(),
         }
+    }
+
+    /// The same bench with the runtime's GEMM on `threads`.
+    pub fn on(mut self, threads: &Threads) -> Self {
+        self.scratch.set_threads(threads.count());
+        self.threads = threads.clone();
+        self
     }
 
     /// `c = a @ b`; returns an element of `c`, so the product is not optimised away.
@@ -104,7 +114,7 @@ impl<F: BenchFloat> MatmulBench<F> {
                 self.c.view_mut(),
                 false,
                 &mut self.scratch,
-                &Threads::one(),
+                &self.threads,
             ),
             Routine::Ndarray => general_mat_mul(F::one(), &a, &b, F::zero(), &mut self.c),
             Routine::GemmCrate => gemm_crate(a, b, &mut self.c),

@@ -11,6 +11,7 @@ use crate::{BenchFloat, Named, Trainer};
 #[cfg(feature = "generated")]
 use nnc_model_tests as models;
 use nnc_runtime::optim::{Optimizer, Sgd};
+use nnc_runtime::parallel::Threads;
 use nnc_runtime::{Model, NamedInputs, TensorSet};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -38,17 +39,18 @@ where
     /// Binds `named` (from [`Problem::named_inputs`]), copies the problem's
     /// parameters in by name, and runs one step on a copy of the parameters, so
     /// that inputs or parameters the model rejects are an error here rather than a
-    /// panic while timing.
+    /// panic while timing. The step runs on `threads`.
     pub fn new(
         named: &'a NamedInputs<M::Float>,
         problem: &Problem<M::Float>,
         lr: f64,
+        threads: &Threads,
     ) -> Result<Self, String> {
         let model = M::signature().model;
         let inputs = M::bind_inputs(named).map_err(|e| format!("{model}: {e}"))?;
         let mut params = M::init_params(&mut StdRng::seed_from_u64(0));
         copy_params(&mut params, problem, model)?;
-        let mut ws = M::workspace(&inputs);
+        let mut ws = M::workspace_on(&inputs, threads.clone());
         let mut grads = M::zero_grads(&inputs);
         let mut sgd = Sgd::new(lr);
         M::loss_and_grad(&params, &inputs, &mut ws, &mut grads)
@@ -95,8 +97,12 @@ where
 }
 
 /// A workload's generated step: [`boxed`] instantiated for its model.
-pub type GeneratedFn<F> =
-    for<'a> fn(&'a NamedInputs<F>, &Problem<F>, f64) -> Result<Box<dyn Trainer<F> + 'a>, String>;
+pub type GeneratedFn<F> = for<'a> fn(
+    &'a NamedInputs<F>,
+    &Problem<F>,
+    f64,
+    &Threads,
+) -> Result<Box<dyn Trainer<F> + 'a>, String>;
 
 /// [`GeneratedTrainer::new`], boxed: `boxed::<the_module::TheModel>` is a
 /// [`GeneratedFn`].
@@ -104,6 +110,7 @@ pub fn boxed<'a, M: Model + 'static>(
     named: &'a NamedInputs<M::Float>,
     problem: &Problem<M::Float>,
     lr: f64,
+    threads: &Threads,
 ) -> Result<Box<dyn Trainer<M::Float> + 'a>, String>
 where
     M::Float: BenchFloat,
@@ -112,7 +119,9 @@ where
     M::Workspace: 'static,
     for<'x> M::Inputs<'x>: 'x,
 {
-    Ok(Box::new(GeneratedTrainer::<M>::new(named, problem, lr)?))
+    Ok(Box::new(GeneratedTrainer::<M>::new(
+        named, problem, lr, threads,
+    )?))
 }
 /// The generated code of an `f64` workload (W1, W2).
 #[cfg(feature = "generated")]

@@ -28,6 +28,9 @@ struct Args {
     products: bool,
     /// Time the start and finish of parallel regions instead.
     regions: bool,
+    /// Threads for the generated code and the runtime's GEMM (the baselines and the
+    /// interpreter have one).
+    threads: usize,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -35,6 +38,7 @@ fn parse_args() -> Result<Args, String> {
     let mut workloads = Workload::ALL.to_vec();
     let mut products = false;
     let mut regions = false;
+    let mut threads = 1;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -62,9 +66,17 @@ fn parse_args() -> Result<Args, String> {
             }
             "--products" => products = true,
             "--regions" => regions = true,
+            "--threads" => {
+                let v = args.next().ok_or("--threads needs a count")?;
+                threads = v
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=nnc_runtime::parallel::MAX_THREADS).contains(n))
+                    .ok_or_else(|| format!("--threads: `{v}` is not a thread count"))?;
+            }
             "-h" | "--help" => {
                 return Err(
-                    "usage: nnc-bench [--budget SECONDS] [--only W1,W2,W3,W4] [--products | --regions]"
+                    "usage: nnc-bench [--budget SECONDS] [--only W1,W2,W3,W4] [--threads N] [--products | --regions]"
                         .to_string(),
                 );
             }
@@ -76,6 +88,7 @@ fn parse_args() -> Result<Args, String> {
         workloads,
         products,
         regions,
+        threads,
     })
 }
 
@@ -116,7 +129,7 @@ fn main() -> ExitCode {
             "warning: a debug build; run `cargo run --release -p nnc-bench` for real numbers"
         );
     }
-    println!("{}", machine());
+    println!("{}", machine(args.threads));
     let started = Instant::now();
     if args.products {
         products(&args);
@@ -131,13 +144,14 @@ fn main() -> ExitCode {
             }
         };
     }
+    let threads = nnc_runtime::parallel::Threads::new(args.threads);
     let mut results = Vec::new();
     for &w in &args.workloads {
         eprintln!("measuring {w} ...");
         let result = if w.is_f64() {
-            bench::<f64>(w, &args.config, generated::for_f64(w))
+            bench::<f64>(w, &args.config, &threads, generated::for_f64(w))
         } else {
-            bench::<f32>(w, &args.config, generated::for_f32(w))
+            bench::<f32>(w, &args.config, &threads, generated::for_f32(w))
         };
         match result {
             Ok(r) => results.push(r),
@@ -157,7 +171,7 @@ fn main() -> ExitCode {
 }
 
 /// The CPU model (with its family and model numbers) and the threads available.
-fn machine() -> String {
+fn machine(threads: usize) -> String {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let field = |key: &str| {
         cpuinfo
@@ -173,7 +187,7 @@ fn machine() -> String {
         (Some(name), _, _) => name,
         _ => "unknown CPU".to_string(),
     };
-    let threads = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     // Other processes' load: on a shared machine it says how much to trust the times.
     let load = std::fs::read_to_string("/proc/loadavg")
         .ok()
@@ -181,9 +195,16 @@ fn machine() -> String {
         .map_or(String::new(), |l| {
             format!(", 1-minute load average {l} at the start")
         });
+    let on = if threads == 1 {
+        "every measurement single-threaded".to_string()
+    } else {
+        format!(
+            "generated code and the runtime's GEMM on {threads} threads, everything else on one"
+        )
+    };
     format!(
-        "nnc-bench: {cpu}, {threads} hardware threads{load}; every measurement \
-         single-threaded. Medians; times per training step (forward + backward + update)."
+        "nnc-bench: {cpu}, {cores} hardware threads{load}; {on}. Medians; times per \
+         training step (forward + backward + update)."
     )
 }
 
@@ -201,13 +222,14 @@ fn first_step<F: BenchFloat>(t: &mut dyn Trainer<F>) -> (F, Vec<(String, ArrayD<
 fn bench<F: BenchFloat>(
     w: Workload,
     config: &TimingConfig,
+    threads: &nnc_runtime::parallel::Threads,
     generated: Option<GeneratedFn<F>>,
 ) -> Result<WorkloadResult, String> {
     let problem = Problem::<F>::new(w, w.batch(), SEED)?;
     let named = problem.named_inputs();
     let lr = w.lr();
     let shape = w.largest_matmul();
-    let mut runtime_mm = MatmulBench::<F>::new(shape, Routine::Runtime);
+    let mut runtime_mm = MatmulBench::<F>::new(shape, Routine::Runtime).on(threads);
     let mut nd = MatmulBench::<F>::new(shape, Routine::Ndarray);
     let mut gemm_crate = MatmulBench::<F>::new(shape, Routine::GemmCrate);
 
@@ -218,7 +240,7 @@ fn bench<F: BenchFloat>(
     let mut missing = Vec::new();
     // The generated code is reported, not fatal, when it is missing or refuses the
     // problem: the other measurements still mean something.
-    match generated.map(|make| make(&named, &problem, lr)) {
+    match generated.map(|make| make(&named, &problem, lr, threads)) {
         Some(Ok(t)) => trainers.push(("nnc generated code".into(), t)),
         Some(Err(e)) => missing.push(format!("nnc generated code: failed: {e}")),
         None => missing.push("nnc generated code: none for this workload".to_string()),

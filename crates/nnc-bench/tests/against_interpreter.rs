@@ -9,6 +9,7 @@ mod common;
 use nnc_bench::interp::InterpTrainer;
 use nnc_bench::workload::{Problem, Workload};
 use nnc_bench::{BenchFloat, baseline, generated};
+use nnc_runtime::parallel::Threads;
 
 /// The baseline against the interpreter, and the generated code against the
 /// baseline, over two steps at batch size `n`.
@@ -37,7 +38,8 @@ fn check<F: BenchFloat>(
         return;
     };
     let named = problem.named_inputs();
-    let mut code = make(&named, &problem, lr).expect("the generated code accepts it");
+    let mut code =
+        make(&named, &problem, lr, &Threads::one()).expect("the generated code accepts it");
     let mut base = baseline::for_problem(&problem, lr);
     common::agree(
         &format!("{workload} generated vs by hand"),

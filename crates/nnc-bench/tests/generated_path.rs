@@ -7,6 +7,7 @@ use nnc_bench::workload::{Problem, Workload};
 use nnc_bench::{baseline, relative_error};
 use nnc_runtime::ndarray::linalg::general_mat_mul;
 use nnc_runtime::ndarray::{Array2, ArrayView2, ArrayViewD, ArrayViewMutD, Ix2, Zip};
+use nnc_runtime::parallel::Threads;
 use nnc_runtime::rand::Rng;
 use nnc_runtime::{
     DimSpec, Model, NamedInputs, Outputs, ShapeError, Signature, TensorInfo, TensorKind, TensorSet,
@@ -160,7 +161,8 @@ fn a_model_trains_like_the_baseline_from_the_problem_s_parameters() {
     let named = problem.named_inputs();
     let lr = Workload::W1.lr();
     let make: GeneratedFn<f64> = generated::boxed::<TwoLayer>;
-    let mut model = make(&named, &problem, lr).expect("the model accepts the problem");
+    let mut model =
+        make(&named, &problem, lr, &Threads::one()).expect("the model accepts the problem");
     let mut base = baseline::for_problem(&problem, lr);
     for step in 0..2 {
         let (lm, lb) = (model.loss_and_grad(), base.loss_and_grad());
@@ -186,7 +188,7 @@ fn a_problem_the_model_rejects_is_an_error() {
     let mut problem = Problem::<f64>::new(Workload::W1, 4, 3).expect("the problem builds");
     let named = problem.named_inputs();
     problem.params.pop();
-    let err = generated::boxed::<TwoLayer>(&named, &problem, 1e-4)
+    let err = generated::boxed::<TwoLayer>(&named, &problem, 1e-4, &Threads::one())
         .err()
         .expect("a missing parameter is reported");
     assert!(err.contains("2 parameters, the problem 1"), "{err}");

@@ -639,7 +639,7 @@ impl Worker {
             }
             spins = spins.wrapping_add(1);
             // Reading the clock costs more than a spin: look every 64 spins.
-            if spins % 64 != 0 || start.elapsed() < SPIN {
+            if !spins.is_multiple_of(64) || start.elapsed() < SPIN {
                 std::hint::spin_loop();
                 continue;
             }

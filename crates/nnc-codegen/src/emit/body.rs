@@ -1319,9 +1319,12 @@ impl<'a> Body<'a> {
             args.push(ident(&w.local));
         }
         let rows = self.size(nest.domain[0]);
-        let width = self.size(nest.domain[1]);
         let cost = self.work_per_element(nest);
-        let work = Ex::mul(&width, &Ex::usize(cost));
+        let work = match nest.domain[1] {
+            Dim::Fixed(width) => Ex::usize(width.saturating_mul(cost)),
+            var if cost == 1 => self.size(var),
+            var => Ex::mul(&self.size(var), &Ex::usize(cost)),
+        };
         let body = &state.par_row;
         let body = quote!(#(#body)*);
         let i = if mentions_ident(&body, row_var) {

@@ -920,6 +920,15 @@ impl Gen<'_> {
         } else {
             quote!(dims)
         };
+        // With no buffers, the threads are the whole workspace.
+        let new_ws = if fields.len() == 1 {
+            quote!(Workspace { threads })
+        } else {
+            quote!(Workspace {
+                threads,
+                ..Workspace::default()
+            })
+        };
         quote! {
             /// Every buffer a call needs, sized from the runtime dims: after
             /// [`Workspace::new`], calls with the same (or smaller) dims allocate nothing.
@@ -937,7 +946,7 @@ impl Gen<'_> {
                 /// A workspace for `dims` whose calls run on `threads`. Results are the
                 /// same, bit for bit, whatever the thread count.
                 pub fn with_threads(dims: Dims, threads: ::nnc::runtime::parallel::Threads) -> Workspace {
-                    let mut ws = Workspace { threads, ..Workspace::default() };
+                    let mut ws = #new_ws;
                     ws.grow(dims);
                     ws
                 }

@@ -192,7 +192,7 @@ unsafe impl<F: Float> Send for SendProduct<'_, F> {}
 /// Below this many FLOPs (`2 m n k`) a product runs on one thread: a few
 /// microseconds of work, where starting a region would cost a noticeable share.
 /// (Tests cut every product, however small.)
-const PARALLEL_FLOPS: usize = if cfg!(test) { 0 } else { 1 << 18 };
+const PARALLEL_FLOPS: usize = if cfg!(test) { 1 } else { 1 << 18 };
 
 /// How a product is cut into parts, one per thread: blocks of `C`'s rows or of its
 /// columns, at the kernel's tile boundaries.

@@ -174,14 +174,13 @@ impl<F: Float> Layouts<F> {
 /// Writes `a @ b` (or adds it to `start`) into a destination of the given layout;
 /// returns the result in row-major order.
 fn product_into<F: Float>(
-    isa: Isa,
+    (isa, threads): (Isa, &Threads),
     a: ArrayView2<'_, F>,
     b: ArrayView2<'_, F>,
     start: &Array2<F>,
     layout: &str,
     accumulate: bool,
     scratch: &mut GemmScratch<F>,
-    threads: &Threads,
 ) -> Array2<F> {
     let (m, n) = start.dim();
     let initial = |x: &mut Array2<F>| {
@@ -264,24 +263,22 @@ fn every_layout<F: Float>() {
                         for accumulate in [false, true] {
                             let one = Threads::one();
                             let got = product_into(
-                                isa,
+                                (isa, &one),
                                 av,
                                 bv,
                                 &start,
                                 c_name,
                                 accumulate,
                                 &mut scratch,
-                                &one,
                             );
                             let cut = product_into(
-                                isa,
+                                (isa, &three),
                                 av,
                                 bv,
                                 &start,
                                 c_name,
                                 accumulate,
                                 &mut scratch,
-                                &three,
                             );
                             assert!(
                                 same_bits(&got, &cut),
