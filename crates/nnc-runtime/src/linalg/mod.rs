@@ -241,9 +241,8 @@ impl Cut {
         let (by_cols, col_share) = along(false);
         // Cutting the rows repeats B's packing in every part, cutting the
         // columns A's: prefer to repeat what is read in place.
-        let packs_b = !(p.b.cs == 1 && reads_well_in_place(p.b, size_of::<F>()));
         let best = if (row_share - col_share).abs() < 0.02 {
-            if packs_b { by_cols } else { by_rows }
+            if Packing::of(p).b { by_cols } else { by_rows }
         } else if row_share < col_share {
             by_rows
         } else {
@@ -611,6 +610,43 @@ fn better_transposed<F>(p: &Product<F>, mr: usize) -> bool {
     p.n <= mr && p.a.rs == 1 && p.k >= 16
 }
 
+/// Which operands a product packs into its scratch, and which the kernel reads in
+/// place.
+///
+/// Packing is the textbook way to make the kernel's reads contiguous, but it costs
+/// a pass over the operand, which on the workloads' shapes can cost more than it
+/// saves. Measured on the workloads' products (AVX2 kernel, Zen 4, 2026-11-30):
+///
+/// - A is read in place only when it is row-major (each row of a tile a
+///   contiguous stream) with a stride that does not alias in L1. A column-major A
+///   (`h.T` in `d_w = h.T @ d_z`) read in place touches a new cache line at every
+///   step of `k` for a tile's few rows, and the panel outgrows L1: packing it took
+///   those products from 70-80% of the core's peak to 85-93%.
+/// - B is read in place when its rows are contiguous, its stride does not alias,
+///   and few rows of A share each panel (`m` below [`PACK_B_ROWS`]): an unaligned
+///   in-place panel straddles twice the cache lines of a packed one, which costs
+///   when many row tiles reuse it (W4's `h @ w`: 86% in place, 93% packed) and not
+///   when few do (W1's 64-row `x @ w1` in f64: 91% in place, 81% packed, the copy
+///   not paid back). B's last, partial panel is always packed, zero-padded to NR.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Packing {
+    a: bool,
+    b: bool,
+}
+
+/// Rows of A from which B is packed even when it could be read in place.
+const PACK_B_ROWS: usize = 192;
+
+impl Packing {
+    fn of<F>(p: &Product<F>) -> Packing {
+        let elem = size_of::<F>();
+        Packing {
+            a: !(p.a.cs == 1 && reads_well_in_place(p.a, elem)),
+            b: !(p.b.cs == 1 && reads_well_in_place(p.b, elem)) || p.m >= PACK_B_ROWS,
+        }
+    }
+}
+
 /// Whether the kernel reads an operand as fast in place as packed: one of its
 /// strides is 1, and the other keeps the rows (or columns) it reads at once in
 /// different L1 sets. L1 sets repeat every 4 KiB (64 sets of 64-byte lines), so a
@@ -643,15 +679,8 @@ unsafe fn blocked<F: num_traits::Float, V: Lanes<F>>(p: &Product<F>, scratch: Sc
         blocks.packed_len(p.m, p.k, p.n) <= scratch.len,
         "GEMM scratch too small"
     );
-    // Packing is the textbook way to make the kernel's reads contiguous, but it costs
-    // a pass over the operand, and on the workloads' shapes a copy costs more than
-    // it saves whenever the operand is already contiguous one way (measured: 5-15%
-    // of the product for A, 5-10% for B). So an operand is read in place when
-    // `reads_well_in_place` says the kernel's access pattern is cache-friendly on
-    // it, and B only when its rows are contiguous (the kernel loads whole vectors
-    // of a row); B's last, partial panel is still packed, zero-padded to NR columns.
-    let packs_a = !reads_well_in_place(p.a, size_of::<F>());
-    let packs_b = !(p.b.cs == 1 && reads_well_in_place(p.b, size_of::<F>()));
+    let packing = Packing::of(p);
+    let (packs_a, packs_b) = (packing.a, packing.b);
     let packed_b = scratch.ptr;
     // SAFETY (the whole body): positions stay inside the operands' shapes, and the
     // packed blocks inside the scratch (just checked).
@@ -742,8 +771,21 @@ unsafe fn pack_b<F: num_traits::Float, V: Lanes<F>>(
                     }
                 }
             } else {
-                // Read down B's columns: contiguous when B is column-major.
-                for j in 0..cols {
+                // Four of B's columns at a time, down the column (contiguous when B
+                // is column-major): four read streams, and each step writes four
+                // neighbouring elements of the panel's row rather than one.
+                let mut j = 0;
+                while j + 4 <= cols {
+                    let src = [0, 1, 2, 3].map(|d| b.at(pc, jc + j0 + j + d));
+                    for p in 0..kc {
+                        let row = panel.add(p * nr + j);
+                        for (d, s) in src.iter().enumerate() {
+                            *row.add(d) = *s.offset(p as isize * b.rs);
+                        }
+                    }
+                    j += 4;
+                }
+                for j in j..cols {
                     for p in 0..kc {
                         *panel.add(p * nr + j) = *b.at(pc + p, jc + j0 + j);
                     }
