@@ -79,6 +79,7 @@ pub mod data;
 pub mod gradcheck;
 pub mod init;
 pub mod linalg;
+pub mod math;
 pub mod model;
 pub mod npz;
 pub mod optim;

@@ -25,9 +25,22 @@ pub trait Float:
     + Sync
     + 'static
 {
+    /// `e^self` computed inline, without a libm call, so that a loop calling it
+    /// vectorises ([`crate::math`]; within an ulp of `exp`).
+    fn exp_inline(self) -> Self;
 }
-impl Float for f32 {}
-impl Float for f64 {}
+impl Float for f32 {
+    #[inline]
+    fn exp_inline(self) -> f32 {
+        crate::math::exp_f32(self)
+    }
+}
+impl Float for f64 {
+    #[inline]
+    fn exp_inline(self) -> f64 {
+        crate::math::exp_f64(self)
+    }
+}
 
 /// One dimension of a declared shape.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

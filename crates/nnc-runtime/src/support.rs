@@ -4,10 +4,11 @@
 //! Generated code imports this module as `rt` (`use ::nnc::runtime::support as rt;`).
 //! It holds:
 //!
-//! - the IR's scalar functions with exactly the IR's semantics ([`sigmoid`],
-//!   [`softplus`], [`max`], [`min`]: stable for large inputs, ties and NaN to the
-//!   first operand), so generated code and the interpreter agree to the last bit
-//!   where they compute the same expression;
+//! - the IR's scalar functions with the IR's semantics ([`sigmoid`], [`softplus`],
+//!   [`max`], [`min`]: stable for large inputs, ties and NaN to the first operand);
+//!   [`max`], [`min`] and [`softplus`] agree with the interpreter to the last bit,
+//!   while [`sigmoid`], [`exp`] and the `f32` [`tanh`] trade that for loops that
+//!   vectorise (within an ulp or a few, see [`crate::math`]);
 //! - views of workspace buffers ([`matrix`], [`matrix_mut`], [`view`]): workspace
 //!   buffers are plain `Vec`s, sized by the workspace for the current dims, so loops
 //!   index slices and `general_mat_mul` sees ndarray views of the same memory;
@@ -42,16 +43,20 @@ pub fn init<F: Float, D: Dimension, R: Rng + ?Sized>(
     a
 }
 
-/// `1 / (1 + e^-x)`, never exponentiating a positive number.
+/// `1 / (1 + e^-x)`, never exponentiating a positive number: `1 / (1 + e^-x)` for
+/// `x >= 0` and `e^x / (1 + e^x)` below, both from `e = e^-|x|`. Branch-free, with
+/// an inline `exp` ([`Float::exp_inline`]), so a loop of sigmoids vectorises.
 #[inline]
 pub fn sigmoid<F: Float>(x: F) -> F {
-    let one = F::one();
-    if x >= F::zero() {
-        one / (one + (-x).exp())
-    } else {
-        let e = x.exp();
-        e / (one + e)
-    }
+    let e = (-x.abs()).exp_inline();
+    let numerator = if x >= F::zero() { F::one() } else { e };
+    numerator / (F::one() + e)
+}
+
+/// `e^x` inline ([`Float::exp_inline`]): vectorises, within an ulp of `x.exp()`.
+#[inline]
+pub fn exp<F: Float>(x: F) -> F {
+    x.exp_inline()
 }
 
 /// `tanh(x)` for `f32`, without libm: generated f32 code calls this (`rt::tanh`)
