@@ -444,26 +444,38 @@ fn print_results(results: &[WorkloadResult]) {
 }
 
 /// Every distinct product of each workload's step through the three GEMMs, timed
-/// together round by round; prints one table.
+/// together round by round with the FMA loop (for the share of the core's peak)
+/// and, with `--threads N`, the runtime's GEMM on N threads; prints one table.
 fn products(args: &Args) {
     let peak = nnc_bench::peak::measure(std::time::Duration::from_millis(1200));
     println!(
-        "\nOne core's FMA peak ({}, measured now): {} GFLOP/s f32, {} GFLOP/s f64.",
+        "\nOne core's FMA peak ({}, measured at the start): {} GFLOP/s f32, {} GFLOP/s f64. \
+         The shares below are taken round by round against the same loop.",
         peak.isa,
         sig3(peak.f32_gflops),
         sig3(peak.f64_gflops)
     );
-    let mut table = Table::new(&[
+    let threads = nnc_runtime::parallel::Threads::new(args.threads);
+    let many = args.threads > 1;
+    let mut columns = vec![
         ("workload", Align::Left),
         ("product", Align::Left),
         ("m x k x n", Align::Right),
         ("runtime GFLOP/s", Align::Right),
         ("of peak", Align::Right),
+    ];
+    if many {
+        columns.push(("runtime, N threads", Align::Right));
+        columns.push(("of N x peak", Align::Right));
+        columns.push(("N threads vs 1", Align::Right));
+    }
+    columns.extend([
         ("ndarray GFLOP/s", Align::Right),
         ("gemm crate GFLOP/s", Align::Right),
         ("runtime vs ndarray", Align::Right),
         ("runtime vs gemm crate", Align::Right),
     ]);
+    let mut table = Table::new(&columns);
     for &w in &args.workloads {
         eprintln!("measuring the products of {w} ...");
         let mut seen: Vec<Matmul> = Vec::new();
@@ -472,47 +484,81 @@ fn products(args: &Args) {
                 continue;
             }
             seen.push(shape);
-            let mut row = if w.is_f64() {
-                product_row::<f64>(shape, &args.config)
+            let row = if w.is_f64() {
+                product_row::<f64>(shape, &args.config, &threads)
             } else {
-                product_row::<f32>(shape, &args.config)
+                product_row::<f32>(shape, &args.config, &threads)
             };
-            let runtime: f64 = row[0].parse().unwrap_or(f64::NAN);
-            row.insert(
-                1,
-                format!("{:.0}%", 100.0 * runtime / peak.gflops(w.is_f64())),
-            );
             let mut cells = vec![w.to_string(), shape.what.to_string()];
             cells.push(format!("{}x{}x{}", shape.m, shape.k, shape.n));
             cells.extend(row);
             table.row(cells);
         }
     }
-    println!("\n## Every product of a step, one thread\n");
+    println!("\n## Every product of a step\n");
     print!("{}", table.render());
     println!(
-        "\nGFLOP/s: 2mnk / median time. \"vs\": the median over rounds of the other \
-         GEMM's time / the runtime's (above 1: the runtime's is faster)."
+        "\nGFLOP/s: 2mnk / median time. \"of peak\": the median over rounds of the product's \
+         rate over the FMA loop's (on as many cores as threads). \"vs\": the median over \
+         rounds of the other GEMM's time / the runtime's (above 1: the runtime's is faster). \
+         N = {} threads.",
+        args.threads
     );
 }
 
-/// GFLOP/s of the three GEMMs on one product, and the runtime's speed-ups.
-fn product_row<F: BenchFloat>(shape: Matmul, config: &TimingConfig) -> Vec<String> {
-    let routines = [Routine::Runtime, Routine::Ndarray, Routine::GemmCrate];
-    let mut benches = routines.map(|r| MatmulBench::<F>::new(shape, r));
-    let timings = {
-        let mut calls: Vec<Box<dyn FnMut() -> f64 + '_>> = Vec::new();
-        for bench in &mut benches {
-            calls.push(Box::new(move || bench.call()));
+/// One product's cells: the runtime's GEMM on one thread (GFLOP/s, share of the
+/// peak), on `threads` if more than one (GFLOP/s, share of the peak times the
+/// threads, speed-up), ndarray's and the `gemm` crate's GFLOP/s, and the runtime's
+/// speed-ups over them.
+fn product_row<F: BenchFloat>(
+    shape: Matmul,
+    config: &TimingConfig,
+    threads: &nnc_runtime::parallel::Threads,
+) -> Vec<String> {
+    use nnc_bench::peak::FmaLoop;
+    let one = nnc_runtime::parallel::Threads::one();
+    let many = threads.count() > 1;
+    let is_f64 = std::mem::size_of::<F>() == 8;
+    let (peak_one, peak_many) = (FmaLoop::new(is_f64, &one), FmaLoop::new(is_f64, threads));
+    let mut runtime = MatmulBench::<F>::new(shape, Routine::Runtime);
+    let mut runtime_many = MatmulBench::<F>::new(shape, Routine::Runtime).on(threads);
+    let mut nd = MatmulBench::<F>::new(shape, Routine::Ndarray);
+    let mut gemm_crate = MatmulBench::<F>::new(shape, Routine::GemmCrate);
+    let t = {
+        let mut calls: Vec<Box<dyn FnMut() -> f64 + '_>> = vec![
+            Box::new(|| peak_one.call()),
+            Box::new(|| runtime.call()),
+            Box::new(|| nd.call()),
+            Box::new(|| gemm_crate.call()),
+        ];
+        if many {
+            calls.push(Box::new(|| peak_many.call()));
+            calls.push(Box::new(|| runtime_many.call()));
         }
         measure_interleaved(&mut calls, config)
     };
     let mflop = shape.flops() / 1e6;
-    let mut cells: Vec<String> = timings.iter().map(|t| sig3(gflops(mflop, t))).collect();
-    for other in &timings[1..] {
-        let ratio = paired_ratio(other, &timings[0]);
-        cells.push(ratio.map_or(String::new(), |r| format!("{}x", sig3(r))));
+    let rate = |t: &Timing| sig3(gflops(mflop, t));
+    let share = |peak: &Timing, peak_flops: f64, product: &Timing| {
+        paired_ratio(peak, product).map_or(String::new(), |r| {
+            format!("{:.0}%", 100.0 * r * shape.flops() / peak_flops)
+        })
+    };
+    let ratio = |a: &Timing, b: &Timing| {
+        paired_ratio(a, b).map_or(String::new(), |r| format!("{}x", sig3(r)))
+    };
+    let mut cells = vec![rate(&t[1]), share(&t[0], peak_one.flops(), &t[1])];
+    if many {
+        cells.push(rate(&t[5]));
+        cells.push(share(&t[4], peak_many.flops(), &t[5]));
+        cells.push(ratio(&t[1], &t[5]));
     }
+    cells.extend([
+        rate(&t[2]),
+        rate(&t[3]),
+        ratio(&t[2], &t[1]),
+        ratio(&t[3], &t[1]),
+    ]);
     cells
 }
 

@@ -122,7 +122,11 @@ mod tests {
         let mut worst = (0, 0.0);
         let mut check = |x: f64| {
             let (got, want) = (exp_f64(x), x.exp());
-            assert_eq!(got.is_finite(), want.is_finite(), "exp({x}): {got} vs {want}");
+            assert_eq!(
+                got.is_finite(),
+                want.is_finite(),
+                "exp({x}): {got} vs {want}"
+            );
             let u = ulps64(got, want);
             if u > worst.0 {
                 worst = (u, x);
@@ -136,7 +140,9 @@ mod tests {
         for i in 0..=1_000_000 {
             check((i as f64 - 500_000.0) * 1e-6);
         }
-        for x in [709.78, 709.782, 709.7827, -708.4, -708.39, -740.0, -745.0, -745.13] {
+        for x in [
+            709.78, 709.782, 709.7827, -708.4, -708.39, -740.0, -745.0, -745.13,
+        ] {
             check(x);
         }
         assert!(worst.0 <= 1, "{} ulps at x = {}", worst.0, worst.1);
@@ -150,7 +156,11 @@ mod tests {
         let bottom = 104.0f32.to_bits();
         let mut check = |x: f32| {
             let (got, want) = (exp_f32(x), x.exp());
-            assert_eq!(got.is_finite(), want.is_finite(), "exp({x}): {got} vs {want}");
+            assert_eq!(
+                got.is_finite(),
+                want.is_finite(),
+                "exp({x}): {got} vs {want}"
+            );
             let u = ulps32(got, want);
             if u > worst.0 {
                 worst = (u, x);

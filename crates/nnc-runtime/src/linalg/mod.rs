@@ -617,11 +617,14 @@ fn better_transposed<F>(p: &Product<F>, mr: usize) -> bool {
 /// a pass over the operand, which on the workloads' shapes can cost more than it
 /// saves. Measured on the workloads' products (AVX2 kernel, Zen 4, 2026-11-30):
 ///
-/// - A is read in place only when it is row-major (each row of a tile a
-///   contiguous stream) with a stride that does not alias in L1. A column-major A
-///   (`h.T` in `d_w = h.T @ d_z`) read in place touches a new cache line at every
-///   step of `k` for a tile's few rows, and the panel outgrows L1: packing it took
-///   those products from 70-80% of the core's peak to 85-93%.
+/// - A is read in place when it is row-major (each row of a tile a contiguous
+///   stream) with a stride that does not alias in L1. A column-major A (`h.T` in
+///   `d_w = h.T @ d_z`) read in place touches a new cache line at every step of `k`
+///   for a tile's few rows, and the panel outgrows L1: packing it took those
+///   products from 70-80% of the core's peak to 85-93%. Except when few panels of
+///   B reuse the packed A ([`PACK_A_COLS`]): the narrow `d_w = h.T @ d_z` with ten
+///   columns runs at 49% of the peak with A in place, 30% with A packed, the copy
+///   of all of A paid for one panel of B.
 /// - B is read in place when its rows are contiguous, its stride does not alias,
 ///   and few rows of A share each panel (`m` below [`PACK_B_ROWS`]): an unaligned
 ///   in-place panel straddles twice the cache lines of a packed one, which costs
@@ -637,11 +640,15 @@ struct Packing {
 /// Rows of A from which B is packed even when it could be read in place.
 const PACK_B_ROWS: usize = 192;
 
+/// Columns of B from which a column-major A is packed even when it could be read
+/// in place.
+const PACK_A_COLS: usize = 64;
+
 impl Packing {
     fn of<F>(p: &Product<F>) -> Packing {
         let elem = size_of::<F>();
         Packing {
-            a: !(p.a.cs == 1 && reads_well_in_place(p.a, elem)),
+            a: !reads_well_in_place(p.a, elem) || (p.a.cs != 1 && p.n >= PACK_A_COLS),
             b: !(p.b.cs == 1 && reads_well_in_place(p.b, elem)) || p.m >= PACK_B_ROWS,
         }
     }
