@@ -10,8 +10,9 @@
 //!
 //! ## Two stages
 //!
-//! **Planning** ([`plan`]) is pure: for each of the three functions it decides which
-//! nodes are computed where. The rules, in the order they apply:
+//! **Planning** ([`plan`]) is pure: for each of the three functions it decides how
+//! each node is computed, in which loop, where it lives and on which threads. The
+//! rules, in the order they apply:
 //!
 //! 1. *Leaves and views.* Parameters and inputs are read in place. Broadcasts,
 //!    reshapes, transposes, one-hots and constants are *inline*: index arithmetic at
@@ -41,6 +42,11 @@
 //! 6. *Storage.* A value is stored only if a matmul reads it, another nest or step
 //!    reads it, or it is a result; results are written straight into `Grads` or the
 //!    workspace, everything else stays in registers.
+//! 7. *Threads.* A nest whose rows are independent (a matrix walked row by row,
+//!    nothing accumulated across rows, every stored value written along its row)
+//!    runs its rows on the workspace's threads (`rt::for_rows`, each row handed its
+//!    own slices), with a cost per element that lets small calls stay on one
+//!    thread; matmuls are split inside the runtime's GEMM.
 //!
 //! `cargo run -p nnc-codegen --example plan FILE` (or `nnc compile --emit plan`)
 //! prints the plans.

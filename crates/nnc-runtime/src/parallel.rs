@@ -59,16 +59,11 @@ pub const SPIN: Duration = Duration::from_micros(200);
 pub const MAX_THREADS: usize = 256;
 
 /// A handle on the threads generated code runs on: cheap to clone, shared.
-/// The default is [`Threads::shared`].
-#[derive(Clone)]
+/// The default is [`Threads::one`] (making one starts no thread); generated
+/// workspaces use [`Threads::shared`] unless told otherwise.
+#[derive(Clone, Default)]
 pub struct Threads {
     pool: Option<Arc<Pool>>,
-}
-
-impl Default for Threads {
-    fn default() -> Threads {
-        Threads::shared()
-    }
 }
 
 impl std::fmt::Debug for Threads {

@@ -84,6 +84,16 @@ struct NestState {
     writes_elementwise: bool,
 }
 
+/// Why a nest whose rows the plan runs on threads is emitted as plain loops.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Unsplit {
+    /// It writes an array other than through row `i`'s slice: the plan was wrong.
+    Writes,
+    /// An array it writes is also read element by element (a pick reading it back
+    /// at a gathered column), which only emission finds out.
+    Reads,
+}
+
 /// `let t4_row = &t4[i * 100..][..100];`: one row of an array, bound before a pass
 /// so that the pass indexes it by the loop variable alone (no bounds checks left,
 /// and the loop vectorises).
@@ -467,7 +477,7 @@ impl<'a> Body<'a> {
         }
     }
 
-    /// A recomputed value (see `plan::Builder::rematerialised`): a `let` in the pass
+    /// A recomputed value (see `plan::Kinds::rematerialised`): a `let` in the pass
     /// (or row) that needs it, like a member's.
     fn remat_val(&mut self, n: NodeId, idx: &[Ix]) -> Ex {
         let key = (n, idx.to_vec());
@@ -1282,44 +1292,25 @@ impl<'a> Body<'a> {
         self.stmts.extend(post);
     }
 
-    /// The nest as a row loop on the workspace's threads, when its rows are
-    /// independent: a matrix domain walked row by row, nothing accumulated across
-    /// rows, and every array it writes written (and read) only through its one
-    /// slice of the current row, which the loop hands out
-    /// (`rt::for_rows`). `None` when it must run as plain loops.
+    /// The nest as a row loop on the workspace's threads (`rt::for_rows`), when the
+    /// plan runs its rows there (see `plan::threads`). `None` when it runs as plain
+    /// loops.
     fn row_loop_on_threads(&mut self, nest: &Nest, state: &NestState) -> Option<TokenStream> {
-        if nest.domain.len() != 2
-            || nest.r != 1
-            || state.written.is_empty()
-            || state.writes_elementwise
-        {
-            return None;
-        }
-        if nest.members.iter().any(|m| m.level == Level::Nest) {
-            return None;
-        }
-        let row_var = LOOP[0];
-        let mut rows_of = vec![];
-        let mut args = vec![];
-        for w in &state.written {
-            // Only this slice reaches the array, and the slice is row `i` of an
-            // array of exactly the nest's rows.
-            let only_this = state
-                .reached
-                .iter()
-                .filter(|(a, _)| *a == w.array)
-                .all(|(_, l)| l.as_deref() == Some(w.local.as_str()));
-            let row_base = Ex::mul(&Ex::ident(row_var), &w.len).ts.to_string();
-            let width_matches = w.len.ts.to_string() == self.size(nest.domain[1]).ts.to_string();
-            if !only_this || w.base != row_base || !width_matches {
+        let split = nest.rows_on_threads?;
+        let (rows_of, args) = match self.rows_handed_out(nest, state) {
+            Ok(handed_out) => handed_out,
+            Err(why) => {
+                debug_assert!(
+                    why == Unsplit::Reads,
+                    "the plan runs this nest's rows on threads, but it writes an array \
+                     other than row by row: {}",
+                    self.nest_note(nest, true)
+                );
                 return None;
             }
-            let (array, len) = (ident(&w.array), &w.len);
-            rows_of.push(quote!(rt::RowsMut::new(&mut *#array, #len)));
-            args.push(ident(&w.local));
-        }
+        };
         let rows = self.size(nest.domain[0]);
-        let cost = self.work_per_element(nest);
+        let cost = split.work_per_element;
         let work = match nest.domain[1] {
             Dim::Fixed(width) => Ex::usize(width.saturating_mul(cost)),
             var if cost == 1 => self.size(var),
@@ -1327,8 +1318,8 @@ impl<'a> Body<'a> {
         };
         let body = &state.par_row;
         let body = quote!(#(#body)*);
-        let i = if mentions_ident(&body, row_var) {
-            ident(row_var)
+        let i = if mentions_ident(&body, LOOP[0]) {
+            ident(LOOP[0])
         } else {
             quote!(_)
         };
@@ -1337,19 +1328,39 @@ impl<'a> Body<'a> {
         })
     }
 
-    /// A rough cost of one element of a nest, in adds: what decides whether its rows
-    /// are worth splitting across threads.
-    fn work_per_element(&self, nest: &Nest) -> usize {
-        nest.members
-            .iter()
-            .map(|m| match &self.model().node(m.node).op {
-                Op::Unary(UnaryOp::Neg | UnaryOp::Abs) => 1,
-                Op::Unary(_) | Op::Softmax { .. } | Op::LogSoftmax { .. } => 10,
-                Op::Binary(BinaryOp::Div) | Op::Powf(_) => 4,
-                _ => 1,
-            })
-            .sum::<usize>()
-            .max(1)
+    /// The safety net under the plan's decision: every array the nest writes is
+    /// written (and read) only through its one slice of row `i`, of an array of
+    /// exactly the nest's rows. Then, per array, what the loop hands out
+    /// (`rt::RowsMut::new(..)`) and the closure's name for its row.
+    fn rows_handed_out(
+        &mut self,
+        nest: &Nest,
+        state: &NestState,
+    ) -> Result<(Vec<TokenStream>, Vec<TokenStream>), Unsplit> {
+        if state.written.is_empty() || state.writes_elementwise {
+            return Err(Unsplit::Writes);
+        }
+        let mut rows_of = vec![];
+        let mut args = vec![];
+        for w in &state.written {
+            let row_base = Ex::mul(&Ex::ident(LOOP[0]), &w.len).ts.to_string();
+            let width_matches = w.len.ts.to_string() == self.size(nest.domain[1]).ts.to_string();
+            if w.base != row_base || !width_matches {
+                return Err(Unsplit::Writes);
+            }
+            let only_this = state
+                .reached
+                .iter()
+                .filter(|(a, _)| *a == w.array)
+                .all(|(_, l)| l.as_deref() == Some(w.local.as_str()));
+            if !only_this {
+                return Err(Unsplit::Reads);
+            }
+            let (array, len) = (ident(&w.array), &w.len);
+            rows_of.push(quote!(rt::RowsMut::new(&mut *#array, #len)));
+            args.push(ident(&w.local));
+        }
+        Ok((rows_of, args))
     }
 
     fn set_cur(&mut self, slot: Slot) {

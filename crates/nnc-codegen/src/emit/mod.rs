@@ -932,6 +932,7 @@ impl Gen<'_> {
         quote! {
             /// Every buffer a call needs, sized from the runtime dims: after
             /// [`Workspace::new`], calls with the same (or smaller) dims allocate nothing.
+            /// (`Workspace::default()` is empty and runs on one thread.)
             #[derive(Clone, Debug, Default)]
             pub struct Workspace { #(#fields),* }
 

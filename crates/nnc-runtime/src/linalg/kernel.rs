@@ -25,8 +25,9 @@ use std::mem::MaybeUninit;
 ///
 /// # Safety
 /// Implementers promise that `Self` is `#[repr(transparent)]` over `LANES`
-/// consecutive `F`s (the tile store reads spilled vectors as `F`s), and that
-/// `MR <= 12` and `NV <= 2` (the kernels `dispatch` instantiates).
+/// consecutive `F`s (the tile store reads spilled vectors as `F`s), that
+/// `LANES <= 16`, and that `MR <= 12` and `NV <= 2` (the kernels `dispatch`
+/// instantiates).
 pub(super) unsafe trait Lanes<F: num_traits::Float>: Copy {
     /// Elements per vector.
     const LANES: usize;
@@ -46,6 +47,16 @@ pub(super) unsafe trait Lanes<F: num_traits::Float>: Copy {
     /// `self * b + c`, fused where the instruction set has it.
     fn mul_add(self, b: Self, c: Self) -> Self;
     fn add(self, b: Self) -> Self;
+    /// `a * b + c` on one element, rounded as a lane of [`Lanes::mul_add`] is (so
+    /// an element computed outside the vectors gets the same bits).
+    fn mul_add_one(a: F, b: F, c: F) -> F;
+    /// The lanes added up, first to last.
+    fn sum(self) -> F {
+        let mut lanes = [F::zero(); 16];
+        // SAFETY: `LANES <= 16` for every implementation (`Lanes`' contract).
+        unsafe { self.store(lanes.as_mut_ptr()) };
+        lanes[..Self::LANES].iter().fold(F::zero(), |s, x| s + *x)
+    }
 }
 
 /// Where a tile's operands are: `A[r, p]` at `a + r * a_rs + p * a_step`, and the
@@ -267,6 +278,10 @@ unsafe impl<F: num_traits::Float> Lanes<F> for Scalar<F> {
     fn add(self, b: Self) -> Self {
         Scalar(self.0 + b.0)
     }
+    #[inline(always)]
+    fn mul_add_one(a: F, b: F, c: F) -> F {
+        a * b + c
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -322,6 +337,11 @@ mod x86 {
                 fn add(self, b: Self) -> Self {
                     // SAFETY: as above.
                     $name(unsafe { $add(self.0, b.0) })
+                }
+                #[inline(always)]
+                fn mul_add_one(a: $f, b: $f, c: $f) -> $f {
+                    // Correctly rounded, as the vector FMA's lanes are.
+                    a.mul_add(b, c)
                 }
             }
         };

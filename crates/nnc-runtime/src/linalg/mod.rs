@@ -31,6 +31,7 @@
 //! (`matmul ceiling` rows, against ndarray's `general_mat_mul` in the same run).
 
 mod kernel;
+mod small;
 
 use crate::Float;
 use crate::parallel::Threads;
@@ -159,6 +160,7 @@ fn matmul_with<F: Float>(
     };
     let (mr, nr) = isa.tile::<F>();
     let product = product.oriented(mr);
+    let small = small::Shape::of(&product);
     let cut = Cut::choose(&product, (mr, nr), threads.count().min(scratch.threads()));
     let parts = SendProduct(&product);
     threads.for_each_with(&mut scratch.bufs, cut.parts, |part, buf| {
@@ -169,7 +171,7 @@ fn matmul_with<F: Float>(
         // the parts write disjoint blocks of `c` (`Cut::part`); the scratch is
         // this thread's alone; and `isa` is one this CPU has (`Isa::detect`, or a
         // test's `Isa::available`).
-        unsafe { isa.run(&sub, scratch) }
+        unsafe { isa.run(&sub, scratch, small) }
     });
 }
 
@@ -356,33 +358,50 @@ impl Isa {
     }
 
     /// Scratch elements an `[m, k] @ [k, n]` product needs: one packed block of B
-    /// and one of A, plus slack to start B on a 64-byte boundary.
-    /// Either way round: the kernel may compute `C^T = B^T @ A^T` instead.
+    /// and one of A, plus slack to start B on a 64-byte boundary; or what a small
+    /// product copies. Either way round: the kernel may compute `C^T = B^T @ A^T`
+    /// instead.
     fn scratch_len<F: Float>(self, m: usize, k: usize, n: usize) -> usize {
         let (mr, nr) = self.tile::<F>();
         let blocks = Blocking::new(mr, nr);
-        blocks.packed_len(m, k, n).max(blocks.packed_len(n, k, m)) + ALIGN_SLACK
+        let blocked = blocks.packed_len(m, k, n).max(blocks.packed_len(n, k, m));
+        let small = small::scratch_len(m, k, n).max(small::scratch_len(n, k, m));
+        blocked.max(small) + ALIGN_SLACK
     }
 
-    /// Runs `product` with this instruction set's kernel.
+    /// Runs `product` with this instruction set's kernel: the blocked one, or the
+    /// loop for a small product (`small`).
     ///
     /// # Safety
     /// The CPU must have the instruction set, `product` must describe valid views,
     /// and `scratch` must be valid for its length.
-    unsafe fn run<F: Float>(self, product: &Product<F>, scratch: Scratch<F>) {
+    unsafe fn run<F: Float>(
+        self,
+        product: &Product<F>,
+        scratch: Scratch<F>,
+        small: Option<small::Shape>,
+    ) {
         // SAFETY (all arms): forwarded contract; the casts are between `F` and the
         // type `TypeId` just proved it is, and `supported` was checked by the caller.
         unsafe {
             match self {
                 #[cfg(target_arch = "x86_64")]
-                Isa::Avx512 if is::<F, f64>() => x86::avx512_f64(&product.cast(), scratch.cast()),
+                Isa::Avx512 if is::<F, f64>() => {
+                    x86::avx512_f64(&product.cast(), scratch.cast(), small)
+                }
                 #[cfg(target_arch = "x86_64")]
-                Isa::Avx512 if is::<F, f32>() => x86::avx512_f32(&product.cast(), scratch.cast()),
+                Isa::Avx512 if is::<F, f32>() => {
+                    x86::avx512_f32(&product.cast(), scratch.cast(), small)
+                }
                 #[cfg(target_arch = "x86_64")]
-                Isa::Avx2 if is::<F, f64>() => x86::avx2_f64(&product.cast(), scratch.cast()),
+                Isa::Avx2 if is::<F, f64>() => {
+                    x86::avx2_f64(&product.cast(), scratch.cast(), small)
+                }
                 #[cfg(target_arch = "x86_64")]
-                Isa::Avx2 if is::<F, f32>() => x86::avx2_f32(&product.cast(), scratch.cast()),
-                _ => blocked::<F, Scalar<F>>(product, scratch),
+                Isa::Avx2 if is::<F, f32>() => {
+                    x86::avx2_f32(&product.cast(), scratch.cast(), small)
+                }
+                _ => kernel_for::<F, Scalar<F>>(product, scratch, small),
             }
         }
     }
@@ -393,16 +412,20 @@ mod x86 {
     //! The `#[target_feature]` entry points: `blocked` and the kernel inline into
     //! each, compiled for its instruction set.
     use super::kernel::{Avx2F32, Avx2F64, Avx512F32, Avx512F64};
-    use super::{Product, Scratch, blocked};
+    use super::{Product, Scratch, kernel_for, small};
 
     macro_rules! entry {
         ($name:ident, $f:ty, $lanes:ty, $features:literal) => {
             /// # Safety
             /// As for `Isa::run`, for this instruction set.
             #[target_feature(enable = $features)]
-            pub(super) unsafe fn $name(product: &Product<$f>, scratch: Scratch<$f>) {
+            pub(super) unsafe fn $name(
+                product: &Product<$f>,
+                scratch: Scratch<$f>,
+                small: Option<small::Shape>,
+            ) {
                 // SAFETY: forwarded contract.
-                unsafe { blocked::<$f, $lanes>(product, scratch) }
+                unsafe { kernel_for::<$f, $lanes>(product, scratch, small) }
             }
         };
     }
@@ -669,6 +692,25 @@ fn reads_well_in_place<F>(operand: Operand<F>, elem_bytes: usize) -> bool {
     // stride, so the product can overflow.)
     let offset = outer.unsigned_abs().wrapping_mul(elem_bytes) % 4096;
     (128..=4096 - 128).contains(&offset)
+}
+
+/// The small-product loop `small`, or the blocked loops, for vectors `V`.
+///
+/// # Safety
+/// As for [`Isa::run`].
+#[inline(always)]
+unsafe fn kernel_for<F: num_traits::Float, V: Lanes<F>>(
+    product: &Product<F>,
+    scratch: Scratch<F>,
+    small: Option<small::Shape>,
+) {
+    // SAFETY: forwarded contract.
+    unsafe {
+        match small {
+            Some(shape) => small::run::<F, V>(shape, product, scratch),
+            None => blocked::<F, V>(product, scratch),
+        }
+    }
 }
 
 /// The blocked loops around the kernel, for kernel `V`.

@@ -126,14 +126,19 @@ fn every_instruction_set_and_shape_in_f32() {
 /// - `[N, 10]` C with a column-major A past KC: the transposed product, which reads
 ///   `A^T` in place with a partial last panel;
 /// - m past MC and k past KC with B partly in place;
-/// - m past NC with a column-major C: transposed, past NC.
-const LAYOUT_SHAPES: [(usize, usize, usize); 6] = [
+/// - m past NC with a column-major C: transposed, past NC;
+/// - each small product (`small.rs`): `k` or `n` of at most 4 (and `m`, which
+///   is not small), with the others past a vector or two and ragged.
+const LAYOUT_SHAPES: [(usize, usize, usize); 9] = [
     (19, 37, 23),
     (20, 512, 30),
     (20, 600, 8),
     (300, 600, 10),
     (130, 300, 41),
     (2100, 20, 3),
+    (37, 3, 41),
+    (3, 300, 43),
+    (45, 300, 3),
 ];
 
 /// One operand in several layouts, all holding the same values.
@@ -472,4 +477,45 @@ fn disagreeing_shapes_panic() {
         &mut GemmScratch::new(),
         &Threads::one(),
     );
+}
+
+#[test]
+fn small_products_take_their_own_loops() {
+    let product = |m, k, n, a: (isize, isize), b: (isize, isize)| Product::<f32> {
+        m,
+        n,
+        k,
+        a: Operand {
+            ptr: std::ptr::null(),
+            rs: a.0,
+            cs: a.1,
+        },
+        b: Operand {
+            ptr: std::ptr::null(),
+            rs: b.0,
+            cs: b.1,
+        },
+        c: std::ptr::null_mut(),
+        c_rs: n as isize,
+        c_cs: 1,
+        overwrite: true,
+    };
+    use small::Shape;
+    // W2's products: x @ w1, hidden @ w2, d_scores @ w2.T, x.T @ d_hidden.
+    assert_eq!(
+        Shape::of(&product(300, 2, 100, (2, 1), (100, 1))),
+        Some(Shape::Inner)
+    );
+    assert_eq!(
+        Shape::of(&product(300, 100, 3, (100, 1), (3, 1))),
+        Some(Shape::Cols)
+    );
+    assert_eq!(
+        Shape::of(&product(300, 3, 100, (3, 1), (1, 3))),
+        Some(Shape::Inner)
+    );
+    assert_eq!(Shape::of(&product(2, 300, 100, (1, 2), (100, 1))), None);
+    // Nothing small, or a layout the loops cannot stream: the blocked kernel.
+    assert_eq!(Shape::of(&product(64, 100, 10, (100, 1), (10, 1))), None);
+    assert_eq!(Shape::of(&product(3, 300, 100, (300, 1), (1, 300))), None);
 }

@@ -1,0 +1,336 @@
+//! **Which loop computes each member?** Takes the [`Kinds`]; gives a [`Grouping`]:
+//! the nests (an iteration space and an inner axis each), the nest of every member,
+//! and how it sits there (its axes, its level: per pass, per row, or per nest).
+//!
+//! Members are grouped greedily, in topological order. A member joins the nest of
+//! the values it reads when its shapes line up with the nest's (`place.rs`) and no
+//! value computed outside the nest lies between them (`can_join`); when it reads
+//! several nests, they are first merged into one if they can run as one
+//! (`can_merge`); otherwise it starts a nest of its own (its natural one). Last,
+//! nests over the same space that read the same array merge (`merge_siblings`).
+//! Where in its row each member is computed is `schedule.rs`'s question.
+
+use super::kind::{Kinds, Reads};
+use super::place::{Placement, natural};
+use super::{Kind, Level, scalar_like, unit};
+use nnc_ir::{NodeId, Shape};
+
+/// A nest being formed.
+#[derive(Clone, Debug)]
+pub(super) struct NestBuild {
+    /// The iteration space (no size-1 axes).
+    pub(super) domain: Shape,
+    /// The inner axis.
+    pub(super) r: usize,
+    /// In topological order.
+    pub(super) members: Vec<NodeId>,
+}
+
+/// Which nest computes each member, and how it sits there.
+#[derive(Clone)]
+pub(super) struct Grouping<'k, 'm> {
+    pub(super) kinds: &'k Kinds<'m>,
+    /// `None` for nests merged into another.
+    pub(super) nests: Vec<Option<NestBuild>>,
+    pub(super) nest_of: Vec<Option<usize>>,
+    /// Per member: for each of its axes, the nest axis it runs along.
+    pub(super) axes: Vec<Vec<Option<usize>>>,
+    /// Per reduction-like member: the same for the operand it reduces.
+    pub(super) input_axes: Vec<Vec<Option<usize>>>,
+    pub(super) level: Vec<Option<Level>>,
+}
+
+impl<'k, 'm> Grouping<'k, 'm> {
+    /// Groups the members of `kinds` into nests.
+    pub(super) fn form(kinds: &'k Kinds<'m>) -> Grouping<'k, 'm> {
+        let len = kinds.model.nodes.len();
+        let mut grouping = Grouping {
+            kinds,
+            nests: vec![],
+            nest_of: vec![None; len],
+            axes: vec![vec![]; len],
+            input_axes: vec![vec![]; len],
+            level: vec![None; len],
+        };
+        for i in 0..len {
+            let n = NodeId(i as u32);
+            if kinds.in_a_nest(n) {
+                grouping.group(n);
+            }
+        }
+        grouping.merge_siblings();
+        grouping
+    }
+
+    /// Puts `n` in a nest: the nests it reads merged into one, else the first of
+    /// them it can join, else a nest of its own.
+    fn group(&mut self, n: NodeId) {
+        let cands = self.candidates(n);
+        if cands.len() > 1 && self.join_merged(n, &cands) {
+            return;
+        }
+        let joinable = cands
+            .iter()
+            .find_map(|&x| self.can_join(n, x).map(|p| (x, p)));
+        match joinable {
+            Some((x, p)) => self.add(n, x, p),
+            None => self.start_nest(n),
+        }
+    }
+
+    /// Merges the nests `xs` into the first and adds `n` to it, when all of that is
+    /// possible; else leaves the grouping as it was.
+    fn join_merged(&mut self, n: NodeId, xs: &[usize]) -> bool {
+        let saved = self.clone();
+        let first = xs[0];
+        for &x in &xs[1..] {
+            if !self.can_merge(first, x) {
+                *self = saved;
+                return false;
+            }
+            self.merge(first, x);
+        }
+        match self.can_join(n, first) {
+            Some(p) => {
+                self.add(n, first, p);
+                true
+            }
+            None => {
+                *self = saved;
+                false
+            }
+        }
+    }
+
+    /// A nest of `n`'s own: its natural domain and inner axis.
+    fn start_nest(&mut self, n: NodeId) {
+        let (domain, r) = natural(self.kinds, n);
+        self.nests.push(Some(NestBuild {
+            domain,
+            r,
+            members: vec![],
+        }));
+        let x = self.nests.len() - 1;
+        // `place` cannot fail for a natural nest; keep the node computable anyway
+        // as a nest of its own shape with identity axes.
+        let p = self.place(n, x).unwrap_or_else(|| self.identity(n));
+        self.add(n, x, p);
+    }
+
+    fn identity(&self, n: NodeId) -> Placement {
+        let axes = self
+            .kinds
+            .shape(n)
+            .iter()
+            .enumerate()
+            .map(|(k, d)| (!unit(*d)).then_some(k))
+            .collect();
+        Placement {
+            axes,
+            level: Level::Pass,
+            input_axes: vec![],
+        }
+    }
+
+    /// What `n` reads for its nest, through inline nodes: members of the nests `xs`
+    /// inside, every other node outside.
+    pub(super) fn reads(&self, n: NodeId, xs: &[usize]) -> Reads {
+        self.kinds.reads(n, &|o| {
+            self.nest_of[o.index()].is_some_and(|x| xs.contains(&x))
+        })
+    }
+
+    /// What the members of the nests `xs` read, as [`Grouping::reads`].
+    fn nest_reads(&self, xs: &[usize]) -> Reads {
+        let mut all = Reads::default();
+        for nest in xs.iter().filter_map(|x| self.nests[*x].as_ref()) {
+            for m in &nest.members {
+                let reads = self.reads(*m, xs);
+                all.outside.extend(reads.outside);
+                all.inside.extend(reads.inside);
+            }
+        }
+        all
+    }
+
+    /// The nests holding members that `n` reads (through inline nodes).
+    fn candidates(&self, n: NodeId) -> Vec<usize> {
+        let reads = self.kinds.reads(n, &|o| self.nest_of[o.index()].is_some());
+        let mut out = vec![];
+        for x in reads.inside.iter().filter_map(|m| self.nest_of[m.index()]) {
+            if !out.contains(&x) {
+                out.push(x);
+            }
+        }
+        out
+    }
+
+    /// A member whose value cannot be read inside its own nest: nest-level
+    /// accumulations (ready only after the nest) and `GemmAcc`s (final only after
+    /// their matmul).
+    fn unavailable_inside(&self, m: NodeId) -> bool {
+        self.level[m.index()] == Some(Level::Nest) || self.kinds.kind[m.index()] == Kind::GemmAcc
+    }
+
+    /// Whether the values read inside the nests `xs` are available there, and no
+    /// value read from outside depends on them.
+    fn independent(&self, reads: &Reads, xs: &[usize]) -> bool {
+        if reads.inside.iter().any(|m| self.unavailable_inside(*m)) {
+            return false;
+        }
+        let reach = self.reach(xs);
+        !reads.outside.iter().any(|e| reach[e.index()])
+    }
+
+    /// Every node that depends on the nests `xs`, counting a nest as one step (a node
+    /// depending on one member of a nest makes the whole nest depend on it).
+    fn reach(&self, xs: &[usize]) -> Vec<bool> {
+        let mut seen = vec![false; self.kinds.model.nodes.len()];
+        let mut queue: Vec<NodeId> = xs
+            .iter()
+            .filter_map(|x| self.nests[*x].as_ref())
+            .flat_map(|n| n.members.iter().copied())
+            .collect();
+        for m in &queue {
+            seen[m.index()] = true;
+        }
+        while let Some(v) = queue.pop() {
+            for u in &self.kinds.users[v.index()] {
+                if seen[u.index()] {
+                    continue;
+                }
+                seen[u.index()] = true;
+                queue.push(*u);
+                if let Some(z) = self.nest_of[u.index()]
+                    && let Some(nest) = &self.nests[z]
+                {
+                    for w in &nest.members {
+                        if !seen[w.index()] {
+                            seen[w.index()] = true;
+                            queue.push(*w);
+                        }
+                    }
+                }
+            }
+        }
+        seen
+    }
+
+    /// Whether `n` may be computed in nest `x`, and how: the values it reads there
+    /// are available, and none of the values it reads from elsewhere depends on `x`.
+    fn can_join(&self, n: NodeId, x: usize) -> Option<Placement> {
+        if !self.independent(&self.reads(n, &[x]), &[x]) {
+            return None;
+        }
+        self.place(n, x)
+    }
+
+    /// Whether nests `x` and `y` can run as one: same iteration space, nothing
+    /// outside them between them, and no member reading a value of the other that is
+    /// only ready after it.
+    fn can_merge(&self, x: usize, y: usize) -> bool {
+        let (Some(nx), Some(ny)) = (&self.nests[x], &self.nests[y]) else {
+            return false;
+        };
+        if nx.domain != ny.domain || nx.r != ny.r {
+            return false;
+        }
+        let both = [x, y];
+        self.independent(&self.nest_reads(&both), &both)
+    }
+
+    /// Nest `y`'s members moved into nest `x`.
+    fn merge(&mut self, x: usize, y: usize) {
+        let Some(ny) = self.nests[y].take() else {
+            return;
+        };
+        for m in &ny.members {
+            self.nest_of[m.index()] = Some(x);
+        }
+        if let Some(nx) = &mut self.nests[x] {
+            nx.members.extend(ny.members);
+            nx.members.sort();
+        }
+    }
+
+    fn add(&mut self, n: NodeId, x: usize, p: Placement) {
+        self.nest_of[n.index()] = Some(x);
+        self.axes[n.index()] = p.axes;
+        self.input_axes[n.index()] = p.input_axes;
+        self.level[n.index()] = Some(p.level);
+        if let Some(nest) = &mut self.nests[x] {
+            nest.members.push(n);
+        }
+    }
+
+    /// Nests over the same domain that read the same array and do not depend on each
+    /// other run as one (one read of the array instead of two).
+    fn merge_siblings(&mut self) {
+        while let Some((x, y)) = self.mergeable_siblings() {
+            self.merge(x, y);
+        }
+    }
+
+    /// The first two nests (in order of creation) that share an input and can merge.
+    fn mergeable_siblings(&self) -> Option<(usize, usize)> {
+        let live: Vec<usize> = (0..self.nests.len())
+            .filter(|x| self.nests[*x].is_some())
+            .collect();
+        for (i, &x) in live.iter().enumerate() {
+            for &y in &live[i + 1..] {
+                if self.share_input(x, y) && self.can_merge(x, y) {
+                    return Some((x, y));
+                }
+            }
+        }
+        None
+    }
+
+    /// Whether nests `x` and `y` read an array (not a scalar) from outside in common.
+    fn share_input(&self, x: usize, y: usize) -> bool {
+        let inputs = |z: usize| {
+            let mut outside = self.nest_reads(&[z]).outside;
+            outside.retain(|e| !scalar_like(self.kinds.shape(*e)));
+            outside
+        };
+        let ix = inputs(x);
+        inputs(y).iter().any(|e| ix.contains(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::fixtures::{RELU, model, nests, train};
+    use super::super::{Entry, Level, Step, plan};
+
+    #[test]
+    fn a_bias_gradient_is_a_column_sum_in_the_loop_computing_its_operand() {
+        let (m, p) = train(RELU);
+        let (d_b, _) = m.grads[1];
+        assert_eq!(m.grad_name(d_b), "b");
+        let d_b = m.grads[1].1;
+        let home = p.step_of[d_b.index()];
+        let operand = m.node(d_b).args[0];
+        assert_eq!(home, p.step_of[operand.index()]);
+        assert_eq!(p.member(d_b).map(|(_, mm)| mm.level), Some(Level::Nest));
+    }
+
+    #[test]
+    fn softmax_cross_entropy_and_its_gradient_are_one_nest() {
+        let m = model(
+            "model m { dtype f64; dim N, D = 2, C = 3; input x: [N, D]; input labels: index[N];
+             param w: [D, C] = zeros; param b: [C] = zeros;
+             loss softmax_cross_entropy(x @ w + b, labels); }",
+        );
+        let p = plan(&m, Entry::LossAndGrad);
+        let ns = nests(&p);
+        assert_eq!(ns.len(), 1, "{:#?}", p.steps);
+        assert_eq!(ns[0].passes, 3);
+        let gemms = p
+            .steps
+            .iter()
+            .filter(|s| matches!(s, Step::Gemm { .. }))
+            .count();
+        assert_eq!(gemms, 2, "x @ w and x.T @ d_scores");
+    }
+}
