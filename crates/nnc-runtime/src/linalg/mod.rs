@@ -496,13 +496,24 @@ impl Blocking {
 
     /// Elements of a packed block of B (first) and of A.
     fn packed_b_len(&self, k: usize, n: usize) -> usize {
-        n.min(self.nc).next_multiple_of(self.nr) * k.min(self.kc)
+        n.min(self.nc).div_ceil(self.nr) * panel_stride(k.min(self.kc), self.nr)
     }
 
     fn packed_len(&self, m: usize, k: usize, n: usize) -> usize {
         self.packed_b_len(k, n) + m.min(self.mc).next_multiple_of(self.mr) * k.min(self.kc)
     }
 }
+
+/// Elements from one packed panel of B to the next: `kc x nr`, and a cache line or
+/// two more, so that the panels' rows do not all fall in one L1 set (with 16 KiB
+/// panels they would, and packing, which writes a row of every panel in turn,
+/// missed its own writes).
+fn panel_stride(kc: usize, nr: usize) -> usize {
+    kc * nr + PANEL_PAD
+}
+
+/// See [`panel_stride`].
+const PANEL_PAD: usize = 16;
 
 /// A matrix operand: where it starts and its strides, in elements.
 #[derive(Debug)]
@@ -741,7 +752,16 @@ unsafe fn blocked<F: num_traits::Float, V: Lanes<F>>(p: &Product<F>, scratch: Sc
                 let kc = blocks.kc.min(p.k - pc);
                 // The panels of B from column `packed_from` on are packed.
                 let packed_from = if packs_b { 0 } else { nc / nr * nr };
-                pack_b::<F, V>(packed_b, p.b, pc, jc + packed_from, kc, nc - packed_from);
+                let stride = panel_stride(kc, nr);
+                pack_b::<F, V>(
+                    packed_b,
+                    stride,
+                    p.b,
+                    pc,
+                    jc + packed_from,
+                    kc,
+                    nc - packed_from,
+                );
                 for ic in (0..p.m).step_by(blocks.mc) {
                     let mc = blocks.mc.min(p.m - ic);
                     if packs_a {
@@ -752,7 +772,7 @@ unsafe fn blocked<F: num_traits::Float, V: Lanes<F>>(p: &Product<F>, scratch: Sc
                             (p.b.at(pc, jc + j0), p.b.rs)
                         } else {
                             (
-                                packed_b.add((j0 - packed_from) * kc).cast_const(),
+                                packed_b.add((j0 - packed_from) / nr * stride).cast_const(),
                                 nr as isize,
                             )
                         };
@@ -791,10 +811,12 @@ unsafe fn blocked<F: num_traits::Float, V: Lanes<F>>(p: &Product<F>, scratch: Sc
 /// step `p`, its `NR` columns' values, zero-padded past `nc`.
 ///
 /// # Safety
-/// The block must be inside `b`, and `dst` must hold `round_up(nc, NR) * kc` elements.
+/// The block must be inside `b`, and `dst` must hold `ceil(nc / NR)` panels of
+/// `stride` elements (`stride >= kc * NR`).
 #[inline(always)]
 unsafe fn pack_b<F: num_traits::Float, V: Lanes<F>>(
     dst: *mut F,
+    stride: usize,
     b: Operand<F>,
     pc: usize,
     jc: usize,
@@ -802,24 +824,42 @@ unsafe fn pack_b<F: num_traits::Float, V: Lanes<F>>(
     nc: usize,
 ) {
     let nr = V::NV * V::LANES;
+    if b.cs == 1 {
+        // Row by row of B: one sequential read stream (the prefetchers follow it
+        // from memory; panel by panel, the reads stride down the rows), written to
+        // every panel at once. Whole panels by constant-length copies, the last
+        // one zero-padded.
+        let whole = nc / nr * nr;
+        for p in 0..kc {
+            // SAFETY: the caller's contract.
+            unsafe {
+                let src = b.at(pc + p, jc);
+                for j0 in (0..whole).step_by(nr) {
+                    let row = dst.add(j0 / nr * stride + p * nr);
+                    for j in 0..nr {
+                        *row.add(j) = *src.add(j0 + j);
+                    }
+                }
+                if whole < nc {
+                    let row = dst.add(whole / nr * stride + p * nr);
+                    for j in 0..nr {
+                        *row.add(j) = if whole + j < nc {
+                            *src.add(whole + j)
+                        } else {
+                            F::zero()
+                        };
+                    }
+                }
+            }
+        }
+        return;
+    }
     for j0 in (0..nc).step_by(nr) {
         let cols = nr.min(nc - j0);
         // SAFETY: the caller's contract.
         unsafe {
-            let panel = dst.add(j0 * kc);
-            if b.cs == 1 {
-                // Element loops, not `copy_nonoverlapping`: a `memcpy` call per row
-                // of a panel cost more than the copy (measured).
-                for p in 0..kc {
-                    let (src, row) = (b.at(pc + p, jc + j0), panel.add(p * nr));
-                    for j in 0..cols {
-                        *row.add(j) = *src.add(j);
-                    }
-                    for j in cols..nr {
-                        *row.add(j) = F::zero();
-                    }
-                }
-            } else {
+            let panel = dst.add(j0 / nr * stride);
+            {
                 // Four of B's columns at a time, down the column (contiguous when B
                 // is column-major): four read streams, and each step writes four
                 // neighbouring elements of the panel's row rather than one.
@@ -865,20 +905,36 @@ unsafe fn pack_a<F: Copy>(
     mc: usize,
     kc: usize,
 ) {
+    if a.rs == 1 {
+        // Column-major A (a transposed view): step by step, each step's `mc` values
+        // one sequential read (the prefetchers follow it from memory), written to
+        // every panel at once.
+        let whole = mc / mr * mr;
+        for p in 0..kc {
+            // SAFETY: the caller's contract.
+            unsafe {
+                let src = a.at(ic, pc + p);
+                for i0 in (0..whole).step_by(mr) {
+                    let row = dst.add(i0 * kc + p * mr);
+                    for i in 0..mr {
+                        *row.add(i) = *src.add(i0 + i);
+                    }
+                }
+                // The last, shorter panel has only its own rows.
+                let row = dst.add(whole * kc + p * mr);
+                for i in whole..mc {
+                    *row.add(i - whole) = *src.add(i);
+                }
+            }
+        }
+        return;
+    }
     for i0 in (0..mc).step_by(mr) {
         let rows = mr.min(mc - i0);
         // SAFETY: the caller's contract.
         unsafe {
             let panel = dst.add(i0 * kc);
-            if a.rs == 1 {
-                // Column-major A (a transposed view): each step's rows are contiguous.
-                for p in 0..kc {
-                    let (src, dst) = (a.at(ic + i0, pc + p), panel.add(p * mr));
-                    for i in 0..rows {
-                        *dst.add(i) = *src.add(i);
-                    }
-                }
-            } else {
+            {
                 // Write the panel in order; the reads run along `rows` streams.
                 for p in 0..kc {
                     for i in 0..rows {
