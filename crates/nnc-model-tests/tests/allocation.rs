@@ -81,18 +81,21 @@ fn check<M: Model>(file: &str, name: &str, threads: &Threads) {
     let mut grads = M::zero_grads(&big);
     // Warm-up: anything lazy.
     M::loss_and_grad(&params, &big, &mut ws, &mut grads).unwrap_or_else(|e| panic!("{e}"));
+    let mut stepped = params.clone();
+    let lr = <M::Float as nnc::runtime::num_traits::Float>::epsilon();
     let mut results = Vec::with_capacity(16);
     let n = allocations(|| {
         for _ in 0..3 {
             results.push(M::loss_and_grad(&params, &big, &mut ws, &mut grads).is_ok());
             results.push(M::loss(&params, &big, &mut ws).is_ok());
             results.push(M::loss_and_grad(&params, &small, &mut ws, &mut grads).is_ok());
+            results.push(M::sgd_step(&mut stepped, &big, &mut ws, &mut grads, lr).is_ok());
         }
     });
     assert!(results.iter().all(|ok| *ok), "{name}: a call failed");
     assert_eq!(
         n, 0,
-        "{name}: {n} allocations in 9 calls after warm-up on {threads:?}"
+        "{name}: {n} allocations in 12 calls after warm-up on {threads:?}"
     );
 }
 

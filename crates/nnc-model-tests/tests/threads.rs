@@ -1,12 +1,13 @@
 //! Generated code gives the same bits on every thread count: the loss, every
-//! gradient and every output of each model, on one thread and cut for two and
-//! three, at a batch large enough that products and row loops are split.
+//! gradient, every output and the parameters after `sgd_step` of each model, on
+//! one thread and cut for two and three, at a batch large enough that products and
+//! row loops are split. And `sgd_step` is `loss_and_grad` then `p - lr * d_p`.
 
 mod common;
 
 use common::{ir, random_inputs, random_params};
 use nnc::Model;
-use nnc::runtime::num_traits::ToPrimitive;
+use nnc::runtime::num_traits::{NumCast, ToPrimitive};
 use nnc::runtime::parallel::Threads;
 use nnc::runtime::{OutputValue, TensorSet};
 use nnc_model_tests as models;
@@ -28,6 +29,25 @@ fn results<M: Model>(
     let mut out = vec![("loss".to_string(), vec![bits(loss)])];
     for (name, g) in grads.tensors() {
         out.push((format!("d_{name}"), g.iter().map(|x| bits(*x)).collect()));
+    }
+    let mut stepped = params.clone();
+    let lr: M::Float = NumCast::from(0.125).unwrap_or_else(|| panic!("0.125 is a float"));
+    let step_loss = M::sgd_step(&mut stepped, inputs, &mut ws, &mut grads, lr)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(bits(step_loss), bits(loss), "sgd_step's loss");
+    for ((name, p), ((_, p0), (_, g))) in stepped
+        .tensors()
+        .into_iter()
+        .zip(params.tensors().into_iter().zip(grads.tensors()))
+    {
+        let want: Vec<u64> = p0
+            .iter()
+            .zip(g.iter())
+            .map(|(x, d)| bits(*x - lr * *d))
+            .collect();
+        let got: Vec<u64> = p.iter().map(|x| bits(*x)).collect();
+        assert!(got == want, "sgd_step: {name} is not p - lr * d_p");
+        out.push((format!("{name} after sgd_step"), got));
     }
     let outputs = M::outputs(params, inputs, &mut ws).unwrap_or_else(|e| panic!("{e}"));
     for (name, value) in outputs {

@@ -192,6 +192,23 @@ pub trait Model {
         ws: &mut Self::Workspace,
         grads: &mut Self::Grads,
     ) -> Result<Self::Float, ShapeError>;
+    /// One step of gradient descent: [`Model::loss_and_grad`], then
+    /// `p -= lr * d_p` for every parameter. Returns the loss before the step.
+    /// Generated models update in place on the workspace's threads, allocating
+    /// nothing; this default goes through [`TensorSet`].
+    fn sgd_step(
+        params: &mut Self::Params,
+        inputs: &Self::Inputs<'_>,
+        ws: &mut Self::Workspace,
+        grads: &mut Self::Grads,
+        lr: Self::Float,
+    ) -> Result<Self::Float, ShapeError> {
+        let loss = Self::loss_and_grad(params, inputs, ws, grads)?;
+        for ((_, mut p), (_, g)) in params.tensors_mut().into_iter().zip(grads.tensors()) {
+            p.zip_mut_with(&g, |x, d| *x = *x - lr * *d);
+        }
+        Ok(loss)
+    }
     /// Outputs by name, in declaration order, after a forward pass.
     ///
     /// Written with the [`Outputs`] alias only to satisfy clippy's type-complexity

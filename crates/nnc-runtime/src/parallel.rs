@@ -204,6 +204,35 @@ pub fn for_rows<'a, O: RowOutputs<'a>>(
     }
 }
 
+/// Runs `work(start, chunk)` on disjoint chunks that cover `data` (`chunk` is
+/// `data[start..start + chunk.len()]`), split across `threads` when
+/// `data.len() * work_per_element` reaches [`PARALLEL_WORK`]: for elementwise
+/// updates of whole tensors, such as a parameter update.
+pub fn for_chunks<T: Send>(
+    threads: &Threads,
+    data: &mut [T],
+    work_per_element: usize,
+    work: impl Fn(usize, &mut [T]) + Sync,
+) {
+    let len = data.len();
+    let parts = if len.saturating_mul(work_per_element) < PARALLEL_WORK {
+        1
+    } else {
+        threads.count().min(len)
+    };
+    if parts <= 1 {
+        return work(0, data);
+    }
+    let base = SendPtr(data.as_mut_ptr());
+    threads.for_each(parts, |part| {
+        let (start, end) = (len * part / parts, len * (part + 1) / parts);
+        // SAFETY: the parts' ranges are disjoint and inside `data`, which is
+        // borrowed mutably for the call; each part runs once.
+        let chunk = unsafe { std::slice::from_raw_parts_mut(base.at(start), end - start) };
+        work(start, chunk)
+    });
+}
+
 /// One output of [`for_rows`]: a row-major array of `len / width` rows of `width`
 /// elements, borrowed mutably for the loop.
 pub struct RowsMut<'a, F> {
@@ -799,6 +828,25 @@ mod tests {
             );
             assert!(a.iter().enumerate().all(|(k, x)| *x == k as u64));
             assert!(b.iter().enumerate().all(|(i, x)| *x == i as f32));
+        }
+    }
+
+    #[test]
+    fn chunks_cover_the_data_once_whatever_the_thread_count() {
+        for count in [1, 2, 3] {
+            let threads = Threads::new(count);
+            for len in [0, 1, 7, 100_003] {
+                let mut data = vec![0usize; len];
+                for_chunks(&threads, &mut data, 1, |start, chunk| {
+                    for (k, x) in chunk.iter_mut().enumerate() {
+                        *x += start + k + 1;
+                    }
+                });
+                assert!(
+                    data.iter().enumerate().all(|(k, x)| *x == k + 1),
+                    "{count} {len}"
+                );
+            }
         }
     }
 

@@ -31,6 +31,7 @@ use crate::init::{Init, fill};
 use crate::{Float, NamedInputs, ShapeError};
 
 pub use crate::parallel::{RowsMut, for_rows};
+use crate::parallel::{Threads, for_chunks};
 
 /// A parameter of `shape` drawn from `init` (see [`crate::init::fill`]).
 pub fn init<F: Float, D: Dimension, R: Rng + ?Sized>(
@@ -51,6 +52,34 @@ pub fn sigmoid<F: Float>(x: F) -> F {
     let e = (-x.abs()).exp_inline();
     let numerator = if x >= F::zero() { F::one() } else { e };
     numerator / (F::one() + e)
+}
+
+/// `param -= lr * grad`, elementwise, on `threads` when the tensor is large: the
+/// update of generated `sgd_step`. Each element is `p - lr * g`, the same on any
+/// thread count. Parameters and gradients in standard layout (as generated code
+/// makes them) are updated as slices; any other layout element by element.
+///
+/// # Panics
+/// If the shapes differ: generated code passes a parameter and its own gradient.
+pub fn sgd<F: Float, D: Dimension>(
+    threads: &Threads,
+    lr: F,
+    param: &mut Array<F, D>,
+    grad: &Array<F, D>,
+) {
+    assert_eq!(
+        param.shape(),
+        grad.shape(),
+        "sgd: a gradient of another shape"
+    );
+    match (param.as_slice_mut(), grad.as_slice()) {
+        (Some(p), Some(g)) => for_chunks(threads, p, 2, |start, chunk| {
+            for (x, d) in chunk.iter_mut().zip(&g[start..]) {
+                *x = *x - lr * *d;
+            }
+        }),
+        _ => param.zip_mut_with(grad, |x, d| *x = *x - lr * *d),
+    }
 }
 
 /// `e^x` inline ([`Float::exp_inline`]): vectorises, within an ulp of `x.exp()`.

@@ -1,7 +1,8 @@
 //! nnc's side of the peer benchmark: the four workload models compiled with `net!`, as
-//! a user crate would, and their generated `loss_and_grad` plus an SGD update
-//! (`p.w.scaled_add(-lr, &g.w)` for every parameter) timed with the peers' protocol on
-//! the peers' data (DATA/<W>/inputs.npz and params.npz, read with nnc's npz loader).
+//! a user crate would, and their generated training step (`sgd_step`: the loss and
+//! gradients, then `p -= lr * d_p` for every parameter, on the workspace's threads)
+//! timed with the peers' protocol on the peers' data (DATA/<W>/inputs.npz and
+//! params.npz, read with nnc's npz loader).
 //!
 //! Usage: nnc-step --data DIR [--repeats N] [--workloads W1,W2,W3,W4] [--out FILE]
 //! The thread count recorded is NNC_THREADS (default 1); the runtime reads it itself.
@@ -21,29 +22,6 @@ nnc::net!(file = "../../../examples/models/spiral.nn");
 nnc::net!(file = "../../../examples/models/mlp784.nn");
 nnc::net!(file = "../../../examples/models/deep_tanh.nn");
 
-/// `p.w -= lr * g.w` for every listed parameter, written as a user writes it.
-macro_rules! sgd {
-    ($p:ident, $g:ident, $lr:ident; $($w:ident),+ $(,)?) => {
-        $( $p.$w.scaled_add(-$lr, &$g.$w); )+
-    };
-}
-
-fn sgd_two_layer(p: &mut two_layer::Params, g: &two_layer::Grads, lr: f64) {
-    sgd!(p, g, lr; w1, w2);
-}
-
-fn sgd_spiral(p: &mut spiral::Params, g: &spiral::Grads, lr: f64) {
-    sgd!(p, g, lr; w1, b1, w2, b2);
-}
-
-fn sgd_mlp784(p: &mut mlp784::Params, g: &mlp784::Grads, lr: f32) {
-    sgd!(p, g, lr; w1, b1, w2, b2, w3, b3);
-}
-
-fn sgd_deep_tanh(p: &mut deep_tanh::Params, g: &deep_tanh::Grads, lr: f32) {
-    sgd!(p, g, lr; w1, w2, w3, w4, w5, w6, w7, w8, w9, w10, w_out);
-}
-
 /// A row of spec/workloads.md (the same table as common.py's WORKLOADS).
 struct Workload {
     id: &'static str,
@@ -61,9 +39,6 @@ const WORKLOADS: [Workload; 4] = [
     Workload { id: "W4", model: "deep_tanh", dtype: "float32", lr: 0.01, steps: 50 },
 ];
 
-/// The update a workload's step applies after `loss_and_grad`.
-type Update<M> = fn(&mut <M as Model>::Params, &<M as Model>::Grads, <M as Model>::Float);
-
 /// One model's training loop on borrowed inputs.
 struct Trainer<'a, M: Model> {
     init: M::Params,
@@ -72,7 +47,6 @@ struct Trainer<'a, M: Model> {
     ws: M::Workspace,
     grads: M::Grads,
     lr: M::Float,
-    update: Update<M>,
 }
 
 impl<M: Model> Steps for Trainer<'_, M> {
@@ -81,8 +55,13 @@ impl<M: Model> Steps for Trainer<'_, M> {
     }
 
     fn step(&mut self) -> Result<f64, ShapeError> {
-        let loss = M::loss_and_grad(&self.params, &self.inputs, &mut self.ws, &mut self.grads)?;
-        (self.update)(&mut self.params, &self.grads, self.lr);
+        let loss = M::sgd_step(
+            &mut self.params,
+            &self.inputs,
+            &mut self.ws,
+            &mut self.grads,
+            self.lr,
+        )?;
         Ok(loss.to_f64().unwrap_or(f64::NAN))
     }
 }
@@ -92,7 +71,6 @@ fn measure<M: Model>(
     w: &Workload,
     data: &Path,
     repeats: usize,
-    update: Update<M>,
 ) -> Result<protocol::Measurement, String> {
     let dir = data.join(w.id);
     let (params_file, inputs_file) = (dir.join("params.npz"), dir.join("inputs.npz"));
@@ -111,11 +89,10 @@ fn measure<M: Model>(
         grads: M::zero_grads(&inputs),
         inputs,
         lr,
-        update,
     };
     let setup_s = start.elapsed().as_secs_f64();
     let mut m = protocol::measure(&mut trainer, w.steps, repeats)
-        .map_err(|e| format!("loss_and_grad: {e}"))?;
+        .map_err(|e| format!("sgd_step: {e}"))?;
     m.setup_s = setup_s;
     Ok(m)
 }
@@ -123,10 +100,10 @@ fn measure<M: Model>(
 fn measure_workload(w: &Workload, args: &Args) -> Result<protocol::Measurement, String> {
     let (data, n) = (args.data.as_path(), args.repeats);
     match w.model {
-        "two_layer" => measure::<two_layer::TwoLayer>(w, data, n, sgd_two_layer),
-        "spiral" => measure::<spiral::Spiral>(w, data, n, sgd_spiral),
-        "mlp784" => measure::<mlp784::Mlp784>(w, data, n, sgd_mlp784),
-        "deep_tanh" => measure::<deep_tanh::DeepTanh>(w, data, n, sgd_deep_tanh),
+        "two_layer" => measure::<two_layer::TwoLayer>(w, data, n),
+        "spiral" => measure::<spiral::Spiral>(w, data, n),
+        "mlp784" => measure::<mlp784::Mlp784>(w, data, n),
+        "deep_tanh" => measure::<deep_tanh::DeepTanh>(w, data, n),
         other => Err(format!("no model {other}")),
     }
 }
@@ -199,7 +176,7 @@ fn main() -> ExitCode {
         }
     };
     println!(
-        "# nnc: generated loss_and_grad via net!; NNC_THREADS={}",
+        "# nnc: generated sgd_step via net!; NNC_THREADS={}",
         args.threads
     );
     let mut failed = false;

@@ -130,7 +130,7 @@ pub fn json_record(meta: &Meta, m: &Measurement) -> String {
             string(concat!(
                 "nnc-step ",
                 env!("CARGO_PKG_VERSION"),
-                ", net! generated loss_and_grad"
+                ", net! generated sgd_step"
             )),
         ),
         ("ms_median", number(median(&m.ms))),

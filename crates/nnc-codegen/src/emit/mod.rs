@@ -333,12 +333,48 @@ impl Gen<'_> {
             }
             Entry::LossAndGrad => {
                 let d = doc(" The loss, and its gradients written into `grads` (overwritten).");
+                let sgd = self.sgd_step();
                 quote! {
                     #d
                     pub fn loss_and_grad(params: &Params, inputs: &Inputs<'_>, ws: &mut Workspace, grads: &mut Grads) -> Result<F, ShapeError> {
                         #body
                     }
+                    #sgd
                 }
+            }
+        }
+    }
+
+    /// `sgd_step`: `loss_and_grad`, then every parameter updated in place.
+    fn sgd_step(&self) -> TokenStream {
+        let cx = self.cx;
+        let updates: Vec<TokenStream> = (0..cx.model.params.len())
+            .map(|k| {
+                let p = ident(&cx.names.param_field[k]);
+                let g = ident(&cx.names.grad_field[k]);
+                quote!(rt::sgd(&ws.threads, lr, &mut params.#p, &grads.#g);)
+            })
+            .collect();
+        let unused = if updates.is_empty() {
+            quote!(let _ = lr;)
+        } else {
+            quote!()
+        };
+        let d: Vec<TokenStream> = [
+            " One step of gradient descent with learning rate `lr`: the loss and gradients at",
+            " `params` (as [`loss_and_grad`]), then `p -= lr * d_p` for every parameter, on the",
+            " workspace's threads. Returns the loss before the step; `grads` keeps the gradients.",
+        ]
+        .into_iter()
+        .map(doc)
+        .collect();
+        quote! {
+            #(#d)*
+            pub fn sgd_step(params: &mut Params, inputs: &Inputs<'_>, ws: &mut Workspace, grads: &mut Grads, lr: F) -> Result<F, ShapeError> {
+                let loss = loss_and_grad(params, inputs, ws, grads)?;
+                #unused
+                #(#updates)*
+                Ok(loss)
             }
         }
     }
@@ -1167,6 +1203,10 @@ impl Gen<'_> {
 
                 fn loss_and_grad(params: &Params, inputs: &Inputs<'_>, ws: &mut Workspace, grads: &mut Grads) -> Result<F, ShapeError> {
                     loss_and_grad(params, inputs, ws, grads)
+                }
+
+                fn sgd_step(params: &mut Params, inputs: &Inputs<'_>, ws: &mut Workspace, grads: &mut Grads, lr: F) -> Result<F, ShapeError> {
+                    sgd_step(params, inputs, ws, grads, lr)
                 }
 
                 fn outputs(params: &Params, inputs: &Inputs<'_>, ws: &mut Workspace) -> Result<Vec<(&'static str, ::nnc::runtime::OutputValue<F>)>, ShapeError> {
