@@ -45,6 +45,8 @@ use std::any::TypeId;
 pub struct GemmScratch<F> {
     /// One buffer per thread; all the same length.
     bufs: Vec<Vec<F>>,
+    /// B packed once for all threads (see [`Shared`]); empty on one thread.
+    shared: Vec<F>,
 }
 
 impl<F: Float> Default for GemmScratch<F> {
@@ -58,6 +60,7 @@ impl<F: Float> GemmScratch<F> {
     pub fn new() -> GemmScratch<F> {
         GemmScratch {
             bufs: vec![Vec::new()],
+            shared: Vec::new(),
         }
     }
 
@@ -80,6 +83,14 @@ impl<F: Float> GemmScratch<F> {
         for buf in &mut self.bufs {
             if buf.len() < needed {
                 buf.resize(needed, F::zero());
+            }
+        }
+        if self.bufs.len() > 1 {
+            let (_, nr) = isa.tile::<F>();
+            let blocks = Blocking::new(isa.tile::<F>().0, nr);
+            let shared = blocks.shared_len(k, n).max(blocks.shared_len(k, m)) + ALIGN_SLACK;
+            if self.shared.len() < shared {
+                self.shared.resize(shared, F::zero());
             }
         }
     }
@@ -161,18 +172,117 @@ fn matmul_with<F: Float>(
     let (mr, nr) = isa.tile::<F>();
     let product = product.oriented(mr);
     let small = small::Shape::of(&product);
-    let cut = Cut::choose(&product, (mr, nr), threads.count().min(scratch.threads()));
+    let threads_free = threads.count().min(scratch.threads());
+    let mut cut = Cut::choose(&product, (mr, nr), threads_free);
+    let mut route = small.map_or(Route::Blocked { shared_b: None }, Route::Small);
+    let blocks = Blocking::new(mr, nr);
+    let share_b = small.is_none()
+        && cut.parts > 1
+        && Packing::of(&product).b
+        && blocks.shared_len(product.k, product.n) > 0
+        && blocks.shared_len(product.k, product.n) + ALIGN_SLACK <= scratch.shared.len();
+    if share_b {
+        // B is packed once, by all the threads, and the rows are cut: no thread
+        // packs what another also packs, and each reads whole rows of B.
+        let shared = Scratch::aligned(&mut scratch.shared);
+        pack_shared_b(&product, &blocks, shared.ptr, threads);
+        cut = Cut::rows(&product, mr, threads_free);
+        route = Route::Blocked {
+            shared_b: Some(shared.ptr.cast_const()),
+        };
+    }
     let parts = SendProduct(&product);
+    let route = SendRoute(route);
     threads.for_each_with(&mut scratch.bufs, cut.parts, |part, buf| {
         let sub = cut.part(parts.get(), part);
         let scratch = Scratch::aligned(buf);
         // SAFETY: the views are valid for their shapes and strides (ndarray's
         // invariant); `c` is a unique borrow, so it aliases neither `a` nor `b`;
         // the parts write disjoint blocks of `c` (`Cut::part`); the scratch is
-        // this thread's alone; and `isa` is one this CPU has (`Isa::detect`, or a
-        // test's `Isa::available`).
-        unsafe { isa.run(&sub, scratch, small) }
+        // this thread's alone; a shared B was packed by `pack_shared_b` for this
+        // product (and is only read here); and `isa` is one this CPU has
+        // (`Isa::detect`, or a test's `Isa::available`).
+        unsafe { isa.run(&sub, scratch, route.get()) }
     });
+}
+
+/// A route shared by the threads computing a product's parts.
+struct SendRoute<F>(Route<F>);
+
+impl<F> SendRoute<F> {
+    // A method, not `.0`: a closure would capture the field, not the wrapper.
+    fn get(&self) -> Route<F> {
+        self.0
+    }
+}
+
+// SAFETY: a shared B is only read by the parts, after `pack_shared_b` returned.
+unsafe impl<F: Float> Sync for SendRoute<F> {}
+// SAFETY: as above.
+unsafe impl<F: Float> Send for SendRoute<F> {}
+
+/// Packs all of `p`'s B (`n <= NC`), every KC block, into `dst` as `blocked` reads
+/// a shared B: block `q` at `q * shared_block_len(n)`, its panels `panel_stride`
+/// apart. The threads share the work: a row-major B by rows of each block (each
+/// thread reads whole rows), any other by panels.
+fn pack_shared_b<F: Float>(p: &Product<F>, blocks: &Blocking, dst: *mut F, threads: &Threads) {
+    let nr = blocks.nr;
+    let panels = p.n.div_ceil(nr);
+    let block_len = blocks.shared_block_len(p.n);
+    let (parts, by_rows) = (threads.count(), p.b.cs == 1);
+    let (k, n, kc_max) = (p.k, p.n, blocks.kc);
+    let (dst, b) = (SharedPtr(dst), SharedOperand(p.b));
+    threads.for_each(parts, |t| {
+        for (q, pc) in (0..k).step_by(kc_max).enumerate() {
+            let kc = kc_max.min(k - pc);
+            let stride = panel_stride(kc, nr);
+            // SAFETY: each part writes its own rows (or panels) of each block, all
+            // inside `dst`, which holds `shared_len(k, n)` elements (checked by
+            // the caller); the reads stay inside B.
+            unsafe {
+                let block = dst.get().add(q * block_len);
+                if by_rows {
+                    let (r0, r1) = (kc * t / parts, kc * (t + 1) / parts);
+                    let at = block.add(r0 * nr);
+                    pack_b(nr, at, stride, b.get(), pc + r0, 0, r1 - r0, n);
+                } else {
+                    let (j0, j1) = (panels * t / parts, panels * (t + 1) / parts);
+                    let cols = (j1 * nr).min(n).saturating_sub(j0 * nr);
+                    let at = block.add(j0 * stride);
+                    pack_b(nr, at, stride, b.get(), pc, j0 * nr, kc, cols);
+                }
+            }
+        }
+    });
+}
+
+/// How a product (or a part of it) is computed: by a small-product loop, or by
+/// the blocked loops, with B packed by this thread or already packed in a buffer
+/// all threads share.
+#[derive(Debug)]
+enum Route<F> {
+    Small(small::Shape),
+    Blocked { shared_b: Option<*const F> },
+}
+
+// By hand: derived impls would demand `F: Copy`.
+impl<F> Clone for Route<F> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<F> Copy for Route<F> {}
+
+impl<F> Route<F> {
+    /// The same route for another element type (after a `TypeId` check).
+    fn cast<G>(self) -> Route<G> {
+        match self {
+            Route::Small(shape) => Route::Small(shape),
+            Route::Blocked { shared_b } => Route::Blocked {
+                shared_b: shared_b.map(|p| p.cast()),
+            },
+        }
+    }
 }
 
 /// A product shared by the threads computing its parts.
@@ -190,6 +300,34 @@ impl<'a, F> SendProduct<'a, F> {
 unsafe impl<F: Float> Sync for SendProduct<'_, F> {}
 // SAFETY: as above.
 unsafe impl<F: Float> Send for SendProduct<'_, F> {}
+
+/// The shared B's buffer while threads pack disjoint parts of it.
+struct SharedPtr<F>(*mut F);
+
+impl<F> SharedPtr<F> {
+    fn get(&self) -> *mut F {
+        self.0
+    }
+}
+
+// SAFETY: the packing threads write disjoint parts (`pack_shared_b`).
+unsafe impl<F: Float> Sync for SharedPtr<F> {}
+// SAFETY: as above.
+unsafe impl<F: Float> Send for SharedPtr<F> {}
+
+/// An operand read by several threads.
+struct SharedOperand<F>(Operand<F>);
+
+impl<F> SharedOperand<F> {
+    fn get(&self) -> Operand<F> {
+        self.0
+    }
+}
+
+// SAFETY: only read.
+unsafe impl<F: Float> Sync for SharedOperand<F> {}
+// SAFETY: as above.
+unsafe impl<F: Float> Send for SharedOperand<F> {}
 
 /// Below this many FLOPs (`2 m n k`) a product runs on one thread: a few
 /// microseconds of work, where starting a region would cost a noticeable share.
@@ -251,6 +389,17 @@ impl Cut {
             by_cols
         };
         if best.parts <= 1 { one } else { best }
+    }
+
+    /// The cut of `p`'s rows in `threads` parts (of whole tiles, as even as they go).
+    fn rows<F>(p: &Product<F>, mr: usize, threads: usize) -> Cut {
+        let tiles = p.m.div_ceil(mr);
+        Cut {
+            rows: true,
+            parts: threads.min(tiles).max(1),
+            tiles,
+            tile: mr,
+        }
     }
 
     /// Part `i` of `p`: its block of rows or columns, as a product of its own.
@@ -375,33 +524,28 @@ impl Isa {
     /// # Safety
     /// The CPU must have the instruction set, `product` must describe valid views,
     /// and `scratch` must be valid for its length.
-    unsafe fn run<F: Float>(
-        self,
-        product: &Product<F>,
-        scratch: Scratch<F>,
-        small: Option<small::Shape>,
-    ) {
+    unsafe fn run<F: Float>(self, product: &Product<F>, scratch: Scratch<F>, route: Route<F>) {
         // SAFETY (all arms): forwarded contract; the casts are between `F` and the
         // type `TypeId` just proved it is, and `supported` was checked by the caller.
         unsafe {
             match self {
                 #[cfg(target_arch = "x86_64")]
                 Isa::Avx512 if is::<F, f64>() => {
-                    x86::avx512_f64(&product.cast(), scratch.cast(), small)
+                    x86::avx512_f64(&product.cast(), scratch.cast(), route.cast())
                 }
                 #[cfg(target_arch = "x86_64")]
                 Isa::Avx512 if is::<F, f32>() => {
-                    x86::avx512_f32(&product.cast(), scratch.cast(), small)
+                    x86::avx512_f32(&product.cast(), scratch.cast(), route.cast())
                 }
                 #[cfg(target_arch = "x86_64")]
                 Isa::Avx2 if is::<F, f64>() => {
-                    x86::avx2_f64(&product.cast(), scratch.cast(), small)
+                    x86::avx2_f64(&product.cast(), scratch.cast(), route.cast())
                 }
                 #[cfg(target_arch = "x86_64")]
                 Isa::Avx2 if is::<F, f32>() => {
-                    x86::avx2_f32(&product.cast(), scratch.cast(), small)
+                    x86::avx2_f32(&product.cast(), scratch.cast(), route.cast())
                 }
-                _ => kernel_for::<F, Scalar<F>>(product, scratch, small),
+                _ => kernel_for::<F, Scalar<F>>(product, scratch, route),
             }
         }
     }
@@ -412,7 +556,7 @@ mod x86 {
     //! The `#[target_feature]` entry points: `blocked` and the kernel inline into
     //! each, compiled for its instruction set.
     use super::kernel::{Avx2F32, Avx2F64, Avx512F32, Avx512F64};
-    use super::{Product, Scratch, kernel_for, small};
+    use super::{Product, Route, Scratch, kernel_for};
 
     macro_rules! entry {
         ($name:ident, $f:ty, $lanes:ty, $features:literal) => {
@@ -422,10 +566,10 @@ mod x86 {
             pub(super) unsafe fn $name(
                 product: &Product<$f>,
                 scratch: Scratch<$f>,
-                small: Option<small::Shape>,
+                route: Route<$f>,
             ) {
                 // SAFETY: forwarded contract.
-                unsafe { kernel_for::<$f, $lanes>(product, scratch, small) }
+                unsafe { kernel_for::<$f, $lanes>(product, scratch, route) }
             }
         };
     }
@@ -497,6 +641,21 @@ impl Blocking {
     /// Elements of a packed block of B (first) and of A.
     fn packed_b_len(&self, k: usize, n: usize) -> usize {
         n.min(self.nc).div_ceil(self.nr) * panel_stride(k.min(self.kc), self.nr)
+    }
+
+    /// Elements of one KC block of B packed whole (`n <= NC`), as the threads share
+    /// it: every panel, at the full block's stride.
+    fn shared_block_len(&self, n: usize) -> usize {
+        n.div_ceil(self.nr) * panel_stride(self.kc, self.nr)
+    }
+
+    /// Elements of all of B packed for sharing (every KC block), or 0 when `n` is
+    /// past one NC block (then threads pack their own).
+    fn shared_len(&self, k: usize, n: usize) -> usize {
+        if n > self.nc {
+            return 0;
+        }
+        k.div_ceil(self.kc) * self.shared_block_len(n)
     }
 
     fn packed_len(&self, m: usize, k: usize, n: usize) -> usize {
@@ -708,21 +867,22 @@ fn reads_well_in_place<F>(operand: Operand<F>, elem_bytes: usize) -> bool {
     (128..=4096 - 128).contains(&offset)
 }
 
-/// The small-product loop `small`, or the blocked loops, for vectors `V`.
+/// The product's route, for vectors `V`.
 ///
 /// # Safety
-/// As for [`Isa::run`].
+/// As for [`Isa::run`]; a shared B must hold the product's B packed as
+/// [`pack_shared_b`] packs it.
 #[inline(always)]
 unsafe fn kernel_for<F: num_traits::Float, V: Lanes<F>>(
     product: &Product<F>,
     scratch: Scratch<F>,
-    small: Option<small::Shape>,
+    route: Route<F>,
 ) {
     // SAFETY: forwarded contract.
     unsafe {
-        match small {
-            Some(shape) => small::run::<F, V>(shape, product, scratch),
-            None => blocked::<F, V>(product, scratch),
+        match route {
+            Route::Small(shape) => small::run::<F, V>(shape, product, scratch),
+            Route::Blocked { shared_b } => blocked::<F, V>(product, scratch, shared_b),
         }
     }
 }
@@ -734,7 +894,11 @@ unsafe fn kernel_for<F: num_traits::Float, V: Lanes<F>>(
 /// The product is computed as it is given: the caller chose its orientation
 /// ([`Product::oriented`]).
 #[inline(always)]
-unsafe fn blocked<F: num_traits::Float, V: Lanes<F>>(p: &Product<F>, scratch: Scratch<F>) {
+unsafe fn blocked<F: num_traits::Float, V: Lanes<F>>(
+    p: &Product<F>,
+    scratch: Scratch<F>,
+    shared_b: Option<*const F>,
+) {
     let (mr, nr) = (V::MR, V::NV * V::LANES);
     let blocks = Blocking::new(mr, nr);
     // Checked once per product: everything below writes within this bound.
@@ -743,28 +907,37 @@ unsafe fn blocked<F: num_traits::Float, V: Lanes<F>>(p: &Product<F>, scratch: Sc
         "GEMM scratch too small"
     );
     let packing = Packing::of(p);
-    let (packs_a, packs_b) = (packing.a, packing.b);
-    let packed_b = scratch.ptr;
+    let packs_a = packing.a;
+    let packs_b = packing.b || shared_b.is_some();
     // SAFETY (the whole body): positions stay inside the operands' shapes, and the
-    // packed blocks inside the scratch (just checked).
+    // packed blocks inside the scratch (just checked) or the shared B (sized by
+    // `Blocking::shared_len`, the caller's contract).
     unsafe {
-        let packed_a = packed_b.add(blocks.packed_b_len(p.k, p.n));
+        let packed_a = scratch.ptr.add(blocks.packed_b_len(p.k, p.n));
         for jc in (0..p.n).step_by(blocks.nc) {
             let nc = blocks.nc.min(p.n - jc);
-            for pc in (0..p.k).step_by(blocks.kc) {
+            for (block, pc) in (0..p.k).step_by(blocks.kc).enumerate() {
                 let kc = blocks.kc.min(p.k - pc);
                 // The panels of B from column `packed_from` on are packed.
                 let packed_from = if packs_b { 0 } else { nc / nr * nr };
                 let stride = panel_stride(kc, nr);
-                pack_b::<F, V>(
-                    packed_b,
-                    stride,
-                    p.b,
-                    pc,
-                    jc + packed_from,
-                    kc,
-                    nc - packed_from,
-                );
+                let packed_b = match shared_b {
+                    Some(shared) => shared.add(block * blocks.shared_block_len(p.n)).cast_mut(),
+                    None => {
+                        let own = scratch.ptr;
+                        pack_b(
+                            nr,
+                            own,
+                            stride,
+                            p.b,
+                            pc,
+                            jc + packed_from,
+                            kc,
+                            nc - packed_from,
+                        );
+                        own
+                    }
+                };
                 for ic in (0..p.m).step_by(blocks.mc) {
                     let mc = blocks.mc.min(p.m - ic);
                     if packs_a {
@@ -817,7 +990,8 @@ unsafe fn blocked<F: num_traits::Float, V: Lanes<F>>(p: &Product<F>, scratch: Sc
 /// The block must be inside `b`, and `dst` must hold `ceil(nc / NR)` panels of
 /// `stride` elements (`stride >= kc * NR`).
 #[inline(always)]
-unsafe fn pack_b<F: num_traits::Float, V: Lanes<F>>(
+unsafe fn pack_b<F: num_traits::Float>(
+    nr: usize,
     dst: *mut F,
     stride: usize,
     b: Operand<F>,
@@ -826,7 +1000,6 @@ unsafe fn pack_b<F: num_traits::Float, V: Lanes<F>>(
     kc: usize,
     nc: usize,
 ) {
-    let nr = V::NV * V::LANES;
     if b.cs == 1 {
         // Row by row of B: one sequential read stream (the prefetchers follow it
         // from memory; panel by panel, the reads stride down the rows), written to
