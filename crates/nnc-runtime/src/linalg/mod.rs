@@ -244,12 +244,22 @@ fn pack_shared_b<F: Float>(p: &Product<F>, blocks: &Blocking, dst: *mut F, threa
                 if by_rows {
                     let (r0, r1) = (kc * t / parts, kc * (t + 1) / parts);
                     let at = block.add(r0 * nr);
-                    pack_b(nr, at, stride, b.get(), pc + r0, 0, r1 - r0, n);
+                    let out = PanelsOut {
+                        ptr: at,
+                        stride,
+                        nr,
+                    };
+                    pack_b(out, b.get(), pc + r0, 0, r1 - r0, n);
                 } else {
                     let (j0, j1) = (panels * t / parts, panels * (t + 1) / parts);
                     let cols = (j1 * nr).min(n).saturating_sub(j0 * nr);
                     let at = block.add(j0 * stride);
-                    pack_b(nr, at, stride, b.get(), pc, j0 * nr, kc, cols);
+                    let out = PanelsOut {
+                        ptr: at,
+                        stride,
+                        nr,
+                    };
+                    pack_b(out, b.get(), pc, j0 * nr, kc, cols);
                 }
             }
         }
@@ -674,6 +684,14 @@ fn panel_stride(kc: usize, nr: usize) -> usize {
 /// See [`panel_stride`].
 const PANEL_PAD: usize = 16;
 
+/// Where [`pack_b`] writes: panel `j` at `ptr + j * stride`, `nr` columns wide.
+#[derive(Clone, Copy)]
+struct PanelsOut<F> {
+    ptr: *mut F,
+    stride: usize,
+    nr: usize,
+}
+
 /// Columns of a column-major B packed together (see [`pack_b`]).
 const COLUMNS_PER_PASS: usize = 8;
 
@@ -926,9 +944,11 @@ unsafe fn blocked<F: num_traits::Float, V: Lanes<F>>(
                     None => {
                         let own = scratch.ptr;
                         pack_b(
-                            nr,
-                            own,
-                            stride,
+                            PanelsOut {
+                                ptr: own,
+                                stride,
+                                nr,
+                            },
                             p.b,
                             pc,
                             jc + packed_from,
@@ -983,23 +1003,26 @@ unsafe fn blocked<F: num_traits::Float, V: Lanes<F>>(
     }
 }
 
-/// Packs `B[pc.., jc..]` (`kc x nc`) into `NR`-wide panels: panel `j` holds, for each
-/// step `p`, its `NR` columns' values, zero-padded past `nc`.
+/// Packs `B[pc.., jc..]` (`kc x nc`) into `nr`-wide panels: panel `j` holds, for
+/// each step `p`, its `nr` columns' values, zero-padded past `nc`.
 ///
 /// # Safety
-/// The block must be inside `b`, and `dst` must hold `ceil(nc / NR)` panels of
-/// `stride` elements (`stride >= kc * NR`).
+/// The block must be inside `b`, and `out` must have room for `ceil(nc / nr)`
+/// panels of `out.stride` elements (`out.stride >= kc * out.nr`).
 #[inline(always)]
 unsafe fn pack_b<F: num_traits::Float>(
-    nr: usize,
-    dst: *mut F,
-    stride: usize,
+    out: PanelsOut<F>,
     b: Operand<F>,
     pc: usize,
     jc: usize,
     kc: usize,
     nc: usize,
 ) {
+    let PanelsOut {
+        ptr: dst,
+        stride,
+        nr,
+    } = out;
     if b.cs == 1 {
         // Row by row of B: one sequential read stream (the prefetchers follow it
         // from memory; panel by panel, the reads stride down the rows), written to
