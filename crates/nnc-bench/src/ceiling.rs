@@ -47,10 +47,11 @@ pub struct MatmulBench<F> {
     routine: Routine,
     /// `a` is stored transposed (`[k, m]`) and read through `.t()`.
     a_transposed: bool,
-    a: Array2<F>,
+    /// The operands: one set, or several used in turn ([`MatmulBench::cold`]).
+    operands: Vec<(Array2<F>, Array2<F>, Array2<F>)>,
+    /// The set the next call uses.
+    next: usize,
     b_transposed: bool,
-    b: Array2<F>,
-    c: Array2<F>,
     scratch: GemmScratch<F>,
     /// The runtime's GEMM runs on these (one thread unless [`MatmulBench::on`]).
     threads: Threads,
@@ -76,16 +77,28 @@ impl<F: BenchFloat> MatmulBench<F> {
                 random(rows, cols)
             }
         };
+        let a = stored(shape.m, shape.k, a_transposed);
+        let b = stored(shape.k, shape.n, b_transposed);
         MatmulBench {
             routine,
-            a: stored(shape.m, shape.k, a_transposed),
             a_transposed,
-            b: stored(shape.k, shape.n, b_transposed),
+            operands: vec![(a, b, Array2::zeros((shape.m, shape.n)))],
+            next: 0,
             b_transposed,
-            c: Array2::zeros((shape.m, shape.n)),
             scratch,
             threads: Threads::one(),
         }
+    }
+
+    /// The same bench with its operands out of cache, as they are in a training
+    /// step (each product's operands were last touched many products ago): calls
+    /// cycle through copies that together take [`COLD_BYTES`].
+    pub fn cold(mut self) -> Self {
+        let (a, b, c) = self.operands[0].clone();
+        let bytes = (a.len() + b.len() + c.len()) * std::mem::size_of::<F>();
+        let copies = COLD_BYTES.div_ceil(bytes.max(1)).clamp(2, 256);
+        self.operands = vec![(a, b, c); copies];
+        self
     }
 
     /// The same bench with the runtime's GEMM on `threads`.
@@ -97,31 +110,23 @@ impl<F: BenchFloat> MatmulBench<F> {
 
     /// `c = a @ b`; returns an element of `c`, so the product is not optimised away.
     pub fn call(&mut self) -> f64 {
-        let a = if self.a_transposed {
-            self.a.t()
-        } else {
-            self.a.view()
-        };
-        let b = if self.b_transposed {
-            self.b.t()
-        } else {
-            self.b.view()
-        };
+        let this = self.next;
+        self.next = (this + 1) % self.operands.len();
+        let (a, b, c) = &mut self.operands[this];
+        let a = if self.a_transposed { a.t() } else { a.view() };
+        let b = if self.b_transposed { b.t() } else { b.view() };
         match self.routine {
-            Routine::Runtime => matmul(
-                a,
-                b,
-                self.c.view_mut(),
-                false,
-                &mut self.scratch,
-                &self.threads,
-            ),
-            Routine::Ndarray => general_mat_mul(F::one(), &a, &b, F::zero(), &mut self.c),
-            Routine::GemmCrate => gemm_crate(a, b, &mut self.c),
+            Routine::Runtime => matmul(a, b, c.view_mut(), false, &mut self.scratch, &self.threads),
+            Routine::Ndarray => general_mat_mul(F::one(), &a, &b, F::zero(), c),
+            Routine::GemmCrate => gemm_crate(a, b, c),
         }
-        self.c[[0, 0]].to_f64().unwrap_or(f64::NAN)
+        c[[0, 0]].to_f64().unwrap_or(f64::NAN)
     }
 }
+
+/// Bytes of operands a cold bench cycles through: twice this machine type's L3, so
+/// that each call finds its operands in memory, or at best in L3.
+pub const COLD_BYTES: usize = 64 << 20;
 
 /// Which operands of a product described as `what` (`d_w = h.T @ d_z`) are read
 /// transposed.

@@ -463,6 +463,8 @@ fn products(args: &Args) {
         ("m x k x n", Align::Right),
         ("runtime GFLOP/s", Align::Right),
         ("of peak", Align::Right),
+        ("operands cold", Align::Right),
+        ("of peak, cold", Align::Right),
     ];
     if many {
         columns.push(("runtime, N threads", Align::Right));
@@ -499,7 +501,9 @@ fn products(args: &Args) {
     print!("{}", table.render());
     println!(
         "\nGFLOP/s: 2mnk / median time. \"of peak\": the median over rounds of the product's \
-         rate over the FMA loop's (on as many cores as threads). \"vs\": the median over \
+         rate over the FMA loop's (on as many cores as threads). \"operands cold\": the same \
+         product with its operands cycled through 64 MiB of copies, out of cache as in a \
+         training step. \"vs\": the median over \
          rounds of the other GEMM's time / the runtime's (above 1: the runtime's is faster). \
          N = {} threads.",
         args.threads
@@ -507,7 +511,7 @@ fn products(args: &Args) {
 }
 
 /// One product's cells: the runtime's GEMM on one thread (GFLOP/s, share of the
-/// peak), on `threads` if more than one (GFLOP/s, share of the peak times the
+/// peak), the same with its operands out of cache, on `threads` if more than one (GFLOP/s, share of the peak times the
 /// threads, speed-up), ndarray's and the `gemm` crate's GFLOP/s, and the runtime's
 /// speed-ups over them.
 fn product_row<F: BenchFloat>(
@@ -521,6 +525,7 @@ fn product_row<F: BenchFloat>(
     let is_f64 = std::mem::size_of::<F>() == 8;
     let (peak_one, peak_many) = (FmaLoop::new(is_f64, &one), FmaLoop::new(is_f64, threads));
     let mut runtime = MatmulBench::<F>::new(shape, Routine::Runtime);
+    let mut runtime_cold = MatmulBench::<F>::new(shape, Routine::Runtime).cold();
     let mut runtime_many = MatmulBench::<F>::new(shape, Routine::Runtime).on(threads);
     let mut nd = MatmulBench::<F>::new(shape, Routine::Ndarray);
     let mut gemm_crate = MatmulBench::<F>::new(shape, Routine::GemmCrate);
@@ -530,6 +535,7 @@ fn product_row<F: BenchFloat>(
             Box::new(|| runtime.call()),
             Box::new(|| nd.call()),
             Box::new(|| gemm_crate.call()),
+            Box::new(|| runtime_cold.call()),
         ];
         if many {
             calls.push(Box::new(|| peak_many.call()));
@@ -547,11 +553,16 @@ fn product_row<F: BenchFloat>(
     let ratio = |a: &Timing, b: &Timing| {
         paired_ratio(a, b).map_or(String::new(), |r| format!("{}x", sig3(r)))
     };
-    let mut cells = vec![rate(&t[1]), share(&t[0], peak_one.flops(), &t[1])];
+    let mut cells = vec![
+        rate(&t[1]),
+        share(&t[0], peak_one.flops(), &t[1]),
+        rate(&t[4]),
+        share(&t[0], peak_one.flops(), &t[4]),
+    ];
     if many {
-        cells.push(rate(&t[5]));
-        cells.push(share(&t[4], peak_many.flops(), &t[5]));
-        cells.push(ratio(&t[1], &t[5]));
+        cells.push(rate(&t[6]));
+        cells.push(share(&t[5], peak_many.flops(), &t[6]));
+        cells.push(ratio(&t[1], &t[6]));
     }
     cells.extend([
         rate(&t[2]),
