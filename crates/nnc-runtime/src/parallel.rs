@@ -164,9 +164,12 @@ impl Threads {
 }
 
 /// Below this much work (elements times a cost per element: about one for an add,
-/// ten or more for an `exp` or `tanh`) a row loop runs on the calling thread: a
-/// few microseconds, where a region's start would cost a noticeable share.
-pub const PARALLEL_WORK: usize = 1 << 15;
+/// ten or more for an `exp` or `tanh`) a row loop runs on the calling thread. Not
+/// only the region's start costs: rows written on another core sit in that core's
+/// cache, and the next step of the function reads them from there. On W2, whose
+/// largest loop is 30 000 adds, splitting loops of more than 2^15 made the step
+/// slower on two threads than on one.
+pub const PARALLEL_WORK: usize = 1 << 17;
 
 /// Runs `body(i, rows)` for every row `i` in `0..rows`, where `rows` holds row `i`
 /// of each of `outputs`; the rows are split into contiguous blocks across
