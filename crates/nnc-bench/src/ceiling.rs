@@ -194,7 +194,7 @@ mod tests {
             let mut results = [Routine::Runtime, Routine::Ndarray, Routine::GemmCrate].map(|r| {
                 let mut bench = MatmulBench::<f64>::new(shape, r);
                 bench.call();
-                bench.c
+                bench.operands[0].2.clone()
             });
             let reference = results[1].clone();
             for c in &mut results {
