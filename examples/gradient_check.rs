@@ -18,7 +18,7 @@ fn main() -> Result<()> {
         "small_mlp (2-16-3 tanh, softmax cross-entropy + L2, f64) on a spiral of 3 x {points} points"
     );
     println!(
-        "relative error: |a - n| / max(|a| + |n|, {:e}), a derived, n numerical\n",
+        "relative error: |a - n| / max(|a|, |n|, {:e}), a derived, n numerical\n",
         lesson::TINY
     );
     let report = lesson::run(points, 0)?;

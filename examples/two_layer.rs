@@ -20,8 +20,10 @@ fn main() -> Result<()> {
     let (report, seconds) = common::timed(|| lesson::run(&config))?;
 
     println!(
-        "\nderived gradients vs central differences (h = {:e}, {} sampled elements each):",
-        config.check_step, config.check_samples
+        "\nderived gradients vs central differences (h = {:e}; {} random directions and {} sampled \
+         elements per tensor;\nrelative error |a - n| / max(|a|, |n|), judged less the noise of the \
+         differences):",
+        config.check_step, report.check.tensors[0].directions, config.check_samples
     );
     print!("{}", report.check);
     println!(

@@ -43,8 +43,9 @@ fn two_layer_loss_falls_and_gradients_check() -> Result<()> {
         report.losses.windows(2).all(|w| w[1] < w[0]),
         "the loss falls at every step"
     );
+    assert!(report.check.passed(), "gradient check:\n{}", report.check);
     assert!(
-        report.check.max_rel_error() < 1e-5,
+        report.check.max_relative_error() < 1e-5,
         "gradient check:\n{}",
         report.check
     );

@@ -2,7 +2,7 @@
 //! the rules, each node tagged with the rule that made it.
 
 use nnc_ir::{BinaryOp, CmpOp, Dim, Model, NodeId, Op, ReduceOp, Shape, UnaryOp};
-use nnc_syntax::Span;
+use nnc_syntax::{Diagnostic, Span};
 
 /// A rule built a node whose shapes do not fit: a bug in a rule, never a user error.
 #[derive(Debug, Clone, PartialEq)]
@@ -15,6 +15,15 @@ impl std::fmt::Display for InternalError {
 }
 
 impl std::error::Error for InternalError {}
+
+impl InternalError {
+    /// The error as `nnc check`, `nnc compile` and `net!` report it: naming the model,
+    /// at the start of the file (it is the compiler's mistake, at no place in the
+    /// user's source).
+    pub fn to_diagnostic(&self, model: &str) -> Diagnostic {
+        Diagnostic::error(format!("model `{model}`: {self}"), Span::default())
+    }
+}
 
 pub type Built = Result<NodeId, InternalError>;
 

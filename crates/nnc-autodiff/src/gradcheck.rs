@@ -1,78 +1,142 @@
-//! Gradient checking: derived gradients against central finite differences, both
-//! evaluated in f64 by the IR interpreter (`nnc gradcheck`, and the tests).
+//! Gradient checking on the IR interpreter: derived gradients against central finite
+//! differences, both evaluated in f64 (`nnc gradcheck`, and the tests).
+//!
+//! The comparison itself — probes along random directions and sampled elements, the
+//! error formula, the evaluation budget — is the runtime's one checker
+//! ([`nnc_runtime::gradcheck`], which generated code uses too); this module gives it
+//! the interpreter as the loss ([`Objective`]) and chooses the point.
 //!
 //! A check is only meaningful away from kinks (ReLU at 0, ties in `max`): a central
 //! difference that straddles a kink measures neither side's slope. So the point is
 //! drawn at random and redrawn until every kink-sensitive value (the operands of
 //! `max`, `min`, comparisons and `abs`, and the top two of max/min reductions) is at
 //! least [`Options::kink_margin`] from its tie.
+//!
+//! Before anything is allocated, the memory the interpreter needs for every value of
+//! the derived model at the chosen sizes is added up ([`interpreter_bytes`]); above
+//! [`Options::max_bytes`] the check is an error naming the largest value, its shape
+//! and the sizes, not an allocation failure.
+//!
+//! [`first_non_finite`] is the interpreter's other numerical check: the first value,
+//! in evaluation order, that is NaN or infinite, with its source line.
 
 use crate::builder::InternalError;
-use nnc_ir::interp::{Bindings, RunError, Value, concrete_shape, evaluate};
+use nnc_ir::interp::{Bindings, Evaluation, RunError, Scalar, Value, concrete_shape, evaluate};
 use nnc_ir::{Dim, Elem, GradOf, InputId, Model, NodeId, Op, ReduceOp, UnaryOp};
+use nnc_runtime::gradcheck::{GradCheckConfig, GradCheckError, GradCheckReport, Objective};
 use rand::rngs::StdRng;
 use rand::{Rng, RngExt, SeedableRng};
 use rand_distr::{Distribution, StandardNormal};
 use std::fmt;
+use std::time::Duration;
+
+pub use nnc_runtime::gradcheck::{Probe, TensorReport, Worst, relative_error};
+
+/// The most memory the interpreter may need for one evaluation, unless
+/// [`Options::max_bytes`] says otherwise: 8 GiB.
+pub const MAX_INTERPRETER_BYTES: u64 = 8 << 30;
 
 /// How to check.
 #[derive(Clone, Debug)]
 pub struct Options {
-    /// Seed for the random point and the sampled elements.
+    /// Seed for the random point, the directions and the sampled elements.
     pub seed: u64,
     /// Size of every runtime dim.
     pub batch: usize,
-    /// At most this many elements are checked per tensor (a seeded sample).
+    /// Random directions probed per tensor.
+    pub directions: usize,
+    /// At most this many elements are probed per tensor (a seeded sample).
     pub max_samples: usize,
+    /// At most this many loss evaluations for the differences.
+    pub max_evaluations: usize,
+    /// Stop probing after this long (every tensor still gets one direction).
+    pub max_time: Option<Duration>,
     /// The finite-difference step.
     pub step: f64,
-    /// A check fails when any relative error exceeds this.
+    /// A check fails when any error exceeds this.
     pub threshold: f64,
     /// Minimum distance of kink-sensitive values from their ties.
     pub kink_margin: f64,
+    /// The most memory one evaluation may need (see the module docs).
+    pub max_bytes: u64,
 }
 
 impl Default for Options {
     fn default() -> Options {
+        let check = GradCheckConfig::default();
         Options {
             seed: 0,
             batch: 4,
-            max_samples: 2000,
-            step: 1e-5,
-            threshold: 1e-6,
+            directions: check.directions,
+            max_samples: check.samples_per_tensor,
+            max_evaluations: check.max_evaluations,
+            max_time: None,
+            step: check.step,
+            threshold: check.threshold,
             kink_margin: 1e-3,
+            max_bytes: MAX_INTERPRETER_BYTES,
         }
     }
 }
 
-/// The result for one tensor.
-#[derive(Clone, Debug, PartialEq)]
-pub struct TensorReport {
-    pub name: String,
-    pub checked: usize,
-    pub elements: usize,
-    /// max |a - n| / max(|a|, |n|): what a person computes by hand.
-    pub max_relative_error: f64,
-    /// The same after discounting the rounding noise of the central difference; the
-    /// check passes when this is within the threshold.
-    pub max_error_beyond_noise: f64,
+impl Options {
+    /// The runtime checker's settings for these options.
+    pub fn config(&self) -> GradCheckConfig {
+        GradCheckConfig {
+            step: self.step,
+            directions: self.directions,
+            samples_per_tensor: self.max_samples,
+            max_evaluations: self.max_evaluations,
+            max_time: self.max_time,
+            seed: self.seed,
+            threshold: self.threshold,
+            ..GradCheckConfig::default()
+        }
+    }
 }
 
 /// The result for a model.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Report {
     pub model: String,
+    /// One entry per gradient, in the model's order.
     pub tensors: Vec<TensorReport>,
     pub threshold: f64,
+    pub step: f64,
+    /// Loss evaluations spent on differences.
+    pub evaluations: usize,
+    /// Probes not run because the time ran out.
+    pub skipped: usize,
     /// How many points were drawn before one was clear of every kink.
     pub draws: usize,
 }
 
 impl Report {
+    fn new(model: &Model, check: GradCheckReport, draws: usize) -> Report {
+        Report {
+            model: model.name.clone(),
+            tensors: check.tensors,
+            threshold: check.threshold,
+            step: check.step,
+            evaluations: check.evaluations,
+            skipped: check.skipped,
+            draws,
+        }
+    }
+
+    /// The runtime's report of the same check.
+    pub fn check(&self) -> GradCheckReport {
+        GradCheckReport {
+            tensors: self.tensors.clone(),
+            threshold: self.threshold,
+            step: self.step,
+            evaluations: self.evaluations,
+            skipped: self.skipped,
+        }
+    }
+
     pub fn passed(&self) -> bool {
-        self.tensors
-            .iter()
-            .all(|t| t.max_error_beyond_noise <= self.threshold)
+        self.check().passed()
     }
 }
 
@@ -80,22 +144,10 @@ impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "gradient check of `{}` (f64, central differences, threshold {:e})",
-            self.model, self.threshold
+            "gradient check of `{}` (f64, central differences, {} loss evaluations, threshold {:e})",
+            self.model, self.evaluations, self.threshold
         )?;
-        for t in &self.tensors {
-            let verdict = if t.max_error_beyond_noise <= self.threshold {
-                "ok"
-            } else {
-                "FAILED"
-            };
-            writeln!(
-                f,
-                "  d_{:<12} {:>6} of {:<8} elements   max relative error {:.2e}   {verdict}",
-                t.name, t.checked, t.elements, t.max_relative_error
-            )?;
-        }
-        Ok(())
+        write!(f, "{}", self.check())
     }
 }
 
@@ -104,6 +156,9 @@ impl fmt::Display for Report {
 pub enum CheckError {
     Internal(InternalError),
     Run(RunError),
+    Check(GradCheckError),
+    /// The interpreter would need more memory than allowed.
+    TooLarge(Box<TooLarge>),
     /// No point clear of the kinks was found.
     Kinks {
         draws: usize,
@@ -115,6 +170,8 @@ impl fmt::Display for CheckError {
         match self {
             CheckError::Internal(e) => write!(f, "{e}"),
             CheckError::Run(e) => write!(f, "{e}"),
+            CheckError::Check(e) => write!(f, "{e}"),
+            CheckError::TooLarge(e) => write!(f, "{e}"),
             CheckError::Kinks { draws } => {
                 write!(
                     f,
@@ -139,6 +196,18 @@ impl From<InternalError> for CheckError {
     }
 }
 
+impl From<GradCheckError> for CheckError {
+    fn from(e: GradCheckError) -> CheckError {
+        CheckError::Check(e)
+    }
+}
+
+impl From<Box<TooLarge>> for CheckError {
+    fn from(e: Box<TooLarge>) -> CheckError {
+        CheckError::TooLarge(e)
+    }
+}
+
 /// Checks every gradient of `model` (a lowered model, without gradients).
 pub fn gradcheck(model: &Model, options: &Options) -> Result<Report, CheckError> {
     let derived = crate::with_gradients(model)?;
@@ -152,6 +221,8 @@ pub fn check_derived(
     derived: &Model,
     options: &Options,
 ) -> Result<Report, CheckError> {
+    let dims = batch_dims(derived, options.batch);
+    interpreter_bytes(derived, &dims, 8, options.max_bytes)?;
     let mut rng = StdRng::seed_from_u64(options.seed);
     const MAX_DRAWS: usize = 50;
     for draw in 1..=MAX_DRAWS {
@@ -159,22 +230,79 @@ pub fn check_derived(
         if kink_distance(model, &point)? < options.kink_margin {
             continue;
         }
-        let tensors = compare(model, derived, &point, options, &mut rng)?;
-        return Ok(Report {
-            model: model.name.clone(),
-            tensors,
-            threshold: options.threshold,
-            draws: draw,
-        });
+        let mut objective = Interpreted {
+            model,
+            derived,
+            point,
+            targets: Vec::new(),
+            empty: ndarray::ArrayD::zeros(ndarray::IxDyn(&[0])),
+        };
+        let check = nnc_runtime::gradcheck::check(&mut objective, &options.config())?;
+        return Ok(Report::new(model, check, draw));
     }
     Err(CheckError::Kinks { draws: MAX_DRAWS })
+}
+
+/// The interpreter as the runtime checker's [`Objective`]: the forward model's loss,
+/// the derived model's gradients, at a point it owns.
+struct Interpreted<'m> {
+    model: &'m Model,
+    derived: &'m Model,
+    point: Bindings<f64>,
+    targets: Vec<GradOf>,
+    /// What an index input (which has no gradient) would be perturbed as.
+    empty: ndarray::ArrayD<f64>,
+}
+
+impl Objective for Interpreted<'_> {
+    type Float = f64;
+    type Error = CheckError;
+
+    fn analytic(&mut self) -> Result<(f64, Vec<(String, ndarray::ArrayD<f64>)>), CheckError> {
+        let eval = evaluate(self.derived, &self.point)?;
+        let mut gradients = Vec::new();
+        for (of, _) in &self.derived.grads {
+            let Some(grad) = eval.grad(*of) else {
+                continue;
+            };
+            self.targets.push(*of);
+            gradients.push((self.derived.grad_name(*of).to_string(), grad.clone()));
+        }
+        Ok((eval.loss(), gradients))
+    }
+
+    fn tensor_mut(&mut self, k: usize) -> ndarray::ArrayViewMutD<'_, f64> {
+        let array = match self.targets[k] {
+            GradOf::Param(p) => self.point.params.get_mut(p.0 as usize),
+            GradOf::Input(i) => match self.point.inputs.get_mut(i.0 as usize) {
+                Some(Value::Float(a)) => Some(a),
+                _ => None,
+            },
+        };
+        match array {
+            Some(a) => a.view_mut(),
+            None => self.empty.view_mut(),
+        }
+    }
+
+    fn loss(&mut self) -> Result<f64, CheckError> {
+        Ok(evaluate(self.model, &self.point)?.loss())
+    }
+}
+
+/// Every dim's size with the runtime dims set to `batch`.
+fn batch_dims(model: &Model, batch: usize) -> Vec<usize> {
+    model.dims.iter().map(|d| d.size.unwrap_or(batch)).collect()
 }
 
 /// Random inputs and parameters: floats standard normal (scaled down for wide layers
 /// by the parameter's fan-in, so activations stay in a useful range), indices uniform
 /// over the classes they index. Every runtime dim is `batch`.
+///
+/// Allocates every input and parameter: check [`interpreter_bytes`] first when the
+/// sizes are not known to be small.
 pub fn random_point<R: Rng + ?Sized>(model: &Model, batch: usize, rng: &mut R) -> Bindings<f64> {
-    let dims: Vec<usize> = model.dims.iter().map(|d| d.size.unwrap_or(batch)).collect();
+    let dims = batch_dims(model, batch);
     let mut normal = |shape: &[usize], scale: f64| {
         ndarray::ArrayD::from_shape_simple_fn(shape, || {
             let z: f64 = StandardNormal.sample(&mut *rng);
@@ -319,107 +447,348 @@ fn top_two_gap(a: &ndarray::ArrayD<f64>, axis: Option<usize>) -> f64 {
     }
 }
 
-/// Every gradient at `point`: derived (from `derived`) against central differences
-/// of the forward `model`'s loss.
-fn compare<R: Rng + ?Sized>(
-    model: &Model,
-    derived: &Model,
-    point: &Bindings<f64>,
-    options: &Options,
-    rng: &mut R,
-) -> Result<Vec<TensorReport>, CheckError> {
-    let analytic = evaluate(derived, point)?;
-    // Each loss evaluation is rounded to about eps * |L| (times a few for the sums
-    // inside); the difference of two, over 2h, carries that much error.
-    let noise = 16.0 * f64::EPSILON * analytic.loss().abs().max(1.0) / (2.0 * options.step);
-    let mut reports = Vec::new();
-    for (of, _) in &derived.grads {
-        let Some(grad) = analytic.grad(*of) else {
-            continue;
+// ---------------------------------------------------------------------------------
+// Memory
+// ---------------------------------------------------------------------------------
+
+/// The interpreter would need more memory than allowed: the total, and the largest
+/// value with its declared shape and its sizes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TooLarge {
+    pub model: String,
+    /// Bytes for every value together (`None`: more than can be counted).
+    pub total: Option<u128>,
+    pub limit: u64,
+    /// The largest value: as the source names it, its declared shape, its sizes.
+    pub value: String,
+    pub declared: String,
+    pub sizes: Vec<usize>,
+    pub bytes: Option<u128>,
+    /// The runtime dims and their sizes, `N = 4`.
+    pub dims: Vec<(String, usize)>,
+}
+
+impl fmt::Display for TooLarge {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let amount = |b: Option<u128>| match b {
+            Some(b) => format!("{b} bytes"),
+            None => "more bytes than can be counted".to_string(),
         };
-        let elements = grad.len();
-        let sample = sample_indices(elements, options.max_samples, rng);
-        // Elements are judged relative to at least a thousandth of the tensor's
-        // largest gradient.
-        let floor = 1e-3 * grad.iter().fold(0.0f64, |m, g| m.max(g.abs()));
-        let (mut worst, mut worst_beyond_noise) = (0.0f64, 0.0f64);
-        for &flat in &sample {
-            let numeric = central_difference(model, point, *of, flat, options.step)?;
-            let exact = grad.iter().nth(flat).copied().unwrap_or(f64::NAN);
-            worst = worst.max(relative_error(exact, numeric, 0.0, 0.0));
-            worst_beyond_noise =
-                worst_beyond_noise.max(relative_error(exact, numeric, noise, floor));
+        let sizes = format!("{:?}", self.sizes);
+        let shape = if sizes == self.declared {
+            sizes
+        } else {
+            format!("{} = {sizes}", self.declared)
+        };
+        write!(
+            f,
+            "model `{}` needs {} to interpret, more than the limit of {} bytes: the largest value is `{}` {shape} ({})",
+            self.model,
+            amount(self.total),
+            self.limit,
+            self.value,
+            amount(self.bytes)
+        )?;
+        if !self.dims.is_empty() {
+            let dims: Vec<String> = self
+                .dims
+                .iter()
+                .map(|(name, size)| format!("{name} = {size}"))
+                .collect();
+            write!(f, ", with {}", dims.join(", "))?;
         }
-        reports.push(TensorReport {
-            name: derived.grad_name(*of).to_string(),
-            checked: sample.len(),
-            elements,
-            max_relative_error: worst,
-            max_error_beyond_noise: worst_beyond_noise,
-        });
+        Ok(())
     }
-    Ok(reports)
 }
 
-/// |a - n| / max(|a|, |n|, floor), after discounting `noise`, the rounding error the
-/// central difference itself carries. `floor` keeps elements far smaller than the
-/// rest of their tensor from dominating: a central difference's truncation error is
-/// relative to the curvature, not to the element, so at a point where the gradient
-/// nearly vanishes its relative error says nothing about the rule.
-pub fn relative_error(analytic: f64, numeric: f64, noise: f64, floor: f64) -> f64 {
-    let diff = (analytic - numeric).abs();
-    // NaN or infinity on either side is an error, not a pass.
-    if !diff.is_finite() {
-        return f64::INFINITY;
-    }
-    let diff = (diff - noise).max(0.0);
-    if diff == 0.0 {
-        return 0.0;
-    }
-    diff / analytic.abs().max(numeric.abs()).max(floor)
-}
+impl std::error::Error for TooLarge {}
 
-/// Up to `max` distinct flat indices below `len`, in order.
-fn sample_indices<R: Rng + ?Sized>(len: usize, max: usize, rng: &mut R) -> Vec<usize> {
-    if len <= max {
-        return (0..len).collect();
-    }
-    let mut picked = rand::seq::index::sample(rng, len, max).into_vec();
-    picked.sort_unstable();
-    picked
-}
-
-/// (L(x + h) - L(x - h)) / 2h for one element of one param or input.
-fn central_difference(
+/// The bytes the interpreter holds to evaluate `model` once at `dims` (the size of
+/// each dim, fixed ones included): every node's value at `element_bytes` per element
+/// (the interpreter keeps them all), counted without overflow. An error when that is
+/// more than `limit`.
+pub fn interpreter_bytes(
     model: &Model,
-    point: &Bindings<f64>,
-    of: GradOf,
-    flat: usize,
-    h: f64,
-) -> Result<f64, RunError> {
-    let mut shifted = point.clone();
-    let loss_at = |shifted: &mut Bindings<f64>, delta: f64| -> Result<f64, RunError> {
-        if let Some(x) = element(shifted, of, flat) {
-            *x += delta;
-        }
-        let loss = evaluate(model, shifted)?.loss();
-        if let Some(x) = element(shifted, of, flat) {
-            *x -= delta;
-        }
-        Ok(loss)
+    dims: &[usize],
+    element_bytes: u64,
+    limit: u64,
+) -> Result<u128, Box<TooLarge>> {
+    let bytes_of = |shape: &[usize]| {
+        shape
+            .iter()
+            .try_fold(u128::from(element_bytes), |n, &d| n.checked_mul(d as u128))
     };
-    let plus = loss_at(&mut shifted, h)?;
-    let minus = loss_at(&mut shifted, -h)?;
-    Ok((plus - minus) / (2.0 * h))
+    let mut total = Some(0u128);
+    let mut largest: Option<(usize, Vec<usize>, Option<u128>)> = None;
+    for (index, node) in model.nodes.iter().enumerate() {
+        let sizes = concrete_shape(&node.ty.shape, dims);
+        let bytes = bytes_of(&sizes);
+        total = total.zip(bytes).and_then(|(t, b)| t.checked_add(b));
+        let bigger = match (&largest, bytes) {
+            (None, _) => true,
+            (Some((_, _, None)), _) => false,
+            (Some(_), None) => true,
+            (Some((_, _, Some(l))), Some(b)) => b > *l,
+        };
+        if bigger {
+            largest = Some((index, sizes, bytes));
+        }
+    }
+    if total.is_some_and(|t| t <= u128::from(limit)) {
+        return Ok(total.unwrap_or(0));
+    }
+    let (index, sizes, bytes) = largest.unwrap_or((0, Vec::new(), None));
+    let node = &model.nodes[index];
+    Err(Box::new(TooLarge {
+        model: model.name.clone(),
+        total,
+        limit,
+        value: value_name(model, NodeId(index as u32)),
+        declared: model.shape_str(&node.ty.shape),
+        sizes,
+        bytes,
+        dims: model
+            .dims
+            .iter()
+            .zip(dims)
+            .filter(|(d, _)| d.size.is_none())
+            .map(|(d, &size)| (d.name.clone(), size))
+            .collect(),
+    }))
 }
 
-fn element(point: &mut Bindings<f64>, of: GradOf, flat: usize) -> Option<&mut f64> {
-    let array = match of {
-        GradOf::Param(p) => point.params.get_mut(p.0 as usize)?,
-        GradOf::Input(i) => match point.inputs.get_mut(i.0 as usize)? {
-            Value::Float(a) => a,
-            Value::Index(_) => return None,
-        },
-    };
-    array.iter_mut().nth(flat)
+/// A value as the source names it: a parameter, input or `let` name, else `%k`.
+fn value_name(model: &Model, id: NodeId) -> String {
+    let node = model.node(id);
+    match (&node.op, &node.name) {
+        (Op::Param(p), _) => model.params[p.0 as usize].name.clone(),
+        (Op::Input(i), _) => model.inputs[i.0 as usize].name.clone(),
+        (_, Some(name)) => name.clone(),
+        _ => format!("%{}", id.0),
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Non-finite values
+// ---------------------------------------------------------------------------------
+
+/// The first value, in evaluation order, holding a NaN or an infinity: a node whose
+/// operands are all finite (they come earlier in the arena), or an input or parameter
+/// given with one.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NonFinite {
+    pub node: NodeId,
+    /// The first offending element, and its value.
+    pub position: Vec<usize>,
+    pub value: f64,
+}
+
+impl NonFinite {
+    /// For a person: the value as the source names it, where it is computed, the
+    /// offending element, the source line, and the IR node.
+    ///
+    /// ```text
+    /// the first value that is not finite is `p` (m.nn:6:11): -inf at []
+    ///    6 |   let p = log(s - 3);
+    ///      (%5 = log %4 : []  p; its operands are finite)
+    /// ```
+    pub fn render(&self, model: &Model, source: &str, file: &str) -> String {
+        let node = model.node(self.node);
+        let (line, column) = nnc_syntax::diagnostic::line_col(source, node.span.start);
+        let text = source.lines().nth(line.saturating_sub(1)).unwrap_or("");
+        let name = value_name(model, self.node);
+        let (what, how) = match &node.op {
+            Op::Input(_) => (format!("input `{name}`"), "as given".to_string()),
+            Op::Param(_) => (format!("parameter `{name}`"), "as given".to_string()),
+            _ => {
+                let ir = nnc_ir::print::node_line(model, self.node.index(), None);
+                let ir = ir.split_whitespace().collect::<Vec<_>>().join(" ");
+                (
+                    format!("`{name}`"),
+                    format!("{ir}; its operands are finite"),
+                )
+            }
+        };
+        format!(
+            "the first value that is not finite is {what} ({file}:{line}:{column}): {} at {:?}\n{line:>4} | {text}\n     ({how})\n",
+            self.value, self.position
+        )
+    }
+}
+
+/// Evaluates `model` on `bindings` and returns the first value holding a NaN or an
+/// infinity (see [`NonFinite`]), or `None` when every value is finite.
+pub fn first_non_finite<F: Scalar>(
+    model: &Model,
+    bindings: &Bindings<F>,
+) -> Result<Option<NonFinite>, RunError> {
+    Ok(first_non_finite_in(&evaluate(model, bindings)?))
+}
+
+/// [`first_non_finite`] of an evaluation already made.
+pub fn first_non_finite_in<F: Scalar>(eval: &Evaluation<F>) -> Option<NonFinite> {
+    eval.values().iter().enumerate().find_map(|(index, value)| {
+        let Value::Float(a) = value else {
+            return None;
+        };
+        let (position, x) = a.indexed_iter().find(|(_, x)| !x.is_finite())?;
+        Some(NonFinite {
+            node: NodeId(index as u32),
+            position: ndarray::Dimension::slice(&position).to_vec(),
+            value: x.to_f64().unwrap_or(f64::NAN),
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nnc_ir::{BinaryOp, Op};
+
+    fn model(source: &str) -> Model {
+        nnc_ir::compile_source(source).expect("compiles").remove(0)
+    }
+
+    const DEEP_TANH: &str = include_str!("../../../examples/models/deep_tanh.nn");
+
+    /// The default check of the 11-tensor deep_tanh (250 000 elements per weight):
+    /// a bounded number of evaluations, and a wrong gradient is caught. Two injected
+    /// bugs: `d_w5` off by 0.1% everywhere, and `d_w3`/`d_w4` swapped (the same
+    /// shape, so nothing but the values tells them apart).
+    #[test]
+    fn the_default_check_of_deep_tanh_is_bounded_and_catches_wrong_gradients() {
+        let forward = model(DEEP_TANH);
+        let derived = crate::with_gradients(&forward).expect("derives");
+        // Fewer elements than the default keep the unoptimised test quick; the
+        // directions are the default's.
+        let options = Options {
+            max_samples: 2,
+            batch: 2,
+            ..Options::default()
+        };
+        let report = check_derived(&forward, &derived, &options).expect("runs");
+        assert!(report.passed(), "{report}");
+        assert_eq!(report.tensors.len(), 11);
+        assert!(report.tensors.iter().all(|t| t.directions == 4), "{report}");
+        assert_eq!(report.evaluations, 11 * 2 * (4 + 2));
+
+        let grad_of = |name: &str| {
+            derived
+                .grads
+                .iter()
+                .position(|(of, _)| derived.grad_name(*of) == name)
+                .expect("a gradient")
+        };
+        // d_w5 * 1.001.
+        let mut scaled = derived.clone();
+        let k = grad_of("w5");
+        let g = scaled.grads[k].1;
+        let span = scaled.node(g).span;
+        let c = scaled.constant(1.001, span);
+        let shape = scaled.shape(g).clone();
+        let c = scaled.broadcast(c, shape, span).expect("broadcasts");
+        let wrong = scaled
+            .push(Op::Binary(BinaryOp::Mul), vec![g, c], span)
+            .expect("typed");
+        scaled.grads[k].1 = wrong;
+        let report = check_derived(&forward, &scaled, &options).expect("runs");
+        assert!(!report.passed(), "{report}");
+        let failed: Vec<&str> = report
+            .tensors
+            .iter()
+            .filter(|t| !t.passed(report.threshold))
+            .map(|t| t.name.as_str())
+            .collect();
+        assert_eq!(failed, ["w5"], "{report}");
+
+        // d_w3 and d_w4 swapped.
+        let mut swapped = derived.clone();
+        let (a, b) = (grad_of("w3"), grad_of("w4"));
+        let (ga, gb) = (swapped.grads[a].1, swapped.grads[b].1);
+        swapped.grads[a].1 = gb;
+        swapped.grads[b].1 = ga;
+        let report = check_derived(&forward, &swapped, &options).expect("runs");
+        let failed: Vec<&str> = report
+            .tensors
+            .iter()
+            .filter(|t| !t.passed(report.threshold))
+            .map(|t| t.name.as_str())
+            .collect();
+        assert_eq!(failed, ["w3", "w4"], "{report}");
+    }
+
+    #[test]
+    fn a_huge_batch_or_shape_is_an_error_naming_the_value_not_an_allocation() {
+        let spiral = model(include_str!("../../../examples/models/spiral.nn"));
+        let options = Options {
+            batch: usize::MAX,
+            ..Options::default()
+        };
+        let err = gradcheck(&spiral, &options).expect_err("too large");
+        let text = err.to_string();
+        assert!(text.starts_with("model `spiral` needs "), "{text}");
+        assert!(
+            text.contains("bytes to interpret, more than the limit of 8589934592 bytes"),
+            "{text}"
+        );
+        assert!(text.contains(&format!("N = {}", usize::MAX)), "{text}");
+
+        let huge =
+            model("model big { dtype f64; dim A = 1099511627776; param w: [A]; loss sum(w); }");
+        let err = gradcheck(&huge, &Options::default()).expect_err("too large");
+        let text = err.to_string();
+        assert!(
+            text.contains("the largest value is `w` [1099511627776] (8796093022208 bytes)"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn interpreter_bytes_count_every_value() {
+        let m = model(
+            "model m { dtype f64; dim N; input x: [N, 3]; param w: [3, 2]; loss sum(x @ w); }",
+        );
+        // x [N, 3], w [3, 2], x @ w [N, 2], the sum []: 3N + 6 + 2N + 1 elements.
+        let bytes = interpreter_bytes(&m, &[5], 8, u64::MAX).expect("fits");
+        assert_eq!(bytes, 8 * (15 + 6 + 10 + 1));
+        let err = interpreter_bytes(&m, &[5], 8, 100).expect_err("over");
+        assert_eq!(
+            err.to_string(),
+            "model `m` needs 256 bytes to interpret, more than the limit of 100 bytes: the \
+             largest value is `x` [N, 3] = [5, 3] (120 bytes), with N = 5"
+        );
+    }
+
+    #[test]
+    fn the_first_non_finite_value_is_named_with_its_line() {
+        let source = "model m {\n  dtype f64;\n  dim N;\n  input x: [N];\n  let s = sum(x);\n  let p = log(s - 3);\n  loss p * 2;\n}\n";
+        let m = model(source);
+        let at = |values: &[f64]| Bindings {
+            inputs: vec![Value::Float(ndarray::arr1(values).into_dyn())],
+            params: vec![],
+        };
+        assert_eq!(first_non_finite(&m, &at(&[2.0, 2.0])).expect("runs"), None);
+        let found = first_non_finite(&m, &at(&[1.0, 2.0]))
+            .expect("runs")
+            .expect("log(0) is -inf");
+        assert_eq!(found.value, f64::NEG_INFINITY);
+        let text = found.render(&m, source, "m.nn");
+        assert!(
+            text.starts_with("the first value that is not finite is `p` (m.nn:6:11): -inf at []\n"),
+            "{text}"
+        );
+        assert!(text.contains("\n   6 |   let p = log(s - 3);\n"), "{text}");
+        assert!(text.contains(" = log %"), "{text}");
+        // A NaN given as an input is the input's.
+        let found = first_non_finite(&m, &at(&[f64::NAN, 2.0]))
+            .expect("runs")
+            .expect("NaN");
+        let text = found.render(&m, source, "m.nn");
+        assert!(
+            text.starts_with(
+                "the first value that is not finite is input `x` (m.nn:4:9): NaN at [0]\n"
+            ),
+            "{text}"
+        );
+    }
 }

@@ -30,6 +30,7 @@ pub use reverse::{differentiate, gradient, hessian_vector_product};
 pub use simplify::{Stats, simplify};
 
 use nnc_ir::{Model, Op};
+use nnc_syntax::Diagnostic;
 use std::fmt::Write;
 
 /// A model's derivation at each stage.
@@ -79,6 +80,26 @@ pub fn derive(model: &Model) -> Result<Derivation, InternalError> {
 /// The model with its simplified backward pass: the input to code generation.
 pub fn with_gradients(model: &Model) -> Result<Model, InternalError> {
     derive(model).map(|d| d.simplified)
+}
+
+/// Every model of `source` with its simplified backward pass, or every error found on
+/// the way: parsing and names, lowering and shapes, differentiation. What `nnc check`
+/// reports, and what `nnc compile` reports before generating code.
+pub fn compile_source(source: &str) -> Result<Vec<Model>, Vec<Diagnostic>> {
+    let models = nnc_ir::compile_source(source)?;
+    let mut derived = Vec::with_capacity(models.len());
+    let mut errors = Vec::new();
+    for model in &models {
+        match with_gradients(model) {
+            Ok(m) => derived.push(m),
+            Err(e) => errors.push(e.to_diagnostic(&model.name)),
+        }
+    }
+    if errors.is_empty() {
+        Ok(derived)
+    } else {
+        Err(errors)
+    }
 }
 
 impl Derivation {

@@ -11,13 +11,7 @@ use nnc_ir::{GradOf, Model, NodeId, Op, grad_targets};
 /// depend on it).
 pub fn differentiate(model: &mut Model) -> Result<(), InternalError> {
     let targets = grad_targets(model);
-    let wrt: Vec<Option<NodeId>> = targets
-        .iter()
-        .map(|t| match t {
-            GradOf::Param(p) => model.param_node(*p),
-            GradOf::Input(i) => model.input_node(*i),
-        })
-        .collect();
+    let wrt = target_nodes(model, &targets);
     let loss = model.loss;
     let grads = gradient(model, loss, &wrt)?;
     for (target, g) in targets.iter().zip(grads) {
@@ -94,6 +88,30 @@ pub fn gradient(
         .iter()
         .map(|w| w.and_then(|w| total.get(w.index()).copied().flatten()))
         .collect())
+}
+
+/// The node reading each target (`None` where nothing does), found in one pass over
+/// the arena however many targets there are.
+fn target_nodes(model: &Model, targets: &[GradOf]) -> Vec<Option<NodeId>> {
+    let mut params = vec![None; model.params.len()];
+    let mut inputs = vec![None; model.inputs.len()];
+    for (i, node) in model.nodes.iter().enumerate() {
+        let slot = match node.op {
+            Op::Param(p) => params.get_mut(p.0 as usize),
+            Op::Input(x) => inputs.get_mut(x.0 as usize),
+            _ => None,
+        };
+        if let Some(slot) = slot {
+            slot.get_or_insert(NodeId(i as u32));
+        }
+    }
+    targets
+        .iter()
+        .map(|t| match t {
+            GradOf::Param(p) => params.get(p.0 as usize).copied().flatten(),
+            GradOf::Input(x) => inputs.get(x.0 as usize).copied().flatten(),
+        })
+        .collect()
 }
 
 /// Which nodes lie on a path from some `wrt` node to `of`: only those need gradients.
@@ -232,10 +250,8 @@ pub fn hessian_vector_product(model: &mut Model) -> Result<(), InternalError> {
     let Some(directional) = directional else {
         return Ok(());
     };
-    let wrt: Vec<Option<NodeId>> = param_grads
-        .iter()
-        .map(|(p, _)| model.param_node(*p))
-        .collect();
+    let params: Vec<GradOf> = param_grads.iter().map(|(p, _)| GradOf::Param(*p)).collect();
+    let wrt = target_nodes(model, &params);
     let hv = gradient(model, directional, &wrt)?;
     for ((p, _), h) in param_grads.iter().zip(hv) {
         let shape = model.params[p.0 as usize].shape.clone();

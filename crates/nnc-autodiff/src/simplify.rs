@@ -7,7 +7,7 @@
 //! what the outputs, the loss and the gradients need (DCE), renumbering densely.
 //! Every rewrite keeps the node's type exactly, so no rule can change a shape.
 
-use nnc_ir::{BinaryOp, Dim, Model, Node, NodeId, Op, ReduceOp, Type, UnaryOp};
+use nnc_ir::{BinaryOp, Dim, Model, Node, NodeId, NodeKey, Op, ReduceOp, Type, UnaryOp};
 use std::collections::HashMap;
 
 /// What a rule turns a node into.
@@ -266,17 +266,13 @@ fn broadcast_of_reshaped_scalar(
 
 // ---- the passes ------------------------------------------------------------------------
 
-/// The identity of a node for CSE: op (with attributes), operands and type. Leaves
-/// that read inputs and params are unique anyway; constants unify by value.
-fn cse_key(node: &Node) -> String {
-    format!("{:?}|{:?}|{:?}", node.op, node.args, node.ty)
-}
-
 /// One forward pass: rewrite each node to a fixed point, then deduplicate.
 fn rebuild(model: &mut Model) {
     let old = std::mem::take(&mut model.nodes);
     let mut remap: Vec<NodeId> = Vec::with_capacity(old.len());
-    let mut seen: HashMap<String, NodeId> = HashMap::new();
+    // CSE: the rebuilt node of each op, operands and type (leaves that read inputs and
+    // params are unique anyway; constants unify by value).
+    let mut seen: HashMap<NodeKey, NodeId> = HashMap::new();
     for node in old {
         let args: Vec<NodeId> = node.args.iter().map(|a| remap[a.index()]).collect();
         let mut candidate = Node { args, ..node };
@@ -308,7 +304,7 @@ fn rebuild(model: &mut Model) {
         let id = match result {
             Some(id) => id,
             None => {
-                let key = cse_key(&candidate);
+                let key = NodeKey::new(&candidate.op, &candidate.args, &candidate.ty);
                 match seen.get(&key) {
                     Some(id) => *id,
                     None => {

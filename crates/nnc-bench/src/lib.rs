@@ -71,25 +71,8 @@ pub trait Trainer<F> {
     }
 }
 
-/// The largest absolute difference between `a` and `b`, relative to the largest
-/// absolute value of `b` (the reference); 0 when both are zero, infinite when the
-/// shapes differ or a value is not finite.
-pub fn relative_error<F: BenchFloat>(a: &ArrayViewD<'_, F>, b: &ArrayViewD<'_, F>) -> f64 {
-    if a.shape() != b.shape() {
-        return f64::INFINITY;
-    }
-    let mut diff = 0.0f64;
-    let mut scale = 0.0f64;
-    for (x, y) in a.iter().zip(b.iter()) {
-        let (x, y) = (
-            x.to_f64().unwrap_or(f64::NAN),
-            y.to_f64().unwrap_or(f64::NAN),
-        );
-        if !x.is_finite() || !y.is_finite() {
-            return f64::INFINITY;
-        }
-        diff = diff.max((x - y).abs());
-        scale = scale.max(y.abs());
-    }
-    if diff == 0.0 { 0.0 } else { diff / scale }
-}
+/// How two implementations' results are compared (loss, gradients, parameters): the
+/// runtime's one error formula, element by element, each relative to at least the
+/// largest `|b|` (`b` the reference); infinite when the shapes differ or a value is not
+/// finite. See [`nnc_runtime::gradcheck::max_relative_error`].
+pub use nnc_runtime::gradcheck::max_relative_error as relative_error;

@@ -1,4 +1,5 @@
-//! `nnc check FILE...`
+//! `nnc check FILE...`: every error `nnc compile` would report, without generating
+//! code.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -24,14 +25,18 @@ pub fn run(args: &Args) -> ExitCode {
                 return ExitCode::from(2);
             }
         };
-        let (_, diagnostics) = nnc_syntax::parse_and_check(&source);
-        if diagnostics.is_empty() {
-            if !args.quiet {
-                println!("{name}: ok");
+        // Everything `nnc compile` checks before generating code: names, shapes,
+        // differentiation.
+        match nnc_autodiff::compile_source(&source) {
+            Ok(_) => {
+                if !args.quiet {
+                    println!("{name}: ok");
+                }
             }
-        } else {
-            failed = true;
-            eprint!("{}", nnc_syntax::render(&diagnostics, &name, &source));
+            Err(diagnostics) => {
+                failed = true;
+                eprint!("{}", nnc_syntax::render(&diagnostics, &name, &source));
+            }
         }
     }
     if failed {

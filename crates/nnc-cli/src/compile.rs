@@ -1,10 +1,11 @@
 //! `nnc compile FILE [--model NAME] [-o out.rs] [--emit rust|ir|grad-ir|plan]`.
 //!
-//! The output file is written atomically: to a temporary file beside it, renamed into
-//! place only when everything succeeded, so an error never leaves a partial file.
+//! The output file is written atomically ([`nnc_runtime::atomic`]): to a temporary
+//! file beside it, renamed into place only when everything succeeded, so an error
+//! never leaves a partial file; it gets the mode the umask gives a new file.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(clap::Args)]
@@ -36,12 +37,9 @@ enum Emit {
 
 pub fn run(args: &Args) -> ExitCode {
     let name = args.file.display().to_string();
-    let source = match std::fs::read_to_string(&args.file) {
+    let source = match crate::source::read(&args.file) {
         Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: cannot read {name}: {e}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     let file_name = args
         .file
@@ -69,7 +67,9 @@ pub fn run(args: &Args) -> ExitCode {
             print!("{text}");
             ExitCode::SUCCESS
         }
-        Some(path) => match write_atomically(path, &text) {
+        Some(path) => match nnc_runtime::atomic::write_atomically(path, |file| {
+            file.write_all(text.as_bytes())
+        }) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("error: cannot write {}: {e}", path.display());
@@ -77,18 +77,4 @@ pub fn run(args: &Args) -> ExitCode {
             }
         },
     }
-}
-
-/// Writes `text` to a temporary file in `path`'s directory, then renames it over
-/// `path`: readers see the old file or the new one, never half of one.
-fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let mut temp = tempfile::NamedTempFile::new_in(dir)?;
-    temp.write_all(text.as_bytes())?;
-    temp.as_file().sync_all()?;
-    temp.persist(path).map_err(|e| e.error)?;
-    Ok(())
 }

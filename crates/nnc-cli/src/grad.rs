@@ -22,8 +22,8 @@ enum Format {
 }
 
 pub fn run(args: &Args) -> ExitCode {
-    let model = match crate::source::load_one(&args.file, args.model.as_deref()) {
-        Ok(m) => m,
+    let (model, _) = match crate::source::load_one(&args.file, args.model.as_deref()) {
+        Ok(loaded) => loaded,
         Err(code) => return code,
     };
     let format = match args.format {

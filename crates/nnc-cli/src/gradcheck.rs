@@ -1,9 +1,13 @@
-//! `nnc gradcheck FILE [--model NAME] [--seed S] [--batch B]`: derived gradients
-//! against central finite differences, in f64.
+//! `nnc gradcheck FILE [--model NAME] [--seed S] [--batch B] [--directions D]
+//! [--samples K] [--max-evals E] [--max-seconds T] [--threshold X]`: derived
+//! gradients against central finite differences, in f64, on the IR interpreter, with
+//! the runtime's one checker (`nnc_runtime::gradcheck`: random directions and sampled
+//! elements within an evaluation budget).
 
 use nnc_autodiff::gradcheck::{Options, gradcheck};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -12,48 +16,65 @@ pub struct Args {
     /// Which model; every model of the file when omitted.
     #[arg(long)]
     model: Option<String>,
-    /// Seed for the random inputs, parameters and sampled elements.
+    /// Seed for the random point, directions and sampled elements.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Size of every runtime dim (the batch).
-    #[arg(long, default_value_t = 4)]
+    /// Size of every runtime dim (the batch); at least 1.
+    #[arg(long, default_value_t = 4, value_parser = crate::source::positive)]
     batch: usize,
-    /// Check at most this many elements per tensor (a seeded sample).
-    #[arg(long, default_value_t = 2000)]
+    /// Random directions probed per tensor (each tests every element at once).
+    #[arg(long, default_value_t = 4)]
+    directions: usize,
+    /// Elements probed per tensor (a seeded sample); at least 1.
+    #[arg(long, default_value_t = 32, value_parser = crate::source::positive)]
     samples: usize,
-    /// Fail when a relative error exceeds this.
+    /// At most this many loss evaluations per model (two per probe; the element
+    /// samples shrink to fit, the directions stay).
+    #[arg(long, default_value_t = 2000)]
+    max_evals: usize,
+    /// Stop probing a model after this many seconds (every tensor still gets one
+    /// direction).
+    #[arg(long, default_value_t = 60.0)]
+    max_seconds: f64,
+    /// Fail when an error exceeds this.
     #[arg(long, default_value_t = 1e-6)]
     threshold: f64,
 }
 
-/// Exit 0 when every gradient passes, 1 when any fails (or cannot be checked).
+/// Exit 0 when every gradient passes, 1 when any fails (or cannot be checked, or the
+/// file holds no model).
 pub fn run(args: &Args) -> ExitCode {
-    let models = match crate::source::load(&args.file) {
-        Ok(m) => m,
+    let loaded = match crate::source::load(&args.file) {
+        Ok(loaded) => loaded,
         Err(code) => return code,
     };
-    let chosen: Vec<&nnc_ir::Model> = match &args.model {
-        Some(_) => match crate::source::select(&models, args.model.as_deref(), &args.file) {
+    let models = &loaded.models;
+    let chosen: Vec<&nnc_ir::Model> = match (&args.model, models.as_slice()) {
+        (None, [_, ..]) => models.iter().collect(),
+        _ => match crate::source::select(models, args.model.as_deref(), &args.file) {
             Ok(m) => vec![m],
             Err(message) => {
                 eprintln!("error: {message}");
                 return ExitCode::from(1);
             }
         },
-        None => models.iter().collect(),
     };
     let options = Options {
         seed: args.seed,
-        batch: args.batch.max(1),
-        max_samples: args.samples.max(1),
+        batch: args.batch,
+        directions: args.directions,
+        max_samples: args.samples,
+        max_evaluations: args.max_evals,
+        max_time: Duration::try_from_secs_f64(args.max_seconds.max(0.0)).ok(),
         threshold: args.threshold,
         ..Options::default()
     };
     println!(
-        "relative error = |analytic - numeric| / max(|analytic|, |numeric|), central differences \
-         with h = {:e};\na tensor passes when every error, less the difference's rounding noise and \
-         over at least 1e-3 of the tensor's largest gradient, is at most {:e}",
-        options.step, options.threshold
+        "each probe compares a directional derivative, from the derived gradient and from central \
+         differences (h = {:e}),\nalong {} random directions and up to {} elements per tensor; \
+         error = (|analytic - numeric| - noise) / max(|analytic|, |numeric|, floor);\na tensor \
+         passes when every error is at most {:e} (the relative error shown is without noise and floor)",
+        options.step, options.directions, options.max_samples, options.threshold
     );
     let mut failed = false;
     for model in chosen {

@@ -1,21 +1,29 @@
 //! `nnc run FILE [--model NAME] [--inputs in.npz] [--params p.npz | --seed S]
-//! [--out out.npz] [--save-params p.npz] [--f32 | --f64]`
+//! [--out out.npz] [--save-params p.npz] [--f32 | --f64] [--check-finite]`
 //!
 //! Evaluates a model with the reference interpreter ([`nnc_ir::interp`]) on arrays
 //! read from `.npz` files, prints the loss, and optionally writes the loss, the
 //! outputs (`output.NAME`) and the gradients (`grad.NAME`, once autodiff has filled
-//! the model's gradient list) to an `.npz` file.
+//! the model's gradient list) to an `.npz` file: the runtime's naming of result files
+//! ([`nnc_runtime::npz::NpzBundle::results`]).
 //!
 //! Arrays are matched to the model's declarations by name; a missing, unexpected,
 //! mis-shaped or wrongly-typed array is an error naming it. Float arrays may be
 //! stored as `f32` or `f64` (converted to the model's float type); index arrays as
-//! any integer type, with non-negative values. Output files are written atomically.
+//! any integer type, with non-negative values. The sizes the inputs give are checked
+//! against the memory the interpreter may use before anything is allocated for them.
+//! Output files are written all or nothing: `--out` and `--save-params` are both
+//! written, or neither is.
+//!
+//! `--check-finite` reports the first value (in evaluation order, backward pass
+//! included) that holds a NaN or an infinity, with its source line, and exits 1.
 
 use ndarray::{ArrayD, IxDyn};
-use nnc_ir::interp::{Bindings, Scalar, Value, concrete_shape, evaluate};
+use nnc_autodiff::gradcheck::{MAX_INTERPRETER_BYTES, first_non_finite_in, interpreter_bytes};
+use nnc_ir::interp::{Bindings, Scalar, Value, bind_dims, concrete_shape, evaluate};
 use nnc_ir::{DType, Elem, Init, Model};
 use nnc_runtime::init;
-use nnc_runtime::npz::{NpzBundle, NpzError, NpzReader};
+use nnc_runtime::npz::{GRAD_PREFIX, LOSS_NAME, NpzBundle, NpzError, NpzReader, OUTPUT_PREFIX};
 use nnc_runtime::rand::SeedableRng;
 use nnc_runtime::rand::rngs::StdRng;
 use std::path::{Path, PathBuf};
@@ -49,13 +57,17 @@ pub struct Args {
     /// Compute in f64, whatever the model's `dtype`.
     #[arg(long)]
     f64: bool,
+    /// Fail, naming the value and its source line, when any value computed (forward
+    /// or backward) is NaN or infinite.
+    #[arg(long)]
+    check_finite: bool,
 }
 
 /// Exit codes as for `check`: 1 for anything wrong with the program or the data,
 /// 2 when the source file cannot be read.
 pub fn run(args: &Args) -> ExitCode {
-    let model = match crate::source::load_one(&args.file, args.model.as_deref()) {
-        Ok(m) => m,
+    let (model, source) = match crate::source::load_one(&args.file, args.model.as_deref()) {
+        Ok(loaded) => loaded,
         Err(code) => return code,
     };
     // Differentiate too, so the out file carries every gradient.
@@ -71,9 +83,10 @@ pub fn run(args: &Args) -> ExitCode {
         (_, true) => DType::F64,
         _ => model.dtype,
     };
+    let file = args.file.display().to_string();
     let result = match dtype {
-        DType::F32 => run_typed::<f32>(&model, args),
-        DType::F64 => run_typed::<f64>(&model, args),
+        DType::F32 => run_typed::<f32>(&model, args, &source, &file),
+        DType::F64 => run_typed::<f64>(&model, args, &source, &file),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -89,7 +102,12 @@ trait RunFloat: Scalar + nnc_runtime::Float {}
 impl RunFloat for f32 {}
 impl RunFloat for f64 {}
 
-fn run_typed<F: RunFloat>(model: &Model, args: &Args) -> Result<(), String> {
+fn run_typed<F: RunFloat>(
+    model: &Model,
+    args: &Args,
+    source: &str,
+    file: &str,
+) -> Result<(), String> {
     let inputs = match &args.inputs {
         Some(path) => read_inputs::<F>(model, path)?,
         None if model.inputs.is_empty() => Vec::new(),
@@ -106,35 +124,56 @@ fn run_typed<F: RunFloat>(model: &Model, args: &Args) -> Result<(), String> {
             ));
         }
     };
+    // Everything the interpreter will hold, at the sizes the inputs give, before the
+    // parameters are made or read.
+    let values: Vec<Value<F>> = inputs.iter().map(|(_, v)| v.clone()).collect();
+    let dims = bind_dims(model, &values).map_err(|e| e.to_string())?;
+    drop(values);
+    let element = std::mem::size_of::<F>() as u64;
+    interpreter_bytes(model, &dims, element, MAX_INTERPRETER_BYTES).map_err(|e| e.to_string())?;
     let params = match &args.params {
         Some(path) => read_params::<F>(model, path)?,
         None => init_params::<F>(model, args.seed.unwrap_or(0)),
     };
     let bindings = Bindings::from_named(model, inputs, params).map_err(|e| e.to_string())?;
     let eval = evaluate(model, &bindings).map_err(|e| e.to_string())?;
+    if args.check_finite
+        && let Some(found) = first_non_finite_in(&eval)
+    {
+        return Err(found.render(model, source, file).trim_end().to_string());
+    }
     println!("loss = {}", eval.loss());
 
+    // Both files are staged before either is renamed into place: all or nothing.
+    let mut staged = Vec::new();
     if let Some(path) = &args.out {
         let mut bundle = NpzBundle::new();
-        bundle.scalar("loss", eval.loss());
+        bundle.scalar(LOSS_NAME, eval.loss());
         for (name, value) in eval.outputs() {
+            let name = format!("{OUTPUT_PREFIX}{name}");
             match value {
-                Value::Float(a) => bundle.float(format!("output.{name}"), a.view()),
-                Value::Index(a) => bundle.index(format!("output.{name}"), a.view()),
+                Value::Float(a) => bundle.float(name, a.view()),
+                Value::Index(a) => bundle.index(name, a.view()),
             };
         }
         for (of, grad) in eval.grads() {
-            bundle.float(format!("grad.{}", model.grad_name(of)), grad.view());
+            bundle.float(format!("{GRAD_PREFIX}{}", model.grad_name(of)), grad.view());
         }
-        bundle.save(path).map_err(|e| e.to_string())?;
+        staged.push(bundle.stage(path).map_err(|e| e.to_string())?);
     }
     if let Some(path) = &args.save_params {
         let mut bundle = NpzBundle::new();
         for (p, a) in model.params.iter().zip(&bindings.params) {
             bundle.float(p.name.as_str(), a.view());
         }
-        bundle.save(path).map_err(|e| e.to_string())?;
+        staged.push(bundle.stage(path).map_err(|e| e.to_string())?);
     }
+    let targets: Vec<String> = staged
+        .iter()
+        .map(|s| s.target().display().to_string())
+        .collect();
+    nnc_runtime::atomic::commit_all(staged)
+        .map_err(|e| format!("cannot write {}: {e}", targets.join(" and ")))?;
     Ok(())
 }
 

@@ -11,6 +11,12 @@
 //! - **Typed.** Every node has its element kind and shape, inferred by
 //!   [`shape::infer`] when it is pushed; a shape is a list of [`Dim`]s, fixed numbers
 //!   or runtime dim symbols. A runtime dim matches only itself (or a broadcast 1).
+//! - **Sized.** No value has more than [`MAX_ELEMENTS`] elements (counting fixed dims),
+//!   so sizes, strides and offsets computed from shapes cannot overflow.
+//! - **Hash-consed forward pass.** Lowering makes one node per distinct op, operands
+//!   and type: the same expression written twice, or a function called twice on the
+//!   same values, is one node. (The backward pass is shared the same way by the
+//!   simplifier's CSE.)
 //! - **Small op set.** [`Op`] is the whole primitive set; built-ins lower to it, and
 //!   the activations and losses come from the `.nn` prelude.
 //! - **Spans point at user source.** Nodes inlined from the prelude carry the span of
@@ -28,9 +34,11 @@ pub mod shape;
 mod types;
 
 pub use lower::{grad_targets, lower_file, lower_model};
-pub use model::{GradOf, Init, InputInfo, Model, Node, NodeId, ParamInfo};
+pub use model::{GradOf, Init, InputInfo, Model, Node, NodeId, NodeKey, ParamInfo};
 pub use op::{BinaryOp, CmpOp, InputId, Op, ParamId, ReduceOp, UnaryOp};
-pub use types::{DType, Dim, DimId, DimInfo, Elem, Shape, Type, fixed_elements};
+pub use types::{
+    DType, Dim, DimId, DimInfo, Elem, MAX_ELEMENTS, Shape, Type, checked_elements, fixed_elements,
+};
 
 /// Parses, checks and lowers a source text: every model, or every diagnostic.
 pub fn compile_source(source: &str) -> Result<Vec<Model>, Vec<nnc_syntax::Diagnostic>> {

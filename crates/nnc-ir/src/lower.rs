@@ -8,11 +8,25 @@
 //! Errors become [`Diagnostic`]s at the span a user should look at: the operator of
 //! a binary op, the call of a built-in, and for errors inside the prelude the user's
 //! call of the prelude function.
+//!
+//! Lowering is linear in the program, however its functions call each other:
+//! - nodes are **hash-consed**: a node with the op, operands and type of one already
+//!   lowered is that node (the first one's span and name are kept);
+//! - an inlined call is **memoised** on the function, the values bound to its
+//!   parameters, its nesting depth and the span its prelude nodes take, so calling a
+//!   function again on the same values costs a lookup. `fn f1(x) = f0(x) + f0(x);
+//!   fn f2(x) = f1(x) + f1(x); ...` lowers each function once, to one node per
+//!   operation written, where inlining alone would double the work at each level;
+//! - functions and names are found through hash maps.
+//!
+//! Every value's element count is checked against [`MAX_ELEMENTS`]: declared inputs
+//! and parameters at their declaration, computed values at the operation that would
+//! make them, so no later size computation can overflow.
 
-use crate::model::{GradOf, Init, InputInfo, Model, NodeId, ParamInfo};
+use crate::model::{GradOf, Init, InputInfo, Model, NodeId, NodeKey, ParamInfo};
 use crate::op::{BinaryOp, CmpOp, InputId, Op, ParamId, ReduceOp, UnaryOp};
 use crate::shape::ShapeError;
-use crate::types::{DType, Dim, DimId, DimInfo, Elem, Shape, Type};
+use crate::types::{DType, Dim, DimId, DimInfo, Elem, MAX_ELEMENTS, Shape, Type, checked_elements};
 use nnc_syntax::ast::{self, Arg, BinOp, ElemKind, Expr, ExprKind, FnDef, Stmt};
 use nnc_syntax::builtins::Callee;
 use nnc_syntax::check::suggest;
@@ -23,10 +37,11 @@ use std::collections::HashMap;
 /// [`nnc_syntax::check::check`]; anything that slips through is still reported,
 /// never a panic.
 pub fn lower_file(file: &ast::File) -> Result<Vec<Model>, Vec<Diagnostic>> {
+    let fns = functions(file);
     let mut models = Vec::new();
     let mut diagnostics = Vec::new();
     for m in file.models() {
-        match lower_model(file, m) {
+        match lower_with(&fns, m) {
             Ok(model) => models.push(model),
             Err(mut d) => diagnostics.append(&mut d),
         }
@@ -40,6 +55,23 @@ pub fn lower_file(file: &ast::File) -> Result<Vec<Model>, Vec<Diagnostic>> {
 
 /// Lowers one model of `file`.
 pub fn lower_model(file: &ast::File, def: &ast::ModelDef) -> Result<Model, Vec<Diagnostic>> {
+    lower_with(&functions(file), def)
+}
+
+/// The file's functions by name (the first, if one is defined twice: the checker
+/// reports that).
+fn functions(file: &ast::File) -> HashMap<&str, &FnDef> {
+    let mut fns = HashMap::new();
+    for f in file.fns() {
+        fns.entry(f.name.name.as_str()).or_insert(f);
+    }
+    fns
+}
+
+fn lower_with<'a>(
+    fns: &'a HashMap<&'a str, &'a FnDef>,
+    def: &ast::ModelDef,
+) -> Result<Model, Vec<Diagnostic>> {
     let dtype = def
         .stmts
         .iter()
@@ -50,11 +82,13 @@ pub fn lower_model(file: &ast::File, def: &ast::ModelDef) -> Result<Model, Vec<D
         })
         .unwrap_or(DType::F32);
     let mut lowerer = Lowerer {
-        file,
+        fns,
         model: Model::new(def.name.name.clone(), dtype),
         diagnostics: Vec::new(),
         frames: Vec::new(),
         dim_spans: Vec::new(),
+        consed: HashMap::new(),
+        calls: HashMap::new(),
     };
     let mut env = Env::default();
     let mut loss = None;
@@ -84,26 +118,47 @@ struct Reported;
 
 type Lowered<T> = Result<T, Reported>;
 
-/// Names in scope, innermost last.
-#[derive(Default, Clone)]
+impl Val {
+    /// The value's identity, for memoising calls: numbers by their bits.
+    fn key(&self) -> (u8, u64) {
+        match self {
+            Val::Tensor(n) => (0, u64::from(n.0)),
+            Val::Number(x) => (1, x.to_bits()),
+            Val::Bool(b) => (2, u64::from(*b)),
+            Val::RuntimeDim(d) => (3, u64::from(d.0)),
+            Val::Poisoned => (4, 0),
+        }
+    }
+}
+
+/// The names of one scope (a model, or one inlined call), each bound once: the checker
+/// rejects a second binding of a name in a scope.
+#[derive(Default)]
 struct Env {
-    names: Vec<(String, Val)>,
+    names: HashMap<String, Val>,
     /// Dims by name, for shapes.
     dims: HashMap<String, Dim>,
 }
 
 impl Env {
     fn get(&self, name: &str) -> Option<&Val> {
-        self.names
-            .iter()
-            .rev()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v)
+        self.names.get(name)
     }
 
     fn bind(&mut self, name: &str, v: Val) {
-        self.names.push((name.to_string(), v));
+        self.names.insert(name.to_string(), v);
     }
+}
+
+/// What an inlined call's result depends on: the function (by address), the values
+/// bound to its parameters, the depth of the call (the depth limit applies below it)
+/// and the span nodes inside the prelude take.
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct CallKey {
+    function: usize,
+    args: Vec<(u8, u64)>,
+    depth: usize,
+    prelude_span: Option<Span>,
 }
 
 /// An inlined call being lowered.
@@ -116,11 +171,15 @@ struct Frame {
 }
 
 struct Lowerer<'a> {
-    file: &'a ast::File,
+    fns: &'a HashMap<&'a str, &'a FnDef>,
     model: Model,
     diagnostics: Vec<Diagnostic>,
     frames: Vec<Frame>,
     dim_spans: Vec<Span>,
+    /// Hash-consing: the node of every op, operands and type lowered so far.
+    consed: HashMap<NodeKey, NodeId>,
+    /// Memoised calls: the result of each (`None` if it failed, already reported).
+    calls: HashMap<CallKey, Option<Val>>,
 }
 
 /// The deepest chain of inlined calls accepted.
@@ -182,6 +241,8 @@ impl<'a> Lowerer<'a> {
             }
             Stmt::Input(input) => {
                 let shape = self.shape(&input.ty.shape, env);
+                let sized =
+                    self.declared_size(&input.name.name, "input", &shape, input.ty.shape.span);
                 let elem = match input.ty.kind {
                     ElemKind::Float => Elem::Float,
                     ElemKind::Index => Elem::Index,
@@ -194,14 +255,13 @@ impl<'a> Lowerer<'a> {
                     grad: input.grad.is_some() && elem == Elem::Float,
                     span: input.name.span,
                 });
-                let node = self
-                    .model
-                    .push_typed(Op::Input(id), vec![], ty, input.name.span);
-                self.model.nodes[node.index()].name = Some(input.name.name.clone());
-                env.bind(&input.name.name, Val::Tensor(node));
+                let v = self.leaf(Op::Input(id), ty, sized, &input.name);
+                env.bind(&input.name.name, v);
             }
             Stmt::Param(param) => {
                 let shape = self.shape(&param.shape, env);
+                let sized =
+                    self.declared_size(&param.name.name, "parameter", &shape, param.shape.span);
                 if let Some(Dim::Var(d)) = shape.iter().find(|d| matches!(d, Dim::Var(_))) {
                     let name = self.model.dim_name(*d).to_string();
                     self.error(
@@ -221,14 +281,8 @@ impl<'a> Lowerer<'a> {
                     init,
                     span: param.name.span,
                 });
-                let node = self.model.push_typed(
-                    Op::Param(id),
-                    vec![],
-                    Type::float(shape),
-                    param.name.span,
-                );
-                self.model.nodes[node.index()].name = Some(param.name.name.clone());
-                env.bind(&param.name.name, Val::Tensor(node));
+                let v = self.leaf(Op::Param(id), Type::float(shape), sized, &param.name);
+                env.bind(&param.name.name, v);
             }
             Stmt::Let(l) => {
                 let v = self.expr(&l.value, env).unwrap_or(Val::Poisoned);
@@ -281,6 +335,37 @@ impl<'a> Lowerer<'a> {
                 n.name = Some(name.to_string());
             }
         }
+    }
+
+    /// The node reading a declared input or parameter, named after it; poisoned when
+    /// its declaration was too large (`sized` false), so that nothing computes with it.
+    fn leaf(&mut self, op: Op, ty: Type, sized: bool, name: &ast::Ident) -> Val {
+        if !sized {
+            return Val::Poisoned;
+        }
+        let node = self.model.push_typed(op, vec![], ty, name.span);
+        self.model.nodes[node.index()].name = Some(name.name.clone());
+        Val::Tensor(node)
+    }
+
+    /// Whether a declared input or parameter has at most [`MAX_ELEMENTS`] elements
+    /// (its fixed dims, for an input with runtime dims); if not, reported at its shape.
+    fn declared_size(&mut self, name: &str, what: &str, shape: &Shape, span: Span) -> bool {
+        let sized = checked_elements(shape).is_some();
+        if !sized {
+            self.error(
+                Diagnostic::error(
+                    format!(
+                        "{what} `{name}` has too many elements: {}",
+                        element_count_str(shape)
+                    ),
+                    span,
+                )
+                .with_label(format!("more than 2^{} elements", MAX_ELEMENTS.ilog2()))
+                .with_note(size_limit_note()),
+            );
+        }
+        sized
     }
 
     fn shape(&mut self, shape: &ast::Shape, env: &Env) -> Shape {
@@ -435,25 +520,47 @@ impl<'a> Lowerer<'a> {
         Reported
     }
 
+    /// Infers the type of `op` on `args` and interns the node.
     fn push(&mut self, op: Op, args: Vec<NodeId>, span: Span) -> Lowered<NodeId> {
-        let node_span = self.span(span);
-        match self.model.push(op, args, node_span) {
-            Ok(id) => Ok(id),
+        match crate::shape::infer(&self.model, &op, &args) {
+            Ok(ty) => self.intern(op, args, ty, span),
             Err(e) => Err(self.shape_error(e, span)),
         }
+    }
+
+    /// The node of `op` on `args` with type `ty`: the one already lowered if there is
+    /// one (hash-consing), else a new one at `span` (inside the prelude, the user's
+    /// call). A value with more than [`MAX_ELEMENTS`] elements is an error here, at
+    /// the operation that would make it.
+    fn intern(&mut self, op: Op, args: Vec<NodeId>, ty: Type, span: Span) -> Lowered<NodeId> {
+        let key = NodeKey::new(&op, &args, &ty);
+        if let Some(&id) = self.consed.get(&key) {
+            return Ok(id);
+        }
+        if checked_elements(&ty.shape).is_none() {
+            let message = format!(
+                "'{}' would make a value of shape {} with too many elements: {}",
+                crate::shape::op_label(&op),
+                self.model.shape_str(&ty.shape),
+                element_count_str(&ty.shape)
+            );
+            let e = crate::shape::ShapeError {
+                message,
+                note: Some(size_limit_note()),
+            };
+            return Err(self.shape_error(e, span));
+        }
+        let id = self.model.push_typed(op, args, ty, self.span(span));
+        self.consed.insert(key, id);
+        Ok(id)
     }
 
     /// A value as a tensor node: numbers become constants, runtime dims their size.
     fn tensor(&mut self, v: Val, span: Span) -> Lowered<NodeId> {
         match v {
             Val::Tensor(n) => Ok(n),
-            Val::Number(x) => Ok(self.model.constant(x, self.span(span))),
-            Val::RuntimeDim(d) => {
-                let s = self.span(span);
-                Ok(self
-                    .model
-                    .push_typed(Op::DimSize(d), vec![], Type::float(vec![]), s))
-            }
+            Val::Number(x) => self.intern(Op::Const(x), vec![], Type::float(vec![]), span),
+            Val::RuntimeDim(d) => self.intern(Op::DimSize(d), vec![], Type::float(vec![]), span),
             Val::Bool(_) => {
                 self.error(
                     Diagnostic::error(
@@ -477,7 +584,8 @@ impl<'a> Lowerer<'a> {
                 Some(Val::Poisoned) => Err(Reported),
                 Some(v) => Ok(v.clone()),
                 None => {
-                    let candidates: Vec<&str> = env.names.iter().map(|(n, _)| n.as_str()).collect();
+                    let mut candidates: Vec<&str> = env.names.keys().map(String::as_str).collect();
+                    candidates.sort_unstable();
                     let mut d =
                         Diagnostic::error(format!("unknown name `{name}`"), self.span(e.span))
                             .with_label("not found in this scope");
@@ -575,7 +683,8 @@ impl<'a> Lowerer<'a> {
     // ---- calls --------------------------------------------------------------------
 
     fn call(&mut self, func: &ast::Ident, args: &[Arg], span: Span, env: &Env) -> Lowered<Val> {
-        let Some(callee) = Callee::resolve(&func.name, self.file.fns()) else {
+        let Some(callee) = Callee::resolve(&func.name, self.fns.get(func.name.as_str()).copied())
+        else {
             self.error(Diagnostic::error(
                 format!("unknown function `{}`", func.name),
                 self.span(func.span),
@@ -628,10 +737,8 @@ impl<'a> Lowerer<'a> {
             );
             return Err(Reported);
         }
-        let mut fn_env = Env {
-            names: Vec::new(),
-            dims: HashMap::new(),
-        };
+        let mut fn_env = Env::default();
+        let mut bound = Vec::with_capacity(f.params.len());
         let mut positional = positional.into_iter();
         for p in &f.params {
             let given = positional
@@ -645,7 +752,10 @@ impl<'a> Lowerer<'a> {
                 })
                 .or_else(|| p.default.map(|d| Val::Number(d.value)));
             match given {
-                Some(v) => fn_env.bind(&p.name.name, v),
+                Some(v) => {
+                    bound.push(v.key());
+                    fn_env.bind(&p.name.name, v);
+                }
                 None => {
                     self.error(
                         Diagnostic::error(
@@ -663,7 +773,20 @@ impl<'a> Lowerer<'a> {
             call_span: span,
             prelude,
         });
-        let result = self.block(&f.body, &mut fn_env);
+        let key = CallKey {
+            function: std::ptr::from_ref(f) as usize,
+            args: bound,
+            depth: self.frames.len(),
+            prelude_span: self.frames.iter().find(|f| f.prelude).map(|f| f.call_span),
+        };
+        let result = match self.calls.get(&key) {
+            Some(done) => done.clone().ok_or(Reported),
+            None => {
+                let result = self.block(&f.body, &mut fn_env);
+                self.calls.insert(key, result.as_ref().ok().cloned());
+                result
+            }
+        };
         self.frames.pop();
         result
     }
@@ -788,7 +911,11 @@ impl<'a> Lowerer<'a> {
             "one_hot" => {
                 let idx = call.next()?;
                 let classes = match call.positional.next() {
-                    Some((Val::Number(n), _)) if n >= 1.0 && n.fract() == 0.0 => {
+                    Some((Val::Number(n), _))
+                        if n >= 1.0
+                            && n.fract() == 0.0
+                            && n <= nnc_syntax::check::MAX_DIM as f64 =>
+                    {
                         Dim::Fixed(n as usize)
                     }
                     Some((Val::RuntimeDim(d), _)) => Dim::Var(d),
@@ -796,7 +923,7 @@ impl<'a> Lowerer<'a> {
                     Some((_, s)) => {
                         call.lowerer.error(
                             Diagnostic::error(
-                                "`one_hot`'s class count must be a dim or a positive integer",
+                                "`one_hot`'s class count must be a dim or a positive integer (at most 2^40)",
                                 call.lowerer.span(s),
                             )
                             .with_label("not a class count"),
@@ -949,6 +1076,35 @@ impl<'b, 'a> BuiltinCall<'b, 'a> {
         self.lowerer
             .push(Op::Binary(BinaryOp::Div), vec![sum, count], span)
     }
+}
+
+/// A shape's element count (its fixed dims) for messages, as the product it is:
+/// `4294967296 × 4294967297 = 18446744078004518912` (in scientific notation when it
+/// does not fit 128 bits).
+fn element_count_str(shape: &Shape) -> String {
+    let fixed: Vec<usize> = shape
+        .iter()
+        .filter_map(|d| match d {
+            Dim::Fixed(n) => Some(*n),
+            Dim::Var(_) => None,
+        })
+        .collect();
+    let product = match fixed
+        .iter()
+        .try_fold(1u128, |n, d| n.checked_mul(*d as u128))
+    {
+        Some(n) => n.to_string(),
+        None => format!("{:.3e}", fixed.iter().map(|d| *d as f64).product::<f64>()),
+    };
+    let factors: Vec<String> = fixed.iter().map(usize::to_string).collect();
+    format!("{} = {product}", factors.join(" × "))
+}
+
+fn size_limit_note() -> String {
+    format!(
+        "a value has at most 2^{} = {MAX_ELEMENTS} elements (the product of its fixed dims)",
+        MAX_ELEMENTS.ilog2()
+    )
 }
 
 /// Which gradients a model returns: every param, then every `grad` input.

@@ -32,6 +32,58 @@ pub struct Node {
     pub rule: Option<&'static str>,
 }
 
+/// What makes two nodes the same value: the op with its attributes, the operands and
+/// the type; not the span, the name or the rule. Floats in attributes (constants,
+/// exponents) compare by their bits, so `0` and `-0` stay apart and a key always
+/// equals itself. Lowering hash-conses on it and the simplifier's CSE shares by it.
+#[derive(Clone, Debug)]
+pub struct NodeKey {
+    op: Op,
+    args: Vec<NodeId>,
+    ty: Type,
+}
+
+impl NodeKey {
+    pub fn new(op: &Op, args: &[NodeId], ty: &Type) -> NodeKey {
+        NodeKey {
+            op: op.clone(),
+            args: args.to_vec(),
+            ty: ty.clone(),
+        }
+    }
+
+    /// The float attribute of an op that has one, as bits (for hashing).
+    fn float_bits(op: &Op) -> Option<u64> {
+        match op {
+            Op::Const(v) | Op::Powf(v) => Some(v.to_bits()),
+            _ => None,
+        }
+    }
+}
+
+impl PartialEq for NodeKey {
+    fn eq(&self, other: &NodeKey) -> bool {
+        let same_op = match (&self.op, &other.op) {
+            (Op::Const(a), Op::Const(b)) | (Op::Powf(a), Op::Powf(b)) => a.to_bits() == b.to_bits(),
+            (a, b) => a == b,
+        };
+        same_op && self.args == other.args && self.ty == other.ty
+    }
+}
+
+impl Eq for NodeKey {}
+
+impl std::hash::Hash for NodeKey {
+    /// The op's variant and float bits, the operands and the type: other attributes
+    /// (axes, kinds) are left to `eq`, as nodes that differ only there are rare.
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        std::mem::discriminant(&self.op).hash(state);
+        NodeKey::float_bits(&self.op).hash(state);
+        self.args.hash(state);
+        self.ty.hash(state);
+    }
+}
+
 /// A model input.
 #[derive(Clone, Debug, PartialEq)]
 pub struct InputInfo {

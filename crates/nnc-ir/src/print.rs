@@ -7,12 +7,8 @@
 
 use crate::model::{Init, Model};
 use crate::op::Op;
+use nnc_syntax::diagnostic::LineIndex;
 use std::fmt::Write;
-
-/// Where the model came from, for `@line:col` annotations.
-pub struct Source<'a> {
-    pub text: &'a str,
-}
 
 /// A number as a person writes it: `2`, `0.5`, `1e-8`.
 pub fn number(v: f64) -> String {
@@ -37,8 +33,10 @@ fn init_str(init: &Init) -> String {
     }
 }
 
-/// The whole model: declarations, nodes, then outputs, loss and gradients.
-pub fn print(model: &Model, source: Option<&Source<'_>>) -> String {
+/// The whole model: declarations, nodes, then outputs, loss and gradients; with the
+/// source's [`LineIndex`] (built once for all the models of a file, so printing them
+/// all takes linear time), each node ends with its `@line:col`.
+pub fn print(model: &Model, source: Option<&LineIndex<'_>>) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "model {} ({})", model.name, model.dtype);
     for d in &model.dims {
@@ -78,7 +76,7 @@ pub fn print(model: &Model, source: Option<&Source<'_>>) -> String {
 }
 
 /// One node: `%3 = sigmoid %2 : [N, 100]  h @14:13`.
-pub fn node_line(model: &Model, index: usize, source: Option<&Source<'_>>) -> String {
+pub fn node_line(model: &Model, index: usize, source: Option<&LineIndex<'_>>) -> String {
     let node = &model.nodes[index];
     let mut instr = format!("%{index} = {}", node.op);
     match &node.op {
@@ -99,7 +97,7 @@ pub fn node_line(model: &Model, index: usize, source: Option<&Source<'_>>) -> St
         line.push_str(&format!("  {name}"));
     }
     if let Some(src) = source {
-        let (l, c) = nnc_syntax::diagnostic::line_col(src.text, node.span.start);
+        let (l, c) = src.line_col(node.span.start);
         line.push_str(&format!("  @{l}:{c}"));
     }
     line

@@ -32,8 +32,27 @@ pub enum Dim {
 /// A shape: rank 0 to 4.
 pub type Shape = Vec<Dim>;
 
+/// The most elements a value may have, counting its fixed dims: 2^48. Lowering
+/// rejects any input, parameter or computed value with more, so in a lowered model
+/// [`fixed_elements`] cannot overflow, and neither can a size in bytes (at most 2^51
+/// for f64, within `isize` as Rust's allocations and ndarray require), a stride, an
+/// offset or a fan-in. It is far beyond any memory (2 PiB of f64).
+pub const MAX_ELEMENTS: usize = 1 << 48;
+
+/// [`fixed_elements`], when it is at most [`MAX_ELEMENTS`].
+pub fn checked_elements(shape: &[Dim]) -> Option<usize> {
+    shape
+        .iter()
+        .try_fold(1usize, |n, d| match d {
+            Dim::Fixed(k) => n.checked_mul(*k),
+            Dim::Var(_) => Some(n),
+        })
+        .filter(|n| *n <= MAX_ELEMENTS)
+}
+
 /// The product of a shape's fixed dims (its element count when it has no runtime
-/// dims; otherwise the factor the runtime dims multiply).
+/// dims; otherwise the factor the runtime dims multiply). Lowered shapes have at most
+/// [`MAX_ELEMENTS`]; for others, see [`checked_elements`].
 pub fn fixed_elements(shape: &[Dim]) -> usize {
     shape
         .iter()

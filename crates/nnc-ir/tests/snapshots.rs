@@ -4,15 +4,17 @@
 mod common;
 
 use common::{compile, model_files};
-use nnc_ir::print::{Source, print};
+use nnc_ir::print::print;
+use nnc_syntax::diagnostic::LineIndex;
 
 /// The IR of every model of every spec file, one snapshot per file.
 #[test]
 fn ir_of_every_spec_model() {
     for (file, source) in model_files() {
+        let located = LineIndex::new(&source);
         let text: String = compile(&source)
             .iter()
-            .map(|m| print(m, Some(&Source { text: &source })))
+            .map(|m| print(m, Some(&located)))
             .collect::<Vec<_>>()
             .join("\n");
         let stem = file.trim_end_matches(".nn");
@@ -198,6 +200,62 @@ fn index_tensor_in_arithmetic() {
     input x: [N];
     input labels: index[N];
     loss sum(x + labels * 2);
+}
+",
+    );
+}
+
+// ---- element counts: an error at the declaration or operation, never a wrapped count
+
+#[test]
+fn parameter_with_too_many_elements() {
+    check_error(
+        "param_too_many_elements",
+        "model m {
+    dim A = 1099511627776;
+    param w: [A, A];
+    loss mean(w);
+}
+",
+    );
+}
+
+#[test]
+fn input_whose_element_count_wraps_64_bits() {
+    // 2^32 * (2^32 + 1) wraps to 2^32 in 64 bits.
+    check_error(
+        "input_count_wraps",
+        "model m {
+    dim N, A = 4294967296, B = 4294967297;
+    input x: [N, A, B];
+    loss mean(x);
+}
+",
+    );
+}
+
+#[test]
+fn broadcast_making_too_many_elements() {
+    check_error(
+        "broadcast_too_many_elements",
+        "model m {
+    dim A = 33554432;
+    input a: [A, 1];
+    input b: [A];
+    loss mean(a * b);
+}
+",
+    );
+}
+
+#[test]
+fn one_hot_making_too_many_elements() {
+    check_error(
+        "one_hot_too_many_elements",
+        "model m {
+    dim N, C = 1099511627776;
+    input labels: index[N, 1048576];
+    loss sum(one_hot(labels, C));
 }
 ",
     );

@@ -126,8 +126,9 @@ fn inline(input: TokenStream) -> TokenStream {
         Err(d) => return errors(&d, &converted.map),
     };
     let mut out = TokenStream::new();
+    let located = nnc_syntax::diagnostic::LineIndex::new(&converted.text);
     for model in &models {
-        let generated = generate(model, &converted.text, &file_name);
+        let generated = generate(model, &located, &file_name);
         match generated.and_then(|code| code.parse::<TokenStream>().map_err(|e| e.to_string())) {
             Ok(tokens) => out.extend(tokens),
             Err(e) => {
@@ -140,7 +141,11 @@ fn inline(input: TokenStream) -> TokenStream {
 }
 
 /// Differentiates and generates one model, as `nnc compile` does.
-fn generate(model: &nnc_ir::Model, text: &str, file_name: &str) -> Result<String, String> {
+fn generate(
+    model: &nnc_ir::Model,
+    text: &nnc_syntax::diagnostic::LineIndex<'_>,
+    file_name: &str,
+) -> Result<String, String> {
     let derived = nnc_autodiff::with_gradients(model).map_err(|e| e.to_string())?;
     nnc_codegen::generate(&derived, text, file_name)
 }

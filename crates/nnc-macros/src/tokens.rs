@@ -8,7 +8,7 @@
 //! diagnostic's span back into the Rust spans of its first and last tokens.
 
 use nnc_syntax::Span;
-use nnc_syntax::lexer::{NestingDepth, Spanned, Tok};
+use nnc_syntax::lexer::{NestingDepth, Spanned, SyntaxError, Tok};
 use proc_macro2::{Delimiter, Spacing, TokenStream, TokenTree};
 
 /// Where each converted token came from.
@@ -102,6 +102,18 @@ impl Converter {
         }
     }
 
+    /// A token `.nn` does not accept, as the lexer would report it: `error`'s span is
+    /// relative to `text`, which is laid out like any token.
+    fn push_error(&mut self, error: SyntaxError, text: &str, span: proc_macro2::Span) {
+        self.place(span);
+        let start = self.out.text.len();
+        self.out.text.push_str(text);
+        self.column += text.chars().count();
+        self.out.map.starts.push(start);
+        self.out.map.spans.push(span);
+        self.out.tokens.push(Err(error.shifted(start)));
+    }
+
     /// Moves the end of the text to the token's line and column, or adds a space when
     /// the compiler gives no location.
     fn place(&mut self, span: proc_macro2::Span) {
@@ -147,8 +159,17 @@ impl Converter {
                 }
                 TokenTree::Ident(ident) => {
                     let text = ident.to_string();
-                    let tok = keyword(&text).unwrap_or_else(|| Tok::Ident(text.clone()));
-                    self.push(tok, &text, ident.span());
+                    if let Some(name) = text.strip_prefix("r#") {
+                        return Err(raw_identifier(&text, name, ident.span()));
+                    }
+                    match name_error(&text) {
+                        // Reported by the parser, as the lexer's errors are.
+                        Some(error) => self.push_error(error, &text, ident.span()),
+                        None => {
+                            let tok = keyword(&text).unwrap_or_else(|| Tok::Ident(text.clone()));
+                            self.push(tok, &text, ident.span());
+                        }
+                    }
                 }
                 TokenTree::Literal(lit) => {
                     let text = lit.to_string();
@@ -201,6 +222,30 @@ impl Converter {
             }
         }
         Ok(())
+    }
+}
+
+/// Why Rust identifier `text` is not a `.nn` name or keyword, in the lexer's words:
+/// Rust accepts Unicode letters (`größe`), `.nn` only ASCII.
+fn name_error(text: &str) -> Option<SyntaxError> {
+    if text.is_ascii() {
+        return None;
+    }
+    let (_, errors) = nnc_syntax::lexer::tokenize(text);
+    errors.into_iter().next()
+}
+
+/// `r#name`: not a `.nn` name (a raw identifier lets Rust use a keyword as a name;
+/// `.nn`'s keywords cannot be names at all).
+fn raw_identifier(text: &str, name: &str, span: proc_macro2::Span) -> Unsupported {
+    let note = if keyword(name).is_some() {
+        format!("`{name}` is a keyword in `.nn`, and keywords cannot be names")
+    } else {
+        format!("write `{name}`")
+    };
+    Unsupported {
+        span,
+        message: format!("raw identifier `{text}` is not a `.nn` name\n  note: {note}"),
     }
 }
 
@@ -299,6 +344,36 @@ mod tests {
              loss sum((y @ w) ^ 2); }",
         );
         assert_eq!(a, b);
+    }
+
+    #[test]
+    fn raw_identifiers_are_rejected() {
+        for (source, note) in [
+            ("model r#model { loss 1; }", "`model` is a keyword"),
+            ("model r#m { loss 1; }", "write `m`"),
+        ] {
+            let err = convert(source.parse().expect("tokenizes")).expect_err(source);
+            assert!(
+                err.message.starts_with("raw identifier `r#"),
+                "{}",
+                err.message
+            );
+            assert!(err.message.contains(note), "{}", err.message);
+        }
+    }
+
+    /// Rust takes `größe` as a name; the lexer's error for it reaches the parser,
+    /// which reports it as `nnc check` does.
+    #[test]
+    fn non_ascii_names_are_rejected_as_the_lexer_rejects_them() {
+        let source = "model m { dim N; input größe: [N]; loss sum(größe); }";
+        let converted = convert(source.parse().expect("tokenizes")).expect("converts");
+        let (_, from_tokens) =
+            nnc_syntax::parser::parse_tokens(converted.tokens, converted.text.len());
+        let (_, from_text) = nnc_syntax::parse_and_check(source);
+        assert_eq!(from_tokens[0].message, "unexpected characters `öß`");
+        assert_eq!(from_tokens[0].message, from_text[0].message);
+        assert_eq!(from_tokens[0].notes, from_text[0].notes);
     }
 
     #[test]

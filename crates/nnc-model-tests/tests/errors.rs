@@ -80,8 +80,19 @@ fn a_parameter_of_the_wrong_shape_is_an_error() {
     };
     let mut params = two_layer_params();
     params.w2 = Array2::zeros((100, 9));
+    let named = ShapeError::ParamDim {
+        param: "w2".into(),
+        axis: 1,
+        dim: "D_out".into(),
+        expected: 10,
+        actual: 9,
+    };
+    assert_eq!(
+        named.to_string(),
+        "parameter `w2`: axis 1 (dim `D_out`) has size 9, expected 10"
+    );
     for r in two_layer_results(&params, &inputs) {
-        assert_eq!(r.err(), Some(dim("w2", 1, "D_out", 10, 9)));
+        assert_eq!(r.err(), Some(named.clone()));
     }
 }
 

@@ -13,6 +13,7 @@
 //! | [`model`] | the contract generated code implements | [`Model`], [`TensorSet`], [`Signature`], [`NamedInputs`] |
 //! | [`init`] | parameter initialisers, called by generated `init_params` | [`init::Init`], [`init::fill`] |
 //! | [`npz`] | parameters, inputs and results as `.npz` files, by name | [`npz::load_params`], [`npz::load_inputs`], [`npz::NpzReader`], [`npz::NpzBundle`] |
+//! | [`atomic`] | files written all or nothing (npz files, the CLI's outputs) | [`atomic::write_atomically`], [`atomic::commit_all`] |
 //! | [`gradcheck`] | finite-difference checks of `loss_and_grad` | [`gradcheck::check_gradients`] |
 //! | [`linalg`] | matrix products on views of any strides, packing into caller-owned scratch | [`linalg::matmul`], [`linalg::GemmScratch`] |
 //! | [`optim`] | SGD, momentum, Adam over any parameter/gradient sets | [`optim::Optimizer`] |
@@ -74,6 +75,7 @@
 //! - **Light by default.** PCA, the one piece needing a linear-algebra library, sits
 //!   behind the `pca` cargo feature (nalgebra).
 
+pub mod atomic;
 mod cast;
 pub mod data;
 pub mod gradcheck;

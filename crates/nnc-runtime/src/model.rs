@@ -85,7 +85,7 @@ pub struct Signature {
     pub grads: &'static [TensorInfo],
 }
 
-/// A runtime shape error: which input, which dim, and both sizes.
+/// A runtime shape error: which input (or parameter), which dim, and both sizes.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ShapeError {
     /// An input has the wrong number of axes.
@@ -122,6 +122,42 @@ pub enum ShapeError {
     /// A given input is not declared by the model.
     #[error("`{name}` is not an input of model `{model}`")]
     Unexpected { model: String, name: String },
+    /// A parameter has the wrong number of axes.
+    #[error("parameter `{param}`: expected rank {expected}, got rank {actual}")]
+    ParamRank {
+        param: String,
+        expected: usize,
+        actual: usize,
+    },
+    /// A parameter's axis disagrees with its declared dim.
+    #[error(
+        "parameter `{param}`: axis {axis} (dim `{dim}`) has size {actual}, expected {expected}"
+    )]
+    ParamDim {
+        param: String,
+        axis: usize,
+        dim: String,
+        expected: usize,
+        actual: usize,
+    },
+    /// The sizes the inputs give would make a value larger than any buffer can be
+    /// ([`crate::support::MAX_ELEMENTS`]): the input and axis that set the runtime
+    /// dim, its size, and the value's declared shape with its element count (`None`:
+    /// more than can be counted).
+    #[error(
+        "input `{input}`: axis {axis} (dim `{dim}`) has size {size}, which makes values of shape \
+         {shape} hold {}, more than the limit of {limit}",
+        match .elements { Some(n) => format!("{n} elements"), None => "more elements than can be counted".to_string() }
+    )]
+    TooLarge {
+        input: String,
+        axis: usize,
+        dim: String,
+        size: usize,
+        shape: String,
+        elements: Option<usize>,
+        limit: usize,
+    },
 }
 
 /// By-name access to a set of tensors (parameters or gradients), in declaration order.

@@ -10,36 +10,60 @@
 //!   against the declared list, then read each [`float`](NpzReader::float) or
 //!   [`index`](NpzReader::index) array. The loaders above are built on it.
 //! - Anything else (a loss, outputs, gradients): collect it in an [`NpzBundle`] and
-//!   [`NpzBundle::save`] it. [`NpzBundle::results`] follows the convention `loss`, the
-//!   outputs under their own names, then each gradient as `grad_<name>`.
+//!   [`NpzBundle::save`] it. [`NpzBundle::results`] follows the one naming convention
+//!   of result files, which `nnc run --out` writes too: `loss`, then each output as
+//!   `output.NAME` ([`OUTPUT_PREFIX`]), then each gradient as `grad.NAME`
+//!   ([`GRAD_PREFIX`]).
 //!
 //! Types: float arrays may be stored as `f32` or `f64` and are converted to the model's
 //! float type (numpy-style rounding). Index arrays may be stored as any integer type
 //! (`i8` … `u64`); every value must be non-negative, and is converted to `usize`. Index
 //! arrays are written as `i64`, numpy's default integer.
 //!
-//! Every write is atomic: the file is written to a temporary file in the destination's
-//! directory, flushed, and renamed over the destination, so a failed write leaves no
-//! partial file behind (and keeps any previous file intact).
+//! Every write is atomic ([`crate::atomic`]): the file is written to a temporary file
+//! in the destination's directory, flushed, and renamed over the destination, so a
+//! failed write leaves no partial file behind (and keeps any previous file intact).
+//! [`NpzBundle::stage`] writes without renaming, for callers that write several files
+//! all or nothing ([`crate::atomic::commit_all`]).
+//!
+//! ## Limits
+//!
+//! Files are not trusted. Reading holds memory in proportion to what the file holds,
+//! never to what it claims:
+//!
+//! - a member (one array) larger than 4 GiB uncompressed ([`MAX_MEMBER_BYTES`];
+//!   [`NpzReader::set_max_member_bytes`] changes it) is refused before it is
+//!   inflated, by the size the archive's directory declares;
+//! - a member is never read past that declared size, and one that inflates to more
+//!   is an error (so a zip bomb costs at most its declared size);
+//! - an `.npy` header is at most 64 KiB ([`MAX_HEADER_BYTES`]) with brackets nested at
+//!   most 16 deep, and its shape times its dtype's size must equal the bytes that
+//!   follow it *before* anything is allocated for the array;
+//! - an array is decoded in 64 KiB chunks straight into its result, whose size is
+//!   then at most 8 times the member's (an `int8` member read as `usize` indices).
+//!
+//! Every violation is an [`NpzError`] naming the file and the array.
 
 use std::collections::HashSet;
 use std::fmt;
 use std::fs::File;
-use std::io::{self, BufReader};
+use std::io::{self, BufReader, Read};
 use std::path::{Path, PathBuf};
 
-use ndarray::{ArrayD, ArrayViewD, CowArray, Dimension, IxDyn, OwnedRepr};
-use ndarray_npy::{NpzWriter, ReadNpyError, ReadNpzError, ReadableElement, WriteNpzError};
+use ndarray::{ArrayD, ArrayViewD, CowArray, IxDyn, ShapeBuilder};
+use ndarray_npy::{NpzWriter, WriteNpzError};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
 use crate::cast::from_f64;
 use crate::{DimSpec, Float, Model, NamedInputs, OutputValue, Signature, TensorKind, TensorSet};
 
-/// The name [`NpzBundle::results`] gives the loss.
+/// The name result files give the loss.
 pub const LOSS_NAME: &str = "loss";
-/// The prefix [`NpzBundle::results`] puts before each gradient's name.
-pub const GRAD_PREFIX: &str = "grad_";
+/// The prefix result files put before each output's name: `output.y_pred`.
+pub const OUTPUT_PREFIX: &str = "output.";
+/// The prefix result files put before each gradient's name: `grad.w1`.
+pub const GRAD_PREFIX: &str = "grad.";
 
 /// An error reading or writing an `.npz` file: the file, and what went wrong.
 #[derive(Debug, thiserror::Error)]
@@ -57,9 +81,13 @@ pub enum NpzErrorKind {
     #[error("{error}")]
     Io { error: io::Error },
     #[error("not a readable npz file: {error}")]
-    Archive { error: ReadNpzError },
-    #[error("array `{name}` could not be read: {error}")]
-    ReadArray { name: String, error: ReadNpzError },
+    Archive { error: zip::result::ZipError },
+    /// A member that cannot be read as the array its header describes.
+    #[error("array `{name}` could not be read: {problem}")]
+    Member {
+        name: String,
+        problem: MemberProblem,
+    },
     #[error("array `{name}` could not be written: {error}")]
     WriteArray { name: String, error: WriteNpzError },
     #[error("could not finish the archive: {error}")]
@@ -163,6 +191,13 @@ fn spec_string(shape: &[DimSpec]) -> String {
 /// Every error carries the file's path and names the array. Shapes are the caller's to
 /// check: the reader returns whatever shape the file holds.
 ///
+/// The file is not trusted: a member larger than [`max_member_bytes`]
+/// (default [`MAX_MEMBER_BYTES`]) is refused before it is inflated, and a header's
+/// shape and dtype must account for exactly the bytes the member holds before anything
+/// is allocated for the array (see the module docs, *Limits*).
+///
+/// [`max_member_bytes`]: NpzReader::set_max_member_bytes
+///
 /// ```no_run
 /// # fn main() -> Result<(), nnc_runtime::npz::NpzError> {
 /// use nnc_runtime::npz::NpzReader;
@@ -174,16 +209,23 @@ fn spec_string(shape: &[DimSpec]) -> String {
 /// ```
 pub struct NpzReader {
     path: PathBuf,
-    archive: ndarray_npy::NpzReader<BufReader<File>>,
+    archive: zip::ZipArchive<BufReader<File>>,
+    /// Array names (member names without `.npy`), with their member index.
+    members: Vec<(String, usize)>,
     names: Vec<String>,
+    max_member_bytes: u64,
 }
 
-/// The outcome of trying to read an array as one element type.
-enum Attempt<T> {
-    Found(ArrayD<T>),
-    /// Stored with another dtype (the file's descriptor, e.g. `'<i8'`).
-    OtherType(String),
-}
+/// The largest uncompressed member [`NpzReader`] reads unless told otherwise: 4 GiB.
+pub const MAX_MEMBER_BYTES: u64 = 1 << 32;
+
+/// The largest `.npy` header accepted (numpy writes under 200 bytes; numpy's own
+/// reader refuses more than 10 000 by default).
+pub const MAX_HEADER_BYTES: usize = 1 << 16;
+
+/// How deeply brackets may nest in an `.npy` header (numpy's own nest at most 2 deep
+/// for the dtypes read here).
+const MAX_HEADER_NESTING: usize = 16;
 
 impl NpzReader {
     /// Opens `path` and reads its list of arrays.
@@ -191,13 +233,34 @@ impl NpzReader {
         let archive_err = |error| NpzError::new(path, NpzErrorKind::Archive { error });
         let file =
             File::open(path).map_err(|error| NpzError::new(path, NpzErrorKind::Open { error }))?;
-        let mut archive = ndarray_npy::NpzReader::new(BufReader::new(file)).map_err(archive_err)?;
-        let names = archive.names().map_err(archive_err)?;
+        let archive = zip::ZipArchive::new(BufReader::new(file)).map_err(archive_err)?;
+        let members: Vec<(String, usize)> = (0..archive.len())
+            .filter_map(|index| {
+                let raw = archive.name_for_index(index)?;
+                Some((raw.strip_suffix(".npy").unwrap_or(raw).to_string(), index))
+            })
+            .collect();
+        let mut seen = HashSet::new();
+        if let Some((name, _)) = members.iter().find(|(name, _)| !seen.insert(name.as_str())) {
+            return Err(NpzError::new(
+                path,
+                NpzErrorKind::Duplicate { name: name.clone() },
+            ));
+        }
+        let names = members.iter().map(|(name, _)| name.clone()).collect();
         Ok(NpzReader {
             path: path.to_path_buf(),
             archive,
+            members,
             names,
+            max_member_bytes: MAX_MEMBER_BYTES,
         })
+    }
+
+    /// Reads members of up to `bytes` uncompressed (default [`MAX_MEMBER_BYTES`]).
+    pub fn set_max_member_bytes(&mut self, bytes: u64) -> &mut Self {
+        self.max_member_bytes = bytes;
+        self
     }
 
     /// The file's path, as given to [`open`](NpzReader::open).
@@ -247,52 +310,116 @@ impl NpzReader {
 
     /// Reads the float array `name`, stored as `f64` or `f32`, converted to `F`.
     pub fn float<F: Float>(&mut self, name: &str) -> Result<ArrayD<F>, NpzError> {
-        if let Attempt::Found(a) = self.attempt::<f64>(name)? {
-            return Ok(a.mapv(from_f64));
-        }
-        match self.attempt::<f32>(name)? {
-            Attempt::Found(a) => Ok(a.mapv(|x| from_f64(f64::from(x)))),
-            Attempt::OtherType(descr) => {
-                Err(self.dtype_error(name, descr, "a float array (f32 or f64)"))
-            }
-        }
+        let values = self.values(
+            name,
+            "a float array (f32 or f64)",
+            |d| d.kind == b'f' && matches!(d.size, 4 | 8),
+            |d, bits| match d.size {
+                8 => from_f64::<F>(f64::from_bits(bits)),
+                _ => from_f64::<F>(f64::from(f32::from_bits(bits as u32))),
+            },
+        )?;
+        self.shaped(name, values)
     }
 
     /// Reads the index array `name`, stored as any integer type (`i8` … `u64`); every
     /// value must be non-negative.
     pub fn index(&mut self, name: &str) -> Result<ArrayD<usize>, NpzError> {
-        // Most likely first: numpy's default int64, then what datasets commonly use.
-        macro_rules! try_types {
-            ($($t:ty),*) => {$(
-                if let Attempt::Found(a) = self.attempt::<$t>(name)? {
-                    return self.to_indices(name, a);
+        let values = self.values(
+            name,
+            "an integer array (any of i8 … u64)",
+            |d| matches!(d.kind, b'i' | b'u'),
+            |d, bits| {
+                // Sign-extend signed values, so every integer type compares alike.
+                let shift = 128 - 8 * d.size as u32;
+                match d.kind {
+                    b'i' => ((bits as i128) << shift) >> shift,
+                    _ => bits as i128,
                 }
-            )*};
-        }
-        try_types!(i64, i32, u8, u64, u32, i16, u16);
-        match self.attempt::<i8>(name)? {
-            Attempt::Found(a) => self.to_indices(name, a),
-            Attempt::OtherType(descr) => {
-                Err(self.dtype_error(name, descr, "an integer array (any of i8 … u64)"))
+            },
+        )?;
+        let mut out = Vec::with_capacity(values.data.len());
+        for (flat, &value) in values.data.iter().enumerate() {
+            match usize::try_from(value) {
+                Ok(v) => out.push(v),
+                Err(_) => {
+                    let position = position_of(flat, &values.shape, values.fortran);
+                    return Err(self.err(NpzErrorKind::BadIndex {
+                        name: name.to_string(),
+                        position,
+                        value: value.to_string(),
+                    }));
+                }
             }
         }
+        self.shaped(
+            name,
+            Values {
+                data: out,
+                shape: values.shape,
+                fortran: values.fortran,
+            },
+        )
     }
 
     fn err(&self, kind: NpzErrorKind) -> NpzError {
         NpzError::new(&self.path, kind)
     }
 
-    fn attempt<T: ReadableElement>(&mut self, name: &str) -> Result<Attempt<T>, NpzError> {
-        match self.archive.by_name::<OwnedRepr<T>, IxDyn>(name) {
-            Ok(array) => Ok(Attempt::Found(array)),
-            Err(ReadNpzError::Npy(ReadNpyError::WrongDescriptor(descr))) => {
-                Ok(Attempt::OtherType(descr.to_string()))
+    fn member_error(&self, name: &str, problem: MemberProblem) -> NpzError {
+        self.err(NpzErrorKind::Member {
+            name: name.to_string(),
+            problem,
+        })
+    }
+
+    /// The values of array `name` in the file's order, when its dtype is one that
+    /// `accept`s (else a dtype error saying `expected`), each converted from its bytes
+    /// (as an integer in the file's byte order) by `convert`.
+    fn values<T>(
+        &mut self,
+        name: &str,
+        expected: &'static str,
+        accept: impl Fn(&Dtype) -> bool,
+        convert: impl Fn(&Dtype, u64) -> T,
+    ) -> Result<Values<T>, NpzError> {
+        let Some(&(_, index)) = self.members.iter().find(|(n, _)| n == name) else {
+            let found = self.names.clone();
+            return Err(self.err(NpzErrorKind::Missing {
+                what: "array",
+                missing: vec![name.to_string()],
+                found,
+            }));
+        };
+        let limit = self.max_member_bytes;
+        let read = open_member(&mut self.archive, index, limit).and_then(|mut member| {
+            if !accept(&member.dtype) {
+                return Ok(Err(member.dtype.descr));
             }
-            Err(error) => Err(self.err(NpzErrorKind::ReadArray {
-                name: name.to_string(),
-                error,
-            })),
+            let dtype = member.dtype.clone();
+            let data = member.decode(|bits| convert(&dtype, bits))?;
+            Ok(Ok(Values {
+                data,
+                shape: member.shape,
+                fortran: member.fortran,
+            }))
+        });
+        match read {
+            Ok(Ok(values)) => Ok(values),
+            Ok(Err(descr)) => Err(self.dtype_error(name, descr, expected)),
+            Err(problem) => Err(self.member_error(name, problem)),
         }
+    }
+
+    /// `values` (in the file's order) as an array of their shape.
+    fn shaped<T>(&self, name: &str, values: Values<T>) -> Result<ArrayD<T>, NpzError> {
+        let shape = IxDyn(&values.shape);
+        let array = if values.fortran {
+            ArrayD::from_shape_vec(shape.f(), values.data)
+        } else {
+            ArrayD::from_shape_vec(shape, values.data)
+        };
+        array.map_err(|e| self.member_error(name, MemberProblem::Header(e.to_string())))
     }
 
     fn dtype_error(&self, name: &str, descr: String, expected: &'static str) -> NpzError {
@@ -307,23 +434,6 @@ impl NpzReader {
         })
     }
 
-    fn to_indices<T>(&self, name: &str, a: ArrayD<T>) -> Result<ArrayD<usize>, NpzError>
-    where
-        T: Copy + TryInto<usize> + fmt::Display,
-    {
-        let mut out = ArrayD::<usize>::zeros(a.raw_dim());
-        for ((position, &value), slot) in a.indexed_iter().zip(out.iter_mut()) {
-            *slot = value.try_into().map_err(|_| {
-                self.err(NpzErrorKind::BadIndex {
-                    name: name.to_string(),
-                    position: position.slice().to_vec(),
-                    value: value.to_string(),
-                })
-            })?;
-        }
-        Ok(out)
-    }
-
     fn shape_error(&self, name: &str, expected: String, actual: &[usize]) -> NpzError {
         self.err(NpzErrorKind::Shape {
             name: name.to_string(),
@@ -331,6 +441,264 @@ impl NpzReader {
             actual: actual.to_vec(),
         })
     }
+}
+
+/// What is wrong with one member of an archive.
+#[derive(Debug, thiserror::Error)]
+pub enum MemberProblem {
+    #[error("{0}")]
+    Zip(zip::result::ZipError),
+    #[error("{0}")]
+    Io(io::Error),
+    #[error("its .npy header is malformed: {0}")]
+    Header(String),
+    #[error("it is {size} bytes uncompressed, more than the limit of {limit} bytes")]
+    TooLarge { size: u64, limit: u64 },
+    #[error("its header declares shape {} of dtype {descr}, {}, but the file holds {data} bytes of data", Shape(.shape), match .needed { Some(n) => format!("{n} bytes"), None => "more bytes than can be counted".to_string() })]
+    Size {
+        shape: Vec<usize>,
+        descr: String,
+        needed: Option<u64>,
+        data: u64,
+    },
+    #[error("it holds more data than the archive's directory declares")]
+    Overlong,
+}
+
+/// A member's `.npy` header: what the data that follows is.
+struct NpyHeader {
+    type_descriptor: String,
+    fortran: bool,
+    shape: Vec<usize>,
+    /// Bytes from the start of the member to the data.
+    bytes: usize,
+}
+
+/// Reads and parses an `.npy` header (format 1.0, 2.0 or 3.0) from `reader`,
+/// refusing lengths and nesting that no numpy writes.
+fn read_header(reader: &mut impl Read) -> Result<NpyHeader, MemberProblem> {
+    let malformed = |why: &str| MemberProblem::Header(why.to_string());
+    let io = |e: io::Error| match e.kind() {
+        io::ErrorKind::UnexpectedEof => malformed("the member ends inside the header"),
+        _ => MemberProblem::Io(e),
+    };
+    let mut prefix = [0u8; 8];
+    reader.read_exact(&mut prefix).map_err(io)?;
+    if &prefix[..6] != b"\x93NUMPY" {
+        return Err(malformed("it does not start with the .npy magic string"));
+    }
+    let (len, len_bytes) = match prefix[6] {
+        1 => {
+            let mut b = [0u8; 2];
+            reader.read_exact(&mut b).map_err(io)?;
+            (u16::from_le_bytes(b) as usize, 2)
+        }
+        2 | 3 => {
+            let mut b = [0u8; 4];
+            reader.read_exact(&mut b).map_err(io)?;
+            (u32::from_le_bytes(b) as usize, 4)
+        }
+        v => {
+            return Err(MemberProblem::Header(format!(
+                "format version {v} is not known"
+            )));
+        }
+    };
+    if len > MAX_HEADER_BYTES {
+        return Err(MemberProblem::Header(format!(
+            "it is {len} bytes long, more than the limit of {MAX_HEADER_BYTES}"
+        )));
+    }
+    let mut text = vec![0u8; len];
+    reader.read_exact(&mut text).map_err(io)?;
+    if !text.is_ascii() && prefix[6] != 3 {
+        return Err(malformed("it is not ASCII"));
+    }
+    if nesting(&text) > MAX_HEADER_NESTING {
+        return Err(malformed("its brackets nest too deeply"));
+    }
+    // ndarray-npy's parser, on the checked bytes only.
+    let mut whole = Vec::with_capacity(8 + len_bytes + len);
+    whole.extend_from_slice(&prefix);
+    whole.extend_from_slice(&(len as u64).to_le_bytes()[..len_bytes]);
+    whole.extend_from_slice(&text);
+    let header = ndarray_npy::npy::header::Header::from_reader(&mut whole.as_slice())
+        .map_err(|e| MemberProblem::Header(e.to_string()))?;
+    Ok(NpyHeader {
+        type_descriptor: header.type_descriptor.to_string(),
+        fortran: header.layout.is_fortran(),
+        shape: header.shape,
+        bytes: 8 + len_bytes + len,
+    })
+}
+
+/// The deepest nesting of `(`, `[` and `{` outside quoted strings.
+fn nesting(text: &[u8]) -> usize {
+    let (mut depth, mut deepest, mut quote) = (0usize, 0usize, None);
+    for &c in text {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, b'\'' | b'"') => quote = Some(c),
+            (None, b'(' | b'[' | b'{') => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            (None, b')' | b']' | b'}') => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
+}
+
+/// A numpy dtype as the reader understands it: kind (`f`, `i`, `u`; anything else is
+/// refused), size in bytes, byte order.
+#[derive(Clone)]
+struct Dtype {
+    /// The descriptor as the file writes it, for messages: `'<f8'`.
+    descr: String,
+    kind: u8,
+    /// 0 for descriptors the reader does not understand (no size check applies).
+    size: usize,
+    big_endian: bool,
+}
+
+impl Dtype {
+    fn parse(descr: &str) -> Dtype {
+        let code = descr.trim_matches('\'');
+        let (big_endian, rest) = match code.as_bytes().first() {
+            Some(b'>') => (true, &code[1..]),
+            Some(b'<' | b'|' | b'=') => (false, &code[1..]),
+            _ => (false, code),
+        };
+        let mut chars = rest.chars();
+        let kind = chars.next().filter(char::is_ascii).map_or(0, |c| c as u8);
+        let size = match (kind, chars.as_str()) {
+            (b'f' | b'i' | b'u', "1" | "2" | "4" | "8") => chars.as_str().parse().unwrap_or(0),
+            _ => 0,
+        };
+        Dtype {
+            descr: descr.to_string(),
+            kind: if size == 0 { 0 } else { kind },
+            size,
+            big_endian,
+        }
+    }
+}
+
+/// An array's values in the file's order, with its shape.
+struct Values<T> {
+    data: Vec<T>,
+    shape: Vec<usize>,
+    fortran: bool,
+}
+
+/// A member positioned at its data, which holds exactly `elements` values of `dtype`.
+struct Member<'a> {
+    reader: io::Take<zip::read::ZipFile<'a, BufReader<File>>>,
+    dtype: Dtype,
+    elements: usize,
+    shape: Vec<usize>,
+    fortran: bool,
+}
+
+/// Opens member `index` and reads its header, checking the shape and dtype against
+/// the member's size before anything is allocated for the data: the data that
+/// follows is then exactly what the header declares.
+fn open_member(
+    archive: &mut zip::ZipArchive<BufReader<File>>,
+    index: usize,
+    limit: u64,
+) -> Result<Member<'_>, MemberProblem> {
+    let file = archive.by_index(index).map_err(MemberProblem::Zip)?;
+    let size = file.size();
+    if size > limit {
+        return Err(MemberProblem::TooLarge { size, limit });
+    }
+    // Never read past the size the directory declares; one byte more is read at the
+    // end to catch a member that inflates to more (and to check its CRC).
+    let mut reader = file.take(size);
+    let header = read_header(&mut reader)?;
+    let dtype = Dtype::parse(&header.type_descriptor);
+    let elements = header
+        .shape
+        .iter()
+        .try_fold(1usize, |n, &d| n.checked_mul(d));
+    let data = size - header.bytes as u64;
+    let needed = elements.and_then(|n| (n as u64).checked_mul(dtype.size as u64));
+    // Unknown dtypes (size 0) are refused by the caller, by name.
+    if dtype.size > 0 && needed != Some(data) {
+        return Err(MemberProblem::Size {
+            shape: header.shape,
+            descr: dtype.descr,
+            needed,
+            data,
+        });
+    }
+    Ok(Member {
+        reader,
+        dtype,
+        elements: elements.unwrap_or(0),
+        shape: header.shape,
+        fortran: header.fortran,
+    })
+}
+
+impl Member<'_> {
+    /// Every value, in the file's order, each element's bytes given to `convert` as an
+    /// integer (read in the file's byte order). Reads in chunks: nothing but the result
+    /// is allocated in proportion to the data.
+    fn decode<T>(&mut self, convert: impl Fn(u64) -> T) -> Result<Vec<T>, MemberProblem> {
+        let (size, big_endian) = (self.dtype.size, self.dtype.big_endian);
+        let mut out = Vec::with_capacity(self.elements);
+        let mut chunk = vec![0u8; 64 * 1024 / size * size];
+        let mut left = self.elements;
+        while left > 0 {
+            let n = left.min(chunk.len() / size);
+            let bytes = &mut chunk[..n * size];
+            self.reader.read_exact(bytes).map_err(|e| match e.kind() {
+                io::ErrorKind::UnexpectedEof => MemberProblem::Header(
+                    "the member ends before the data its header declares".to_string(),
+                ),
+                _ => MemberProblem::Io(e),
+            })?;
+            for element in bytes.chunks_exact(size) {
+                let mut word = [0u8; 8];
+                let raw = if big_endian {
+                    word[8 - size..].copy_from_slice(element);
+                    u64::from_be_bytes(word)
+                } else {
+                    word[..size].copy_from_slice(element);
+                    u64::from_le_bytes(word)
+                };
+                out.push(convert(raw));
+            }
+            left -= n;
+        }
+        // Past the declared size, the member must end (this read also checks its CRC).
+        let mut probe = [0u8; 1];
+        match self.reader.get_mut().read(&mut probe) {
+            Ok(0) => Ok(out),
+            Ok(_) => Err(MemberProblem::Overlong),
+            Err(e) => Err(MemberProblem::Io(e)),
+        }
+    }
+}
+
+/// The multi-index of the `flat`-th value in the file's order.
+fn position_of(mut flat: usize, shape: &[usize], fortran: bool) -> Vec<usize> {
+    let mut position = vec![0; shape.len()];
+    let axes: Vec<usize> = if fortran {
+        (0..shape.len()).collect()
+    } else {
+        (0..shape.len()).rev().collect()
+    };
+    for axis in axes {
+        let d = shape[axis].max(1);
+        position[axis] = flat % d;
+        flat /= d;
+    }
+    position
 }
 
 /// A readable name for a numpy type descriptor such as `'<i8'`.
@@ -473,8 +841,8 @@ impl<'a, F: Float> NpzBundle<'a, F> {
         }
     }
 
-    /// The conventional result file: the loss as `loss`, each output under its own
-    /// name, each gradient as `grad_<name>`.
+    /// The conventional result file (as `nnc run --out` writes it): the loss as
+    /// `loss`, each output as `output.NAME`, each gradient as `grad.NAME`.
     pub fn results(
         loss: F,
         outputs: &'a [(&'static str, OutputValue<F>)],
@@ -483,7 +851,7 @@ impl<'a, F: Float> NpzBundle<'a, F> {
         let mut bundle = NpzBundle::new();
         bundle
             .scalar(LOSS_NAME, loss)
-            .outputs(outputs)
+            .outputs(OUTPUT_PREFIX, outputs)
             .tensors(GRAD_PREFIX, grads);
         bundle
     }
@@ -510,12 +878,17 @@ impl<'a, F: Float> NpzBundle<'a, F> {
         self
     }
 
-    /// Adds model outputs under their own names.
-    pub fn outputs(&mut self, outputs: &'a [(&'static str, OutputValue<F>)]) -> &mut Self {
+    /// Adds model outputs, each as `<prefix><name>`.
+    pub fn outputs(
+        &mut self,
+        prefix: &str,
+        outputs: &'a [(&'static str, OutputValue<F>)],
+    ) -> &mut Self {
         for (name, value) in outputs {
+            let name = format!("{prefix}{name}");
             match value {
-                OutputValue::Float(a) => self.float(*name, a.view()),
-                OutputValue::Index(a) => self.index(*name, a.view()),
+                OutputValue::Float(a) => self.float(name, a.view()),
+                OutputValue::Index(a) => self.index(name, a.view()),
             };
         }
         self
@@ -547,6 +920,16 @@ impl<'a, F: Float> NpzBundle<'a, F> {
 
     /// Writes the bundle to `path`, atomically (see the module docs).
     pub fn save(&self, path: &Path) -> Result<(), NpzError> {
+        let staged = self.stage(path)?;
+        staged
+            .commit()
+            .map_err(|error| NpzError::new(path, NpzErrorKind::Io { error }))
+    }
+
+    /// Writes the bundle to a temporary file beside `path`, to be renamed into place
+    /// by [`Staged::commit`](crate::atomic::Staged::commit) or
+    /// [`commit_all`](crate::atomic::commit_all) (dropped, it is removed).
+    pub fn stage(&self, path: &Path) -> Result<crate::atomic::Staged, NpzError> {
         let mut seen = HashSet::new();
         if let Some(name) = self.names().find(|name| !seen.insert(*name)) {
             return Err(NpzError::new(
@@ -556,7 +939,10 @@ impl<'a, F: Float> NpzBundle<'a, F> {
                 },
             ));
         }
-        write_atomically(path, |file| self.write_to(path, file))
+        let mut staged = crate::atomic::stage(path)
+            .map_err(|error| NpzError::new(path, NpzErrorKind::Io { error }))?;
+        self.write_to(path, staged.file())?;
+        Ok(staged)
     }
 
     fn write_to(&self, path: &Path, file: &mut File) -> Result<(), NpzError> {
@@ -600,29 +986,6 @@ fn indices_as_i64(
         })?;
     }
     Ok(out)
-}
-
-/// Runs `write` on a temporary file beside `path`, then renames it to `path`.
-///
-/// On any error the temporary file is removed and `path` is untouched.
-fn write_atomically(
-    path: &Path,
-    write: impl FnOnce(&mut File) -> Result<(), NpzError>,
-) -> Result<(), NpzError> {
-    let io_err = |error| NpzError::new(path, NpzErrorKind::Io { error });
-    let dir = match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    };
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".nnc-")
-        .suffix(".npz.tmp")
-        .tempfile_in(dir)
-        .map_err(io_err)?;
-    write(tmp.as_file_mut())?;
-    tmp.as_file().sync_all().map_err(io_err)?;
-    tmp.persist(path).map_err(|e| io_err(e.error))?;
-    Ok(())
 }
 
 /// Writes every tensor of `set` under its own name.
@@ -891,13 +1254,13 @@ mod tests {
         let mut npz = ndarray_npy::NpzReader::new(File::open(&path).expect("exists")).expect("npz");
         assert_eq!(
             npz.names().expect("names"),
-            vec!["loss", "class", "grad_w", "grad_b"]
+            vec!["loss", "output.class", "grad.w", "grad.b"]
         );
         let loss: ndarray::Array0<f64> = npz.by_name("loss").expect("loss");
         assert_eq!(loss, arr0(1.5));
-        let class: ndarray::Array1<i64> = npz.by_name("class").expect("class");
+        let class: ndarray::Array1<i64> = npz.by_name("output.class").expect("class");
         assert_eq!(class, arr1(&[2, 0]));
-        let gw: ArrayD<f64> = npz.by_name("grad_w").expect("grad_w");
+        let gw: ArrayD<f64> = npz.by_name("grad.w").expect("grad.w");
         assert_eq!(gw, params().tensors()[0].1);
     }
 

@@ -16,13 +16,24 @@
 //!   standard-layout array is read in place, any other layout is copied once into a
 //!   preallocated staging buffer (no allocation once the workspace exists);
 //! - parameter initialisation ([`init`]);
-//! - the input checks ([`check_dim`], [`check_shape`], [`check_indices`]) and the
+//! - the input checks ([`check_dim`], [`check_indices`], [`check_sizes`]) and the
 //!   by-name binding ([`find_float`], [`find_index`], [`reject_unknown`]) behind
-//!   `Inputs::dims` and `Model::bind_inputs`.
+//!   `Inputs::dims` and `Model::bind_inputs`; the parameter check ([`check_shape`])
+//!   behind `Params::check`.
 //!
 //! Nothing here allocates except [`grow`], [`grow_capacity`] and [`slice_mut`] when a
 //! buffer is too small or of the wrong shape, which happens when the workspace is
 //! created or the runtime dims change, never in a step with unchanged dims.
+//!
+//! ## Limits
+//!
+//! A buffer holds at most [`MAX_ELEMENTS`] (2^60 - 1) elements: `isize::MAX` bytes,
+//! Rust's own limit for one allocation, at 8 bytes an element. Generated
+//! `Inputs::dims` checks, with [`check_sizes`], that the runtime dims the inputs give
+//! keep every value of the model within it, so sizes are never computed with an
+//! overflow and a broadcast view of 2^60 rows is an `Err` naming the input, not a
+//! panic. (Below that limit, a workspace larger than the memory available fails to
+//! allocate as any Rust allocation does.)
 
 use ndarray::{Array, ArrayD, ArrayView, ArrayView2, ArrayViewMut2, Dimension};
 use rand::Rng;
@@ -248,22 +259,67 @@ pub fn check_dim(
     })
 }
 
-/// Checks a whole shape: `dims[k]` names axis `k` (a parameter's declared dims).
+/// Checks a parameter's whole shape: `dims[k]` names axis `k` (its declared dims).
 pub fn check_shape(
-    input: &str,
+    param: &str,
     actual: &[usize],
     expected: &[usize],
     dims: &[&str],
 ) -> Result<(), ShapeError> {
     if actual.len() != expected.len() {
-        return Err(ShapeError::Rank {
-            input: input.to_string(),
+        return Err(ShapeError::ParamRank {
+            param: param.to_string(),
             expected: expected.len(),
             actual: actual.len(),
         });
     }
     for (axis, (&a, &e)) in actual.iter().zip(expected).enumerate() {
-        check_dim(input, axis, dims.get(axis).copied().unwrap_or("?"), e, a)?;
+        if a != e {
+            return Err(ShapeError::ParamDim {
+                param: param.to_string(),
+                axis,
+                dim: dims.get(axis).copied().unwrap_or("?").to_string(),
+                expected: e,
+                actual: a,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The most elements a buffer may hold: `isize::MAX` bytes (Rust's limit for one
+/// allocation) at 8 bytes an element (`f64`, and the `usize` of index buffers).
+pub const MAX_ELEMENTS: usize = isize::MAX as usize / 8;
+
+/// A runtime dim as the inputs give it: its name, the input and axis it is read
+/// from, and its size.
+pub type Bound<'a> = (&'a str, &'a str, usize, usize);
+
+/// Checks that every `shapes` entry (a declared shape, `[N, 100]`, with its sizes
+/// for the current dims) holds at most [`MAX_ELEMENTS`]: called by generated
+/// `Inputs::dims` with every shape of the model's buffers that has a runtime dim,
+/// after `dims` are bound. The error names the largest runtime dim, the input it
+/// comes from, and the shape that is too large.
+pub fn check_sizes(dims: &[Bound<'_>], shapes: &[(&str, &[usize])]) -> Result<(), ShapeError> {
+    for (shape, sizes) in shapes {
+        let elements = sizes.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
+        if elements.is_some_and(|n| n <= MAX_ELEMENTS) {
+            continue;
+        }
+        let (dim, input, axis, size) = dims
+            .iter()
+            .copied()
+            .max_by_key(|&(_, _, _, size)| size)
+            .unwrap_or(("?", "?", 0, 0));
+        return Err(ShapeError::TooLarge {
+            input: input.to_string(),
+            axis,
+            dim: dim.to_string(),
+            size,
+            shape: shape.to_string(),
+            elements,
+            limit: MAX_ELEMENTS,
+        });
     }
     Ok(())
 }
@@ -489,14 +545,37 @@ mod tests {
         let e = check_shape("w", &[2, 5], &[2, 3], &["D", "H"]).unwrap_err();
         assert_eq!(
             e.to_string(),
-            "input `w`: axis 1 (dim `H`) has size 5, expected 3"
+            "parameter `w`: axis 1 (dim `H`) has size 5, expected 3"
         );
+        let e = check_shape("w", &[2], &[2, 3], &["D", "H"]).unwrap_err();
+        assert_eq!(e.to_string(), "parameter `w`: expected rank 2, got rank 1");
         let labels = ndarray::arr1(&[0usize, 2, 3]);
         let e = check_indices("labels", "C", 3, labels.view()).unwrap_err();
         assert_eq!(
             e.to_string(),
             "input `labels`: index 3 at position 2 is out of range for `C` = 3"
         );
+    }
+
+    #[test]
+    fn sizes_past_what_a_buffer_holds_name_the_input_and_the_dim() {
+        let n = 1usize << 60;
+        let dims = [("N", "x", 0, n), ("B", "y", 1, 3)];
+        assert!(check_sizes(&dims, &[("[B, 2]", &[3, 2])]).is_ok());
+        let e = check_sizes(&dims, &[("[B, 2]", &[3, 2]), ("[N, 1]", &[n, 1])]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "input `x`: axis 0 (dim `N`) has size 1152921504606846976, which makes values of \
+             shape [N, 1] hold 1152921504606846976 elements, more than the limit of \
+             1152921504606846975"
+        );
+        let e = check_sizes(&dims, &[("[N, 100]", &[n, 100])]).unwrap_err();
+        assert!(
+            e.to_string()
+                .ends_with("[N, 100] hold more elements than can be counted, more than the limit of 1152921504606846975"),
+            "{e}"
+        );
+        assert!(check_sizes(&dims, &[("[N]", &[MAX_ELEMENTS])]).is_ok());
     }
 
     #[test]

@@ -119,10 +119,20 @@ fn correct_gradients_pass_including_grad_inputs() {
     let report =
         check_gradients::<Linear>(&linear_params(), &linear_data(5, 2), &config).expect("runs");
     assert!(report.passed(), "{report}");
-    let checked: Vec<(&str, usize)> = report.tensors.iter().map(|t| (t.name, t.checked)).collect();
-    assert_eq!(checked, vec![("w", 6), ("b", 2), ("x", 15)]);
+    let checked: Vec<(&str, usize, usize)> = report
+        .tensors
+        .iter()
+        .map(|t| (t.name.as_str(), t.directions, t.checked))
+        .collect();
+    assert_eq!(checked, vec![("w", 4, 6), ("b", 4, 2), ("x", 4, 15)]);
     // Central differences are exact for a quadratic but for round-off.
-    assert!(report.max_rel_error() < 1e-8, "{report}");
+    assert!(
+        report
+            .tensors
+            .iter()
+            .all(|t| t.max_error_beyond_noise < 1e-8),
+        "{report}"
+    );
 }
 
 #[test]
@@ -144,16 +154,18 @@ fn a_wrong_gradient_fails_and_is_pinned_to_its_tensor() {
         check_gradients::<WrongBias>(&linear_params(), &linear_data(5, 2), &config).expect("runs");
     assert!(!report.passed(), "{report}");
     let b = report.tensor("b").expect("b is checked");
-    // Analytic = numerical / 2, so |a - n| / (|a| + |n|) = 1/3.
-    assert!((b.max_rel_error - 1.0 / 3.0).abs() < 1e-6, "{report}");
-    assert!(report.tensor("w").expect("w").max_rel_error < 1e-8);
-    assert!(report.tensor("x").expect("x").max_rel_error < 1e-8);
+    // Analytic = numerical / 2, so |a - n| / max(|a|, |n|) = 1/2.
+    assert!((b.max_relative_error - 0.5).abs() < 1e-6, "{report}");
+    assert!(report.tensor("w").expect("w").max_relative_error < 1e-8);
+    assert!(report.tensor("x").expect("x").max_relative_error < 1e-8);
     let text = report.to_string();
-    assert!(
-        text.lines()
-            .any(|l| l.starts_with("FAIL b: max rel error 3.333e-1 over 2 elements")),
-        "{text}"
-    );
+    let line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("d_b "))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(line.contains("max relative error 5.00e-1"), "{line}");
+    assert!(line.ends_with("FAILED"), "{line}");
+    assert!(text.contains("      worst at "), "{text}");
 }
 
 #[test]
@@ -209,11 +221,11 @@ fn a_models_params_inputs_and_results_round_trip() {
         ndarray_npy::NpzReader::new(std::fs::File::open(&path).expect("exists")).expect("npz");
     assert_eq!(
         reader.names().expect("names"),
-        vec!["loss", "pred", "grad_w", "grad_b", "grad_x"]
+        vec!["loss", "output.pred", "grad.w", "grad.b", "grad.x"]
     );
     let saved_loss: nnc_runtime::ndarray::Array0<f64> = reader.by_name("loss").expect("loss");
     assert_eq!(saved_loss.into_scalar(), loss);
-    let grad_x: ArrayD<f64> = reader.by_name("grad_x").expect("grad_x");
+    let grad_x: ArrayD<f64> = reader.by_name("grad.x").expect("grad.x");
     assert_eq!(grad_x, grads.x.into_dyn());
 }
 

@@ -36,6 +36,10 @@ pub fn check(file: &File) -> Vec<Diagnostic> {
     diagnostics
 }
 
+/// The largest dim size: 2^40. (A value's element count, the product of its dims, is
+/// bounded by lowering: at most 2^48.)
+pub const MAX_DIM: usize = 1 << 40;
+
 /// How many candidates one file's suggestions may compare in all. Real files use a few
 /// thousand; the budget keeps a generated file with thousands of unknown names among
 /// thousands of declared ones from taking quadratic time.
@@ -417,10 +421,16 @@ impl<'a> Checker<'a> {
     }
 
     fn dim_size(&mut self, n: Number) {
-        if !n.is_integer || n.value < 1.0 || n.value > (1u64 << 40) as f64 {
+        if !n.is_integer || n.value < 1.0 {
             self.error(
                 Diagnostic::error("a dim size must be a positive integer", n.span)
                     .with_label("not a positive integer"),
+            );
+        } else if n.value > MAX_DIM as f64 {
+            self.error(
+                Diagnostic::error("a dim size is at most 2^40", n.span)
+                    .with_label(format!("more than {MAX_DIM}"))
+                    .with_note("a value has at most 2^48 elements in all"),
             );
         }
     }
@@ -502,6 +512,12 @@ impl<'a> Checker<'a> {
                 .with_note(format!(
                     "a definition cannot use the name it defines; `{name}` exists only after it"
                 ));
+        } else if let Some(b) = ["true", "false"]
+            .into_iter()
+            .find(|b| b.eq_ignore_ascii_case(name))
+        {
+            // Python's `True`: booleans are lowercase, as in Rust.
+            d = d.with_note(format!("did you mean `{b}`?"));
         } else if let Some(s) = self.suggest(name, scope.names.iter().map(|(n, _, _)| *n)) {
             d = d.with_note(format!("did you mean `{s}`?"));
         } else if self.resolve(name).is_some() {

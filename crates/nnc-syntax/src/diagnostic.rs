@@ -49,14 +49,74 @@ impl Diagnostic {
     }
 }
 
-/// 1-based line and column (in characters) of a byte offset.
+/// 1-based line and column (in characters) of a byte offset. It scans the text up to
+/// the offset: for many locations in one text, index the text once with [`LineIndex`].
 pub fn line_col(source: &str, offset: usize) -> (usize, usize) {
-    let offset = offset.min(source.len());
-    let before = source.get(..offset).unwrap_or(source);
-    let line = before.matches('\n').count() + 1;
-    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    let col = before[line_start..].chars().count() + 1;
-    (line, col)
+    let before = &source.as_bytes()[..offset.min(source.len())];
+    let line = before.iter().filter(|b| **b == b'\n').count() + 1;
+    let start = before
+        .iter()
+        .rposition(|b| *b == b'\n')
+        .map_or(0, |i| i + 1);
+    (line, chars_in(&before[start..]) + 1)
+}
+
+/// The characters that start in `bytes` (the bytes that are not UTF-8 continuations),
+/// so an offset inside a character counts that character's start.
+fn chars_in(bytes: &[u8]) -> usize {
+    bytes.iter().filter(|b| (**b as i8) >= -0x40).count()
+}
+
+/// A text indexed for [`line_col`] lookups: the start of every line, and the number of
+/// characters before every [`LineIndex::STEP`]th byte. A lookup costs a binary search
+/// and at most two steps' bytes, however long the text or its lines (a file of
+/// thousands of models, or a minified one, is located in linear time).
+#[derive(Clone, Debug)]
+pub struct LineIndex<'a> {
+    text: &'a str,
+    /// The byte offset of each line's first character, ascending; `lines[0] == 0`.
+    lines: Vec<usize>,
+    /// `chars[k]`: the characters that start before byte `k * STEP`.
+    chars: Vec<usize>,
+}
+
+impl<'a> LineIndex<'a> {
+    /// Bytes between two character-count checkpoints.
+    const STEP: usize = 256;
+
+    pub fn new(text: &'a str) -> LineIndex<'a> {
+        let bytes = text.as_bytes();
+        let line_ends = bytes.iter().enumerate().filter(|(_, b)| **b == b'\n');
+        let lines = std::iter::once(0)
+            .chain(line_ends.map(|(i, _)| i + 1))
+            .collect();
+        let mut chars = vec![0];
+        for chunk in bytes.chunks(Self::STEP) {
+            chars.push(chars[chars.len() - 1] + chars_in(chunk));
+        }
+        LineIndex { text, lines, chars }
+    }
+
+    /// The indexed text.
+    pub fn text(&self) -> &'a str {
+        self.text
+    }
+
+    /// [`line_col`] of the indexed text.
+    pub fn line_col(&self, offset: usize) -> (usize, usize) {
+        let offset = offset.min(self.text.len());
+        let line = self.lines.partition_point(|s| *s <= offset);
+        let start = self.lines[line - 1];
+        (
+            line,
+            self.chars_before(offset) - self.chars_before(start) + 1,
+        )
+    }
+
+    fn chars_before(&self, offset: usize) -> usize {
+        let k = offset / Self::STEP;
+        self.chars[k] + chars_in(&self.text.as_bytes()[k * Self::STEP..offset])
+    }
 }
 
 /// The source as ariadne should see it. ariadne also breaks lines at `\r`, vertical

@@ -108,6 +108,17 @@ pub enum SyntaxError {
 }
 
 impl SyntaxError {
+    /// The same error in a text where the one it was found in starts at `offset`.
+    pub fn shifted(mut self, offset: usize) -> SyntaxError {
+        let (SyntaxError::UnexpectedChar { span, .. }
+        | SyntaxError::TrailingDot { span, .. }
+        | SyntaxError::TooDeep { span }
+        | SyntaxError::ExprTooDeep { span }
+        | SyntaxError::NotTranspose { span, .. }) = &mut self;
+        *span = Span::new(span.start + offset, span.end + offset);
+        self
+    }
+
     /// Where the error is.
     pub fn span(&self) -> Span {
         match self {

@@ -3,7 +3,7 @@
 //! `tests/diagnostics/`) covers the messages end to end.
 
 use nnc_syntax::check::suggest;
-use nnc_syntax::diagnostic::{MAX_RENDERED, line_col};
+use nnc_syntax::diagnostic::{LineIndex, MAX_RENDERED, line_col};
 use nnc_syntax::lexer::{MAX_NESTING, SyntaxError, Tok, tokenize};
 use nnc_syntax::{Diagnostic, Span, builtins, parse_and_check, parser, prelude, render};
 
@@ -399,6 +399,41 @@ fn render_counts_columns_in_characters() {
     let d = error_at(source, "TARGET");
     assert_eq!(line_col(source, d.span.start), (2, 13));
     assert!(render(&[d], "t.nn", source).contains("t.nn:2:13 ]"));
+}
+
+#[test]
+fn line_index_locates_as_line_col_does() {
+    // Multi-byte characters, empty lines, offsets inside a character and past the end,
+    // and a line longer than the index's checkpoint step.
+    let long = format!("{}é TARGET\n", "é".repeat(300));
+    for source in ["", "a\n\nü\r\nb", "日本語\nx = ü + y\n", long.as_str()] {
+        let index = LineIndex::new(source);
+        for offset in 0..=source.len() + 2 {
+            assert_eq!(
+                index.line_col(offset),
+                line_col(source, offset),
+                "{source:?} at {offset}"
+            );
+        }
+    }
+    assert_eq!(
+        LineIndex::new(&long).line_col(long.find("TARGET").unwrap()),
+        (1, 303)
+    );
+    assert_eq!(line_col("ab\ncé", 5), (2, 3), "inside `é`: its start");
+}
+
+#[test]
+fn python_booleans_get_a_note() {
+    for (written, meant) in [("True", "true"), ("FALSE", "false")] {
+        let source = format!(
+            "model m {{ dim N; input x: [N, 2]; loss sum(sum(x, axis = 1, keepdims = {written})); }}"
+        );
+        let (_, diagnostics) = parse_and_check(&source);
+        assert_eq!(diagnostics.len(), 1);
+        assert_eq!(diagnostics[0].message, format!("unknown name `{written}`"));
+        assert_eq!(diagnostics[0].notes, [format!("did you mean `{meant}`?")]);
+    }
 }
 
 #[test]

@@ -19,7 +19,7 @@ use std::collections::BTreeSet;
 /// Where a model's source came from, for the comments.
 #[derive(Clone, Copy, Debug)]
 pub struct Source<'a> {
-    pub text: &'a str,
+    pub lines: &'a nnc_syntax::diagnostic::LineIndex<'a>,
     pub file: &'a str,
 }
 
@@ -33,7 +33,7 @@ pub struct Cx<'a> {
 impl Cx<'_> {
     /// `file.nn:17:13`.
     pub fn location(&self, span: Span) -> String {
-        let (l, c) = nnc_syntax::diagnostic::line_col(self.src.text, span.start);
+        let (l, c) = self.src.lines.line_col(span.start);
         format!("{}:{l}:{c}", self.src.file)
     }
 
@@ -717,6 +717,8 @@ impl Gen<'_> {
         let mut index_checks = vec![];
         let mut bound: Vec<bool> = vec![false; m.dims.len()];
         let mut first: Vec<Option<TokenStream>> = vec![None; m.dims.len()];
+        // Each runtime dim as an input gives it: (dim, input, axis, size).
+        let mut given = vec![];
         for (k, input) in m.inputs.iter().enumerate() {
             let f = ident(&cx.names.input_field[k]);
             let elem = if input.ty.elem == Elem::Index {
@@ -744,6 +746,8 @@ impl Gen<'_> {
                     Dim::Var(v) if !bound[v.0 as usize] => {
                         bound[v.0 as usize] = true;
                         let local = ident(&cx.names.dim[v.0 as usize]);
+                        let label = cx.dim_label(*d);
+                        given.push(quote!((#label, #name, #a, #local)));
                         checks.push(quote!(let #local = #actual;));
                         first[v.0 as usize] = Some(actual.clone());
                     }
@@ -768,6 +772,34 @@ impl Gen<'_> {
                     index_checks.push(quote!(rt::check_indices(#name, #label, #size, self.#f)?;));
                 }
             }
+        }
+        // Every shape with a runtime dim among the workspace's buffers and the
+        // gradients, once: the sizes the inputs give must keep each within what a
+        // buffer can hold, before any size is computed (`rt::check_sizes`).
+        let mut shapes: Vec<&Shape> = vec![];
+        let held = self
+            .buffers
+            .iter()
+            .chain(&self.staging)
+            .map(|n| m.shape(*n));
+        let copies = self.out_copies.iter().map(|k| m.shape(m.outputs[*k].1));
+        let grads = m.grads.iter().map(|(of, _)| m.grad_shape(*of));
+        for shape in held.chain(copies).chain(grads) {
+            if shape.iter().any(|d| matches!(d, Dim::Var(_))) && !shapes.contains(&shape) {
+                shapes.push(shape);
+            }
+        }
+        if !shapes.is_empty() {
+            let sizes = shapes.iter().map(|shape| {
+                let label = m.shape_str(shape);
+                let sizes = shape.iter().map(|d| match d {
+                    Dim::Fixed(n) => usize_lit(*n),
+                    Dim::Var(v) if bound[v.0 as usize] => ident(&cx.names.dim[v.0 as usize]),
+                    Dim::Var(_) => usize_lit(0),
+                });
+                quote!((#label, &[#(#sizes),*][..]))
+            });
+            checks.push(quote!(rt::check_sizes(&[#(#given),*], &[#(#sizes),*])?;));
         }
         let mut dims_fields = vec![];
         let mut dims_init = vec![];
@@ -1179,7 +1211,7 @@ impl Gen<'_> {
                 }
 
                 fn zero_grads(inputs: &Inputs<'_>) -> Grads {
-                    Grads::zeros(inputs.dims_unchecked())
+                    Grads::zeros(inputs.dims().unwrap_or_default())
                 }
 
                 fn bind_inputs(named: &::nnc::runtime::NamedInputs<F>) -> Result<Inputs<'_>, ShapeError> {
@@ -1190,11 +1222,11 @@ impl Gen<'_> {
                 }
 
                 fn workspace(inputs: &Inputs<'_>) -> Workspace {
-                    Workspace::new(inputs.dims_unchecked())
+                    Workspace::new(inputs.dims().unwrap_or_default())
                 }
 
                 fn workspace_on(inputs: &Inputs<'_>, threads: ::nnc::runtime::parallel::Threads) -> Workspace {
-                    Workspace::with_threads(inputs.dims_unchecked(), threads)
+                    Workspace::with_threads(inputs.dims().unwrap_or_default(), threads)
                 }
 
                 fn loss(params: &Params, inputs: &Inputs<'_>, ws: &mut Workspace) -> Result<F, ShapeError> {

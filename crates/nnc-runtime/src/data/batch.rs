@@ -139,24 +139,31 @@ fn split_samples(shape: &[usize]) -> Result<(usize, &[usize]), DataError> {
 ///
 /// Buffers for full batches are allocated by [`new`](BatchInputs::new); buffers for a
 /// smaller last batch are allocated the first time one is asked for and then kept, so
-/// after the first epoch [`gather`](BatchInputs::gather) allocates nothing.
+/// after the first epoch [`gather`](BatchInputs::gather) allocates nothing. A batch
+/// size larger than the data set is allowed: the buffers then hold every sample (a
+/// batch can hold no more), whatever the batch size says.
 #[derive(Clone, Debug)]
 pub struct BatchInputs<F> {
     batch_size: usize,
+    /// Samples the full buffers hold: the batch size, or the whole data set if smaller.
+    full_rows: usize,
     full: NamedInputs<F>,
     tail: Option<NamedInputs<F>>,
 }
 
 impl<F: Float> BatchInputs<F> {
-    /// Buffers shaped like `data` with `batch_size` samples.
+    /// Buffers shaped like `data` with `batch_size` samples (at most as many as `data`
+    /// holds).
     pub fn new(data: &NamedInputs<F>, batch_size: usize) -> Result<Self, DataError> {
         if batch_size == 0 {
             return Err(DataError::ZeroBatchSize);
         }
-        sample_count(data)?;
+        let samples = sample_count(data)?;
+        let full_rows = samples.map_or(batch_size, |n| n.min(batch_size));
         Ok(BatchInputs {
             batch_size,
-            full: buffers_like(data, batch_size),
+            full_rows,
+            full: buffers_like(data, full_rows),
             tail: None,
         })
     }
@@ -174,7 +181,7 @@ impl<F: Float> BatchInputs<F> {
                 batch_size: self.batch_size,
             });
         }
-        let buffers = if rows.len() == self.batch_size {
+        let buffers = if rows.len() == self.full_rows {
             &mut self.full
         } else {
             if self.tail.as_ref().and_then(batch_len) != Some(rows.len()) {
@@ -428,6 +435,21 @@ mod tests {
             tail_ptr,
             "reused"
         );
+    }
+
+    #[test]
+    fn a_batch_size_past_the_data_holds_the_data() {
+        let data = data();
+        for batch_size in [4, 1 << 40, usize::MAX] {
+            let mut batches = BatchInputs::new(&data, batch_size).expect("a batch of everything");
+            assert_eq!(batches.full.floats[0].1.shape(), [3, 2], "{batch_size}");
+            let all = batches.gather(&data, &[2, 0, 1]).expect("fits");
+            assert_eq!(all.indices[0].1, arr1(&[9, 7, 8]).into_dyn());
+            assert!(batches.tail.is_none(), "the full buffers are used");
+        }
+        let mut epoch = Minibatches::new(3, config(usize::MAX, false)).expect("valid");
+        assert_eq!(epoch.batches_per_epoch(), 1);
+        assert_eq!(epoch.epoch().map(<[usize]>::len).collect::<Vec<_>>(), [3]);
     }
 
     #[test]
