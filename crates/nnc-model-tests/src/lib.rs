@@ -12,4 +12,12 @@
 //! code generator changes, and `cargo clippy --all-targets -- -D warnings` lints it
 //! like any other code here.
 
+pub mod harness;
+
 include!(concat!(env!("OUT_DIR"), "/models.rs"));
+
+/// The random programs of `nnc-progen` (seeds 0..300 unless `NNC_RANDOM_SEEDS` or
+/// `NNC_RANDOM_FILE` say otherwise; see `build.rs`), compiled like the models above.
+pub mod random {
+    include!(concat!(env!("OUT_DIR"), "/random.rs"));
+}

@@ -8,12 +8,10 @@
 //! The count is global, so this binary has one test: nothing else runs while it
 //! counts.
 
-mod common;
-
-use common::{ir, random_inputs, random_params};
 use nnc::Model;
 use nnc::runtime::parallel::Threads;
 use nnc_model_tests as models;
+use nnc_model_tests::harness::{ir, random_inputs, random_params};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 

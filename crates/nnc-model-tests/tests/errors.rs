@@ -2,7 +2,7 @@
 //! entry point, before anything is computed — and unusual but valid arguments
 //! (other layouts, other batch sizes, mis-shaped gradient buffers) just work.
 
-mod common;
+use nnc_model_tests::harness as common;
 
 use nnc::Model;
 use nnc::ndarray::{Array1, Array2, ArrayD, IxDyn, ShapeBuilder};

@@ -2,12 +2,10 @@
 //! differences of the generated loss (`nnc::runtime::gradcheck`): a check that does
 //! not go through the derivative rules at all.
 
-mod common;
-
-use common::{ir, random_inputs, random_params};
 use nnc::Model;
 use nnc::runtime::gradcheck::{GradCheckConfig, check_gradients};
 use nnc_model_tests as models;
+use nnc_model_tests::harness::{ir, random_inputs, random_params};
 
 #[track_caller]
 fn check<M: Model<Float = f64>>(file: &str, name: &str) {

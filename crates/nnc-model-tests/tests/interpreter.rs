@@ -3,13 +3,10 @@
 //! and every gradient, at two batch sizes, within 1e-10 relative in `f64` and 1e-4
 //! in `f32`.
 
-mod common;
-
-use common::{assert_close, interpret, ir, random_inputs, random_params, scalar, tolerance};
 use nnc::Model;
-use nnc::ir::interp::{Scalar, Value};
-use nnc::runtime::{OutputValue, TensorSet};
+use nnc::ir::interp::Scalar;
 use nnc_model_tests as models;
+use nnc_model_tests::harness::{Layout, agrees_with_interpreter, ir};
 
 /// Batch sizes: every model is checked at both (models without runtime dims twice).
 const BATCHES: [usize; 2] = [3, 11];
@@ -20,63 +17,8 @@ where
     M::Float: Scalar,
 {
     let ir = ir(file, name);
-    let tol = tolerance::<M::Float>();
-    for (k, n) in BATCHES.into_iter().enumerate() {
-        let seed = 100 * k as u64 + n as u64;
-        let named = random_inputs::<M>(&ir, n, seed);
-        let params = random_params::<M>(seed + 1);
-        let want = interpret::<M>(&ir, &params, &named);
-        let inputs = M::bind_inputs(&named).unwrap_or_else(|e| panic!("{name}: {e}"));
-        let mut ws = M::workspace(&inputs);
-        let mut grads = M::zero_grads(&inputs);
-        let at = |what: &str| format!("{name} (N = {n}): {what}");
-
-        let loss = M::loss(&params, &inputs, &mut ws).unwrap_or_else(|e| panic!("{e}"));
-        assert_close(
-            &at("loss"),
-            scalar(loss).view(),
-            scalar(want.loss()).view(),
-            tol,
-        );
-        let loss = M::loss_and_grad(&params, &inputs, &mut ws, &mut grads)
-            .unwrap_or_else(|e| panic!("{e}"));
-        assert_close(
-            &at("loss of loss_and_grad"),
-            scalar(loss).view(),
-            scalar(want.loss()).view(),
-            tol,
-        );
-
-        let got: Vec<_> = grads.tensors();
-        let expected: Vec<_> = want.grads().collect();
-        assert_eq!(got.len(), expected.len(), "{}", at("number of gradients"));
-        for ((gname, g), (of, w)) in got.iter().zip(&expected) {
-            assert_eq!(*gname, ir.grad_name(*of), "{}", at("gradient order"));
-            assert_close(&at(&format!("d_{gname}")), g.view(), w.view(), tol);
-        }
-
-        let outputs = M::outputs(&params, &inputs, &mut ws).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(
-            outputs.len(),
-            ir.outputs.len(),
-            "{}",
-            at("number of outputs")
-        );
-        for (oname, value) in &outputs {
-            let expected = want
-                .output(oname)
-                .unwrap_or_else(|| panic!("{}", at(&format!("no output {oname}"))));
-            match (value, expected) {
-                (OutputValue::Float(g), Value::Float(w)) => {
-                    assert_close(&at(oname), g.view(), w.view(), tol)
-                }
-                (OutputValue::Index(g), Value::Index(w)) => assert_eq!(g, w, "{}", at(oname)),
-                _ => panic!(
-                    "{}",
-                    at(&format!("output {oname} has the wrong element kind"))
-                ),
-            }
-        }
+    for layout in [Layout::Contiguous, Layout::Strided] {
+        agrees_with_interpreter::<M>(&ir, name, &BATCHES, layout, 0.0);
     }
 }
 

@@ -465,7 +465,7 @@ impl<'a> Body<'a> {
             Hold::ArgPos => {
                 let pos = Ex::ident(self.name(n));
                 let at = self.flat(self.shape(n), idx);
-                Ex::if_else(&Ex::cmp(&at, quote!(==), &pos), &self.one(), &self.zero())
+                Ex::call(quote!(F::from), &[Ex::cmp(&at, quote!(==), &pos)])
             }
             Hold::Local | Hold::Buffer | Hold::Grad(_) | Hold::Register | Hold::None => {
                 match self.current_member(n) {
@@ -616,7 +616,7 @@ impl<'a> Body<'a> {
                 let rank = idx.len();
                 let class = self.index_val(node.args[0], &idx[..rank.saturating_sub(1)]);
                 let at = self.ix(&idx[rank - 1]);
-                Ex::if_else(&Ex::cmp(&class, quote!(==), &at), &self.one(), &self.zero())
+                Ex::call(quote!(F::from), &[Ex::cmp(&class, quote!(==), &at)])
             }
             Op::Reduce {
                 axis: Some(a),
@@ -752,11 +752,11 @@ impl<'a> Body<'a> {
                     // f32: the branch-free `rt::tanh`, so the loop vectorises (glibc's
                     // `tanhf` does not); f64 keeps libm's.
                     UnaryOp::Tanh if matches!(dtype, DType::F32) => {
-                        Ex::call(quote!(rt::tanh), &[x])
+                        Ex::generic_call(quote!(rt::tanh), &[x], dtype)
                     }
                     UnaryOp::Tanh => x.method(dtype, "tanh", &[]),
-                    UnaryOp::Sigmoid => Ex::call(quote!(rt::sigmoid), &[x]),
-                    UnaryOp::Softplus => Ex::call(quote!(rt::softplus), &[x]),
+                    UnaryOp::Sigmoid => Ex::generic_call(quote!(rt::sigmoid), &[x], dtype),
+                    UnaryOp::Softplus => Ex::generic_call(quote!(rt::softplus), &[x], dtype),
                 }
             }
             Op::Powf(c) => {
@@ -780,8 +780,8 @@ impl<'a> Body<'a> {
                     BinaryOp::Sub => Ex::sub(&x, &y),
                     BinaryOp::Mul => Ex::mul(&x, &y),
                     BinaryOp::Div => Ex::div(&x, &y),
-                    BinaryOp::Max => Ex::call(quote!(rt::max), &[x, y]),
-                    BinaryOp::Min => Ex::call(quote!(rt::min), &[x, y]),
+                    BinaryOp::Max => Ex::generic_call(quote!(rt::max), &[x, y], dtype),
+                    BinaryOp::Min => Ex::generic_call(quote!(rt::min), &[x, y], dtype),
                 }
             }
             Op::Compare(c) => {
@@ -792,7 +792,7 @@ impl<'a> Body<'a> {
                     CmpOp::Lt => quote!(<),
                     CmpOp::Le => quote!(<=),
                 };
-                Ex::if_else(&Ex::cmp(&x, op, &y), &self.one(), &self.zero())
+                Ex::call(quote!(F::from), &[Ex::cmp(&x, op, &y)])
             }
             Op::Select => {
                 let c = arg(self, 0);
@@ -1004,6 +1004,19 @@ impl<'a> Body<'a> {
                     (_, true) => field,
                     (Op::Input(_), false) => field,
                     _ => quote!(#field.view()),
+                }
+            }
+            // A scalar local (a one-element value computed as a scalar): a view of it
+            // in place, no buffer.
+            Hold::Local => {
+                let id = ident(self.name(base));
+                let one = quote!(::std::slice::from_ref(&#id));
+                match shape.len() {
+                    2 => quote!(rt::matrix(#one, 1, 1)),
+                    _ => {
+                        self.uses.aview1 = true;
+                        quote!(aview1(#one))
+                    }
                 }
             }
             _ => {
@@ -1380,6 +1393,12 @@ impl<'a> Body<'a> {
             Level::Nest => self.accumulate(m),
             Level::Pass | Level::Row if m.store => {
                 // Evaluating it at its slot stores it.
+                let idx = Self::canon(&m.axes);
+                let _ = self.val(n, &idx, false);
+            }
+            // A scalar the nest's single row computes (a reduction of a vector by
+            // passes) is read after the nest: evaluating it binds its local.
+            Level::Row if self.plan.hold[n.index()] == Hold::Local => {
                 let idx = Self::canon(&m.axes);
                 let _ = self.val(n, &idx, false);
             }

@@ -81,6 +81,18 @@ impl Ex {
         Ex::atom(quote!(#path(#(#args),*)))
     }
 
+    /// A call of a function generic over the float type (`rt::sigmoid`): when every
+    /// argument is a bare literal (a folded constant), the first gets its type suffix,
+    /// or Rust could not infer `F`.
+    pub fn generic_call(path: TokenStream, args: &[Ex], dtype: DType) -> Ex {
+        let mut args = args.to_vec();
+        let all_literals = args.iter().all(|a| a.literal.is_some());
+        if let (true, Some(first)) = (all_literals, args.first_mut()) {
+            *first = Ex::atom(first.receiver(dtype));
+        }
+        Ex::call(path, &args)
+    }
+
     /// `a op b` for a left-associative operator of precedence `p`: the right operand
     /// is parenthesised at equal precedence, keeping the IR's order.
     pub fn binary(a: &Ex, op: TokenStream, b: &Ex, p: Prec) -> Ex {

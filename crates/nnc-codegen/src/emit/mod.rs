@@ -517,6 +517,8 @@ impl Gen<'_> {
         quote! {
             #(#module_doc)*
             #![allow(clippy::needless_range_loop, reason = "loops index several arrays by the same position, as the math does")]
+            #![allow(clippy::eq_op, clippy::if_same_then_else, reason = "the model's own expressions, such as `x - x` or `where(c, x, x)`, are computed as written")]
+            #![allow(clippy::manual_memcpy, reason = "a gradient copied back through a broadcast is a loop like every other nest")]
             use ::nnc::ndarray::prelude::*;
             #(#imports)*
             use ::nnc::runtime::support as rt;
@@ -614,6 +616,17 @@ impl Gen<'_> {
             );
         }
         let allow = self.snake_allow(m.params.iter().map(|p| p.name.as_str()));
+        // A model without parameters draws nothing.
+        let (rng, use_init) = if m.params.is_empty() {
+            (quote!(_rng), quote!())
+        } else {
+            (
+                quote!(rng),
+                quote!(
+                    use ::nnc::runtime::init::Init;
+                ),
+            )
+        };
         quote! {
             /// The parameters, with the model's own names.
             #[derive(Clone, Debug, PartialEq)]
@@ -622,8 +635,8 @@ impl Gen<'_> {
 
             impl Params {
                 /// Parameters drawn from their declared initialisers, in declaration order.
-                pub fn init<R: ::nnc::rand::Rng + ?Sized>(rng: &mut R) -> Params {
-                    use ::nnc::runtime::init::Init;
+                pub fn init<R: ::nnc::rand::Rng + ?Sized>(#rng: &mut R) -> Params {
+                    #use_init
                     Params { #(#inits),* }
                 }
 

@@ -9,7 +9,7 @@
 use super::kind::Kinds;
 use super::nest::Grouping;
 use super::{Entry, Hold, Kind, scalar_like};
-use nnc_ir::{Model, NodeId, Op};
+use nnc_ir::{Model, NodeId, Op, ReduceOp};
 
 /// Members that are stored whatever the grouping: results, matmul operands, and
 /// operands of steps outside any nest (scalars, fills, `GemmAcc` first terms).
@@ -49,6 +49,10 @@ pub(super) fn holds(grouping: &Grouping<'_, '_>, entry: Entry) -> Vec<Hold> {
     let kinds = grouping.kinds;
     let model = kinds.model;
     let store = stored(grouping);
+    let mut gemm_operand = vec![false; model.nodes.len()];
+    for n in kinds.gemm_operands() {
+        gemm_operand[n.index()] = true;
+    }
     let grad_slot = grad_slots(model, entry);
     let array = |i: usize, stored: bool| match (stored, grad_slot[i]) {
         (true, Some(k)) => Hold::Grad(k),
@@ -65,6 +69,11 @@ pub(super) fn holds(grouping: &Grouping<'_, '_>, entry: Entry) -> Vec<Hold> {
             Kind::Gemm | Kind::GemmAcc | Kind::Fill => array(i, true),
             Kind::Member => match model.nodes[i].op {
                 Op::ExtremumMask { axis: None, .. } => Hold::ArgPos,
+                // A sum a GEMM reads as an array goes to its buffer even when it
+                // holds one element.
+                Op::Reduce {
+                    op: ReduceOp::Sum, ..
+                } if gemm_operand[i] => array(i, true),
                 _ if scalar_like(&model.nodes[i].ty.shape) => Hold::Local,
                 _ => array(i, store[i]),
             },

@@ -320,13 +320,20 @@ fn needed(model: &Model, roots: &[NodeId]) -> Vec<bool> {
         needed[r.index()] = true;
     }
     for i in (0..model.nodes.len()).rev() {
-        if needed[i] {
+        if needed[i] && !constant_of_shape(model, NodeId(i as u32)) {
             for a in &model.nodes[i].args {
                 needed[a.index()] = true;
             }
         }
     }
     needed
+}
+
+/// A softmax (1) or log-softmax (0) along a size-1 axis: a constant, which reads
+/// nothing of its operand (so the operand is not computed for it).
+fn constant_of_shape(model: &Model, n: NodeId) -> bool {
+    matches!(model.node(n).op, Op::Softmax { .. } | Op::LogSoftmax { .. })
+        && trivial_axis_op(model, n)
 }
 
 /// The needed users of each node, each once, in topological order.
