@@ -32,3 +32,11 @@ fn every_model_gives_the_same_bits_on_every_thread_count() {
     check::<models::shapes::Shapes>("features.nn", "shapes");
     check::<models::activations_f32::ActivationsF32>("features.nn", "activations_f32");
 }
+
+#[test]
+fn the_code_generator_knows_how_many_arrays_a_row_loop_can_write() {
+    assert_eq!(
+        nnc::codegen::emit::body::MAX_ROW_OUTPUTS,
+        nnc::runtime::parallel::MAX_ROW_OUTPUTS
+    );
+}

@@ -313,6 +313,16 @@ row_outputs!(A FA, B FB, C FC);
 row_outputs!(A FA, B FB, C FC, D FD);
 row_outputs!(A FA, B FB, C FC, D FD, E FE);
 row_outputs!(A FA, B FB, C FC, D FD, E FE, G FG);
+row_outputs!(A FA, B FB, C FC, D FD, E FE, G FG, H FH);
+row_outputs!(A FA, B FB, C FC, D FD, E FE, G FG, H FH, I FI);
+row_outputs!(A FA, B FB, C FC, D FD, E FE, G FG, H FH, I FI, J FJ);
+row_outputs!(A FA, B FB, C FC, D FD, E FE, G FG, H FH, I FI, J FJ, K FK);
+row_outputs!(A FA, B FB, C FC, D FD, E FE, G FG, H FH, I FI, J FJ, K FK, L FL);
+row_outputs!(A FA, B FB, C FC, D FD, E FE, G FG, H FH, I FI, J FJ, K FK, L FL, M FM);
+
+/// The most arrays one [`for_rows`] loop writes (the tuples [`RowOutputs`] is
+/// implemented for); generated code runs a nest writing more as plain loops.
+pub const MAX_ROW_OUTPUTS: usize = 12;
 
 /// The thread count `NNC_THREADS` asks for, else the machine's.
 fn count_from_env(value: Option<String>) -> usize {

@@ -84,6 +84,11 @@ struct NestState {
     writes_elementwise: bool,
 }
 
+/// The most arrays one `rt::for_rows` loop writes: the runtime's
+/// `parallel::MAX_ROW_OUTPUTS` (this crate does not depend on the runtime; a test in
+/// `nnc-model-tests` checks the two agree).
+pub const MAX_ROW_OUTPUTS: usize = 12;
+
 /// Why a nest whose rows the plan runs on threads is emitted as plain loops.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Unsplit {
@@ -92,6 +97,8 @@ enum Unsplit {
     /// An array it writes is also read element by element (a pick reading it back
     /// at a gathered column), which only emission finds out.
     Reads,
+    /// It writes more arrays than `rt::for_rows` hands out rows of.
+    TooMany,
 }
 
 /// `let t4_row = &t4[i * 100..][..100];`: one row of an array, bound before a pass
@@ -1314,7 +1321,7 @@ impl<'a> Body<'a> {
             Ok(handed_out) => handed_out,
             Err(why) => {
                 debug_assert!(
-                    why == Unsplit::Reads,
+                    why != Unsplit::Writes,
                     "the plan runs this nest's rows on threads, but it writes an array \
                      other than row by row: {}",
                     self.nest_note(nest, true)
@@ -1372,6 +1379,9 @@ impl<'a> Body<'a> {
             let (array, len) = (ident(&w.array), &w.len);
             rows_of.push(quote!(rt::RowsMut::new(&mut *#array, #len)));
             args.push(ident(&w.local));
+        }
+        if rows_of.len() > MAX_ROW_OUTPUTS {
+            return Err(Unsplit::TooMany);
         }
         Ok((rows_of, args))
     }
