@@ -292,6 +292,9 @@ impl<'a> Body<'a> {
         if let Some(e) = self.row_access(array, shape, idx, write) {
             return e;
         }
+        if let Some(e) = self.through_bound_row(array, shape, idx, write) {
+            return e;
+        }
         if let Some(state) = &mut self.nest {
             state.reached.push((array.to_string(), None));
             state.writes_elementwise |= write;
@@ -299,6 +302,40 @@ impl<'a> Body<'a> {
         let at = self.flat(shape, idx);
         let name = ident(array);
         Ex::atom(quote!(#name[#at]))
+    }
+
+    /// A read of the current row of an array an earlier pass bound as a row slice,
+    /// at a column the pass does not walk (`pick`'s gathered column): through that
+    /// slice (`v0_row[l0[i]]`), since the array itself is mutably borrowed by it.
+    fn through_bound_row(
+        &mut self,
+        array: &str,
+        shape: &[Dim],
+        idx: &[Ix],
+        write: bool,
+    ) -> Option<Ex> {
+        if write {
+            return None;
+        }
+        let last = (0..shape.len()).rev().find(|k| !unit(shape[*k]))?;
+        let mut base_idx = idx.to_vec();
+        base_idx[last] = Ix::Zero;
+        let key = self.flat(shape, &base_idx).ts.to_string();
+        let local = self
+            .nest
+            .as_ref()?
+            .bound
+            .iter()
+            .find(|s| s.array == array && s.base == key)?
+            .local
+            .clone();
+        let at = self.flat(&shape[last..=last], &idx[last..=last]);
+        self.nest
+            .as_mut()?
+            .reached
+            .push((array.to_string(), Some(local.clone())));
+        let local = ident(&local);
+        Some(Ex::atom(quote!(#local[#at])))
     }
 
     fn row_access(&mut self, array: &str, shape: &[Dim], idx: &[Ix], write: bool) -> Option<Ex> {

@@ -416,6 +416,13 @@ impl Gen<'_> {
                 let f = b.leaf_field(g);
                 vec![quote!(#note rt::copy(#local, #f.view());)]
             }
+            // A first-extremum mask kept as its position: 1 there, 0 elsewhere.
+            Hold::ArgPos => {
+                let pos = ident(&self.cx.names.node[g.index()]);
+                vec![
+                    quote!(#note for (k, d) in #local.iter_mut().enumerate() { *d = F::from(k == #pos); }),
+                ]
+            }
             _ => {
                 let v = b.val(g, &vec![Ix::Zero; model.shape(g).len()], false);
                 vec![quote!(#note #local.fill(#v);)]

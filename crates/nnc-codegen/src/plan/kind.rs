@@ -132,6 +132,11 @@ impl<'m> Kinds<'m> {
     fn gemm_accumulation(&self, n: NodeId) -> Option<(NodeId, NodeId)> {
         let node = self.model.node(n);
         let (x, y) = (node.args[0], node.args[1]);
+        // `v + v` of a matmul `v`: the product is read twice, so it cannot become
+        // the sum's accumulation (there would be nothing to add it to).
+        if x == y {
+            return None;
+        }
         let shape = &node.ty.shape;
         let is_gemm = |m: NodeId| {
             self.kind[m.index()] == Kind::Gemm && self.single_use(m) && self.shape(m) == shape
