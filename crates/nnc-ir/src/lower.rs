@@ -19,6 +19,10 @@
 //!   operation written, where inlining alone would double the work at each level;
 //! - functions and names are found through hash maps.
 //!
+//! Lowering recurses once per nested expression, through the bodies of the
+//! functions it inlines; `MAX_NESTED_EXPRS` bounds that depth (an error beyond), so
+//! no program overflows the stack.
+//!
 //! Every value's element count is checked against [`MAX_ELEMENTS`]: declared inputs
 //! and parameters at their declaration, computed values at the operation that would
 //! make them, so no later size computation can overflow.
@@ -89,6 +93,7 @@ fn lower_with<'a>(
         dim_spans: Vec::new(),
         consed: HashMap::new(),
         calls: HashMap::new(),
+        nesting: 0,
     };
     let mut env = Env::default();
     let mut loss = None;
@@ -180,10 +185,24 @@ struct Lowerer<'a> {
     consed: HashMap<NodeKey, NodeId>,
     /// Memoised calls: the result of each (`None` if it failed, already reported).
     calls: HashMap<CallKey, Option<Val>>,
+    /// How many expressions are being lowered, one inside the other, counting
+    /// through inlined calls: the depth of the recursion, bounded by
+    /// [`MAX_NESTED_EXPRS`].
+    nesting: usize,
 }
+
+/// The message of [`Lowerer::too_deep`].
+const TOO_DEEP: &str = "expressions nested too deeply through function calls";
 
 /// The deepest chain of inlined calls accepted.
 const MAX_CALL_DEPTH: usize = 64;
+
+/// The deepest nesting of expressions accepted, counting through the bodies of the
+/// functions called: four times what one expression may have
+/// ([`ast::MAX_EXPR_DEPTH`]). Lowering recurses once per level, so this bounds its
+/// stack; without it, 64 nested calls of functions whose bodies are 256 deep
+/// recursed 16 000 times and overflowed an 8 MiB stack.
+const MAX_NESTED_EXPRS: usize = 4 * ast::MAX_EXPR_DEPTH as usize;
 
 impl<'a> Lowerer<'a> {
     // ---- statements -------------------------------------------------------------
@@ -575,11 +594,74 @@ impl<'a> Lowerer<'a> {
         }
     }
 
+    /// Lowers an expression, within [`MAX_NESTED_EXPRS`].
     fn expr(&mut self, e: &Expr, env: &Env) -> Lowered<Val> {
+        if self.nesting >= MAX_NESTED_EXPRS {
+            return Err(self.too_deep(e.span));
+        }
+        self.nesting += 1;
+        let v = self.expr_kind(e, env);
+        self.nesting -= 1;
+        v
+    }
+
+    /// Expressions nested too deeply through calls: reported once, at the user's
+    /// outermost call, naming the chain of calls.
+    fn too_deep(&mut self, span: Span) -> Reported {
+        if self
+            .diagnostics
+            .iter()
+            .any(|d| d.message.starts_with(TOO_DEEP))
+        {
+            return Reported;
+        }
+        let chain: Vec<&str> = self.frames.iter().map(|f| f.name.as_str()).collect();
+        let at = self.frames.first().map_or(span, |f| f.call_span);
+        self.error(
+            Diagnostic::error(TOO_DEEP, at)
+                .with_label(format!(
+                    "more than {MAX_NESTED_EXPRS} nested expressions through the calls of {}",
+                    chain.join(" -> ")
+                ))
+                .with_note("write the intermediate values as `let`s"),
+        );
+        Reported
+    }
+
+    /// One level of an expression. Only the recursion happens here, the rest in
+    /// helpers, so that each level's stack frame stays small.
+    fn expr_kind(&mut self, e: &Expr, env: &Env) -> Lowered<Val> {
+        match &e.kind {
+            ExprKind::Neg(inner) => {
+                let v = self.expr(inner, env)?;
+                self.neg(v, inner.span, e.span)
+            }
+            ExprKind::Transpose(inner) => {
+                let v = self.expr(inner, env)?;
+                self.transpose(v, inner.span, e.span)
+            }
+            ExprKind::Binary {
+                op,
+                op_span,
+                lhs,
+                rhs,
+            } => {
+                let a = self.expr(lhs, env)?;
+                let b = self.expr(rhs, env)?;
+                self.binary(*op, *op_span, a, b, (lhs.span, rhs.span))
+            }
+            ExprKind::Call { func, args } => self.call(func, args, e.span, env),
+            ExprKind::Number(_) | ExprKind::Bool(_) | ExprKind::Error | ExprKind::Name(_) => {
+                self.atom(e, env)
+            }
+        }
+    }
+
+    /// A number, a boolean or a name.
+    fn atom(&mut self, e: &Expr, env: &Env) -> Lowered<Val> {
         match &e.kind {
             ExprKind::Number(n) => Ok(Val::Number(n.value)),
             ExprKind::Bool(b) => Ok(Val::Bool(*b)),
-            ExprKind::Error => Err(Reported),
             ExprKind::Name(name) => match env.get(name) {
                 Some(Val::Poisoned) => Err(Reported),
                 Some(v) => Ok(v.clone()),
@@ -596,31 +678,24 @@ impl<'a> Lowerer<'a> {
                     Err(Reported)
                 }
             },
-            ExprKind::Neg(inner) => match self.expr(inner, env)? {
-                Val::Number(x) => Ok(Val::Number(-x)),
-                v => {
-                    let x = self.tensor(v, inner.span)?;
-                    self.push(Op::Unary(UnaryOp::Neg), vec![x], e.span)
-                        .map(Val::Tensor)
-                }
-            },
-            ExprKind::Transpose(inner) => {
-                let v = self.expr(inner, env)?;
-                let x = self.tensor(v, inner.span)?;
-                self.push(Op::Transpose, vec![x], e.span).map(Val::Tensor)
-            }
-            ExprKind::Binary {
-                op,
-                op_span,
-                lhs,
-                rhs,
-            } => {
-                let a = self.expr(lhs, env)?;
-                let b = self.expr(rhs, env)?;
-                self.binary(*op, *op_span, a, b, (lhs.span, rhs.span))
-            }
-            ExprKind::Call { func, args } => self.call(func, args, e.span, env),
+            _ => Err(Reported),
         }
+    }
+
+    fn neg(&mut self, v: Val, inner: Span, span: Span) -> Lowered<Val> {
+        match v {
+            Val::Number(x) => Ok(Val::Number(-x)),
+            v => {
+                let x = self.tensor(v, inner)?;
+                self.push(Op::Unary(UnaryOp::Neg), vec![x], span)
+                    .map(Val::Tensor)
+            }
+        }
+    }
+
+    fn transpose(&mut self, v: Val, inner: Span, span: Span) -> Lowered<Val> {
+        let x = self.tensor(v, inner)?;
+        self.push(Op::Transpose, vec![x], span).map(Val::Tensor)
     }
 
     fn binary(

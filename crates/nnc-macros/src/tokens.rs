@@ -79,6 +79,12 @@ pub fn convert(input: TokenStream) -> Result<Converted, Unsupported> {
     Ok(c.out)
 }
 
+/// The trees of a group still to convert.
+type Open = std::iter::Peekable<proc_macro2::token_stream::IntoIter>;
+
+/// A group's closing bracket: its token, text and span.
+type Close = (Tok, &'static str, proc_macro2::Span);
+
 struct Converter {
     out: Converted,
     depth: NestingDepth,
@@ -138,9 +144,20 @@ impl Converter {
         }
     }
 
+    /// Converts a whole stream. Groups are walked with a stack of their open
+    /// streams, not by recursion: Rust hands a macro any depth of nesting (and
+    /// invisible groups from `macro_rules!` count for nothing). As in the lexer, the
+    /// first bracket past [`nnc_syntax::lexer::MAX_NESTING`] ends the tokens.
     fn stream(&mut self, input: TokenStream) -> Result<(), Unsupported> {
-        let mut iter = input.into_iter().peekable();
-        while let Some(tree) = iter.next() {
+        // Each open group: its remaining trees, and its closing bracket.
+        let mut stack: Vec<(Open, Option<Close>)> = vec![(input.into_iter().peekable(), None)];
+        while let Some((iter, _)) = stack.last_mut() {
+            let Some(tree) = iter.next() else {
+                if let Some((_, Some((close, text, span)))) = stack.pop() {
+                    self.push(close, text, span);
+                }
+                continue;
+            };
             match tree {
                 TokenTree::Group(g) => {
                     let (open, close, texts) = match g.delimiter() {
@@ -149,13 +166,21 @@ impl Converter {
                         Delimiter::Brace => (Tok::LBrace, Tok::RBrace, ("{", "}")),
                         // Invisible groups come from macro_rules! expansion: splice.
                         Delimiter::None => {
-                            self.stream(g.stream())?;
+                            stack.push((g.stream().into_iter().peekable(), None));
                             continue;
                         }
                     };
                     self.push(open, texts.0, g.span_open());
-                    self.stream(g.stream())?;
-                    self.push(close, texts.1, g.span_close());
+                    if matches!(
+                        self.out.tokens.last(),
+                        Some(Err(SyntaxError::TooDeep { .. }))
+                    ) {
+                        return Ok(());
+                    }
+                    stack.push((
+                        g.stream().into_iter().peekable(),
+                        Some((close, texts.1, g.span_close())),
+                    ));
                 }
                 TokenTree::Ident(ident) => {
                     let text = ident.to_string();
