@@ -1444,8 +1444,7 @@ fn mutated_models_pass_every_stage_or_are_diagnosed() {
         eprintln!("{took:?}");
         return;
     }
-    // About 20 s in the debug profile. (Seed 12 meets the codegen bug of
-    // `codegen_argmax_along_an_axis_of_length_one` between cases 1 500 and 2 000.)
+    // About 20 s in the debug profile.
     let cases = env_number("NNC_FUZZ_CASES", 1500) as u32;
     let seed = env_number("NNC_FUZZ_SEED", 12);
     let config = Config {
@@ -1626,7 +1625,6 @@ fn doubling_functions_are_linear_in_every_stage() {
 /// Found by the fuzzer (seed 1): the emitter indexes past a nest's domain for an
 /// `argmax` along an axis of length 1.
 #[test]
-#[ignore = "codegen bug: emit panics (index out of bounds, emit/body.rs `nest.domain[nest.r]`) on argmax along an axis of length 1"]
 fn codegen_argmax_along_an_axis_of_length_one() {
     let source = "model m { dim N; input x: [N, 1]; param w: [] = 0; output p = argmax(x, axis = 1); loss w; }";
     every_stage(source).unwrap_or_else(|e| panic!("{e}"));

@@ -770,6 +770,11 @@ impl<'a> Body<'a> {
     /// A node's defining expression at `idx`.
     fn compute(&mut self, n: NodeId, idx: &[Ix], inline: bool) -> Ex {
         let model = self.model();
+        if crate::plan::trivial_axis_op(model, n) {
+            // Along a size-1 axis: what the inline form computes (0 for argmax, 1 for
+            // softmax, the element itself for a reduction).
+            return self.view_val(n, idx, inline);
+        }
         let dtype = model.dtype;
         let node = model.node(n);
         let shape = &node.ty.shape;

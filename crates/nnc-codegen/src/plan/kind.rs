@@ -367,7 +367,7 @@ fn cheap(op: &Op) -> bool {
 }
 
 /// A reduction over a size-1 axis (or a row operation along one) needs no loop.
-fn trivial_axis_op(model: &Model, n: NodeId) -> bool {
+pub fn trivial_axis_op(model: &Model, n: NodeId) -> bool {
     let node = model.node(n);
     let input = |i: usize| model.shape(node.args[i]);
     match node.op {

@@ -55,6 +55,7 @@ mod threads;
 pub use describe::describe;
 
 use kind::Kinds;
+pub use kind::trivial_axis_op;
 use nest::Grouping;
 use nnc_ir::{Dim, Elem, Model, NodeId, Op, Shape};
 

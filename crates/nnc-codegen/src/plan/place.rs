@@ -63,7 +63,9 @@ enum Req {
 fn req(kinds: &Kinds<'_>, n: NodeId) -> Req {
     let node = kinds.model.node(n);
     let a = &node.args;
-    if kinds.kind[n.index()] == Kind::GemmAcc {
+    // A row operation along a size-1 axis stored as a result (an output's
+    // `argmax(x, axis = 1)` of an `[N, 1]` x) is a constant per element: a map.
+    if kinds.kind[n.index()] == Kind::GemmAcc || super::kind::trivial_axis_op(kinds.model, n) {
         return Req::Map;
     }
     match node.op {
