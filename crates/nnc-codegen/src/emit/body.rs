@@ -524,6 +524,12 @@ impl<'a> Body<'a> {
     /// A recomputed value (see `plan::Kinds::rematerialised`): a `let` in the pass
     /// (or row) that needs it, like a member's.
     fn remat_val(&mut self, n: NodeId, idx: &[Ix]) -> Ex {
+        self.remat_with(n, idx, false)
+    }
+
+    /// [`Body::remat_val`], its operands read `inline` (recomputed where they are
+    /// members of the nest).
+    fn remat_with(&mut self, n: NodeId, idx: &[Ix], inline: bool) -> Ex {
         let key = (n, idx.to_vec());
         let state = self.nest.as_ref();
         let in_pass = state
@@ -540,7 +546,7 @@ impl<'a> Body<'a> {
         if let Some(e) = cached {
             return e;
         }
-        let e = self.compute(n, idx, false);
+        let e = self.compute(n, idx, inline);
         if is_name(&e) {
             return e;
         }
@@ -556,7 +562,9 @@ impl<'a> Body<'a> {
                 used(&s.remat_row)
             }
         });
-        let local = if taken {
+        // A value recomputed at another position never takes the node's own name:
+        // the node's value at its own position may be bound under it in this scope.
+        let local = if taken || inline {
             self.namer.fresh(self.name(n))
         } else {
             self.name(n).to_string()
@@ -704,6 +712,13 @@ impl<'a> Body<'a> {
         if inline || idx != canonical.as_slice() {
             if self.stored_before(m) {
                 return self.buffer_read(n, idx);
+            }
+            // Recomputed at another position (a pick's gathered column): bound to a
+            // `let` like a rematerialised value, so a value read twice there is
+            // computed once (`t6 = t5 + t5` ten levels deep is ten lets, not 2^10
+            // terms).
+            if is_arithmetic(&self.model().node(n).op) {
+                return self.remat_with(n, idx, true);
             }
             return self.compute(n, idx, true);
         }
