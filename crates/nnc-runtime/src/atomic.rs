@@ -12,6 +12,14 @@
 //! Permissions are those of an ordinary file the user creates: a new file gets
 //! `0o666` less the process's umask (what `>` in a shell gives, not the `0o600` of a
 //! temporary file); a file that is replaced keeps its mode.
+//!
+//! Only regular files are replaced by renaming. A destination that is something
+//! else — `/dev/null`, `/dev/stdout`, a named pipe — is opened and written in place
+//! (renaming over it would swap the device for a regular file: as root, `-o
+//! /dev/null` would turn the machine's `/dev/null` into a file that keeps what is
+//! written to it, which every later reader of `/dev/null` then reads). Such writes
+//! cannot be undone. A symbolic link to a regular file keeps the link: its target is
+//! replaced.
 
 use std::fs::{self, File};
 use std::io;
@@ -20,8 +28,17 @@ use std::path::{Path, PathBuf};
 /// A file written to a temporary name beside its destination, not yet in place.
 #[derive(Debug)]
 pub struct Staged {
-    temp: tempfile::NamedTempFile,
+    file: Staging,
+    /// The path renamed over (a symbolic link's target, not the link).
     target: PathBuf,
+}
+
+#[derive(Debug)]
+enum Staging {
+    /// A regular destination: a temporary file beside it.
+    Temporary(tempfile::NamedTempFile),
+    /// A device, pipe or socket: written in place.
+    InPlace(File),
 }
 
 /// The directory `path` will be written in (`.` for a bare file name).
@@ -49,23 +66,42 @@ fn temporary_in(dir: &Path) -> io::Result<tempfile::NamedTempFile> {
 /// Starts writing `path`: a temporary file beside it, to be filled through
 /// [`Staged::file`] and then committed. Fails when the directory does not exist or
 /// cannot be written.
+///
+/// A destination that exists and is not a regular file (a device such as
+/// `/dev/null`, a named pipe) is opened for writing at once instead (see the module
+/// documentation).
 pub fn stage(path: &Path) -> io::Result<Staged> {
-    if path.is_dir() {
-        return Err(io::Error::new(
-            io::ErrorKind::IsADirectory,
-            "the destination is a directory",
-        ));
-    }
+    let target = match fs::metadata(path) {
+        Ok(meta) if meta.is_dir() => {
+            return Err(io::Error::new(
+                io::ErrorKind::IsADirectory,
+                "the destination is a directory",
+            ));
+        }
+        Ok(meta) if !meta.is_file() => {
+            let file = fs::OpenOptions::new().write(true).open(path)?;
+            return Ok(Staged {
+                file: Staging::InPlace(file),
+                target: path.to_path_buf(),
+            });
+        }
+        // A link to a regular file: the file is replaced, the link stays.
+        Ok(_) if fs::symlink_metadata(path)?.file_type().is_symlink() => fs::canonicalize(path)?,
+        _ => path.to_path_buf(),
+    };
     Ok(Staged {
-        temp: temporary_in(directory_of(path))?,
-        target: path.to_path_buf(),
+        file: Staging::Temporary(temporary_in(directory_of(&target))?),
+        target,
     })
 }
 
 impl Staged {
     /// The temporary file, to write the contents to.
     pub fn file(&mut self) -> &mut File {
-        self.temp.as_file_mut()
+        match &mut self.file {
+            Staging::Temporary(temp) => temp.as_file_mut(),
+            Staging::InPlace(file) => file,
+        }
     }
 
     /// Where the file goes when committed.
@@ -76,11 +112,14 @@ impl Staged {
     /// Flushes the contents to disk and gives the file the mode of the file it
     /// replaces, if any.
     fn prepare(&self) -> io::Result<()> {
-        self.temp.as_file().sync_all()?;
+        let Staging::Temporary(temp) = &self.file else {
+            return Ok(());
+        };
+        temp.as_file().sync_all()?;
         if let Ok(existing) = fs::metadata(&self.target)
             && existing.is_file()
         {
-            fs::set_permissions(self.temp.path(), existing.permissions())?;
+            fs::set_permissions(temp.path(), existing.permissions())?;
         }
         Ok(())
     }
@@ -88,8 +127,15 @@ impl Staged {
     /// Renames the file into place (after flushing it).
     pub fn commit(self) -> io::Result<()> {
         self.prepare()?;
-        self.temp.persist(&self.target).map_err(|e| e.error)?;
-        Ok(())
+        self.persist()
+    }
+
+    /// The rename (nothing for a destination written in place).
+    fn persist(self) -> io::Result<()> {
+        match self.file {
+            Staging::Temporary(temp) => temp.persist(&self.target).map(drop).map_err(|e| e.error),
+            Staging::InPlace(_) => Ok(()),
+        }
     }
 }
 
@@ -115,14 +161,12 @@ pub fn commit_all(files: Vec<Staged>) -> io::Result<()> {
     let mut done: Vec<(PathBuf, Option<tempfile::TempPath>)> = Vec::new();
     for staged in files {
         let target = staged.target.clone();
-        let result = backup(&target).and_then(|old| {
-            match staged.temp.persist(&target) {
-                Ok(_) => Ok(old),
-                Err(e) => {
-                    // Put the old file back before reporting.
-                    restore(&target, old);
-                    Err(e.error)
-                }
+        let result = backup(&target).and_then(|old| match staged.persist() {
+            Ok(()) => Ok(old),
+            Err(e) => {
+                // Put the old file back before reporting.
+                restore(&target, old);
+                Err(e)
             }
         });
         match result {
@@ -139,9 +183,10 @@ pub fn commit_all(files: Vec<Staged>) -> io::Result<()> {
     Ok(())
 }
 
-/// Moves an existing `target` aside to a temporary name in its directory.
+/// Moves an existing `target` aside to a temporary name in its directory (nothing
+/// for a new file, or one written in place).
 fn backup(target: &Path) -> io::Result<Option<tempfile::TempPath>> {
-    if !target.is_file() {
+    if !fs::symlink_metadata(target).is_ok_and(|m| m.is_file()) {
         return Ok(None);
     }
     let slot = temporary_in(directory_of(target))?.into_temp_path();
@@ -235,6 +280,42 @@ mod tests {
         commit_all(vec![first, second]).expect("both written");
         assert_eq!(fs::read_to_string(&a).expect("a"), "new a");
         assert_eq!(fs::read_to_string(&b).expect("b"), "new b");
+        assert_eq!(entries(dir.path()), 2);
+    }
+
+    /// `/dev/null` stays a device: renaming over it would replace the machine's
+    /// `/dev/null` with a regular file (as root).
+    #[cfg(unix)]
+    #[test]
+    fn devices_are_written_in_place() {
+        use std::os::unix::fs::FileTypeExt;
+        let null = Path::new("/dev/null");
+        let is_device = || fs::symlink_metadata(null).is_ok_and(|m| m.file_type().is_char_device());
+        if !is_device() {
+            return; // Not this machine's to check.
+        }
+        write_atomically(null, |f| f.write_all(b"gone")).expect("written");
+        let mut staged = stage(null).expect("staged");
+        staged.file().write_all(b"gone").expect("written");
+        commit_all(vec![staged]).expect("committed");
+        assert!(is_device(), "/dev/null is still a device");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_link_is_kept_and_its_target_replaced() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (file, link) = (dir.path().join("file"), dir.path().join("link"));
+        fs::write(&file, "old").expect("writable");
+        std::os::unix::fs::symlink(&file, &link).expect("symlink");
+        write_atomically(&link, |f| f.write_all(b"new")).expect("written");
+        assert!(
+            fs::symlink_metadata(&link)
+                .expect("link")
+                .file_type()
+                .is_symlink()
+        );
+        assert_eq!(fs::read_to_string(&file).expect("file"), "new");
         assert_eq!(entries(dir.path()), 2);
     }
 
