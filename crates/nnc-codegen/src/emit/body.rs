@@ -59,6 +59,8 @@ pub struct Uses {
 /// The state of the nest being emitted.
 struct NestState {
     nest: Nest,
+    /// Each member's position in `nest.members` (a nest can have thousands).
+    member_at: HashMap<NodeId, usize>,
     cur: Slot,
     row: Vec<TokenStream>,
     pass: Vec<TokenStream>,
@@ -492,12 +494,25 @@ impl<'a> Body<'a> {
 
     /// The member record of `n` if it belongs to the nest being emitted.
     fn current_member(&self, n: NodeId) -> Option<Member> {
-        self.nest.as_ref()?.nest.member(n).cloned()
+        let state = self.nest.as_ref()?;
+        Some(state.nest.members[*state.member_at.get(&n)?].clone())
     }
 
     /// The value of node `n` at `idx`. `inline`: write its computation out in full
     /// (no `let`s), for one-off positions such as a picked column.
+    ///
+    /// A value is computed from its operands' values, recursively: one level per
+    /// link of a chain (`let a1 = a0 + x; ... let a9999 = a9998 + x;` in one loop is
+    /// 10 000 levels). Past a red zone the stack grows on the heap instead of
+    /// overflowing, as rustc does for deep expressions; what is emitted stays flat,
+    /// one `let` per value.
     pub fn val(&mut self, n: NodeId, idx: &[Ix], inline: bool) -> Ex {
+        const RED_ZONE: usize = 256 * 1024;
+        const NEW_SEGMENT: usize = 4 * 1024 * 1024;
+        stacker::maybe_grow(RED_ZONE, NEW_SEGMENT, || self.val_here(n, idx, inline))
+    }
+
+    fn val_here(&mut self, n: NodeId, idx: &[Ix], inline: bool) -> Ex {
         match self.plan.hold[n.index()] {
             Hold::Leaf => self.leaf_read(n, idx),
             Hold::Inline
@@ -1198,6 +1213,9 @@ impl<'a> Body<'a> {
         let dtype = self.model().dtype;
         self.nest = Some(NestState {
             nest: nest.clone(),
+            member_at: (nest.members.iter().enumerate())
+                .map(|(k, m)| (m.node, k))
+                .collect(),
             cur: Slot::Row(0),
             row: vec![],
             pass: vec![],

@@ -52,9 +52,13 @@ impl<'m> Kinds<'m> {
             alias_of: vec![None; len],
             absorbed: vec![false; len],
         };
+        let mut recomputed = vec![false; len];
+        for n in remat {
+            recomputed[n.index()] = true;
+        }
         for (i, _) in needed.iter().enumerate().filter(|(_, n)| **n) {
             let n = NodeId(i as u32);
-            kinds.kind[i] = if remat.contains(&n) {
+            kinds.kind[i] = if recomputed[i] {
                 Kind::Inline
             } else {
                 kinds.classify(n)
@@ -347,7 +351,9 @@ fn users(model: &Model, needed: &[bool]) -> Vec<Vec<NodeId>> {
     for (i, _) in needed.iter().enumerate().filter(|(_, n)| **n) {
         let user = NodeId(i as u32);
         for a in &model.nodes[i].args {
-            if !users[a.index()].contains(&user) {
+            // Users come in increasing order: a repeat is the last one pushed (an
+            // input read by 10 000 nodes is not searched 10 000 times).
+            if users[a.index()].last() != Some(&user) {
                 users[a.index()].push(user);
             }
         }

@@ -178,13 +178,24 @@ impl<'k, 'm> Grouping<'k, 'm> {
         if reads.inside.iter().any(|m| self.unavailable_inside(*m)) {
             return false;
         }
-        let reach = self.reach(xs);
-        !reads.outside.iter().any(|e| reach[e.index()])
+        // Parameters, inputs and constants depend on nothing: most reads from
+        // outside are those, and then no search is needed (searching for every
+        // node made planning quadratic in the length of a chain of values).
+        let mut targets = vec![false; self.kinds.model.nodes.len()];
+        let mut any = false;
+        for e in &reads.outside {
+            if !self.kinds.model.node(*e).args.is_empty() {
+                targets[e.index()] = true;
+                any = true;
+            }
+        }
+        !any || !self.reaches(xs, &targets)
     }
 
-    /// Every node that depends on the nests `xs`, counting a nest as one step (a node
-    /// depending on one member of a nest makes the whole nest depend on it).
-    fn reach(&self, xs: &[usize]) -> Vec<bool> {
+    /// Whether a node marked in `targets` depends on the nests `xs`, counting a nest
+    /// as one step (a node depending on one member of a nest makes the whole nest
+    /// depend on it). Stops at the first one found.
+    fn reaches(&self, xs: &[usize], targets: &[bool]) -> bool {
         let mut seen = vec![false; self.kinds.model.nodes.len()];
         let mut queue: Vec<NodeId> = xs
             .iter()
@@ -199,12 +210,18 @@ impl<'k, 'm> Grouping<'k, 'm> {
                 if seen[u.index()] {
                     continue;
                 }
+                if targets[u.index()] {
+                    return true;
+                }
                 seen[u.index()] = true;
                 queue.push(*u);
                 if let Some(z) = self.nest_of[u.index()]
                     && let Some(nest) = &self.nests[z]
                 {
                     for w in &nest.members {
+                        if targets[w.index()] {
+                            return true;
+                        }
                         if !seen[w.index()] {
                             seen[w.index()] = true;
                             queue.push(*w);
@@ -213,7 +230,7 @@ impl<'k, 'm> Grouping<'k, 'm> {
                 }
             }
         }
-        seen
+        false
     }
 
     /// Whether `n` may be computed in nest `x`, and how: the values it reads there
