@@ -1,34 +1,16 @@
 //! Reading a `.nn` file and choosing a model: shared by the subcommands.
 
 use nnc_ir::Model;
-use std::io::Read;
 use std::path::Path;
 use std::process::ExitCode;
 
-/// The largest source file nnc reads: 16 MiB (a thousand times the largest example).
-/// A larger file, or an endless one such as `/dev/zero`, is refused after reading
-/// one byte past the limit.
-pub const MAX_SOURCE_BYTES: u64 = 16 << 20;
-
-/// The text of `path`, read up to [`MAX_SOURCE_BYTES`]; on failure the error is
+/// The text of `path`, read up to [`nnc_syntax::MAX_SOURCE_BYTES`]; on failure the error is
 /// printed and exit code 2 (a file that cannot be read) returned.
 pub fn read(path: &Path) -> Result<String, ExitCode> {
-    let fail = |why: String| {
+    nnc_syntax::read_source(path).map_err(|why| {
         eprintln!("error: cannot read {}: {why}", path.display());
         ExitCode::from(2)
-    };
-    let file = std::fs::File::open(path).map_err(|e| fail(e.to_string()))?;
-    let mut bytes = Vec::new();
-    file.take(MAX_SOURCE_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| fail(e.to_string()))?;
-    if bytes.len() as u64 > MAX_SOURCE_BYTES {
-        return Err(fail(format!(
-            "it is larger than the limit of {} MiB for a source file",
-            MAX_SOURCE_BYTES >> 20
-        )));
-    }
-    String::from_utf8(bytes).map_err(|_| fail("stream did not contain valid UTF-8".to_string()))
+    })
 }
 
 /// A source file and its lowered models.

@@ -70,7 +70,7 @@ fn from_file(path: &str, span: Span) -> TokenStream {
         Ok(full) => full,
         Err(message) => return syn::Error::new(span, message).to_compile_error(),
     };
-    let source = match std::fs::read_to_string(&full) {
+    let source = match nnc_syntax::read_source(&full) {
         Ok(s) => s,
         Err(e) => {
             return syn::Error::new(span, format!("cannot read `{}`: {e}", full.display()))

@@ -28,9 +28,11 @@ pub mod diagnostic;
 pub mod lexer;
 pub mod parser;
 pub mod prelude;
+pub mod source;
 mod span;
 
 pub use diagnostic::{Diagnostic, render};
+pub use source::{MAX_SOURCE_BYTES, read_source};
 pub use span::Span;
 
 /// Parses and checks a source text: the AST (as much as could be built) and every
