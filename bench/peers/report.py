@@ -20,15 +20,32 @@ NNC = "nnc"
 
 
 def load(paths):
-    """The records by (workload, threads, peer); a later record replaces an earlier one."""
-    recs = {}
+    """The records by (workload, threads, peer). Several records of one key (one per
+    interleaved round, see run.sh) are merged into one: their timed repeats pooled, the
+    median, min and max taken over all of them."""
+    groups = {}
     for path in paths:
         with open(path) as f:
             for line in f:
                 if line.strip():
                     r = json.loads(line)
-                    recs[(r["workload"], int(r["threads"]), r["peer"])] = r
-    return recs
+                    groups.setdefault((r["workload"], int(r["threads"]), r["peer"]), []).append(r)
+    return {key: merge(rs) for key, rs in groups.items()}
+
+
+def merge(rs):
+    """One record from the rounds `rs` of one implementation (the last round's losses)."""
+    if len(rs) == 1:
+        return rs[0]
+    times = [t for r in rs for t in r.get("ms", [r["ms_median"]])]
+    rec = dict(rs[-1])
+    rec.update(
+        ms=times, ms_median=statistics.median(times), ms_min=min(times), ms_max=max(times),
+        repeats=len(times), rounds=len(rs),
+        cpu_over_wall=statistics.median(r["cpu_over_wall"] for r in rs),
+        repeat_final_losses=[l for r in rs for l in r.get("repeat_final_losses", [r["final_loss"]])],
+    )
+    return rec
 
 
 def ms(x):
@@ -108,7 +125,9 @@ def markdown_table(header, body):
 def notes(recs, all_ok, wins, compared):
     any_rec = next(iter(recs.values()))
     lines = [
-        f"ms/step: median over {any_rec['repeats']} repeats of the workload's full step count "
+        f"ms/step: median over {any_rec['repeats']} repeats"
+        + (f" (in {any_rec['rounds']} interleaved rounds)" if any_rec.get("rounds") else "")
+        + " of the workload's full step count "
         f"(W1 2000, W2 10000, W3 300, W4 50), each from the initial parameters, after "
         f"{common.WARMUP_STEPS} untimed warm-up steps; 1-thread rows pinned to one core, others unpinned.",
         "best/nnc = best peer's time / nnc's time: above 1, nnc is faster"

@@ -4,6 +4,10 @@
 # markdown to $OUT/table.md. Run bench/peers/setup.sh once first.
 #
 # Usage: bench/peers/run.sh [--no-peers] [--no-nnc] [REPEATS]      (REPEATS default 3)
+#
+# The repeats are interleaved: REPEATS rounds, each running every implementation once,
+# so that a change in the machine's speed during the run (a shared host) falls on all
+# of them alike instead of on whichever ran at the time.
 # Env:   THREADS    thread counts to run, default "1 2" (1: pinned to core $PIN_CORE)
 #        WORKLOADS  default W1,W2,W3,W4
 #        PEERS      default "numpy jax.jit torch.eager torch.compile pytensor.numba pytensor.c"
@@ -57,7 +61,7 @@ machine() {
     [ -z "$(git -C "$ROOT" status --porcelain -- crates src Cargo.toml Cargo.lock 2>/dev/null)" ] ||
         dirty=" with uncommitted changes"
     echo "nnc: commit $commit$dirty; $(rustc --version); $("$PY" --version)"
-    echo "run: $(date -u '+%Y-%m-%d %H:%M UTC'), $REPEATS repeats, threads $THREADS"
+    echo "run: $(date -u '+%Y-%m-%d %H:%M UTC'), $REPEATS interleaved rounds, threads $THREADS"
 }
 
 # The thread environment of one benchmark process: every library's pool sized to $1
@@ -129,19 +133,22 @@ export PYTHONWARNINGS=ignore PYTHONUNBUFFERED=1 TF_CPP_MIN_LOG_LEVEL=2
 for t in $THREADS; do
     echo
     echo "== $t thread(s)$([ "$t" = 1 ] && echo ", pinned to core $PIN_CORE")"
-    for peer in $PEERS; do
-        if ! script=$(peer_command "$peer"); then
-            echo "unknown peer $peer (known: numpy jax.jit torch.eager torch.compile pytensor.numba pytensor.c)"
-            continue
+    for round in $(seq "$REPEATS"); do
+        echo "-- round $round of $REPEATS"
+        for peer in $PEERS; do
+            if ! script=$(peer_command "$peer"); then
+                [ "$round" = 1 ] && echo "unknown peer $peer (known: numpy jax.jit torch.eager torch.compile pytensor.numba pytensor.c)"
+                continue
+            fi
+            read -r -a script <<< "$script"
+            logged "$peer-t$t" with_threads "$t" "$PY" "$HERE/${script[0]}" "${script[@]:1}" \
+                --data "$DATA" --threads "$t" --repeats 1 --workloads "$WORKLOADS" --out "$RESULTS"
+        done
+        if [ "$RUN_NNC" = 1 ]; then
+            logged "nnc-t$t" with_threads "$t" "$NNC_TARGET/release/nnc-step" \
+                --data "$DATA" --repeats 1 --workloads "$WORKLOADS" --out "$RESULTS"
         fi
-        read -r -a script <<< "$script"
-        logged "$peer-t$t" with_threads "$t" "$PY" "$HERE/${script[0]}" "${script[@]:1}" \
-            --data "$DATA" --threads "$t" --repeats "$REPEATS" --workloads "$WORKLOADS" --out "$RESULTS"
     done
-    if [ "$RUN_NNC" = 1 ]; then
-        logged "nnc-t$t" with_threads "$t" "$NNC_TARGET/release/nnc-step" \
-            --data "$DATA" --repeats "$REPEATS" --workloads "$WORKLOADS" --out "$RESULTS"
-    fi
 done
 
 echo
