@@ -230,11 +230,11 @@ fn pack_shared_b<F: Float>(p: &Product<F>, blocks: &Blocking, dst: *mut F, threa
     let panels = p.n.div_ceil(nr);
     let block_len = blocks.shared_block_len(p.n);
     let (parts, by_rows) = (threads.count(), p.b.cs == 1);
-    let (k, n, kc_max) = (p.k, p.n, blocks.kc);
+    let (k, n, k_step) = (p.k, p.n, blocks.k_step(p.k));
     let (dst, b) = (SharedPtr(dst), SharedOperand(p.b));
     threads.for_each(parts, |t| {
-        for (q, pc) in (0..k).step_by(kc_max).enumerate() {
-            let kc = kc_max.min(k - pc);
+        for (q, pc) in (0..k).step_by(k_step).enumerate() {
+            let kc = k_step.min(k - pc);
             let stride = panel_stride(kc, nr);
             // SAFETY: each part writes its own rows (or panels) of each block, all
             // inside `dst`, which holds `shared_len(k, n)` elements (checked by
@@ -648,6 +648,16 @@ impl Blocking {
         }
     }
 
+    /// Steps of k per block for a product over `k`: the fewest blocks of at most
+    /// `kc` steps, all the same length (the last one shorter by less than one step
+    /// per block). `k = 784` is four blocks of 196 rather than three of 256 and one
+    /// of 16, whose tiles would spend as long starting and storing as computing.
+    /// It depends on `k` alone, so the order of every sum is the same for every
+    /// cut of the product.
+    fn k_step(&self, k: usize) -> usize {
+        k.div_ceil(k.div_ceil(self.kc).max(1)).max(1)
+    }
+
     /// Elements of a packed block of B (first) and of A.
     fn packed_b_len(&self, k: usize, n: usize) -> usize {
         n.min(self.nc).div_ceil(self.nr) * panel_stride(k.min(self.kc), self.nr)
@@ -934,8 +944,9 @@ unsafe fn blocked<F: num_traits::Float, V: Lanes<F>>(
         let packed_a = scratch.ptr.add(blocks.packed_b_len(p.k, p.n));
         for jc in (0..p.n).step_by(blocks.nc) {
             let nc = blocks.nc.min(p.n - jc);
-            for (block, pc) in (0..p.k).step_by(blocks.kc).enumerate() {
-                let kc = blocks.kc.min(p.k - pc);
+            let k_step = blocks.k_step(p.k);
+            for (block, pc) in (0..p.k).step_by(k_step).enumerate() {
+                let kc = k_step.min(p.k - pc);
                 // The panels of B from column `packed_from` on are packed.
                 let packed_from = if packs_b { 0 } else { nc / nr * nr };
                 let stride = panel_stride(kc, nr);

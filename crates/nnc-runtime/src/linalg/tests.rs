@@ -519,3 +519,30 @@ fn small_products_take_their_own_loops() {
     assert_eq!(Shape::of(&product(64, 100, 10, (100, 1), (10, 1))), None);
     assert_eq!(Shape::of(&product(3, 300, 100, (300, 1), (1, 300))), None);
 }
+
+/// The k blocks are as few as `kc` allows and even: no short last block whose tiles
+/// would spend as long starting and storing as computing.
+#[test]
+fn k_blocks_are_even() {
+    let blocks = Blocking::new(6, 16);
+    assert_eq!(blocks.kc, 256);
+    for (k, step) in [
+        (0, 1),
+        (1, 1),
+        (256, 256),
+        (257, 129),
+        (500, 250),
+        (784, 196),
+    ] {
+        assert_eq!(blocks.k_step(k), step, "k = {k}");
+    }
+    for k in 1..2000 {
+        let step = blocks.k_step(k);
+        let count = k.div_ceil(step);
+        assert!(
+            step <= blocks.kc && count == k.div_ceil(blocks.kc),
+            "k = {k}"
+        );
+        assert!(k - (count - 1) * step <= step && step - (k - (count - 1) * step) < count);
+    }
+}
