@@ -522,7 +522,7 @@ impl<'a> Body<'a> {
             }
             Hold::Inline => self.view_val(n, idx, inline),
             Hold::ArgPos => {
-                let pos = Ex::ident(self.name(n));
+                let pos = Ex::ident(&self.arg_pos_name(n));
                 let at = self.flat(self.shape(n), idx);
                 Ex::call(quote!(F::from), &[Ex::cmp(&at, quote!(==), &pos)])
             }
@@ -1154,9 +1154,33 @@ impl<'a> Body<'a> {
 
     /// `dest (+)= a @ b` with the runtime's `matmul` on views, packing through the
     /// workspace's scratch: vectors as one-row or one-column matrices.
+    /// A first-extremum mask kept as its position, read by a product as an array:
+    /// written to its buffer first (1 at the position, 0 elsewhere).
+    fn materialise_arg_pos(&mut self, operand: NodeId) {
+        let base = gemm_base(self.model(), operand);
+        if self.plan.hold[base.index()] != Hold::ArgPos {
+            return;
+        }
+        let buffer = ident(&self.slice_name(base));
+        let pos = ident(&self.arg_pos_name(base));
+        let note = self.note(base);
+        self.stmts.push(
+            quote!(#note for (k, d) in #buffer.iter_mut().enumerate() { *d = F::from(k == #pos); }),
+        );
+    }
+
+    /// The local holding the position of a first-extremum mask kept as
+    /// [`Hold::ArgPos`] (the node's own name is its buffer's, when it has one).
+    pub fn arg_pos_name(&self, n: NodeId) -> String {
+        format!("{}_at", self.name(n))
+    }
+
     fn gemm(&mut self, matmul: NodeId, dest: NodeId, accumulate: bool) {
         let node = self.model().node(matmul);
         let (a, b) = (node.args[0], node.args[1]);
+        for o in [a, b] {
+            self.materialise_arg_pos(o);
+        }
         let mut av = self.operand_view(a);
         let mut bv = self.operand_view(b);
         let d = ident(&self.slice_name(dest));
@@ -1242,7 +1266,7 @@ impl<'a> Body<'a> {
             match (&node.op, self.plan.hold[n.index()]) {
                 (Op::ExtremumMask { op, .. }, _) => {
                     let best = ident(&self.helper_local(n, HelperKind::ArgMax, false));
-                    let pos = ident(self.name(n));
+                    let pos = ident(&self.arg_pos_name(n));
                     let init = if *op == ReduceOp::Min {
                         quote!(F::INFINITY)
                     } else {
@@ -1530,7 +1554,7 @@ impl<'a> Body<'a> {
         let ts = match (&node.op, self.plan.hold[n.index()]) {
             (Op::ExtremumMask { op, .. }, _) => {
                 let best = ident(&self.helper_local(n, HelperKind::ArgMax, false));
-                let pos = ident(self.name(n));
+                let pos = ident(&self.arg_pos_name(n));
                 let idx = Self::canon(&m.input_axes);
                 let at = self.flat(self.shape(node.args[0]), &idx);
                 let cmp = if *op == ReduceOp::Min {

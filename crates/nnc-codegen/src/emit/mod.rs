@@ -418,7 +418,7 @@ impl Gen<'_> {
             }
             // A first-extremum mask kept as its position: 1 there, 0 elsewhere.
             Hold::ArgPos => {
-                let pos = ident(&self.cx.names.node[g.index()]);
+                let pos = ident(&b.arg_pos_name(g));
                 vec![
                     quote!(#note for (k, d) in #local.iter_mut().enumerate() { *d = F::from(k == #pos); }),
                 ]
