@@ -82,3 +82,21 @@ fn source_errors_are_the_front_end_diagnostics() {
         err[0].message
     );
 }
+
+/// The gradient of `min` over a whole matrix is a one-hot mask, kept as the
+/// minimum's position; two products read it as an array (`d_h = d @ q.T`,
+/// `d_q = h.T @ d`), and it is written to its buffer once, before the first.
+#[test]
+fn a_position_mask_read_by_two_products_is_written_once() {
+    let src = "model m { dim N, K = 3; input x: [N, K]; param p: [K, 4] = ones; \
+               param q: [4, 2] = ones; let h = x @ p; loss min(h @ q); }\n";
+    let text = compile_source(src, "mask.nn", &Options::default())
+        .unwrap_or_else(|d| panic!("{}", nnc_syntax::render(&d, "mask.nn", src)));
+    let fill = "iter_mut().enumerate()";
+    assert_eq!(text.matches(fill).count(), 1, "{text}");
+    let (before, after) = text.split_at(text.find(fill).expect("one fill"));
+    assert!(
+        before.contains("_at = 0usize") && after.contains("matmul("),
+        "{text}"
+    );
+}

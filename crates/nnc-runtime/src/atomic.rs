@@ -96,7 +96,8 @@ pub fn stage(path: &Path) -> io::Result<Staged> {
 }
 
 impl Staged {
-    /// The temporary file, to write the contents to.
+    /// The file to write the contents to: the temporary one, or the destination
+    /// itself when it is written in place.
     pub fn file(&mut self) -> &mut File {
         match &mut self.file {
             Staging::Temporary(temp) => temp.as_file_mut(),

@@ -157,6 +157,9 @@ pub struct Body<'a> {
     /// Names of row slices (free to reuse in another nest: each nest's are local to
     /// its loops).
     row_names: std::collections::HashSet<String>,
+    /// First-extremum masks kept as positions whose buffer has been written (for a
+    /// product that reads them as arrays): written once however many products read it.
+    masks_written: std::collections::HashSet<NodeId>,
 }
 
 impl<'a> Body<'a> {
@@ -172,6 +175,7 @@ impl<'a> Body<'a> {
             derived: HashMap::new(),
             grad_locals: HashMap::new(),
             row_names: Default::default(),
+            masks_written: Default::default(),
         }
     }
 
@@ -1152,29 +1156,35 @@ impl<'a> Body<'a> {
         }
     }
 
-    /// `dest (+)= a @ b` with the runtime's `matmul` on views, packing through the
-    /// workspace's scratch: vectors as one-row or one-column matrices.
-    /// A first-extremum mask kept as its position, read by a product as an array:
-    /// written to its buffer first (1 at the position, 0 elsewhere).
-    fn materialise_arg_pos(&mut self, operand: NodeId) {
-        let base = gemm_base(self.model(), operand);
-        if self.plan.hold[base.index()] != Hold::ArgPos {
-            return;
-        }
-        let buffer = ident(&self.slice_name(base));
-        let pos = ident(&self.arg_pos_name(base));
-        let note = self.note(base);
-        self.stmts.push(
-            quote!(#note for (k, d) in #buffer.iter_mut().enumerate() { *d = F::from(k == #pos); }),
-        );
-    }
-
     /// The local holding the position of a first-extremum mask kept as
     /// [`Hold::ArgPos`] (the node's own name is its buffer's, when it has one).
     pub fn arg_pos_name(&self, n: NodeId) -> String {
         format!("{}_at", self.name(n))
     }
 
+    /// `slice = mask` for a first-extremum mask `n` kept as its position: 1 there,
+    /// 0 elsewhere. The one place such a mask becomes an array (a gradient
+    /// returned, an operand of a product).
+    pub fn write_arg_pos(&self, n: NodeId, slice: &TokenStream) -> TokenStream {
+        let pos = ident(&self.arg_pos_name(n));
+        quote!(for (k, d) in #slice.iter_mut().enumerate() { *d = F::from(k == #pos); })
+    }
+
+    /// A first-extremum mask kept as its position, read by a product as an array:
+    /// written to its buffer before the first product that reads it.
+    fn materialise_arg_pos(&mut self, operand: NodeId) {
+        let base = gemm_base(self.model(), operand);
+        if self.plan.hold[base.index()] != Hold::ArgPos || !self.masks_written.insert(base) {
+            return;
+        }
+        let buffer = ident(&self.slice_name(base));
+        let note = self.note(base);
+        let fill = self.write_arg_pos(base, &buffer);
+        self.stmts.push(quote!(#note #fill));
+    }
+
+    /// `dest (+)= a @ b` with the runtime's `matmul` on views, packing through the
+    /// workspace's scratch: vectors as one-row or one-column matrices.
     fn gemm(&mut self, matmul: NodeId, dest: NodeId, accumulate: bool) {
         let node = self.model().node(matmul);
         let (a, b) = (node.args[0], node.args[1]);

@@ -418,10 +418,8 @@ impl Gen<'_> {
             }
             // A first-extremum mask kept as its position: 1 there, 0 elsewhere.
             Hold::ArgPos => {
-                let pos = ident(&b.arg_pos_name(g));
-                vec![
-                    quote!(#note for (k, d) in #local.iter_mut().enumerate() { *d = F::from(k == #pos); }),
-                ]
+                let fill = b.write_arg_pos(g, &local);
+                vec![quote!(#note #fill)]
             }
             _ => {
                 let v = b.val(g, &vec![Ix::Zero; model.shape(g).len()], false);

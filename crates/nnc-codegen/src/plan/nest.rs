@@ -181,15 +181,21 @@ impl<'k, 'm> Grouping<'k, 'm> {
         // Parameters, inputs and constants depend on nothing: most reads from
         // outside are those, and then no search is needed (searching for every
         // node made planning quadratic in the length of a chain of values).
-        let mut targets = vec![false; self.kinds.model.nodes.len()];
-        let mut any = false;
-        for e in &reads.outside {
-            if !self.kinds.model.node(*e).args.is_empty() {
-                targets[e.index()] = true;
-                any = true;
-            }
+        let model = self.kinds.model;
+        let computed = || {
+            reads
+                .outside
+                .iter()
+                .filter(|e| !model.node(**e).args.is_empty())
+        };
+        if computed().next().is_none() {
+            return true;
         }
-        !any || !self.reaches(xs, &targets)
+        let mut targets = vec![false; model.nodes.len()];
+        for e in computed() {
+            targets[e.index()] = true;
+        }
+        !self.reaches(xs, &targets)
     }
 
     /// Whether a node marked in `targets` depends on the nests `xs`, counting a nest

@@ -942,9 +942,9 @@ unsafe fn blocked<F: num_traits::Float, V: Lanes<F>>(
     // `Blocking::shared_len`, the caller's contract).
     unsafe {
         let packed_a = scratch.ptr.add(blocks.packed_b_len(p.k, p.n));
+        let k_step = blocks.k_step(p.k);
         for jc in (0..p.n).step_by(blocks.nc) {
             let nc = blocks.nc.min(p.n - jc);
-            let k_step = blocks.k_step(p.k);
             for (block, pc) in (0..p.k).step_by(k_step).enumerate() {
                 let kc = k_step.min(p.k - pc);
                 // The panels of B from column `packed_from` on are packed.
