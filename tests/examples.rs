@@ -341,3 +341,51 @@ fn activations_match_closed_forms() -> Result<()> {
     }
     Ok(())
 }
+
+/// The pictures' tick labels are readable: three significant digits, no `-0` (the
+/// decision boundary's axes showed `-0.0`, plotters' sum of steps `-2.2e-16`), and a
+/// log axis over less than a decade (the spiral's loss, 1.09 down to 0.245, had the
+/// single label `1`) labels several values, starting at or below the smallest.
+#[test]
+fn plot_tick_labels_are_readable() {
+    let labels = |ticks: &[f64]| ticks.iter().map(|&t| common::tick(t)).collect::<Vec<_>>();
+    let cases = [
+        (0.0, "0"),
+        (-0.0, "0"),
+        (-0.4, "-0.4"),
+        (1.0, "1"),
+        (0.25, "0.25"),
+        (0.245123, "0.245"),
+        (0.30000000000000004, "0.3"),
+        (0.001, "0.001"),
+        (2500.0, "2500"),
+        (10000.0, "10000"),
+        (1e-5, "1e-5"),
+        (2.5e6, "2.5e6"),
+    ];
+    for (v, label) in cases {
+        assert_eq!(common::tick(v), label, "{v:e}");
+    }
+    assert_eq!(common::tick_labels(false, 2.2)(&-2.2e-16), "0");
+    assert_eq!(common::tick_labels(true, 1.0)(&1e-12), "1e-12");
+
+    let spiral = common::log_ticks(0.245, 1.09);
+    assert_eq!(
+        labels(&spiral),
+        ["0.2", "0.3", "0.4", "0.5", "0.6", "0.7", "0.8", "0.9", "1"]
+    );
+    let digits = common::log_ticks(0.021, 3.1);
+    assert_eq!(
+        labels(&digits),
+        ["0.02", "0.05", "0.1", "0.2", "0.5", "1", "2"]
+    );
+    let two_layer = common::log_ticks(2.8, 40_000.0);
+    assert_eq!(labels(&two_layer), ["1", "10", "100", "1000", "10000"]);
+    // Within a factor of two: round linear steps.
+    let narrow = common::log_ticks(0.31, 0.38);
+    assert!(narrow.len() >= 4 && narrow[0] <= 0.31, "{narrow:?}");
+    // Thirty decades: at most ten labels.
+    let wide = common::log_ticks(1e-30, 1.0);
+    assert!((4..=10).contains(&wide.len()), "{wide:?}");
+    assert!(wide[0] <= 1e-30, "{wide:?}");
+}

@@ -151,15 +151,115 @@ pub struct Axes<'a> {
     pub log_y: bool,
 }
 
-/// A tick label: short decimals, or powers of ten for very large or small values.
-fn tick(v: &f64) -> String {
+/// A tick label: at most three significant digits without trailing zeros (`0.25`,
+/// `1`, `2500`), powers of ten for very large or small values (`1e-5`, `2.5e6`), and
+/// never `-0`.
+pub fn tick(v: f64) -> String {
     let a = v.abs();
-    if a != 0.0 && !(1e-3..1e4).contains(&a) {
-        format!("{v:.0e}")
+    let text = if a != 0.0 && !(1e-3..1e5).contains(&a) {
+        let s = format!("{v:.2e}");
+        let (mantissa, exponent) = s.split_once('e').unwrap_or((&s, "0"));
+        format!("{}e{exponent}", trim_decimals(mantissa))
     } else {
-        let s = format!("{v:.4}");
-        s.trim_end_matches('0').trim_end_matches('.').to_string()
+        // Decimals for three significant digits (none at 100 and above, or for 0).
+        let magnitude = if a == 0.0 {
+            2
+        } else {
+            a.log10().floor() as i32
+        };
+        let decimals = (2 - magnitude).max(0) as usize;
+        trim_decimals(&format!("{v:.decimals$}")).to_string()
+    };
+    if text == "-0" { "0".into() } else { text }
+}
+
+/// `"1.50"` as `"1.5"`, `"2.00"` as `"2"`; text without a decimal point unchanged.
+fn trim_decimals(s: &str) -> &str {
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.')
+    } else {
+        s
     }
+}
+
+/// The tick labels of an axis spanning `span` (on a log scale when `log`): [`tick`],
+/// and on a linear axis, what is zero but for rounding in the tick positions (plotters
+/// adds up its steps: `-2.2e-16`) shown as `0`.
+pub fn tick_labels(log: bool, span: f64) -> impl Fn(&f64) -> String {
+    move |&v| {
+        tick(if !log && v.abs() < 1e-9 * span {
+            0.0
+        } else {
+            v
+        })
+    }
+}
+
+/// The labelled ticks of a log-scale axis showing `lo..=hi` (`0 < lo < hi`): the
+/// coarsest of powers of ten (every second, third, ... when there are more than
+/// ten), 1, 2 and 5 times them, and 1 to 9 times them that gives at least four; else
+/// round linear steps (a range within a factor of about two). The first tick is at or
+/// below `lo`: the axis starts there, so the smallest value (a loss curve's last) is
+/// read against a labelled line.
+pub fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
+    let decades = multiples_of_powers(lo, hi, &[1.0]);
+    if decades.len() >= 4 {
+        let every = decades.len().div_ceil(10);
+        return decades.into_iter().step_by(every).collect();
+    }
+    for mantissas in [&[1.0, 2.0, 5.0][..], &ONE_TO_NINE] {
+        let ticks = multiples_of_powers(lo, hi, mantissas);
+        if ticks.len() >= 4 {
+            return ticks;
+        }
+    }
+    linear_ticks(lo, hi)
+}
+
+const ONE_TO_NINE: [f64; 9] = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0];
+
+/// `m * 10^e` for every `m` of `mantissas` and every power of ten, in increasing
+/// order, from the last at or below `lo` to the last at or below `hi`.
+fn multiples_of_powers(lo: f64, hi: f64, mantissas: &[f64]) -> Vec<f64> {
+    // A relative tolerance, so that 3 * 10^-1 = 0.30000000000000004 counts as 0.3.
+    let (lo, hi) = (lo * (1.0 + 1e-12), hi * (1.0 + 1e-12));
+    let (first, last) = (lo.log10().floor() as i32 - 1, hi.log10().ceil() as i32);
+    let all: Vec<f64> = (first..=last)
+        .flat_map(|e| mantissas.iter().map(move |m| m * 10f64.powi(e)))
+        .take_while(|&v| v <= hi)
+        .collect();
+    let start = all.iter().rposition(|&v| v <= lo).unwrap_or(0);
+    all[start..].to_vec()
+}
+
+/// Multiples of a round step (1, 2 or 5 times a power of ten), about five of them,
+/// from the last at or below `lo` to the last at or below `hi`.
+fn linear_ticks(lo: f64, hi: f64) -> Vec<f64> {
+    let rough = (hi - lo) / 5.0;
+    let power = 10f64.powf(rough.log10().floor());
+    let step = [1.0, 2.0, 5.0, 10.0]
+        .into_iter()
+        .map(|m| m * power)
+        .find(|&s| s >= rough)
+        .unwrap_or(10.0 * power);
+    let first = (lo / step).floor() as i64;
+    (first..)
+        .map(|i| i as f64 * step)
+        .take_while(|&v| v <= hi)
+        .collect()
+}
+
+/// A log-scale axis showing `lo..hi`, from its first tick ([`log_ticks`]), with a grid
+/// line at 1 to 9 times every power of ten. (plotters' own ticks on a log axis are the
+/// powers of ten alone: one label, or none, for a loss that falls less than tenfold.)
+fn log_axis(lo: f64, hi: f64) -> plotters::coord::combinators::WithKeyPoints<LogCoord<f64>> {
+    let ticks = log_ticks(lo, hi);
+    let start = ticks.first().map_or(lo, |&t| t.min(lo));
+    let grid = multiples_of_powers(start, hi, &ONE_TO_NINE);
+    (start..hi)
+        .log_scale()
+        .with_key_points(ticks)
+        .with_light_points(grid)
 }
 
 /// A line chart of several series, either axis on a log scale (points that cannot be
@@ -191,6 +291,7 @@ pub fn line_chart_with(
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(70);
+    let (x_tick, y_tick) = (tick_labels(log_x, x1 - x0), tick_labels(log_y, y1 - y0));
     macro_rules! draw {
         ($chart:expr) => {{
             let mut chart = $chart;
@@ -198,8 +299,8 @@ pub fn line_chart_with(
                 .configure_mesh()
                 .x_desc(axes.x_label)
                 .y_desc(axes.y_label)
-                .x_label_formatter(&tick)
-                .y_label_formatter(&tick)
+                .x_label_formatter(&x_tick)
+                .y_label_formatter(&y_tick)
                 .draw()?;
             for (i, s) in kept.iter().enumerate() {
                 let colour = colours[i % colours.len()];
@@ -224,11 +325,9 @@ pub fn line_chart_with(
     }
     match (log_x, log_y) {
         (false, false) => draw!(builder.build_cartesian_2d(x0..x1, y0..y1)?),
-        (false, true) => draw!(builder.build_cartesian_2d(x0..x1, (y0..y1).log_scale())?),
-        (true, false) => draw!(builder.build_cartesian_2d((x0..x1).log_scale(), y0..y1)?),
-        (true, true) => {
-            draw!(builder.build_cartesian_2d((x0..x1).log_scale(), (y0..y1).log_scale())?)
-        }
+        (false, true) => draw!(builder.build_cartesian_2d(x0..x1, log_axis(y0, y1))?),
+        (true, false) => draw!(builder.build_cartesian_2d(log_axis(x0, x1), y0..y1)?),
+        (true, true) => draw!(builder.build_cartesian_2d(log_axis(x0, x1), log_axis(y0, y1))?),
     }
     root.present()?;
     Ok(())
@@ -318,7 +417,13 @@ pub fn decision_boundary(
         .x_label_area_size(30)
         .y_label_area_size(40)
         .build_cartesian_2d(lo..hi, lo..hi)?;
-    chart.configure_mesh().disable_mesh().draw()?;
+    let coordinate = tick_labels(false, hi - lo);
+    chart
+        .configure_mesh()
+        .disable_mesh()
+        .x_label_formatter(&coordinate)
+        .y_label_formatter(&coordinate)
+        .draw()?;
     let light = [
         RGBColor(255, 210, 210),
         RGBColor(210, 255, 210),
@@ -507,8 +612,8 @@ pub fn line_panels(
             .configure_mesh()
             .x_labels(5)
             .y_labels(5)
-            .x_label_formatter(&tick)
-            .y_label_formatter(&tick)
+            .x_label_formatter(&tick_labels(false, x1 - x0))
+            .y_label_formatter(&tick_labels(false, y1 - y0 + 2.0 * pad))
             .draw()?;
         for (i, s) in panel.series.iter().enumerate() {
             let colour = colours[i % colours.len()];

@@ -15,6 +15,10 @@
 //! Output files are written all or nothing: `--out` and `--save-params` are both
 //! written, or neither is.
 //!
+//! The parameters are read from `--params`, or drawn from their initialisers with
+//! `--seed` (0 when neither is given); one note on stderr says which, so stdout holds
+//! the results alone.
+//!
 //! `--check-finite` reports the first value (in evaluation order, backward pass
 //! included) that holds a NaN or an infinity, with its source line, and exits 1.
 
@@ -42,7 +46,8 @@ pub struct Args {
     /// An `.npz` file holding every parameter, by its declared name.
     #[arg(long, value_name = "FILE", conflicts_with = "seed")]
     params: Option<PathBuf>,
-    /// Initialise the parameters from their declared initialisers with this seed.
+    /// Initialise the parameters from their declared initialisers with this seed
+    /// (0 when neither this nor `--params` is given).
     #[arg(long, value_name = "S")]
     seed: Option<u64>,
     /// Write `loss`, `output.NAME` and `grad.NAME` to this `.npz` file.
@@ -131,9 +136,20 @@ fn run_typed<F: RunFloat>(
     drop(values);
     let element = std::mem::size_of::<F>() as u64;
     interpreter_bytes(model, &dims, element, MAX_INTERPRETER_BYTES).map_err(|e| e.to_string())?;
-    let params = match &args.params {
-        Some(path) => read_params::<F>(model, path)?,
-        None => init_params::<F>(model, args.seed.unwrap_or(0)),
+    let (params, origin) = match (&args.params, args.seed) {
+        (Some(path), _) => (
+            read_params::<F>(model, path)?,
+            format!("parameters read from {}", path.display()),
+        ),
+        (None, Some(seed)) => (
+            init_params::<F>(model, seed),
+            format!("parameters drawn from their initialisers with seed {seed}"),
+        ),
+        (None, None) => (
+            init_params::<F>(model, 0),
+            "parameters drawn from their initialisers with seed 0 (pass --seed S or --params FILE)"
+                .to_string(),
+        ),
     };
     let bindings = Bindings::from_named(model, inputs, params).map_err(|e| e.to_string())?;
     let eval = evaluate(model, &bindings).map_err(|e| e.to_string())?;
@@ -141,6 +157,11 @@ fn run_typed<F: RunFloat>(
         && let Some(found) = first_non_finite_in(&eval)
     {
         return Err(found.render(model, source, file).trim_end().to_string());
+    }
+    // With the results (an error stays the only line of a failed run), on stderr so
+    // stdout holds the results alone.
+    if !model.params.is_empty() {
+        eprintln!("note: {origin}");
     }
     println!("loss = {}", eval.loss());
 

@@ -265,6 +265,48 @@ fn spiral_with_seeded_params_round_trips() {
     assert_eq!(stdout(&loaded), stdout(&run));
 }
 
+/// One note on stderr says where the parameters came from: the default seed 0 (and
+/// how to choose), the seed given, or the file read; stdout is the loss alone. A
+/// model without parameters gets no note.
+#[test]
+fn a_note_on_stderr_says_where_the_parameters_came_from() {
+    let dir = scratch("run", "params_note");
+    let gates = model("gates.nn");
+    let saved = dir.join("p.npz");
+    let add_mul = |flags: &[Arg]| {
+        let mut args: Vec<Arg> = vec![&"run", &gates, &"--model", &"add_mul"];
+        args.extend_from_slice(flags);
+        let run = nnc(args);
+        assert_eq!(code(&run), 0, "{}", stderr(&run));
+        assert_eq!(stdout(&run), "loss = -12\n");
+        stderr(&run)
+    };
+    assert_eq!(
+        add_mul(&[]),
+        "note: parameters drawn from their initialisers with seed 0 (pass --seed S or --params FILE)\n"
+    );
+    assert_eq!(
+        add_mul(&[&"--seed", &"7", &"--save-params", &saved]),
+        "note: parameters drawn from their initialisers with seed 7\n"
+    );
+    assert_eq!(
+        add_mul(&[&"--params", &saved]),
+        format!("note: parameters read from {}\n", saved.display())
+    );
+
+    let file = dir.join("no_params.nn");
+    std::fs::write(
+        &file,
+        "model m {\n    dim N;\n    input x: [N];\n    loss sum(x);\n}\n",
+    )
+    .expect("written");
+    let inputs = dir.join("in.npz");
+    write_npz(&inputs, &[("x", &Arr::F64(normal(&[3], 6)))]);
+    let run = nnc([&"run" as Arg, &file, &"--inputs", &inputs]);
+    assert_eq!(code(&run), 0, "{}", stderr(&run));
+    assert_eq!(stderr(&run), "");
+}
+
 // ---- errors -----------------------------------------------------------------------
 
 /// Runs `spiral` on inputs `arrays` (or `extra` arguments) and returns stderr, after

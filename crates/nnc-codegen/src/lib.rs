@@ -80,7 +80,9 @@
 //!   correctly rounded result, because libm's `tanhf` kept W4's loops from
 //!   vectorising (measured: the W4 step went from 1.0x to 1.4x the hand-written one).
 //! - **Warning-free**: generated modules pass `cargo clippy -- -D warnings` (the test
-//!   crate `nnc-model-tests` compiles and lints every spec model).
+//!   crate `nnc-model-tests` compiles and lints every spec model), also in a binary
+//!   crate that uses only part of one: a module is the model's whole API, like a
+//!   library, so it allows `dead_code` (`nnc-model-tests/tests/partial_use.rs`).
 //!
 //! One function runs the whole pipeline for the CLI and the macro:
 //! [`compile_source`].

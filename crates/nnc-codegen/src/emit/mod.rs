@@ -521,6 +521,7 @@ impl Gen<'_> {
         }
         quote! {
             #(#module_doc)*
+            #![allow(dead_code, reason = "the module is the model's whole API, like a library's: a program uses the parts it needs")]
             #![allow(clippy::needless_range_loop, reason = "loops index several arrays by the same position, as the math does")]
             #![allow(clippy::eq_op, clippy::if_same_then_else, reason = "the model's own expressions, such as `x - x` or `where(c, x, x)`, are computed as written")]
             #![allow(clippy::manual_memcpy, reason = "a gradient copied back through a broadcast is a loop like every other nest")]
