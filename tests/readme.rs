@@ -53,6 +53,104 @@ fn step(p: &mut two_layer::Params, x: &nnc::ndarray::Array2<f64>, y: &nnc::ndarr
     }
 }
 
+#[rustfmt::skip]
+mod training {
+// ---- README training begin
+use nnc::ndarray::{Array1, Array2, Axis};
+use nnc::prelude::*; // Optimizer, Model, TensorSet, StdRng, SeedableRng, Rng, RngExt
+use nnc::runtime::data::{BatchConfig, Minibatches, gather_rows};
+use nnc::runtime::npz;
+use nnc::runtime::optim::{Adam, AdamConfig};
+use std::error::Error;
+use std::path::Path;
+
+nnc::net! {
+    model classifier {
+        dtype f32;
+        dim N, D = 2, H = 64, C = 3;
+        input x: [N, D];
+        input labels: index[N];
+        param w1: [D, H] = he;
+        param b1: [H] = zeros;
+        param w2: [H, C] = xavier;
+        param b2: [C] = zeros;
+        let scores = relu(x @ w1 + b1) @ w2 + b2;
+        output scores;
+        loss softmax_cross_entropy(scores, labels) + 1e-4 * (l2(w1) + l2(w2));
+    }
+}
+
+/// Trains on `x` and `labels` with Adam in minibatches, saves the parameters to `path`,
+/// loads them back and returns their accuracy on `x`.
+fn train(x: &Array2<f32>, labels: &Array1<usize>, epochs: usize, path: &Path) -> Result<f32, Box<dyn Error>> {
+    use classifier::{Classifier, Dims, Grads, Inputs, Params, Workspace};
+    let mut params = Params::init(&mut StdRng::seed_from_u64(0)); // he, xavier, zeros as declared
+    let mut adam = Adam::new(&params, AdamConfig { lr: 1e-2, ..AdamConfig::default() });
+    let config = BatchConfig { batch_size: 32, seed: 1, drop_last: true };
+    let mut batches = Minibatches::new(x.nrows(), config)?; // reshuffled every epoch
+    // Buffers for one batch, allocated once: the loop below allocates nothing.
+    let dims = Dims { n: config.batch_size };
+    let (mut ws, mut grads) = (Workspace::new(dims), Grads::zeros(dims));
+    let (mut batch_x, mut batch_labels) = (Array2::zeros((dims.n, x.ncols())), Array1::zeros(dims.n));
+    for epoch in 0..epochs {
+        let mut total = 0.0;
+        for rows in batches.epoch() {
+            gather_rows(x.view().into_dyn(), rows, batch_x.view_mut().into_dyn())?;
+            gather_rows(labels.view().into_dyn(), rows, batch_labels.view_mut().into_dyn())?;
+            let inputs = Inputs { x: batch_x.view(), labels: batch_labels.view() };
+            total += classifier::loss_and_grad(&params, &inputs, &mut ws, &mut grads)?;
+            adam.step(&mut params, &grads)?; // `Optimizer::step`
+        }
+        if epoch % 50 == 0 {
+            println!("epoch {epoch}: mean loss {:.4}", total / batches.batches_per_epoch() as f32);
+        }
+    }
+    npz::save_params::<Classifier>(path, &params)?; // w1, b1, w2, b2 by name
+    let params: Params = npz::load_params::<Classifier>(path)?;
+    // Evaluation: the forward pass on all of `x` at once.
+    let inputs = Inputs { x: x.view(), labels: labels.view() };
+    let mut ws = Workspace::new(inputs.dims()?);
+    let scores = classifier::forward(&params, &inputs, &mut ws)?.scores;
+    let right = scores.axis_iter(Axis(0)).zip(labels).filter(|(row, label)| {
+        let best = row.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(j, _)| j);
+        best == Some(**label)
+    });
+    Ok(right.count() as f32 / x.nrows() as f32)
+}
+// ---- README training end
+
+    /// Three interleaved spirals of 100 points each (the lecture's data set).
+    fn spiral() -> (Array2<f32>, Array1<usize>) {
+        let (per_class, classes) = (100, 3);
+        let mut rng = StdRng::seed_from_u64(5);
+        let mut x = Array2::zeros((per_class * classes, 2));
+        let mut labels = Array1::zeros(per_class * classes);
+        for class in 0..classes {
+            for i in 0..per_class {
+                let r = i as f32 / per_class as f32;
+                let t = class as f32 * 4.0 + 4.0 * r + rng.random::<f32>() * 0.2;
+                let row = class * per_class + i;
+                x[[row, 0]] = r * t.sin();
+                x[[row, 1]] = r * t.cos();
+                labels[row] = class;
+            }
+        }
+        (x, labels)
+    }
+
+    #[test]
+    fn the_training_loop_learns_the_spiral_and_its_saved_parameters_reload() {
+        let (x, labels) = spiral();
+        let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("readme_classifier.npz");
+        let before = train(&x, &labels, 1, &path).expect("trains");
+        let after = train(&x, &labels, 300, &path).expect("trains");
+        // A linear classifier gets about half; the network separates the arms.
+        assert!(after > 0.95 && after > before, "accuracy {before} after 1 epoch, {after} after 300");
+        let names: Vec<String> = npz::NpzReader::open(&path).expect("saved").names().to_vec();
+        assert_eq!(names, ["w1", "b1", "w2", "b2"]);
+    }
+}
+
 /// The text between `begin` and `end` in `text`.
 fn between<'t>(text: &'t str, begin: &str, end: &str) -> &'t str {
     let start = text
@@ -61,6 +159,23 @@ fn between<'t>(text: &'t str, begin: &str, end: &str) -> &'t str {
         .expect("begin marker");
     let len = text[start..].find(end).expect("end marker");
     &text[start..start + len]
+}
+
+#[test]
+fn the_training_loop_is_the_readmes() {
+    let readme = include_str!("../README.md");
+    let section = between(readme, "### Training: minibatches, Adam, npz", "\n### ");
+    let block = between(section, "```rust\n", "```\n");
+    let this = include_str!("readme.rs");
+    let snippet = between(
+        this,
+        "\n// ---- README training begin\n",
+        "// ---- README training end\n",
+    );
+    assert_eq!(
+        block, snippet,
+        "the README's training loop and tests/readme.rs differ"
+    );
 }
 
 #[test]

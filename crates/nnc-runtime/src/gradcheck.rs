@@ -168,8 +168,11 @@ impl fmt::Display for Probe {
 /// the element for an element probe: the gradient element and its estimate).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Worst {
+    /// Where: the element or random direction probed.
     pub probe: Probe,
+    /// The directional derivative from the gradient being checked.
     pub analytic: f64,
+    /// The directional derivative from the central difference of the loss.
     pub numerical: f64,
 }
 
@@ -203,6 +206,7 @@ impl TensorReport {
 /// The result for every gradient tensor, in the order the gradients come.
 #[derive(Clone, Debug, PartialEq)]
 pub struct GradCheckReport {
+    /// One report per gradient tensor, in the order the gradients come.
     pub tensors: Vec<TensorReport>,
     /// The threshold the check was run with.
     pub threshold: f64,
@@ -270,20 +274,59 @@ impl fmt::Display for GradCheckReport {
 }
 
 /// Why a gradient check could not run.
-#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum GradCheckError {
-    #[error(transparent)]
-    Shape(#[from] ShapeError),
-    #[error("gradient `{name}` is neither a parameter nor a float input of model `{model}`")]
-    UnknownGradient { model: String, name: String },
-    #[error(
-        "gradient `{name}` has shape {grad:?} but the tensor it belongs to has shape {tensor:?}"
-    )]
-    ShapeMismatch {
+    /// The inputs do not fit the model, or the model could not compute the loss and
+    /// its gradients at the point.
+    Shape(ShapeError),
+    /// The model gives a gradient for a name that is neither one of its parameters nor
+    /// one of the float inputs, so there is no tensor to perturb.
+    UnknownGradient {
+        /// The model's name.
+        model: String,
+        /// The name of the gradient.
         name: String,
+    },
+    /// A gradient's shape differs from the shape of the tensor it belongs to.
+    ShapeMismatch {
+        /// The name of the gradient (and of its tensor).
+        name: String,
+        /// The gradient's shape.
         grad: Vec<usize>,
+        /// The tensor's shape.
         tensor: Vec<usize>,
     },
+}
+
+impl std::fmt::Display for GradCheckError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            GradCheckError::Shape(error) => error.fmt(f),
+            GradCheckError::UnknownGradient { model, name } => write!(
+                f,
+                "gradient `{name}` is neither a parameter nor a float input of model `{model}`"
+            ),
+            GradCheckError::ShapeMismatch { name, grad, tensor } => write!(
+                f,
+                "gradient `{name}` has shape {grad:?} but the tensor it belongs to has shape {tensor:?}"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for GradCheckError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            GradCheckError::Shape(error) => error.source(),
+            _ => None,
+        }
+    }
+}
+
+impl From<ShapeError> for GradCheckError {
+    fn from(error: ShapeError) -> Self {
+        GradCheckError::Shape(error)
+    }
 }
 
 /// `max(|a - n| - noise, 0) / max(|a|, |n|, floor)`: the module's error formula. NaN

@@ -43,9 +43,19 @@ pub enum Init {
     /// Every element set to the value (`= 0.25`).
     Constant(f64),
     /// Normal with the given mean and standard deviation.
-    Normal { mean: f64, std: f64 },
+    Normal {
+        /// The mean.
+        mean: f64,
+        /// The standard deviation.
+        std: f64,
+    },
     /// Uniform on `[lo, hi)`.
-    Uniform { lo: f64, hi: f64 },
+    Uniform {
+        /// The lower bound (included).
+        lo: f64,
+        /// The upper bound (excluded).
+        hi: f64,
+    },
     /// Standard normal divided by `sqrt(fan_in)`.
     Xavier,
     /// Standard normal divided by `sqrt(fan_in / 2)`.
@@ -53,15 +63,52 @@ pub enum Init {
 }
 
 /// Why an initialiser's arguments are suspicious (see [`Init::check`]).
-#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum InitError {
-    #[error("initialiser `{init}`: argument {value} is not finite")]
-    NotFinite { init: Init, value: f64 },
-    #[error("initialiser `{init}`: standard deviation {std} is negative")]
-    NegativeStd { init: Init, std: f64 },
-    #[error("initialiser `{init}`: empty range, `lo` = {lo} is not below `hi` = {hi}")]
-    EmptyRange { init: Init, lo: f64, hi: f64 },
+    /// An argument is NaN or infinite.
+    NotFinite {
+        /// The initialiser checked.
+        init: Init,
+        /// The first non-finite argument.
+        value: f64,
+    },
+    /// `normal` with a negative standard deviation.
+    NegativeStd {
+        /// The initialiser checked.
+        init: Init,
+        /// The standard deviation given.
+        std: f64,
+    },
+    /// `uniform` with `lo` not below `hi`.
+    EmptyRange {
+        /// The initialiser checked.
+        init: Init,
+        /// The lower bound given.
+        lo: f64,
+        /// The upper bound given.
+        hi: f64,
+    },
 }
+
+impl std::fmt::Display for InitError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            InitError::NotFinite { init, value } => {
+                write!(f, "initialiser `{init}`: argument {value} is not finite")
+            }
+            InitError::NegativeStd { init, std } => write!(
+                f,
+                "initialiser `{init}`: standard deviation {std} is negative"
+            ),
+            InitError::EmptyRange { init, lo, hi } => write!(
+                f,
+                "initialiser `{init}`: empty range, `lo` = {lo} is not below `hi` = {hi}"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for InitError {}
 
 impl Init {
     /// Rejects non-finite arguments, a negative `std` and an empty `uniform` range.

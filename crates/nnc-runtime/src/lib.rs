@@ -75,6 +75,9 @@
 //! - **Light by default.** PCA, the one piece needing a linear-algebra library, sits
 //!   behind the `pca` cargo feature (nalgebra).
 
+#![warn(missing_docs)]
+
+#[cfg(feature = "npz")]
 pub mod atomic;
 mod cast;
 pub mod data;
@@ -83,6 +86,7 @@ pub mod init;
 pub mod linalg;
 pub mod math;
 pub mod model;
+#[cfg(feature = "npz")]
 pub mod npz;
 pub mod optim;
 pub mod parallel;

@@ -16,8 +16,7 @@ pub trait Float:
     + num_traits::FromPrimitive
     + ndarray::ScalarOperand
     + ndarray::LinalgScalar
-    + ndarray_npy::WritableElement
-    + ndarray_npy::ReadableElement
+    + NpyElement
     + fmt::Debug
     + fmt::Display
     + Default
@@ -28,11 +27,31 @@ pub trait Float:
     /// `e^self` computed inline, without a libm call, so that a loop calling it
     /// vectorises ([`crate::math`]; within an ulp of `exp`).
     fn exp_inline(self) -> Self;
+
+    /// `param[i] = param[i] - lr * grad[i]` for every `i` of `param` (`grad` at
+    /// least as long). Not generic and not inlined, so it is compiled here, in the
+    /// runtime, whatever the caller's crate is compiled with: a user's debug build
+    /// with optimised dependencies (README, "Debug builds") runs the parameter
+    /// update optimised, where a generic loop would run at the user's opt-level 0
+    /// (measured on the README's `two_layer`: 40% of a debug step).
+    fn sub_scaled(param: &mut [Self], grad: &[Self], lr: Self);
 }
+
+/// The loop of [`Float::sub_scaled`], instantiated by each float type's impl.
+fn sub_scaled<F: num_traits::Float>(param: &mut [F], grad: &[F], lr: F) {
+    for (x, d) in param.iter_mut().zip(grad) {
+        *x = *x - lr * *d;
+    }
+}
+
 impl Float for f32 {
     #[inline]
     fn exp_inline(self) -> f32 {
         crate::math::exp_f32(self)
+    }
+
+    fn sub_scaled(param: &mut [f32], grad: &[f32], lr: f32) {
+        sub_scaled(param, grad, lr)
     }
 }
 impl Float for f64 {
@@ -40,7 +59,25 @@ impl Float for f64 {
     fn exp_inline(self) -> f64 {
         crate::math::exp_f64(self)
     }
+
+    fn sub_scaled(param: &mut [f64], grad: &[f64], lr: f64) {
+        sub_scaled(param, grad, lr)
+    }
 }
+
+/// What `.npy` files need of an element type, with the `npz` feature; nothing
+/// without it. (A supertrait of [`Float`], so that generic code over `F: Float`
+/// reads and writes npz files whenever the feature is on.)
+#[cfg(feature = "npz")]
+pub trait NpyElement: ndarray_npy::WritableElement + ndarray_npy::ReadableElement {}
+#[cfg(feature = "npz")]
+impl<T: ndarray_npy::WritableElement + ndarray_npy::ReadableElement> NpyElement for T {}
+/// What `.npy` files need of an element type, with the `npz` feature; nothing
+/// without it.
+#[cfg(not(feature = "npz"))]
+pub trait NpyElement {}
+#[cfg(not(feature = "npz"))]
+impl<T> NpyElement for T {}
 
 /// One dimension of a declared shape.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -65,6 +102,7 @@ pub enum TensorKind {
 pub struct TensorInfo {
     /// The name in the `.nn` source.
     pub name: &'static str,
+    /// Whether it holds floats or class indices.
     pub kind: TensorKind,
     /// The declared shape, one entry per axis (empty for a scalar).
     pub shape: &'static [DimSpec],
@@ -86,79 +124,175 @@ pub struct Signature {
 }
 
 /// A runtime shape error: which input (or parameter), which dim, and both sizes.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ShapeError {
     /// An input has the wrong number of axes.
-    #[error("input `{input}`: expected rank {expected}, got rank {actual}")]
     Rank {
+        /// The input's name.
         input: String,
+        /// The declared rank.
         expected: usize,
+        /// The rank of the array given.
         actual: usize,
     },
     /// An axis disagrees with a fixed dim, or with the size another input bound a
     /// runtime dim to.
-    #[error("input `{input}`: axis {axis} (dim `{dim}`) has size {actual}, expected {expected}")]
     Dim {
+        /// The input's name.
         input: String,
+        /// The axis (from 0).
         axis: usize,
+        /// The dim declared for that axis, as written in the source (`N`, `D`, `10`).
         dim: String,
+        /// The size the dim has: fixed, or bound by an earlier input.
         expected: usize,
+        /// The size of the axis given.
         actual: usize,
     },
     /// An index input holds a value outside `0..bound`.
-    #[error(
-        "input `{input}`: index {value} at position {position} is out of range for `{dim}` = {bound}"
-    )]
     IndexOutOfRange {
+        /// The input's name.
         input: String,
+        /// The element's position in the input, counted in row-major order.
         position: usize,
+        /// The index found there.
         value: usize,
+        /// The dim the indices range over (the number of classes).
         dim: String,
+        /// The size of that dim: every index must be below it.
         bound: usize,
     },
     /// A declared input was not given.
-    #[error("missing input `{input}`")]
-    Missing { input: String },
+    Missing {
+        /// The input's name.
+        input: String,
+    },
     /// A given input is not declared by the model.
-    #[error("`{name}` is not an input of model `{model}`")]
-    Unexpected { model: String, name: String },
+    Unexpected {
+        /// The model's name.
+        model: String,
+        /// The name the array was given under.
+        name: String,
+    },
     /// A parameter has the wrong number of axes.
-    #[error("parameter `{param}`: expected rank {expected}, got rank {actual}")]
     ParamRank {
+        /// The parameter's name.
         param: String,
+        /// The declared rank.
         expected: usize,
+        /// The rank of the array given.
         actual: usize,
     },
     /// A parameter's axis disagrees with its declared dim.
-    #[error(
-        "parameter `{param}`: axis {axis} (dim `{dim}`) has size {actual}, expected {expected}"
-    )]
     ParamDim {
+        /// The parameter's name.
         param: String,
+        /// The axis (from 0).
         axis: usize,
+        /// The dim declared for that axis, as written in the source.
         dim: String,
+        /// The size the dim has.
         expected: usize,
+        /// The size of the axis given.
         actual: usize,
     },
     /// The sizes the inputs give would make a value larger than any buffer can be
     /// ([`crate::support::MAX_ELEMENTS`]): the input and axis that set the runtime
     /// dim, its size, and the value's declared shape with its element count (`None`:
     /// more than can be counted).
-    #[error(
-        "input `{input}`: axis {axis} (dim `{dim}`) has size {size}, which makes values of shape \
-         {shape} hold {}, more than the limit of {limit}",
-        match .elements { Some(n) => format!("{n} elements"), None => "more elements than can be counted".to_string() }
-    )]
     TooLarge {
+        /// The input the runtime dim is read from.
         input: String,
+        /// The axis of that input (from 0).
         axis: usize,
+        /// The runtime dim's name.
         dim: String,
+        /// The size the input gives the dim.
         size: usize,
+        /// The declared shape of the value that is too large, e.g. `[N, 100]`.
         shape: String,
+        /// The number of elements that value would hold (`None`: it overflows `usize`).
         elements: Option<usize>,
+        /// The most elements a buffer may hold ([`crate::support::MAX_ELEMENTS`]).
         limit: usize,
     },
 }
+
+impl std::fmt::Display for ShapeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ShapeError::Rank {
+                input,
+                expected,
+                actual,
+            } => write!(
+                f,
+                "input `{input}`: expected rank {expected}, got rank {actual}"
+            ),
+            ShapeError::Dim {
+                input,
+                axis,
+                dim,
+                expected,
+                actual,
+            } => write!(
+                f,
+                "input `{input}`: axis {axis} (dim `{dim}`) has size {actual}, expected {expected}"
+            ),
+            ShapeError::IndexOutOfRange {
+                input,
+                position,
+                value,
+                dim,
+                bound,
+            } => write!(
+                f,
+                "input `{input}`: index {value} at position {position} is out of range for `{dim}` = {bound}"
+            ),
+            ShapeError::Missing { input } => write!(f, "missing input `{input}`"),
+            ShapeError::Unexpected { model, name } => {
+                write!(f, "`{name}` is not an input of model `{model}`")
+            }
+            ShapeError::ParamRank {
+                param,
+                expected,
+                actual,
+            } => write!(
+                f,
+                "parameter `{param}`: expected rank {expected}, got rank {actual}"
+            ),
+            ShapeError::ParamDim {
+                param,
+                axis,
+                dim,
+                expected,
+                actual,
+            } => write!(
+                f,
+                "parameter `{param}`: axis {axis} (dim `{dim}`) has size {actual}, expected {expected}"
+            ),
+            ShapeError::TooLarge {
+                input,
+                axis,
+                dim,
+                size,
+                shape,
+                elements,
+                limit,
+            } => write!(
+                f,
+                "input `{input}`: axis {axis} (dim `{dim}`) has size {size}, which makes values of shape \
+         {shape} hold {}, more than the limit of {limit}",
+                match elements {
+                    Some(n) => format!("{n} elements"),
+                    None => "more elements than can be counted".to_string(),
+                }
+            ),
+        }
+    }
+}
+
+impl std::error::Error for ShapeError {}
 
 /// By-name access to a set of tensors (parameters or gradients), in declaration order.
 ///
@@ -259,6 +393,8 @@ pub trait Model {
 /// An output value: floats, or indices (from `argmax`).
 #[derive(Clone, Debug, PartialEq)]
 pub enum OutputValue<F> {
+    /// An output of the model's float type.
     Float(ArrayD<F>),
+    /// An output of class indices (from `argmax`).
     Index(ArrayD<usize>),
 }

@@ -69,65 +69,122 @@ pub const GRAD_PREFIX: &str = "grad.";
 #[derive(Debug, thiserror::Error)]
 #[error("{}: {kind}", .path.display())]
 pub struct NpzError {
+    /// The file read or written.
     pub path: PathBuf,
+    /// What went wrong.
     pub kind: NpzErrorKind,
 }
 
 /// What went wrong with an `.npz` file. Every variant about one array names it.
 #[derive(Debug, thiserror::Error)]
 pub enum NpzErrorKind {
+    /// The file could not be opened for reading.
     #[error("cannot read: {error}")]
-    Open { error: io::Error },
+    Open {
+        /// The error opening it.
+        error: io::Error,
+    },
+    /// Writing the file (to a temporary file beside it, then renaming) failed.
     #[error("{error}")]
-    Io { error: io::Error },
+    Io {
+        /// The error writing, syncing or renaming.
+        error: io::Error,
+    },
+    /// The file is not a zip archive, or its directory cannot be read.
     #[error("not a readable npz file: {error}")]
-    Archive { error: zip::result::ZipError },
+    Archive {
+        /// The error from the zip reader.
+        error: zip::result::ZipError,
+    },
     /// A member that cannot be read as the array its header describes.
     #[error("array `{name}` could not be read: {problem}")]
     Member {
+        /// The array's name (the member's name without `.npy`).
         name: String,
+        /// What is wrong with it.
         problem: MemberProblem,
     },
+    /// An array could not be written into the archive.
     #[error("array `{name}` could not be written: {error}")]
-    WriteArray { name: String, error: WriteNpzError },
+    WriteArray {
+        /// The array's name.
+        name: String,
+        /// The error from the npz writer.
+        error: WriteNpzError,
+    },
+    /// The archive's directory could not be written after the arrays.
     #[error("could not finish the archive: {error}")]
-    Finish { error: WriteNpzError },
+    Finish {
+        /// The error from the npz writer.
+        error: WriteNpzError,
+    },
     /// Declared arrays the file lacks; `what` names the kind (`input`, `array`).
     #[error("missing {}; the file holds {}", names_list(.what, .missing), names_list("array", .found))]
     Missing {
+        /// The kind of array declared, for the message: `input`, `parameter`, `array`.
         what: &'static str,
+        /// Every declared name the file lacks.
         missing: Vec<String>,
+        /// Every name the file holds.
         found: Vec<String>,
     },
     /// Arrays the file holds that were not declared.
     #[error("unexpected {}; expected {}{}", names_list("array", .extra), if .expected.is_empty() { "" } else { "only " }, names_list(.what, .expected))]
     Extra {
+        /// The kind of array declared, for the message: `input`, `parameter`, `array`.
         what: &'static str,
+        /// Every name the file holds beyond the declared ones.
         extra: Vec<String>,
+        /// Every declared name.
         expected: Vec<String>,
     },
+    /// An array's shape differs from the declared shape (or from the shape of the
+    /// tensor it is loaded into).
     #[error("array `{name}` has shape {}, expected {expected}", Shape(.actual))]
     Shape {
+        /// The array's name.
         name: String,
+        /// The shape wanted, as text: declared (`[N, 2]`) or exact (`[2, 100]`).
         expected: String,
+        /// The shape the file holds.
         actual: Vec<usize>,
     },
+    /// An array's element type is not one that can be read as asked (floats as a
+    /// float array, integers as an index array).
     #[error("array `{name}` has dtype {found}, expected {expected}")]
     DType {
+        /// The array's name.
         name: String,
+        /// The dtype in the file: its `.npy` descriptor, with numpy's name when known
+        /// (`<i4 (int32)`).
         found: String,
+        /// The dtypes that can be read, in words.
         expected: &'static str,
     },
+    /// An index array holds a negative value.
     #[error("array `{name}` holds {value} at {}, which is not a valid index (must be non-negative)", Shape(.position))]
     BadIndex {
+        /// The array's name.
         name: String,
+        /// The multi-index of the first negative value.
         position: Vec<usize>,
+        /// The value, as text.
         value: String,
     },
+    /// An index to write does not fit the `int64` that index arrays are stored as.
     #[error("index array `{name}` holds {value}, too large to store as int64")]
-    IndexTooLarge { name: String, value: usize },
+    IndexTooLarge {
+        /// The array's name.
+        name: String,
+        /// The first index too large.
+        value: usize,
+    },
+    /// Two arrays of the file, or of the bundle to write, have the same name.
     #[error("array name `{name}` is given twice")]
-    Duplicate { name: String },
+    Duplicate {
+        /// The name given twice.
+        name: String,
+    },
 }
 
 impl NpzError {
@@ -446,21 +503,38 @@ impl NpzReader {
 /// What is wrong with one member of an archive.
 #[derive(Debug, thiserror::Error)]
 pub enum MemberProblem {
+    /// The archive could not open the member.
     #[error("{0}")]
     Zip(zip::result::ZipError),
+    /// Reading the member failed (including a failed checksum).
     #[error("{0}")]
     Io(io::Error),
+    /// The `.npy` header is malformed, or the data ends before the header says; the
+    /// text says how.
     #[error("its .npy header is malformed: {0}")]
     Header(String),
+    /// The member is larger than the reader accepts
+    /// ([`NpzReader::set_max_member_bytes`]).
     #[error("it is {size} bytes uncompressed, more than the limit of {limit} bytes")]
-    TooLarge { size: u64, limit: u64 },
+    TooLarge {
+        /// The member's uncompressed size in bytes, as the archive declares it.
+        size: u64,
+        /// The most bytes the reader accepts.
+        limit: u64,
+    },
+    /// The data after the header is not the size the header's shape and dtype need.
     #[error("its header declares shape {} of dtype {descr}, {}, but the file holds {data} bytes of data", Shape(.shape), match .needed { Some(n) => format!("{n} bytes"), None => "more bytes than can be counted".to_string() })]
     Size {
+        /// The shape the header declares.
         shape: Vec<usize>,
+        /// The dtype descriptor the header declares (`<f8`).
         descr: String,
+        /// The bytes that shape and dtype need (`None`: more than a `u64` counts).
         needed: Option<u64>,
+        /// The bytes of data the member holds after its header.
         data: u64,
     },
+    /// The member inflates to more data than the archive's directory declares.
     #[error("it holds more data than the archive's directory declares")]
     Overlong,
 }
@@ -820,7 +894,9 @@ fn check_declared_shape(
 /// One array to write: floats in the model's type, or indices (written as `i64`).
 #[derive(Clone, Debug)]
 pub enum NpzArray<'a, F> {
+    /// A float array, written in the model's float type.
     Float(CowArray<'a, F, IxDyn>),
+    /// An index array, written as `i64`.
     Index(CowArray<'a, usize, IxDyn>),
 }
 

@@ -26,25 +26,70 @@ pub trait Optimizer<F: Float> {
 }
 
 /// Parameters and gradients (or optimiser state) that do not line up.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum OptimError {
-    #[error("{grads} gradients for {params} parameters")]
-    TooFewGradients { params: usize, grads: usize },
-    #[error("parameter {position} is `{param}` but gradient {position} is `{grad}`")]
+    /// Fewer gradients than parameters.
+    TooFewGradients {
+        /// The number of parameters.
+        params: usize,
+        /// The number of gradients.
+        grads: usize,
+    },
+    /// A gradient is not named after the parameter at its position.
     NameMismatch {
+        /// The position (from 0) in declaration order.
         position: usize,
+        /// The parameter's name.
         param: &'static str,
+        /// The gradient's name.
         grad: &'static str,
     },
-    #[error("parameter `{name}` has shape {param:?} but its gradient has shape {grad:?}")]
+    /// A gradient's shape differs from its parameter's.
     ShapeMismatch {
+        /// The parameter's name.
         name: &'static str,
+        /// The parameter's shape.
         param: Vec<usize>,
+        /// The gradient's shape.
         grad: Vec<usize>,
     },
-    #[error("optimiser state was built for {expected}, not for these parameters ({found})")]
-    StateMismatch { expected: String, found: String },
+    /// The optimiser's state was built for other parameters (other names, shapes or
+    /// number) than those given to the step.
+    StateMismatch {
+        /// The parameters the state was built for, as `` `name` [shape] `` entries.
+        expected: String,
+        /// The parameters given, in the same form.
+        found: String,
+    },
 }
+
+impl std::fmt::Display for OptimError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OptimError::TooFewGradients { params, grads } => {
+                write!(f, "{grads} gradients for {params} parameters")
+            }
+            OptimError::NameMismatch {
+                position,
+                param,
+                grad,
+            } => write!(
+                f,
+                "parameter {position} is `{param}` but gradient {position} is `{grad}`"
+            ),
+            OptimError::ShapeMismatch { name, param, grad } => write!(
+                f,
+                "parameter `{name}` has shape {param:?} but its gradient has shape {grad:?}"
+            ),
+            OptimError::StateMismatch { expected, found } => write!(
+                f,
+                "optimiser state was built for {expected}, not for these parameters ({found})"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for OptimError {}
 
 /// One parameter with its gradient.
 type Pair<'p, 'g, F> = (&'static str, ArrayViewMutD<'p, F>, ArrayViewD<'g, F>);
@@ -134,10 +179,12 @@ impl<F: Float> State<F> {
 /// Plain stochastic gradient descent: `w -= lr * dw`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Sgd {
+    /// The learning rate.
     pub lr: f64,
 }
 
 impl Sgd {
+    /// SGD with learning rate `lr`.
     pub fn new(lr: f64) -> Self {
         Sgd { lr }
     }
@@ -160,6 +207,7 @@ impl<F: Float> Optimizer<F> for Sgd {
 /// Settings for [`Momentum`].
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct MomentumConfig {
+    /// The learning rate.
     pub lr: f64,
     /// The fraction of the velocity kept each step (`mu`).
     pub momentum: f64,
@@ -178,6 +226,7 @@ impl Default for MomentumConfig {
 /// SGD with momentum: `v = mu * v - lr * dw; w += v`, with `v` starting at zero.
 #[derive(Clone, Debug)]
 pub struct Momentum<F> {
+    /// The settings, read at every step (they may be changed between steps).
     pub config: MomentumConfig,
     velocity: State<F>,
 }
@@ -214,9 +263,13 @@ impl<F: Float> Optimizer<F> for Momentum<F> {
 /// Settings for [`Adam`].
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct AdamConfig {
+    /// The learning rate.
     pub lr: f64,
+    /// The decay rate of the first-moment (mean) estimate.
     pub beta1: f64,
+    /// The decay rate of the second-moment (uncentred variance) estimate.
     pub beta2: f64,
+    /// Added to the denominator, to keep the step finite where `v` is near zero.
     pub epsilon: f64,
 }
 
@@ -241,6 +294,7 @@ impl Default for AdamConfig {
 /// ```
 #[derive(Clone, Debug)]
 pub struct Adam<F> {
+    /// The settings, read at every step (they may be changed between steps).
     pub config: AdamConfig,
     first: State<F>,
     second: State<F>,

@@ -85,9 +85,7 @@ pub fn sgd<F: Float, D: Dimension>(
     );
     match (param.as_slice_mut(), grad.as_slice()) {
         (Some(p), Some(g)) => for_chunks(threads, p, 2, |start, chunk| {
-            for (x, d) in chunk.iter_mut().zip(&g[start..]) {
-                *x = *x - lr * *d;
-            }
+            F::sub_scaled(chunk, &g[start..], lr)
         }),
         _ => param.zip_mut_with(grad, |x, d| *x = *x - lr * *d),
     }

@@ -32,41 +32,134 @@ pub use pca::{Pca, PcaConfig};
 pub use preprocess::{ChannelLayout, ChannelMean, MeanImage, Normalise, ZeroCentre};
 
 /// Data of the wrong shape or size for an operation, or unusable statistics.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DataError {
-    #[error("batch size must be at least 1")]
+    /// A batch size of 0 was asked for.
     ZeroBatchSize,
-    #[error("row {row} is out of range for data with {rows} rows")]
-    RowOutOfRange { row: usize, rows: usize },
-    #[error("{what}: expected shape {expected:?}, got {actual:?}")]
+    /// A row index to gather is not below the number of rows of the source.
+    RowOutOfRange {
+        /// The offending row index.
+        row: usize,
+        /// The number of rows (samples) of the source array.
+        rows: usize,
+    },
+    /// An array (or a count of arrays) does not have the shape the operation needs.
     Shape {
+        /// What has the wrong shape, e.g. `batch buffer of input `x`` or `PCA input`.
         what: String,
+        /// The shape the operation needs.
         expected: Vec<usize>,
+        /// The shape given.
         actual: Vec<usize>,
     },
-    #[error("{rows} rows do not fit a batch of at most {batch_size}")]
-    BatchTooLarge { rows: usize, batch_size: usize },
-    #[error("`{name}` has {actual} samples but `{first}` has {expected}")]
+    /// More rows were asked for than the batch buffers hold.
+    BatchTooLarge {
+        /// The number of rows asked for.
+        rows: usize,
+        /// The batch size the buffers were built for.
+        batch_size: usize,
+    },
+    /// Two per-sample inputs disagree on the number of samples (their first axis).
     SampleCount {
+        /// The input whose sample count differs.
         name: String,
+        /// The first per-sample input, whose sample count the others must match.
         first: String,
+        /// The sample count of `first`.
         expected: usize,
+        /// The sample count of `name`.
         actual: usize,
     },
-    #[error("input {position} is `{actual}` but the batch buffers were built for `{expected}`")]
+    /// The inputs to gather from are not, name by name, those the batch buffers were
+    /// built for.
     InputName {
+        /// The input's position (from 0) among the float or among the index inputs.
         position: usize,
+        /// The name the batch buffers hold at that position.
         expected: String,
+        /// The name the data holds at that position.
         actual: String,
     },
-    #[error("data needs a sample axis (rank at least {min_rank}), got rank {actual}")]
-    Rank { min_rank: usize, actual: usize },
-    #[error("cannot fit statistics on 0 samples")]
+    /// Data of a rank the operation cannot take: a scalar where a sample axis is
+    /// needed, or not `[N, C, H, W]`/`[N, H, W, C]` images for [`ChannelMean`].
+    Rank {
+        /// The rank the operation needs (at least 1; exactly 4 for images).
+        min_rank: usize,
+        /// The rank of the data given.
+        actual: usize,
+    },
+    /// Statistics were to be fitted on data with no samples.
     NoSamples,
-    #[error("data holds a non-finite value ({value}) at {position:?}")]
-    NonFinite { position: Vec<usize>, value: String },
-    #[error("asked for {requested} principal components of {features}-feature data")]
-    TooManyComponents { requested: usize, features: usize },
-    #[error("the covariance eigen-decomposition did not converge")]
+    /// The data to fit on holds a NaN or an infinity.
+    NonFinite {
+        /// The index of the first such element.
+        position: Vec<usize>,
+        /// The value, as text.
+        value: String,
+    },
+    /// More principal components were asked for than the data has features.
+    TooManyComponents {
+        /// The number of components asked for.
+        requested: usize,
+        /// The number of features (columns) of the training data.
+        features: usize,
+    },
+    /// The eigen-decomposition of the covariance matrix did not converge.
     NoConvergence,
 }
+
+impl std::fmt::Display for DataError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DataError::ZeroBatchSize => write!(f, "batch size must be at least 1"),
+            DataError::RowOutOfRange { row, rows } => {
+                write!(f, "row {row} is out of range for data with {rows} rows")
+            }
+            DataError::Shape {
+                what,
+                expected,
+                actual,
+            } => write!(f, "{what}: expected shape {expected:?}, got {actual:?}"),
+            DataError::BatchTooLarge { rows, batch_size } => {
+                write!(f, "{rows} rows do not fit a batch of at most {batch_size}")
+            }
+            DataError::SampleCount {
+                name,
+                first,
+                expected,
+                actual,
+            } => write!(
+                f,
+                "`{name}` has {actual} samples but `{first}` has {expected}"
+            ),
+            DataError::InputName {
+                position,
+                expected,
+                actual,
+            } => write!(
+                f,
+                "input {position} is `{actual}` but the batch buffers were built for `{expected}`"
+            ),
+            DataError::Rank { min_rank, actual } => write!(
+                f,
+                "data needs a sample axis (rank at least {min_rank}), got rank {actual}"
+            ),
+            DataError::NoSamples => write!(f, "cannot fit statistics on 0 samples"),
+            DataError::NonFinite { position, value } => {
+                write!(f, "data holds a non-finite value ({value}) at {position:?}")
+            }
+            DataError::TooManyComponents {
+                requested,
+                features,
+            } => write!(
+                f,
+                "asked for {requested} principal components of {features}-feature data"
+            ),
+            DataError::NoConvergence => {
+                write!(f, "the covariance eigen-decomposition did not converge")
+            }
+        }
+    }
+}
+
+impl std::error::Error for DataError {}
