@@ -141,12 +141,12 @@ fn summarise(code: &str) -> String {
             summary.push_str(&format!("{}{text}\n", "    ".repeat(open)));
             continue;
         }
-        let opened = text.matches('{').count();
-        let closed = text.matches('}').count();
         // Generated code has no braces in strings: what it formats are values.
-        depth = (open + opened)
-            .checked_sub(closed)
-            .filter(|&d| d > 0 || opened == 0 && closed == 0);
+        let closed = text.matches('}').count();
+        let now = (open + text.matches('{').count()).saturating_sub(closed);
+        // The brace that brings the count back to 0 ends the function (the
+        // signature's lines before its first brace are at 0 too, but close nothing).
+        depth = (now > 0 || closed == 0).then_some(now);
     }
     summary
 }

@@ -119,28 +119,11 @@ fn train(x: &Array2<f32>, labels: &Array1<usize>, epochs: usize, path: &Path) ->
 }
 // ---- README training end
 
-    /// Three interleaved spirals of 100 points each (the lecture's data set).
-    fn spiral() -> (Array2<f32>, Array1<usize>) {
-        let (per_class, classes) = (100, 3);
-        let mut rng = StdRng::seed_from_u64(5);
-        let mut x = Array2::zeros((per_class * classes, 2));
-        let mut labels = Array1::zeros(per_class * classes);
-        for class in 0..classes {
-            for i in 0..per_class {
-                let r = i as f32 / per_class as f32;
-                let t = class as f32 * 4.0 + 4.0 * r + rng.random::<f32>() * 0.2;
-                let row = class * per_class + i;
-                x[[row, 0]] = r * t.sin();
-                x[[row, 1]] = r * t.cos();
-                labels[row] = class;
-            }
-        }
-        (x, labels)
-    }
-
     #[test]
     fn the_training_loop_learns_the_spiral_and_its_saved_parameters_reload() {
-        let (x, labels) = spiral();
+        // The lecture's three-arm spiral, 100 points an arm, as the examples make it.
+        let (x, labels) = crate::common::spiral(100, 3, &mut StdRng::seed_from_u64(5));
+        let x = x.mapv(|v| v as f32);
         let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("readme_classifier.npz");
         let before = train(&x, &labels, 1, &path).expect("trains");
         let after = train(&x, &labels, 300, &path).expect("trains");
@@ -150,6 +133,11 @@ fn train(x: &Array2<f32>, labels: &Array1<usize>, epochs: usize, path: &Path) ->
         assert_eq!(names, ["w1", "b1", "w2", "b2"]);
     }
 }
+
+// The examples' helpers (the module allows its own dead code: this test uses the
+// spiral data alone).
+#[path = "../examples/common/mod.rs"]
+mod common;
 
 /// The text between `begin` and `end` in `text`.
 fn between<'t>(text: &'t str, begin: &str, end: &str) -> &'t str {

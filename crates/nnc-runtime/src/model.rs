@@ -281,8 +281,8 @@ impl std::fmt::Display for ShapeError {
                 limit,
             } => write!(
                 f,
-                "input `{input}`: axis {axis} (dim `{dim}`) has size {size}, which makes values of shape \
-         {shape} hold {}, more than the limit of {limit}",
+                "input `{input}`: axis {axis} (dim `{dim}`) has size {size}, which makes \
+                 values of shape {shape} hold {}, more than the limit of {limit}",
                 match elements {
                     Some(n) => format!("{n} elements"),
                     None => "more elements than can be counted".to_string(),
