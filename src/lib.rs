@@ -12,6 +12,8 @@
 //! - the compiler's stages (feature `compiler`), for programs that drive it:
 //!   `syntax` (parse and check), `ir` (lower, print, interpret), `autodiff`
 //!   (derive, simplify), `codegen`, and `explain` for snapshot tests;
+//! - `graph` (feature `graph`): pictures of a model's computational graph with the
+//!   values and gradients on its wires, as DOT, SVG or PNG;
 //! - [`prelude`]: the traits a training loop calls methods of.
 //!
 //! Generated code refers to everything through `::nnc::...`, so it compiles in any
@@ -27,6 +29,7 @@
 //! | `os-rng` | yes | `rand::rng()`, seeding from the operating system | getrandom |
 //! | `compiler` | | `syntax`, `ir`, `autodiff`, `codegen`, `explain` | the compiler |
 //! | `pca` | | `runtime::data::Pca` | nalgebra |
+//! | `graph` | | `graph` (with `compiler`) | layout-rs, resvg |
 //! | `full` | | all of the above | |
 
 #![warn(missing_docs)]
@@ -35,6 +38,8 @@
 pub use nnc_autodiff as autodiff;
 #[cfg(feature = "compiler")]
 pub use nnc_codegen as codegen;
+#[cfg(feature = "graph")]
+pub use nnc_graph as graph;
 #[cfg(feature = "compiler")]
 pub use nnc_ir as ir;
 #[cfg(feature = "macros")]

@@ -17,7 +17,9 @@
 //! 5. emit the Rust module (`nnc_codegen::generate`),
 //! 6. interpret the simplified model on small random inputs (`nnc_ir::interp`), when
 //!    the memory check the CLI uses (`interpreter_bytes`) accepts it under
-//!    [`INTERPRETER_BYTES`].
+//!    [`INTERPRETER_BYTES`],
+//! 7. draw the model as `nnc graph` does (`nnc_graph`: forward, expanded, backward;
+//!    DOT and laid-out SVG), under the same check.
 //!
 //! Every stage must return `Ok` or an error with a message: never panic, never take
 //! longer than [`CASE_LIMIT`] (each case runs on its own thread, watched), never
@@ -1147,6 +1149,7 @@ const STAGES: &[&str] = &[
     "plan",
     "emit",
     "interpret",
+    "graph",
 ];
 
 const CHECK: usize = 0;
@@ -1155,6 +1158,7 @@ const AUTODIFF: usize = 2;
 const PLAN: usize = 3;
 const EMIT: usize = 4;
 const INTERPRET: usize = 5;
+const GRAPH: usize = 6;
 
 static TALLY: Tally = Tally {
     reached: [const { AtomicUsize::new(0) }; STAGES.len()],
@@ -1280,7 +1284,44 @@ fn pipeline(source: &str, batch: usize, seed: u64) -> Result<(), String> {
         accepted(EMIT);
 
         interpret(&simplified, batch, seed)?;
+        draw(model, source, batch, seed)?;
     }
+    Ok(())
+}
+
+/// Draws the lowered model as `nnc graph` does (forward, expanded and backward, as
+/// DOT; the forward picture laid out as SVG when it is small, as the layout of a
+/// large one takes up to a second) at random f64 values, when it fits in
+/// [`INTERPRETER_BYTES`].
+fn draw(model: &Model, source: &str, batch: usize, seed: u64) -> Result<(), String> {
+    use nnc::runtime::rand::SeedableRng;
+    let dims: Vec<usize> = model.dims.iter().map(|d| d.size.unwrap_or(batch)).collect();
+    if interpreter_bytes(model, &dims, 8, INTERPRETER_BYTES).is_err() {
+        return Ok(());
+    }
+    reached(GRAPH);
+    let mut rng = nnc::runtime::rand::rngs::StdRng::seed_from_u64(seed);
+    let bindings = nnc::autodiff::gradcheck::random_point(model, batch, &mut rng);
+    for (expand, backward) in [(false, false), (true, false), (false, true)] {
+        let options = nnc::graph::Options {
+            expand,
+            backward,
+            ..nnc::graph::Options::new("fuzz.nn", source)
+        };
+        // Errors are values (a class index out of range, ...).
+        let Ok(picture) = nnc::graph::graph(model, &bindings, &options) else {
+            return Ok(());
+        };
+        let _ = picture.dot();
+        if expand || backward || nnc::graph::svg::layout_cost(&picture.diagram) > 2_000 {
+            continue;
+        }
+        match picture.svg() {
+            Ok(_) | Err(nnc::graph::RenderError::TooLarge { .. }) => {}
+            Err(e) => return Err(format!("graph: {e}")),
+        }
+    }
+    accepted(GRAPH);
     Ok(())
 }
 

@@ -26,7 +26,7 @@ pub mod simplify;
 
 pub use builder::InternalError;
 pub use derivation::Format;
-pub use reverse::{differentiate, gradient, hessian_vector_product};
+pub use reverse::{Wires, differentiate, differentiate_wires, gradient, hessian_vector_product};
 pub use simplify::{Stats, simplify};
 
 use nnc_ir::{Model, Op};

@@ -34,6 +34,37 @@ pub fn gradient(
     of: NodeId,
     wrt: &[Option<NodeId>],
 ) -> Result<Vec<Option<NodeId>>, InternalError> {
+    let wires = backward(model, of, wrt)?;
+    Ok(wrt
+        .iter()
+        .map(|w| w.and_then(|w| wires.total.get(w.index()).copied().flatten()))
+        .collect())
+}
+
+/// The backward pass wire by wire, as the lecture's circuit diagrams show it: the
+/// gradient arriving at each value, and what each of its users contributed to it.
+#[derive(Clone, Debug, Default)]
+pub struct Wires {
+    /// By forward node: the gradient of the loss with respect to it (`None` where the
+    /// loss does not depend on it through any parameter or `grad` input).
+    pub total: Vec<Option<NodeId>>,
+    /// Every contribution: `(user, operand position, gradient)`, the part of the
+    /// operand's gradient that flows back through that one use of it. Where a value
+    /// has one use this is its total; where it branches, the totals are their sums.
+    pub contributions: Vec<(NodeId, usize, NodeId)>,
+}
+
+/// Appends the backward pass of the loss like [`differentiate`] and returns its wires
+/// (for pictures of the model: `nnc graph`).
+pub fn differentiate_wires(model: &mut Model) -> Result<Wires, InternalError> {
+    let targets = grad_targets(model);
+    let wrt = target_nodes(model, &targets);
+    let loss = model.loss;
+    backward(model, loss, &wrt)
+}
+
+/// Reverse mode from scalar `of` towards the nodes of `wrt`, keeping every wire.
+fn backward(model: &mut Model, of: NodeId, wrt: &[Option<NodeId>]) -> Result<Wires, InternalError> {
     if !model.shape(of).is_empty() {
         return Err(InternalError(format!(
             "gradient of a non-scalar node %{}",
@@ -44,6 +75,7 @@ pub fn gradient(
     // Every contribution to each node's gradient, summed when the node is reached.
     let mut contributions: Vec<Vec<NodeId>> = vec![Vec::new(); of.index() + 1];
     let mut total: Vec<Option<NodeId>> = vec![None; of.index() + 1];
+    let mut wires = Vec::new();
     let seed = {
         let mut b = Builder {
             span: model.node(of).span,
@@ -74,7 +106,7 @@ pub fn gradient(
         };
         let operand_grads = vjp(&mut b, n, g)?;
         let args = b.model.node(n).args.clone();
-        for (arg, grad) in args.iter().zip(operand_grads) {
+        for (position, (arg, grad)) in args.iter().zip(operand_grads).enumerate() {
             let Some(grad) = grad else { continue };
             if !needed[arg.index()] {
                 continue;
@@ -82,12 +114,13 @@ pub fn gradient(
             let target = b.model.shape(*arg).clone();
             let grad = b.unbroadcast(grad, &target)?;
             contributions[arg.index()].push(grad);
+            wires.push((n, position, grad));
         }
     }
-    Ok(wrt
-        .iter()
-        .map(|w| w.and_then(|w| total.get(w.index()).copied().flatten()))
-        .collect())
+    Ok(Wires {
+        total,
+        contributions: wires,
+    })
 }
 
 /// The node reading each target (`None` where nothing does), found in one pass over

@@ -8,6 +8,7 @@ mod check;
 mod compile;
 mod grad;
 mod gradcheck;
+mod graph;
 mod run;
 mod source;
 
@@ -31,6 +32,8 @@ enum Command {
     Grad(grad::Args),
     /// Compare derived gradients with central finite differences (f64).
     Gradcheck(gradcheck::Args),
+    /// Draw the computational graph: values and gradients on every wire (SVG, DOT, PNG).
+    Graph(graph::Args),
 }
 
 /// Exit codes: 0 clean, 1 diagnostics (or a failed check), 2 usage errors.
@@ -50,5 +53,6 @@ fn main() -> ExitCode {
         Command::Compile(args) => compile::run(&args),
         Command::Grad(args) => grad::run(&args),
         Command::Gradcheck(args) => gradcheck::run(&args),
+        Command::Graph(args) => graph::run(&args),
     }
 }

@@ -103,7 +103,7 @@ pub fn run(args: &Args) -> ExitCode {
 }
 
 /// A float type the interpreter computes in and `.npz` files store.
-trait RunFloat: Scalar + nnc_runtime::Float {}
+pub(crate) trait RunFloat: Scalar + nnc_runtime::Float {}
 impl RunFloat for f32 {}
 impl RunFloat for f64 {}
 
@@ -200,7 +200,10 @@ fn run_typed<F: RunFloat>(
 
 // ---- reading ----------------------------------------------------------------------
 
-fn read_inputs<F: RunFloat>(model: &Model, path: &Path) -> Result<Vec<(String, Value<F>)>, String> {
+pub(crate) fn read_inputs<F: RunFloat>(
+    model: &Model,
+    path: &Path,
+) -> Result<Vec<(String, Value<F>)>, String> {
     let mut npz = NpzReader::open(path).map_err(|e| e.to_string())?;
     let declared: Vec<&str> = model.inputs.iter().map(|i| i.name.as_str()).collect();
     npz.check_names("input", &declared)
@@ -218,7 +221,7 @@ fn read_inputs<F: RunFloat>(model: &Model, path: &Path) -> Result<Vec<(String, V
     Ok(inputs)
 }
 
-fn read_params<F: RunFloat>(
+pub(crate) fn read_params<F: RunFloat>(
     model: &Model,
     path: &Path,
 ) -> Result<Vec<(String, ArrayD<F>)>, String> {
@@ -248,7 +251,7 @@ fn declared_as(error: NpzError, what: &str, name: &str, declared: &str) -> Strin
 /// Every parameter from its declared initialiser by the runtime's [`init::fill`] (as
 /// generated code does), in declaration order, drawing from one generator seeded with
 /// `seed`.
-fn init_params<F: RunFloat>(model: &Model, seed: u64) -> Vec<(String, ArrayD<F>)> {
+pub(crate) fn init_params<F: RunFloat>(model: &Model, seed: u64) -> Vec<(String, ArrayD<F>)> {
     let mut rng = StdRng::seed_from_u64(seed);
     model
         .params

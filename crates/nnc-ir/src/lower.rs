@@ -27,7 +27,7 @@
 //! and parameters at their declaration, computed values at the operation that would
 //! make them, so no later size computation can overflow.
 
-use crate::model::{GradOf, Init, InputInfo, Model, NodeId, NodeKey, ParamInfo};
+use crate::model::{Call, GradOf, Init, InputInfo, Model, NodeId, NodeKey, ParamInfo};
 use crate::op::{BinaryOp, CmpOp, InputId, Op, ParamId, ReduceOp, UnaryOp};
 use crate::shape::ShapeError;
 use crate::types::{DType, Dim, DimId, DimInfo, Elem, MAX_ELEMENTS, Shape, Type, checked_elements};
@@ -93,6 +93,7 @@ fn lower_with<'a>(
         dim_spans: Vec::new(),
         consed: HashMap::new(),
         calls: HashMap::new(),
+        outer_calls: 0,
         nesting: 0,
     };
     let mut env = Env::default();
@@ -185,6 +186,8 @@ struct Lowerer<'a> {
     consed: HashMap<NodeKey, NodeId>,
     /// Memoised calls: the result of each (`None` if it failed, already reported).
     calls: HashMap<CallKey, Option<Val>>,
+    /// How many outermost calls have been inlined: numbers [`Call::id`].
+    outer_calls: u32,
     /// How many expressions are being lowered, one inside the other, counting
     /// through inlined calls: the depth of the recursion, bounded by
     /// [`MAX_NESTED_EXPRS`].
@@ -570,6 +573,13 @@ impl<'a> Lowerer<'a> {
             return Err(self.shape_error(e, span));
         }
         let id = self.model.push_typed(op, args, ty, self.span(span));
+        if let Some(outer) = self.frames.first() {
+            self.model.nodes[id.index()].call = Some(Call {
+                function: outer.name.clone(),
+                span: outer.call_span,
+                id: self.outer_calls,
+            });
+        }
         self.consed.insert(key, id);
         Ok(id)
     }
@@ -842,6 +852,9 @@ impl<'a> Lowerer<'a> {
                     return Err(Reported);
                 }
             }
+        }
+        if self.frames.is_empty() {
+            self.outer_calls += 1;
         }
         self.frames.push(Frame {
             name: f.name.name.clone(),

@@ -30,6 +30,21 @@ pub struct Node {
     pub name: Option<String>,
     /// For nodes of the backward pass: the derivative rule that built it.
     pub rule: Option<&'static str>,
+    /// The outermost function call (the user's or the prelude's) this node was
+    /// inlined from, if any: pictures of the model draw such a call as one gate.
+    pub call: Option<Call>,
+}
+
+/// One inlined call of a function, as the user wrote it: `sigmoid(z)` at its span.
+/// Calls inside a function's body belong to the outermost call.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Call {
+    /// The function's name.
+    pub function: String,
+    /// The call in the user's source.
+    pub span: Span,
+    /// Tells apart two calls of the same function (numbered in lowering order).
+    pub id: u32,
 }
 
 /// What makes two nodes the same value: the op with its attributes, the operands and
@@ -197,6 +212,7 @@ impl Model {
             span,
             name: None,
             rule: None,
+            call: None,
         });
         id
     }
