@@ -42,6 +42,20 @@ fn wire_from(diagram: &Diagram, from: &str) -> (String, Option<String>) {
     (wires[0].value.clone(), wires[0].gradient.clone())
 }
 
+/// The lecture's gradients of the sigmoid neuron, on the wires leaving its inputs.
+fn assert_lecture_neuron_gradients(d: &Diagram) {
+    let expected = [
+        ("w0", "-0.20"),
+        ("x0", "0.39"),
+        ("w1", "-0.39"),
+        ("x1", "-0.59"),
+        ("w2", "0.20"),
+    ];
+    for (param, gradient) in expected {
+        assert_eq!(wire_from(d, param).1.as_deref(), Some(gradient), "{param}");
+    }
+}
+
 fn labels(diagram: &Diagram, kind: GateKind) -> Vec<&str> {
     diagram
         .gates
@@ -76,15 +90,7 @@ fn add_mul_has_the_lectures_numbers() {
 fn neuron_shows_the_sigmoids_gates_and_the_lectures_gradients() {
     let d = picture("neuron", false, false).diagram;
     assert_eq!(wire_from(&d, "1/x").0, "0.73");
-    for (param, gradient) in [
-        ("w0", "-0.20"),
-        ("x0", "0.39"),
-        ("w1", "-0.39"),
-        ("x1", "-0.59"),
-        ("w2", "0.20"),
-    ] {
-        assert_eq!(wire_from(&d, param).1.as_deref(), Some(gradient), "{param}");
-    }
+    assert_lecture_neuron_gradients(&d);
     let ops = labels(&d, GateKind::Operation);
     assert_eq!(ops, ["*", "*", "+", "+", "*-1", "exp", "+1", "1/x"]);
     // The lecture's local gradients: 1/x gives -1/x^2 = -0.53, exp gives e^-1 = 0.37.
@@ -105,15 +111,7 @@ fn neuron_shows_the_sigmoids_gates_and_the_lectures_gradients() {
 fn neuron_gate_draws_sigmoid_as_one_gate_with_the_same_gradients() {
     let d = picture("neuron_gate", false, false).diagram;
     assert_eq!(wire_from(&d, "sigmoid").0, "0.73");
-    for (param, gradient) in [
-        ("w0", "-0.20"),
-        ("x0", "0.39"),
-        ("w1", "-0.39"),
-        ("x1", "-0.59"),
-        ("w2", "0.20"),
-    ] {
-        assert_eq!(wire_from(&d, param).1.as_deref(), Some(gradient), "{param}");
-    }
+    assert_lecture_neuron_gradients(&d);
     // sigmoid's local gradient: (1 - 0.73) 0.73 = 0.20.
     let sigmoid = d
         .gates
