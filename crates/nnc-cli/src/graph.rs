@@ -22,21 +22,8 @@ use std::process::ExitCode;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// The `.nn` file.
-    file: PathBuf,
-    /// Which model (may be omitted when the file has one).
-    #[arg(long)]
-    model: Option<String>,
-    /// An `.npz` file holding every input, by its declared name.
-    #[arg(long, value_name = "FILE")]
-    inputs: Option<PathBuf>,
-    /// An `.npz` file holding every parameter, by its declared name.
-    #[arg(long, value_name = "FILE", conflicts_with = "seed")]
-    params: Option<PathBuf>,
-    /// Draw the parameters from their initialisers with this seed (default 0); also
-    /// seeds the random inputs used without `--inputs`.
-    #[arg(long, value_name = "S")]
-    seed: Option<u64>,
+    #[command(flatten)]
+    values: crate::source::ModelValues,
     /// Without `--inputs`: the size of every runtime dim (the batch) of the random
     /// inputs.
     #[arg(long, value_name = "B", default_value = "4", value_parser = crate::source::positive)]
@@ -64,7 +51,7 @@ enum Format {
 }
 
 pub fn run(args: &Args) -> ExitCode {
-    let (model, source) = match crate::source::load_one(&args.file, args.model.as_deref()) {
+    let (model, source) = match args.values.load() {
         Ok(loaded) => loaded,
         Err(code) => return code,
     };
@@ -87,7 +74,7 @@ fn draw(model: &Model, source: &str, args: &Args) -> Result<(), String> {
         return Err("a PNG picture needs a file: pass -o FILE.png".to_string());
     }
     let bindings = bindings(model, args)?;
-    let file = args.file.display().to_string();
+    let file = args.values.file.display().to_string();
     let options = nnc_graph::Options {
         expand: args.expand,
         backward: args.backward,
@@ -119,8 +106,8 @@ fn from_extension(path: &Path) -> Format {
 /// The inputs (read, or random with a note) and the parameters (read or drawn),
 /// within the interpreter's memory budget.
 fn bindings(model: &Model, args: &Args) -> Result<Bindings<f64>, String> {
-    let seed = args.seed.unwrap_or(0);
-    let inputs = match &args.inputs {
+    let seed = args.values.seed.unwrap_or(0);
+    let inputs = match &args.values.inputs {
         Some(path) => read_inputs::<f64>(model, path)?,
         None if model.inputs.is_empty() => Vec::new(),
         None => {
@@ -147,7 +134,7 @@ fn bindings(model: &Model, args: &Args) -> Result<Bindings<f64>, String> {
     let dims = bind_dims(model, &values).map_err(|e| e.to_string())?;
     drop(values);
     interpreter_bytes(model, &dims, 8, MAX_INTERPRETER_BYTES).map_err(|e| e.to_string())?;
-    let params = match &args.params {
+    let params = match &args.values.params {
         Some(path) => read_params::<f64>(model, path)?,
         None => init_params::<f64>(model, seed),
     };

@@ -35,21 +35,8 @@ use std::process::ExitCode;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// The `.nn` file.
-    file: PathBuf,
-    /// The model to run; may be omitted when the file holds one model.
-    #[arg(long)]
-    model: Option<String>,
-    /// An `.npz` file holding every input, by its declared name.
-    #[arg(long, value_name = "FILE")]
-    inputs: Option<PathBuf>,
-    /// An `.npz` file holding every parameter, by its declared name.
-    #[arg(long, value_name = "FILE", conflicts_with = "seed")]
-    params: Option<PathBuf>,
-    /// Initialise the parameters from their declared initialisers with this seed
-    /// (0 when neither this nor `--params` is given).
-    #[arg(long, value_name = "S")]
-    seed: Option<u64>,
+    #[command(flatten)]
+    values: crate::source::ModelValues,
     /// Write `loss`, `output.NAME` and `grad.NAME` to this `.npz` file.
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
@@ -71,7 +58,7 @@ pub struct Args {
 /// Exit codes as for `check`: 1 for anything wrong with the program or the data,
 /// 2 when the source file cannot be read.
 pub fn run(args: &Args) -> ExitCode {
-    let (model, source) = match crate::source::load_one(&args.file, args.model.as_deref()) {
+    let (model, source) = match args.values.load() {
         Ok(loaded) => loaded,
         Err(code) => return code,
     };
@@ -88,7 +75,7 @@ pub fn run(args: &Args) -> ExitCode {
         (_, true) => DType::F64,
         _ => model.dtype,
     };
-    let file = args.file.display().to_string();
+    let file = args.values.file.display().to_string();
     let result = match dtype {
         DType::F32 => run_typed::<f32>(&model, args, &source, &file),
         DType::F64 => run_typed::<f64>(&model, args, &source, &file),
@@ -113,7 +100,7 @@ fn run_typed<F: RunFloat>(
     source: &str,
     file: &str,
 ) -> Result<(), String> {
-    let inputs = match &args.inputs {
+    let inputs = match &args.values.inputs {
         Some(path) => read_inputs::<F>(model, path)?,
         None if model.inputs.is_empty() => Vec::new(),
         None => {
@@ -136,7 +123,7 @@ fn run_typed<F: RunFloat>(
     drop(values);
     let element = std::mem::size_of::<F>() as u64;
     interpreter_bytes(model, &dims, element, MAX_INTERPRETER_BYTES).map_err(|e| e.to_string())?;
-    let (params, origin) = match (&args.params, args.seed) {
+    let (params, origin) = match (&args.values.params, args.values.seed) {
         (Some(path), _) => (
             read_params::<F>(model, path)?,
             format!("parameters read from {}", path.display()),

@@ -1,8 +1,36 @@
 //! Reading a `.nn` file and choosing a model: shared by the subcommands.
 
 use nnc_ir::Model;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+
+/// The arguments of the subcommands that evaluate one model (`run`, `graph`): which
+/// model, and where its inputs and parameters come from.
+#[derive(clap::Args)]
+pub struct ModelValues {
+    /// The `.nn` file.
+    pub file: PathBuf,
+    /// Which model (may be omitted when the file has one).
+    #[arg(long)]
+    pub model: Option<String>,
+    /// An `.npz` file holding every input, by its declared name.
+    #[arg(long, value_name = "FILE")]
+    pub inputs: Option<PathBuf>,
+    /// An `.npz` file holding every parameter, by its declared name.
+    #[arg(long, value_name = "FILE", conflicts_with = "seed")]
+    pub params: Option<PathBuf>,
+    /// Draw the parameters from their initialisers with this seed (0 when neither
+    /// this nor `--params` is given); `graph` also draws its random inputs with it.
+    #[arg(long, value_name = "S")]
+    pub seed: Option<u64>,
+}
+
+impl ModelValues {
+    /// The file's model chosen by `--model` (see [`load_one`]).
+    pub fn load(&self) -> Result<(Model, String), ExitCode> {
+        load_one(&self.file, self.model.as_deref())
+    }
+}
 
 /// The text of `path`, read up to [`nnc_syntax::MAX_SOURCE_BYTES`]; on failure the error is
 /// printed and exit code 2 (a file that cannot be read) returned.

@@ -205,7 +205,7 @@ impl Forward<'_> {
                 continue;
             }
             for (position, &arg) in node.args.iter().enumerate() {
-                let folded = self.folded_into(user).map(|(p, _)| p) == Some(position)
+                let folded = folded_operand(self.model, user).map(|(p, _)| p) == Some(position)
                     || (self.is_foldable(arg) && matches!(group(user), Group::Call(_)));
                 if group(arg) != group(user) && !folded {
                     uses.entry(arg)
@@ -366,11 +366,6 @@ impl Forward<'_> {
         }
     }
 
-    /// An operation's tooltip: where it is, and what it computes.
-    fn tooltip(&self, n: NodeId) -> String {
-        self.source.at(self.model, n)
-    }
-
     fn add_gate(&mut self, gate: Gate) -> usize {
         self.diagram.gates.push(gate);
         self.diagram.gates.len() - 1
@@ -387,42 +382,18 @@ impl Forward<'_> {
                 tooltip: self.source.tooltip(call.span),
             };
         }
-        let (kind, label, span) = match node.op {
-            Op::Param(p) => {
-                let info = &model.params[p.0 as usize];
-                (GateKind::Param, info.name.clone(), info.span)
-            }
-            Op::Input(i) => {
-                let info = &model.inputs[i.0 as usize];
-                (GateKind::Input, info.name.clone(), info.span)
-            }
-            Op::Const(_) | Op::DimSize(_) => (
-                GateKind::Constant,
-                label::folded_constant(model, n).unwrap_or_else(|| self.value(n)),
-                node.span,
-            ),
-            ref op => {
-                let constant = self.folded_into(n);
-                let constant = constant.as_ref().map(|(p, c)| (*p, c.as_str()));
-                return Gate {
-                    kind: GateKind::Operation,
-                    label: label::gate(op, constant),
-                    detail: None,
-                    tooltip: self.tooltip(n),
-                };
-            }
-        };
-        Gate {
-            kind,
-            label,
-            detail: None,
-            tooltip: self.source.tooltip(span),
+        if let Some(gate) = leaf_gate(model, &node.op, self.source) {
+            return gate;
         }
-    }
-
-    /// The scalar constant operand a binary op shows in its label, with its position.
-    fn folded_into(&self, n: NodeId) -> Option<(usize, String)> {
-        folded_operand(self.model, n)
+        match node.op {
+            Op::Const(_) | Op::DimSize(_) => Gate {
+                kind: GateKind::Constant,
+                label: label::folded_constant(model, n).unwrap_or_else(|| self.value(n)),
+                detail: None,
+                tooltip: self.source.tooltip(node.span),
+            },
+            ref op => operation_gate(model, n, op, self.source),
+        }
     }
 
     fn is_foldable(&self, n: NodeId) -> bool {
@@ -474,6 +445,38 @@ fn add(
     }
 }
 
+/// The gate of a parameter or an input: its name, its declaration as the tooltip.
+fn leaf_gate(model: &Model, op: &Op, source: &Source<'_>) -> Option<Gate> {
+    let (kind, name, span) = match *op {
+        Op::Param(p) => {
+            let info = &model.params[p.0 as usize];
+            (GateKind::Param, &info.name, info.span)
+        }
+        Op::Input(x) => {
+            let info = &model.inputs[x.0 as usize];
+            (GateKind::Input, &info.name, info.span)
+        }
+        _ => return None,
+    };
+    Some(Gate {
+        kind,
+        label: name.clone(),
+        detail: None,
+        tooltip: source.tooltip(span),
+    })
+}
+
+/// The gate of operation `n`, with a scalar constant operand folded into its label.
+fn operation_gate(model: &Model, n: NodeId, op: &Op, source: &Source<'_>) -> Gate {
+    let folded = folded_operand(model, n);
+    Gate {
+        kind: GateKind::Operation,
+        label: label::gate(op, folded.as_ref().map(|(p, c)| (*p, c.as_str()))),
+        detail: None,
+        tooltip: source.at(model, n),
+    }
+}
+
 fn is_leaf(op: &Op) -> bool {
     matches!(
         op,
@@ -509,31 +512,18 @@ pub fn backward(
         if !live[i] || (label::folded_constant(&derived, n).is_some()) {
             continue;
         }
-        let (kind, text, span) = match node.op {
-            Op::Param(p) => {
-                let info = &derived.params[p.0 as usize];
-                (GateKind::Param, info.name.clone(), info.span)
-            }
-            Op::Input(x) => {
-                let info = &derived.inputs[x.0 as usize];
-                (GateKind::Input, info.name.clone(), info.span)
-            }
-            Op::Const(_) | Op::DimSize(_) => (GateKind::Constant, value(n), node.span),
-            ref op => {
-                let folded = folded_operand(&derived, n);
-                let folded = folded.as_ref().map(|(p, c)| (*p, c.as_str()));
-                (GateKind::Operation, label::gate(op, folded), node.span)
-            }
-        };
-        let tooltip = match kind {
-            GateKind::Operation => source.at(&derived, n),
-            _ => source.tooltip(span),
-        };
+        let gate = leaf_gate(&derived, &node.op, source).unwrap_or_else(|| match node.op {
+            Op::Const(_) | Op::DimSize(_) => Gate {
+                kind: GateKind::Constant,
+                label: value(n),
+                detail: None,
+                tooltip: source.tooltip(node.span),
+            },
+            ref op => operation_gate(&derived, n, op, source),
+        });
         diagram.gates.push(Gate {
-            kind,
-            label: text,
             detail: node.rule.map(str::to_string),
-            tooltip,
+            ..gate
         });
         gate_of.insert(n, diagram.gates.len() - 1);
         let to = diagram.gates.len() - 1;
