@@ -14,13 +14,8 @@
 //!   row of `A` and a column of `B`, vectorised along `k`, the columns of `B` first
 //!   copied to rows of the scratch (W2's `h @ w2`: 18 to 26 GFLOP/s).
 //!
-//! - **`m` small** ([`Shape::Rows`]): the `m` rows of a block of `C`'s columns
-//!   stay in registers for the whole `k` loop, each step a row of `B` scaled by `m`
-//!   values of `A` (W2's `d_w1 = x.T @ d_h`, and `d_w2 = hidden.T @ d_scores`, which
-//!   the caller turns into `d_w2^T = d_scores^T @ hidden`). The blocked kernel's
-//!   tile is 12 rows tall: on two or three rows it wastes most of its work. (An
-//!   earlier try without the register block, one row of `C` at a time through
-//!   memory, was no faster than the blocked kernel.)
+//! (A small `m`, as in `d_w1 = x.T @ d_h`, was tried as rows of `C` accumulated
+//! together over `B`'s rows: no faster than the blocked kernel, so it is not here.)
 //!
 //! Every element of `C` is one chain of fused multiply-adds in `k` order (for
 //! `n` small: lane-wise partial sums added in a fixed order), the same for a whole
@@ -41,19 +36,16 @@ pub(super) const SMALL: usize = 4;
 pub(super) enum Shape {
     Inner,
     Cols,
-    Rows,
 }
 
 impl Shape {
     /// The loop for `p`: `k` small first, then `n` small when `A`'s rows are
-    /// contiguous, then `m` small when `B`'s are. `None`: the blocked kernel.
+    /// contiguous. `None`: the blocked kernel.
     pub(super) fn of<F>(p: &Product<F>) -> Option<Shape> {
         if p.k <= SMALL {
             Some(Shape::Inner)
         } else if p.n <= SMALL && p.a.cs == 1 {
             Some(Shape::Cols)
-        } else if p.m <= SMALL && p.b.cs == 1 {
-            Some(Shape::Rows)
         } else {
             None
         }
@@ -86,7 +78,6 @@ pub(super) unsafe fn run<F: num_traits::Float, V: Lanes<F>>(
         match shape {
             Shape::Inner => inner::<F, V>(p, scratch.ptr),
             Shape::Cols => cols::<F, V>(p, scratch.ptr),
-            Shape::Rows => rows::<F, V>(p),
         }
     }
 }
@@ -188,162 +179,25 @@ unsafe fn cols_n<F: num_traits::Float, V: Lanes<F>, const N: usize>(
                 *scratch.add(c * p.k + q) = *p.b.at(q, c);
             }
         }
-        let mut i = 0;
-        while i + COL_ROWS <= p.m {
-            cols_rows::<F, V, N, COL_ROWS>(p, i, scratch);
-            i += COL_ROWS;
-        }
-        for i in i..p.m {
-            cols_rows::<F, V, N, 1>(p, i, scratch);
-        }
-    }
-}
-
-/// Rows of `C` computed together in [`cols`]: `COL_ROWS * n` independent chains of
-/// multiply-adds, enough to cover the latency of one (with one row's `n`, the
-/// loop waited on it).
-const COL_ROWS: usize = 4;
-
-/// Rows `i..i + R` of [`cols_n`]: each element of `C` is its row of `A` and its
-/// column of `B` (a row of the scratch) multiplied in lanes along `k`, the lanes
-/// added in order, then the last `k % LANES` steps one by one. The same
-/// operations for every element whatever `R`, so the bits do not depend on which
-/// rows share a block.
-///
-/// # Safety
-/// As for [`cols_n`], with rows `i..i + R` inside `A` and `C`.
-#[inline(always)]
-unsafe fn cols_rows<F: num_traits::Float, V: Lanes<F>, const N: usize, const R: usize>(
-    p: &Product<F>,
-    i: usize,
-    scratch: *const F,
-) {
-    let whole = p.k / V::LANES * V::LANES;
-    // SAFETY (the whole body): the caller's contract.
-    unsafe {
-        let a: [*const F; R] = std::array::from_fn(|r| p.a.at(i + r, 0));
-        let mut acc = [[V::zero(); N]; R];
-        let mut q = 0;
-        while q < whole {
-            let bv: [V; N] = std::array::from_fn(|c| V::load(scratch.add(c * p.k + q)));
-            for (row, a) in acc.iter_mut().zip(&a) {
+        let whole = p.k / V::LANES * V::LANES;
+        for i in 0..p.m {
+            let a = p.a.at(i, 0);
+            let mut acc = [V::zero(); N];
+            let mut q = 0;
+            while q < whole {
                 let av = V::load(a.add(q));
-                for (lane, b) in row.iter_mut().zip(&bv) {
-                    *lane = av.mul_add(*b, *lane);
+                for (c, lane) in acc.iter_mut().enumerate() {
+                    *lane = av.mul_add(V::load(scratch.add(c * p.k + q)), *lane);
                 }
+                q += V::LANES;
             }
-            q += V::LANES;
-        }
-        for (r, row) in acc.iter().enumerate() {
-            for (c, lane) in row.iter().enumerate() {
+            for (c, lane) in acc.iter().enumerate() {
                 let mut sum = V::sum(*lane);
                 for q in whole..p.k {
-                    sum = V::mul_add_one(*a[r].add(q), *scratch.add(c * p.k + q), sum);
+                    sum = V::mul_add_one(*a.add(q), *scratch.add(c * p.k + q), sum);
                 }
-                let dst = p.c.offset((i + r) as isize * p.c_rs + c as isize * p.c_cs);
+                let dst = p.c.offset(i as isize * p.c_rs + c as isize * p.c_cs);
                 *dst = if p.overwrite { sum } else { *dst + sum };
-            }
-        }
-    }
-}
-
-/// `C[.., j] (+)= sum_p A[.., p] B[p, j]` for `m <= SMALL` and `B` with contiguous
-/// rows, a block of columns at a time.
-#[inline(always)]
-unsafe fn rows<F: num_traits::Float, V: Lanes<F>>(p: &Product<F>) {
-    // SAFETY: `rows_m` is given `M == p.m`; the rest is forwarded.
-    unsafe {
-        match p.m {
-            1 => rows_m::<F, V, 1>(p),
-            2 => rows_m::<F, V, 2>(p),
-            3 => rows_m::<F, V, 3>(p),
-            _ => rows_m::<F, V, 4>(p),
-        }
-    }
-}
-
-/// Vectors per block of columns in [`rows`]: with up to [`SMALL`] rows, 16
-/// accumulators, four loads of `B` and a broadcast per row in the register file.
-const ROW_BLOCK: usize = 4;
-
-/// [`rows`] with `m` a constant: blocks of [`ROW_BLOCK`] vectors of columns, then
-/// single vectors, then the last columns one by one, each element one chain of
-/// fused multiply-adds in `k` order.
-///
-/// # Safety
-/// As for [`run`], with `M == p.m` and `B`'s rows contiguous.
-#[inline(always)]
-unsafe fn rows_m<F: num_traits::Float, V: Lanes<F>, const M: usize>(p: &Product<F>) {
-    debug_assert!(p.m == M && p.b.cs == 1);
-    let mut j = 0;
-    // SAFETY (the whole body): every block stays inside the `n` columns.
-    unsafe {
-        while j + ROW_BLOCK * V::LANES <= p.n {
-            rows_block::<F, V, M, ROW_BLOCK>(p, j);
-            j += ROW_BLOCK * V::LANES;
-        }
-        while j + V::LANES <= p.n {
-            rows_block::<F, V, M, 1>(p, j);
-            j += V::LANES;
-        }
-        for j in j..p.n {
-            for i in 0..M {
-                let mut acc = F::zero();
-                for q in 0..p.k {
-                    acc = V::mul_add_one(*p.a.at(i, q), *p.b.at(q, j), acc);
-                }
-                let dst = p.c.offset(i as isize * p.c_rs + j as isize * p.c_cs);
-                *dst = if p.overwrite { acc } else { *dst + acc };
-            }
-        }
-    }
-}
-
-/// Columns `j..j + NB * LANES` of all `M` rows of `C`: `M x NB` accumulators
-/// through the whole `k` loop, then added to (or stored into) `C`.
-///
-/// # Safety
-/// As for [`rows_m`], with the block inside `C`'s columns.
-#[inline(always)]
-unsafe fn rows_block<F: num_traits::Float, V: Lanes<F>, const M: usize, const NB: usize>(
-    p: &Product<F>,
-    j: usize,
-) {
-    let mut acc = [[V::zero(); NB]; M];
-    // SAFETY (the whole body): the caller's contract; the spill buffer holds
-    // `NB * LANES <= 4 * 16` elements.
-    unsafe {
-        for q in 0..p.k {
-            let b = p.b.at(q, j);
-            let bv: [V; NB] = std::array::from_fn(|v| V::load(b.add(v * V::LANES)));
-            for (i, row) in acc.iter_mut().enumerate() {
-                let a = V::splat(*p.a.at(i, q));
-                for (lane, b) in row.iter_mut().zip(&bv) {
-                    *lane = a.mul_add(*b, *lane);
-                }
-            }
-        }
-        let mut spill = [F::zero(); ROW_BLOCK * 16];
-        for (i, row) in acc.iter().enumerate() {
-            let dst = p.c.offset(i as isize * p.c_rs + j as isize * p.c_cs);
-            if p.c_cs == 1 {
-                for (v, lane) in row.iter().enumerate() {
-                    let at = dst.add(v * V::LANES);
-                    let sum = if p.overwrite {
-                        *lane
-                    } else {
-                        V::load(at).add(*lane)
-                    };
-                    sum.store(at);
-                }
-            } else {
-                for (v, lane) in row.iter().enumerate() {
-                    lane.store(spill.as_mut_ptr().add(v * V::LANES));
-                }
-                for (e, value) in spill[..NB * V::LANES].iter().enumerate() {
-                    let at = dst.offset(e as isize * p.c_cs);
-                    *at = if p.overwrite { *value } else { *at + *value };
-                }
             }
         }
     }
