@@ -405,6 +405,8 @@ struct Shared {
     /// Set when a part panicked on a worker.
     panicked: AtomicBool,
     stop: AtomicBool,
+    /// How many workers have started running (see `Pool::start`).
+    started: AtomicUsize,
     /// Per worker: parked, or about to park (see `Worker::wait`).
     sleeping: Vec<AtomicBool>,
 }
@@ -440,6 +442,7 @@ impl Pool {
             done: AtomicUsize::new(0),
             panicked: AtomicBool::new(false),
             stop: AtomicBool::new(false),
+            started: AtomicUsize::new(0),
             sleeping: (0..workers).map(|_| AtomicBool::new(false)).collect(),
         });
         let mut handles = Vec::with_capacity(workers);
@@ -458,6 +461,13 @@ impl Pool {
         }
         if handles.is_empty() {
             return None;
+        }
+        // A thread allocates as it starts (the standard library copies its name for
+        // the stack-overflow handler), on its own schedule. Waiting here for every
+        // worker to reach its loop keeps those allocations inside `Threads::new`, so
+        // that once a workspace exists a step allocates nothing on any thread.
+        while shared.started.load(Ordering::Acquire) < handles.len() {
+            thread::yield_now();
         }
         // A worker that could not start is never woken (`run` wakes `workers`).
         Some(Pool {
@@ -620,6 +630,7 @@ impl Worker {
         // first region if it is open.
         let mut seen = 0;
         IN_REGION.with(|r| r.set(true));
+        shared.started.fetch_add(1, Ordering::Release);
         loop {
             let w = self.wait(seen);
             if shared.stop.load(Ordering::SeqCst) {
