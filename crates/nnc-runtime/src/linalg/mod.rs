@@ -659,6 +659,19 @@ impl Blocking {
     }
 
     /// Elements of a packed block of B (first) and of A.
+    /// Rows of A per block for a product (or a thread's part of one) over `m`
+    /// rows: the fewest blocks of at most `mc` rows, as even as whole tiles allow.
+    /// Every block streams all of the packed B through the kernel, so a block of
+    /// one tile pays B's reads for little work: W4's `h @ w` cut in two parts of
+    /// 132 rows was blocks of 120 and 12 rows, and ran 1.44x its one-thread rate on
+    /// two threads; as blocks of 72 and 60 rows it runs 1.97x (AVX-512, Zen 5,
+    /// 2026-12-01, `nnc-bench --products --threads 2`). The blocks of rows do not
+    /// change what is summed in which order.
+    fn m_step(&self, m: usize) -> usize {
+        let blocks = m.div_ceil(self.mc).max(1);
+        m.div_ceil(blocks).next_multiple_of(self.mr)
+    }
+
     fn packed_b_len(&self, k: usize, n: usize) -> usize {
         n.min(self.nc).div_ceil(self.nr) * panel_stride(k.min(self.kc), self.nr)
     }
@@ -969,8 +982,9 @@ unsafe fn blocked<F: num_traits::Float, V: Lanes<F>>(
                         own
                     }
                 };
-                for ic in (0..p.m).step_by(blocks.mc) {
-                    let mc = blocks.mc.min(p.m - ic);
+                let m_step = blocks.m_step(p.m);
+                for ic in (0..p.m).step_by(m_step) {
+                    let mc = m_step.min(p.m - ic);
                     if packs_a {
                         pack_a(packed_a, mr, p.a, ic, pc, mc, kc);
                     }

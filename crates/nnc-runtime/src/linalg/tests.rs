@@ -546,3 +546,29 @@ fn k_blocks_are_even() {
         assert!(k - (count - 1) * step <= step && step - (k - (count - 1) * step) < count);
     }
 }
+
+/// The blocks of A's rows are as few as `mc` allows, whole tiles, and as even as
+/// tiles go: no block of one short tile that streams all of B again.
+#[test]
+fn m_blocks_are_even_whole_tiles() {
+    let blocks = Blocking::new(12, 32);
+    assert_eq!(blocks.mc, 120);
+    for (m, step) in [
+        (1, 12),
+        (12, 12),
+        (120, 120),
+        (121, 72),
+        (132, 72),
+        (256, 96),
+    ] {
+        assert_eq!(blocks.m_step(m), step, "m = {m}");
+    }
+    for m in 1..1000 {
+        let step = blocks.m_step(m);
+        let count = m.div_ceil(step);
+        assert!(step % blocks.mr == 0 && step <= blocks.mc, "m = {m}");
+        assert_eq!(count, m.div_ceil(blocks.mc), "m = {m}");
+        // The last block is short by less than a tile per block.
+        assert!(step * count - m < blocks.mr * count, "m = {m}");
+    }
+}
