@@ -45,8 +45,13 @@ pub fn parse(source: &str) -> (File, Vec<Diagnostic>) {
     }
     // The tokens go to the parser; error messages, if any, lex the source again.
     let context = || Context::new(&lexer::tokenize(source).0);
-    let (file, mut diagnostics) = parse_inner(tokens, source.len(), &follow_ons, context);
-    diagnostics.extend(lex_errors.into_iter().map(user_error));
+    let (file, mut diagnostics, quiet) = parse_inner(tokens, source.len(), &follow_ons, context);
+    diagnostics.extend(
+        lex_errors
+            .into_iter()
+            .map(user_error)
+            .filter(|d| !is_consequence(d, &quiet)),
+    );
     diagnostics.sort_by_key(|d| d.span.start);
     (file, diagnostics)
 }
@@ -55,7 +60,8 @@ pub fn parse(source: &str) -> (File, Vec<Diagnostic>) {
 /// `end` is the offset reported for "unexpected end of input".
 pub fn parse_tokens(tokens: Vec<Spanned>, end: usize) -> (File, Vec<Diagnostic>) {
     let context = Context::new(&tokens);
-    parse_inner(tokens, end, &[], move || context)
+    let (file, diagnostics, _) = parse_inner(tokens, end, &[], move || context);
+    (file, diagnostics)
 }
 
 /// Parses, dropping errors whose unexpected token starts at one of `follow_ons`
@@ -65,7 +71,7 @@ fn parse_inner(
     end: usize,
     follow_ons: &[usize],
     context: impl FnOnce() -> Context,
-) -> (File, Vec<Diagnostic>) {
+) -> (File, Vec<Diagnostic>, Vec<Span>) {
     let mut recovered: Recovered = Vec::new();
     let result = generated::FileParser::new().parse(&mut recovered, tokens);
     let mut errors: Vec<ParseError<usize, Tok, SyntaxError>> =
@@ -85,17 +91,30 @@ fn parse_inner(
         _ => false,
     };
     if errors.is_empty() {
-        return (file, Vec::new());
+        return (file, Vec::new(), Vec::new());
     }
     let context = context();
+    let quiet: Vec<Span> = errors
+        .iter()
+        .filter_map(|e| consequences(e, &context))
+        .collect();
     let mut diagnostics: Vec<Diagnostic> = errors
         .into_iter()
         .filter(|e| !is_follow_on(e))
         .map(|e| parse_error(e, end, &context))
+        .filter(|d| !is_consequence(d, &quiet))
         .collect();
     diagnostics.sort_by_key(|d| d.span.start);
     diagnostics.dedup_by(|a, b| a.span == b.span && a.message == b.message);
-    (file, diagnostics)
+    (file, diagnostics, quiet)
+}
+
+/// Whether `d` starts inside one of the `quiet` spans (after its first token,
+/// which holds the diagnostic that explains the rest).
+fn is_consequence(d: &Diagnostic, quiet: &[Span]) -> bool {
+    quiet
+        .iter()
+        .any(|q| d.span.start > q.start && d.span.start < q.end)
 }
 
 /// What an error message may look at besides the offending token: the tokens before it.
@@ -105,10 +124,10 @@ struct Context {
     open_at_end: Option<(Span, char)>,
 }
 
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 struct TokenInfo {
     span: Span,
-    is_star: bool,
+    tok: Tok,
     /// The innermost bracket open just before this token, and which one.
     open: Option<(Span, char)>,
 }
@@ -121,7 +140,7 @@ impl Context {
             let span = Span::new(*l, *r);
             infos.push(TokenInfo {
                 span,
-                is_star: *tok == Tok::Star,
+                tok: tok.clone(),
                 open: open.last().copied(),
             });
             match tok {
@@ -141,9 +160,15 @@ impl Context {
     }
 
     /// The token just before offset `at`.
-    fn before(&self, at: usize) -> Option<TokenInfo> {
+    fn before(&self, at: usize) -> Option<&TokenInfo> {
         let i = self.tokens.partition_point(|t| t.span.start < at);
-        i.checked_sub(1).map(|i| self.tokens[i])
+        i.checked_sub(1).map(|i| &self.tokens[i])
+    }
+
+    /// The index of the token that starts at offset `at`, if one does.
+    fn index_at(&self, at: usize) -> Option<usize> {
+        let i = self.tokens.partition_point(|t| t.span.start < at);
+        (self.tokens.get(i)?.span.start == at).then_some(i)
     }
 
     /// The innermost bracket open at offset `at` (the start of a token, or the end).
@@ -153,6 +178,33 @@ impl Context {
             Some(t) => t.open,
             None => self.open_at_end,
         }
+    }
+
+    /// The index of the `}` that closes the `{` at index `open`.
+    fn closing(&self, open: usize) -> Option<usize> {
+        let mut depth = 0usize;
+        for (i, t) in self.tokens.iter().enumerate().skip(open) {
+            match t.tok {
+                Tok::LBrace => depth += 1,
+                Tok::RBrace if depth <= 1 => return Some(i),
+                Tok::RBrace => depth -= 1,
+                _ => {}
+            }
+        }
+        None
+    }
+
+    /// From the token starting at `at` to the end of the block it is in (the `}`
+    /// closing the innermost `{` open there, or the end of input); at the top level,
+    /// to the end of the first block that starts after it.
+    fn to_end_of_block(&self, at: usize) -> Option<Span> {
+        let i = self.index_at(at)?;
+        let open = match self.open_at(at) {
+            Some((span, '{')) => self.index_at(span.start)?,
+            _ => (i..self.tokens.len()).find(|&j| self.tokens[j].tok == Tok::LBrace)?,
+        };
+        let last = self.closing(open).unwrap_or(self.tokens.len() - 1);
+        Some(self.tokens[i].span.to(self.tokens[last].span))
     }
 }
 
@@ -228,8 +280,19 @@ fn unexpected_token(span: Span, tok: &Tok, expected: &[String], context: &Contex
     let before = context.before(span.start);
     let comparison = matches!(tok, Tok::Gt | Tok::Ge | Tok::Lt | Tok::Le);
 
+    if *tok == Tok::LParen
+        && let Some(d) = method_call(span, context)
+    {
+        return d;
+    }
+    if let Tok::Ident(word) = tok
+        && let Some(d) = foreign_statement(word, span, expected)
+    {
+        return d;
+    }
+
     if let (Tok::Star, Some(star)) = (tok, before)
-        && star.is_star
+        && star.tok == Tok::Star
         && star.span.end == span.start
     {
         return Diagnostic::error("`**` is not an operator", star.span.to(span))
@@ -286,6 +349,111 @@ fn unexpected_token(span: Span, tok: &Tok, expected: &[String], context: &Contex
         }
     }
     d
+}
+
+/// Module prefixes that Python code puts before the functions `.nn` calls bare.
+const MODULES: &[&str] = &[
+    "np", "numpy", "jnp", "jax", "torch", "F", "nn", "math", "tf",
+];
+
+/// `x.sum(...)`, `w.transpose()`, `np.tanh(x)`: a method call (or a module's
+/// function), which `.nn` does not have, at the `(` that follows `.name`.
+fn method_call(paren: Span, context: &Context) -> Option<Diagnostic> {
+    let i = context.index_at(paren.start)?;
+    let (dot, name) = (&context.tokens[i.checked_sub(2)?], &context.tokens[i - 1]);
+    let (Tok::Dot, Tok::Ident(method)) = (&dot.tok, &name.tok) else {
+        return None;
+    };
+    let receiver = match i.checked_sub(3).map(|r| &context.tokens[r]) {
+        Some(TokenInfo {
+            tok: Tok::Ident(r),
+            span,
+            ..
+        }) if span.end == dot.span.start => Some((r.as_str(), *span)),
+        _ => None,
+    };
+    let known =
+        crate::builtins::builtin(method).is_some() || crate::prelude::function(method).is_some();
+    let no_args = matches!(context.tokens.get(i + 1), Some(t) if t.tok == Tok::RParen);
+    let headline = "method calls are not part of `.nn`";
+    let called = dot.span.to(paren);
+    let d = match (receiver, method.as_str()) {
+        (Some((module, at)), _) if known && MODULES.contains(&module) => {
+            Diagnostic::error("`.nn` functions have no module prefix", at.to(name.span))
+                .with_label(format!("write `{method}(...)`"))
+        }
+        (_, "transpose" | "t" | "T") => {
+            let x = receiver.map_or("x", |(r, _)| r);
+            Diagnostic::error(headline, called)
+                .with_label(format!("write `{x}.T` for the transpose"))
+        }
+        (_, "pow") => Diagnostic::error(headline, called).with_label("write `x ^ p` for a power"),
+        _ if known => {
+            let label = match receiver {
+                Some((x, _)) if no_args => format!("write `{method}({x})`"),
+                Some((x, _)) => format!("write `{method}({x}, ...)`"),
+                None => format!("write `{method}(...)`, the value its first argument"),
+            };
+            Diagnostic::error(headline, called).with_label(label)
+        }
+        _ => Diagnostic::error(headline, called)
+            .with_label("a method call")
+            .with_note("`.nn` has functions, not methods: `f(x)`; the only postfix is `.T`"),
+    };
+    Some(d)
+}
+
+/// A statement of another language where `.nn` expects one of its own: a loop, an
+/// `if`, a `return`, a Python `def`.
+fn foreign_statement(word: &str, span: Span, expected: &[String]) -> Option<Diagnostic> {
+    let expects = |t: &str| expected.iter().any(|e| e.trim_matches('"') == t);
+    if !expects("let") && !expects("fn") {
+        return None;
+    }
+    let d = match word {
+        "for" | "while" => Diagnostic::error("`.nn` has no loops", span)
+            .with_label(format!("a `{word}` loop"))
+            .with_note(
+                "write each step with `let`; a `fn` keeps it short: \
+                 `fn layer(x, w) = tanh(x @ w);` and `let h2 = layer(h1, w2);`",
+            ),
+        "if" => Diagnostic::error("`.nn` has no `if` statement", span)
+            .with_label("an `if`")
+            .with_note("`where(cond, a, b)` chooses elementwise: `where(x > 0, x, 0.1 * x)`"),
+        "return" => Diagnostic::error("`.nn` has no `return`", span)
+            .with_label("a `return`")
+            .with_note(
+                "a model gives its value with `loss expr;` (and `output name;`), \
+                 a `fn` with its body: `fn f(x) = x * x;`",
+            ),
+        "def" | "function" | "func" => Diagnostic::error(format!("`{word}` is not a keyword of `.nn`"), span)
+            .with_label("a function definition?")
+            .with_note("functions are written `fn name(x, y) = expression;`"),
+        "import" | "from" | "use" => Diagnostic::error("`.nn` has no imports", span)
+            .with_label(format!("an `{word}`"))
+            .with_note("the built-in functions and the prelude (`relu`, `softmax_cross_entropy`, ...) are always there"),
+        _ => return None,
+    };
+    Some(d)
+}
+
+/// Where the parser's errors after `error` are its consequences: after a loop or
+/// `if`, which `.nn` does not have, to the end of the block it is in (its `0..3`,
+/// its `y = ...` and the statements the parser no longer sees inside the model
+/// would otherwise each get an error of their own; the user fixes the loop first).
+fn consequences(error: &ParseError<usize, Tok, SyntaxError>, context: &Context) -> Option<Span> {
+    let ParseError::UnrecognizedToken {
+        token: (l, Tok::Ident(word), _),
+        expected,
+    } = error
+    else {
+        return None;
+    };
+    if !matches!(word.as_str(), "for" | "while" | "if") {
+        return None;
+    }
+    foreign_statement(word, Span::new(*l, *l), expected)?;
+    context.to_end_of_block(*l)
 }
 
 fn is_keyword(tok: &Tok) -> bool {
