@@ -1,5 +1,5 @@
 //! `nnc check FILE...`: every error `nnc compile` would report, without generating
-//! code.
+//! code, and the warnings (a parameter that does not reach the loss).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -29,8 +29,13 @@ pub fn run(args: &Args) -> ExitCode {
         // differentiation.
         match nnc_autodiff::compile_source(&source) {
             Ok(_) => {
+                let warned = crate::source::print_warnings(&source, &name, None);
                 if !args.quiet {
-                    println!("{name}: ok");
+                    match warned {
+                        0 => println!("{name}: ok"),
+                        1 => println!("{name}: ok, 1 warning"),
+                        n => println!("{name}: ok, {n} warnings"),
+                    }
                 }
             }
             Err(diagnostics) => {

@@ -62,6 +62,7 @@ pub fn run(args: &Args) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    crate::source::print_warnings(&source, &name, args.model.as_deref());
     match &args.output {
         None => {
             print!("{text}");

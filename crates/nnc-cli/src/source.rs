@@ -109,3 +109,22 @@ pub fn positive(text: &str) -> Result<usize, String> {
         Err(e) => Err(e.to_string()),
     }
 }
+
+/// Prints the warnings about `source`'s models ([`nnc_ir::warnings`]; only the model
+/// named `only`, when given) to stderr, rendered like errors, and gives how many.
+/// For a source that compiled: the front end runs again, which costs little next to
+/// what compiling it cost.
+pub fn print_warnings(source: &str, name: &str, only: Option<&str>) -> usize {
+    let Ok(models) = nnc_ir::compile_source(source) else {
+        return 0;
+    };
+    let warnings: Vec<_> = models
+        .iter()
+        .filter(|m| only.is_none_or(|o| m.name == o))
+        .flat_map(nnc_ir::warnings)
+        .collect();
+    if !warnings.is_empty() {
+        eprint!("{}", nnc_syntax::render(&warnings, name, source));
+    }
+    warnings.len()
+}

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{code, nnc, repo, stderr, stdout};
+use common::{code, nnc, repo, scratch, stderr, stdout};
 use std::path::{Path, PathBuf};
 
 /// A scratch file that removes itself.
@@ -92,6 +92,30 @@ fn diagnostics_exit_1_on_stderr_with_location() {
         "{}",
         lines[at + 1]
     );
+}
+
+/// A parameter the loss does not depend on compiles (it is legal) but is most
+/// likely a mistake: `check` and `compile` warn at its declaration and exit 0.
+#[test]
+fn a_parameter_the_loss_does_not_reach_is_a_warning() {
+    let file = scratch("cli", "warning").join("unused.nn");
+    let source = "model m {\n    dim N;\n    input x: [N, 3];\n    param w: [3, 3] = zeros;\n    param extra: [3] = zeros;\n    loss sum(x @ w);\n}\n";
+    std::fs::write(&file, source).expect("the scratch file");
+    let path = file.display().to_string();
+    let out = nnc(["check", path.as_str()]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(stdout(&out), format!("{path}: ok, 1 warning\n"));
+    let warned = |err: &str| {
+        err.contains("Warning: parameter `extra` does not reach the loss")
+            && err.contains(&format!("{path}:5:11"))
+            && err.contains("never used")
+            && !err.contains("Error")
+    };
+    assert!(warned(&stderr(&out)), "{}", stderr(&out));
+    let out = nnc(["compile", path.as_str()]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(stdout(&out).contains("pub fn loss_and_grad("));
+    assert!(warned(&stderr(&out)), "{}", stderr(&out));
 }
 
 #[test]

@@ -26,6 +26,7 @@
 //! oracle the generated code is tested against.
 
 pub mod interp;
+mod lint;
 pub mod lower;
 mod model;
 pub mod op;
@@ -33,6 +34,7 @@ pub mod print;
 pub mod shape;
 mod types;
 
+pub use lint::warnings;
 pub use lower::{grad_targets, lower_file, lower_model};
 pub use model::{Call, GradOf, Init, InputInfo, Model, Node, NodeId, NodeKey, ParamInfo};
 pub use op::{BinaryOp, CmpOp, InputId, Op, ParamId, ReduceOp, UnaryOp};

@@ -7,9 +7,11 @@
 use crate::Span;
 use ariadne::{Config, IndexType, Label, Report, ReportKind, Source};
 
-/// One error, pointing at the source.
+/// One error or warning, pointing at the source.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Diagnostic {
+    /// An error stops compilation; a warning is reported and compilation goes on.
+    pub severity: Severity,
     /// The headline: what is wrong.
     pub message: String,
     /// Where: the primary span, underlined.
@@ -22,14 +24,30 @@ pub struct Diagnostic {
     pub notes: Vec<String>,
 }
 
+/// Whether a [`Diagnostic`] stops compilation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Severity {
+    Error,
+    Warning,
+}
+
 impl Diagnostic {
     pub fn error(message: impl Into<String>, span: Span) -> Diagnostic {
         Diagnostic {
+            severity: Severity::Error,
             message: message.into(),
             span,
             label: None,
             related: vec![],
             notes: vec![],
+        }
+    }
+
+    /// A warning: something legal that is most likely a mistake.
+    pub fn warning(message: impl Into<String>, span: Span) -> Diagnostic {
+        Diagnostic {
+            severity: Severity::Warning,
+            ..Diagnostic::error(message, span)
         }
     }
 
@@ -190,7 +208,11 @@ fn render_one<I: AsRef<str>>(
         start..s.end.clamp(start, source.len())
     };
     let primary = clamp(d.span);
-    let mut report = Report::build(ReportKind::Error, (file_name, primary.clone()))
+    let kind = match d.severity {
+        Severity::Error => ReportKind::Error,
+        Severity::Warning => ReportKind::Warning,
+    };
+    let mut report = Report::build(kind, (file_name, primary.clone()))
         .with_config(
             Config::default()
                 .with_color(false)

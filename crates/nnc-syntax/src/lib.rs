@@ -31,7 +31,7 @@ pub mod prelude;
 pub mod source;
 mod span;
 
-pub use diagnostic::{Diagnostic, render};
+pub use diagnostic::{Diagnostic, Severity, render};
 pub use source::{MAX_SOURCE_BYTES, read_source};
 pub use span::Span;
 
