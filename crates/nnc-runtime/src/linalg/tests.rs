@@ -566,7 +566,10 @@ fn m_blocks_are_even_whole_tiles() {
     for m in 1..1000 {
         let step = blocks.m_step(m);
         let count = m.div_ceil(step);
-        assert!(step % blocks.mr == 0 && step <= blocks.mc, "m = {m}");
+        assert!(
+            step.is_multiple_of(blocks.mr) && step <= blocks.mc,
+            "m = {m}"
+        );
         assert_eq!(count, m.div_ceil(blocks.mc), "m = {m}");
         // The last block is short by less than a tile per block.
         assert!(step * count - m < blocks.mr * count, "m = {m}");
