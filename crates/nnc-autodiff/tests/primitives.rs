@@ -69,6 +69,7 @@ const ELEMENTWISE_BINARY: &[&str] = &[
     "min(a, b)",
     "where(a > b, a, 2 * b)",
     "where(a <= b, a * b, b)",
+    "clip(a, b - 1, b + 1)",
 ];
 
 const ELEMENTWISE_UNARY: &[&str] = &[
@@ -82,6 +83,7 @@ const ELEMENTWISE_UNARY: &[&str] = &[
     "softplus(a)",
     "a ^ 3",
     "relu(a) + leaky_relu(a, alpha = 0.1) + elu(a) + prelu(a, b)",
+    "clip(a, -0.5, 0.5)",
 ];
 
 const AXIS_OPS: &[&str] = &["sum", "mean", "max", "min", "logsumexp"];

@@ -64,6 +64,7 @@ const UNARY: &[&str] = &[
     "leaky_relu({}, alpha = 0.2)",
     "elu({})",
     "elu({}, alpha = 0.5)",
+    "clip({}, -0.5, 0.5)",
     "exp(tanh({}))",
     "log(sigmoid({}) + 0.5)",
     "sqrt(softplus({}) + 0.1)",

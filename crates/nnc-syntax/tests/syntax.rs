@@ -160,7 +160,7 @@ fn prelude_checks_clean_and_names_are_unique() {
     ] {
         assert!(prelude::function(f).is_some(), "{f} is in the prelude");
     }
-    for f in ["multiclass_hinge", "softmax_cross_entropy", "l2"] {
+    for f in ["multiclass_hinge", "softmax_cross_entropy", "l2", "clip"] {
         assert!(prelude::function(f).is_some(), "{f} is in the prelude");
     }
 }
