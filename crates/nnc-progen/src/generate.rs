@@ -730,18 +730,25 @@ fn template_expr(template: &str, x: Expr) -> Expr {
     if let Some(inner) = t.strip_prefix('(').and_then(|s| s.strip_suffix(')')) {
         return template_expr(inner, x);
     }
-    // `f(inner)` or `f(inner, key = value)`
+    // `f(inner)`, then numbers (`clip(inner, -0.5, 0.5)`) or `key = value`s
     let (f, args) = t.split_once('(').unwrap_or((t, ")"));
     let args = args.strip_suffix(')').unwrap_or(args);
-    let (inner, kwargs) = match top_level(args, ", ") {
-        Some(at) => {
-            let (k, v) = args[at + 2..].split_once(" = ").unwrap_or(("alpha", "0.1"));
-            let key: &'static str = if k == "alpha" { "alpha" } else { "k" };
-            (&args[..at], vec![(key, v.to_string())])
-        }
-        None => (args, vec![]),
+    let (inner, rest) = match top_level(args, ", ") {
+        Some(at) => (&args[..at], &args[at + 2..]),
+        None => (args, ""),
     };
-    call(f, vec![template_expr(inner, x)], kwargs, shape)
+    let mut positional = vec![template_expr(inner, x)];
+    let mut kwargs = Vec::new();
+    for extra in rest.split(", ").filter(|e| !e.is_empty()) {
+        match extra.split_once(" = ") {
+            Some((k, v)) => {
+                let key: &'static str = if k == "alpha" { "alpha" } else { "k" };
+                kwargs.push((key, v.to_string()));
+            }
+            None => positional.push(num(extra.parse().unwrap_or(0.5))),
+        }
+    }
+    call(f, positional, kwargs, shape)
 }
 
 /// Where `op` first occurs in `text` outside parentheses.
