@@ -327,3 +327,45 @@ fn fn_default_parameters() {
     assert_eq!(f.params[0].default, None);
     assert_eq!(f.params[1].default.map(|n| n.value), Some(0.01));
 }
+
+/// Consts declared outside any model are in the scope of every model and of the
+/// user's functions (each model evaluates them first), and a const may use the ones
+/// before it.
+#[test]
+fn file_level_consts_reach_models_and_functions() {
+    let source = "\
+const SLOPE = 0.2;
+fn leaky(x) = where(x > 0, x, SLOPE * x);
+const HALF = 0.5, SCALE = HALF / 2;
+model a {
+    dim N;
+    input x: [N, 3];
+    param w: [3, 4] = xavier;
+    loss sum(leaky(x @ w) * SCALE);
+}
+model b {
+    param v: [2] = ones;
+    loss sum(v * HALF);
+}
+";
+    let models = nnc_ir::compile_source(source).unwrap_or_else(|d| panic!("{d:?}"));
+    let printed: Vec<String> = models
+        .iter()
+        .map(|m| nnc_ir::print::print(m, None))
+        .collect();
+    let has = |text: &str, value: &str| {
+        text.lines()
+            .any(|l| l.contains(&format!("= const {value} ")))
+    };
+    assert!(
+        has(&printed[0], "0.2") && has(&printed[0], "0.25"),
+        "{}",
+        printed[0]
+    );
+    assert!(has(&printed[1], "0.5"), "{}", printed[1]);
+    // The prelude does not see them: its `alpha` is still its own parameter.
+    let shadowed = "const alpha = 5;\nmodel m { param w: [2] = ones; loss sum(leaky_relu(w)); }\n";
+    let models = nnc_ir::compile_source(shadowed).unwrap_or_else(|d| panic!("{d:?}"));
+    let text = nnc_ir::print::print(&models[0], None);
+    assert!(has(&text, "0.01") && !has(&text, "5"), "{text}");
+}

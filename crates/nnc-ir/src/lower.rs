@@ -42,10 +42,11 @@ use std::collections::HashMap;
 /// never a panic.
 pub fn lower_file(file: &ast::File) -> Result<Vec<Model>, Vec<Diagnostic>> {
     let fns = functions(file);
+    let consts = file_consts(file);
     let mut models = Vec::new();
     let mut diagnostics = Vec::new();
     for m in file.models() {
-        match lower_with(&fns, m) {
+        match lower_with(&fns, &consts, m) {
             Ok(model) => models.push(model),
             Err(mut d) => diagnostics.append(&mut d),
         }
@@ -59,7 +60,12 @@ pub fn lower_file(file: &ast::File) -> Result<Vec<Model>, Vec<Diagnostic>> {
 
 /// Lowers one model of `file`.
 pub fn lower_model(file: &ast::File, def: &ast::ModelDef) -> Result<Model, Vec<Diagnostic>> {
-    lower_with(&functions(file), def)
+    lower_with(&functions(file), &file_consts(file), def)
+}
+
+/// The file-level consts, as one `const` statement: each model evaluates it first.
+fn file_consts(file: &ast::File) -> Stmt {
+    Stmt::Const(file.consts().cloned().collect())
 }
 
 /// The file's functions by name (the first, if one is defined twice: the checker
@@ -74,6 +80,7 @@ fn functions(file: &ast::File) -> HashMap<&str, &FnDef> {
 
 fn lower_with<'a>(
     fns: &'a HashMap<&'a str, &'a FnDef>,
+    file_consts: &Stmt,
     def: &ast::ModelDef,
 ) -> Result<Model, Vec<Diagnostic>> {
     let dtype = def
@@ -95,8 +102,16 @@ fn lower_with<'a>(
         calls: HashMap::new(),
         outer_calls: 0,
         nesting: 0,
+        file_consts: Vec::new(),
     };
     let mut env = Env::default();
+    lowerer.stmt(file_consts, &mut env);
+    if let Stmt::Const(consts) = file_consts {
+        lowerer.file_consts = consts
+            .iter()
+            .filter_map(|c| Some((c.name.name.clone(), env.get(&c.name.name)?.clone())))
+            .collect();
+    }
     let mut loss = None;
     for stmt in &def.stmts {
         if let Some(l) = lowerer.stmt(stmt, &mut env) {
@@ -192,6 +207,9 @@ struct Lowerer<'a> {
     /// through inlined calls: the depth of the recursion, bounded by
     /// [`MAX_NESTED_EXPRS`].
     nesting: usize,
+    /// The file-level consts' values: in the scope of the model and of the user's
+    /// functions (not the prelude's, which must not depend on the user's names).
+    file_consts: Vec<(String, Val)>,
 }
 
 /// The message of [`Lowerer::too_deep`].
@@ -823,6 +841,11 @@ impl<'a> Lowerer<'a> {
             return Err(Reported);
         }
         let mut fn_env = Env::default();
+        if !prelude {
+            for (name, v) in &self.file_consts {
+                fn_env.bind(name, v.clone());
+            }
+        }
         let mut bound = Vec::with_capacity(f.params.len());
         let mut positional = positional.into_iter();
         for p in &f.params {

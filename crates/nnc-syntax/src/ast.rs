@@ -13,6 +13,8 @@ pub struct File {
 pub enum Item {
     Fn(FnDef),
     Model(ModelDef),
+    /// `const lr = 0.1, reg = 1e-3;` outside any model: seen by every model and `fn`.
+    Const(Vec<ConstDecl>),
 }
 
 /// A name as written, with where it was written.
@@ -283,14 +285,22 @@ impl File {
     pub fn models(&self) -> impl Iterator<Item = &ModelDef> {
         self.items.iter().filter_map(|item| match item {
             Item::Model(m) => Some(m),
-            Item::Fn(_) => None,
+            Item::Fn(_) | Item::Const(_) => None,
         })
     }
 
     pub fn fns(&self) -> impl Iterator<Item = &FnDef> {
         self.items.iter().filter_map(|item| match item {
             Item::Fn(f) => Some(f),
-            Item::Model(_) => None,
+            Item::Model(_) | Item::Const(_) => None,
+        })
+    }
+
+    /// The file-level consts, in the order written.
+    pub fn consts(&self) -> impl Iterator<Item = &ConstDecl> {
+        self.items.iter().flat_map(|item| match item {
+            Item::Const(consts) => consts.as_slice(),
+            Item::Fn(_) | Item::Model(_) => &[],
         })
     }
 }

@@ -22,8 +22,10 @@ pub fn check(file: &File) -> Vec<Diagnostic> {
         diagnostics: Vec::new(),
         declarations: HashMap::new(),
         suggestion_budget: SUGGESTION_BUDGET,
+        file_scope: Scope::default(),
     };
     checker.items();
+    checker.file_consts();
     for f in file.fns() {
         checker.fn_def(f);
     }
@@ -71,6 +73,8 @@ struct Checker<'a> {
     declarations: HashMap<&'a str, Span>,
     /// Candidates [`suggest`] may still compare; see [`SUGGESTION_BUDGET`].
     suggestion_budget: usize,
+    /// The file-level consts: where every model and function's scope starts.
+    file_scope: Scope<'a>,
 }
 
 /// What a name in scope stands for.
@@ -102,7 +106,7 @@ impl Binding {
 
 /// Names visible at a point, in declaration order, and indexed by name. A name is in a
 /// scope at most once (redeclarations are reported and not added).
-#[derive(Default)]
+#[derive(Clone, Default)]
 struct Scope<'a> {
     names: Vec<(&'a str, Span, Binding)>,
     index: HashMap<&'a str, (Span, Binding)>,
@@ -156,6 +160,8 @@ impl<'a> Checker<'a> {
             let (ident, kind) = match item {
                 Item::Fn(f) => (&f.name, "function"),
                 Item::Model(m) => (&m.name, "model"),
+                // Names of values, not of items: `file_consts` checks them.
+                Item::Const(_) => continue,
             };
             if kind == "function" && builtins::all_builtin_names().any(|b| b == ident.name) {
                 self.error(
@@ -188,6 +194,18 @@ impl<'a> Checker<'a> {
         }
     }
 
+    /// The file-level consts, in order: each may use the ones before it.
+    fn file_consts(&mut self) {
+        let file = self.file;
+        self.declarations = declarations(file.consts().map(|c| &c.name));
+        let mut scope = Scope::default();
+        for c in file.consts() {
+            self.expr(&c.value, &scope);
+            self.declare(&mut scope, &c.name, Binding::Const);
+        }
+        self.file_scope = scope;
+    }
+
     fn fn_def(&mut self, f: &'a FnDef) {
         self.declarations = declarations(
             f.params
@@ -195,7 +213,7 @@ impl<'a> Checker<'a> {
                 .map(|p| &p.name)
                 .chain(f.body.lets.iter().map(|l| &l.name)),
         );
-        let mut scope = Scope::default();
+        let mut scope = self.file_scope.clone();
         let mut first_default: Option<&Ident> = None;
         for p in &f.params {
             self.declare(&mut scope, &p.name, Binding::FnParam);
@@ -227,7 +245,7 @@ impl<'a> Checker<'a> {
 
     fn model(&mut self, m: &'a ModelDef) {
         self.declarations = declarations(m.stmts.iter().flat_map(declared_names));
-        let mut scope = Scope::default();
+        let mut scope = self.file_scope.clone();
         let mut dtype: Option<Span> = None;
         let mut losses: Vec<&LossStmt> = Vec::new();
         for stmt in &m.stmts {

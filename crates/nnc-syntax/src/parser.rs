@@ -328,11 +328,14 @@ fn unexpected_token(span: Span, tok: &Tok, expected: &[String], context: &Contex
     if *tok == Tok::RBrace && expects("let") {
         d = d.with_note("a block ends with its value: the expression the function gives");
     }
-    if only(&["fn", "model"]) && starts_statement(tok) {
+    if only(&["fn", "model", "const"]) && starts_statement(tok) {
         d = d.with_note(format!(
             "`{}` statements belong inside a `model {{ ... }}`",
             token_text(tok)
         ));
+        if *tok == Tok::Let {
+            d = d.with_note("a number for the whole file is a `const`: `const scale = 2;`");
+        }
     }
     if is_keyword(tok) && expects("name") {
         d = d.with_note(format!(
