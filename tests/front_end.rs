@@ -245,6 +245,10 @@ fn sexp(e: &nnc_syntax::ast::Expr) -> String {
         ExprKind::Name(n) => n.clone(),
         ExprKind::Neg(x) => format!("(neg {})", sexp(x)),
         ExprKind::Transpose(x) => format!("(T {})", sexp(x)),
+        ExprKind::Tuple(items) => {
+            let items: Vec<String> = items.iter().map(sexp).collect();
+            format!("(tuple {})", items.join(" "))
+        }
         ExprKind::Binary { op, lhs, rhs, .. } => {
             format!("({} {} {})", op.symbol(), sexp(lhs), sexp(rhs))
         }
@@ -306,6 +310,10 @@ fn precedence_and_associativity() {
         ),
         ("- -a", "(neg (neg a))"),
         ("exp(a).T", "(T (exp a))"),
+        // A tuple has a comma; parentheses alone group.
+        ("sum(a, axis = (0, -1))", "(sum a axis=(tuple 0 (neg 1)))"),
+        ("sum(a, axis = (1,))", "(sum a axis=(tuple 1))"),
+        ("sum(a, axis = (1))", "(sum a axis=1)"),
     ];
     for (expr, expected) in table {
         assert_eq!(grouping(expr), expected, "grouping of `{expr}`");

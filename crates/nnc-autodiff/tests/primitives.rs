@@ -121,6 +121,14 @@ proptest! {
     }
 
     #[test]
+    fn reductions_over_several_axes(a in prop::collection::vec(1usize..=4, 2..=3), op in 0..AXIS_OPS.len(), keepdims in any::<bool>(), seed in 0u64..1000) {
+        // The first and the last axis, the last written negative, in either order.
+        let axes = if seed % 2 == 0 { "(0, -1)" } else { "(-1, 0)" };
+        let expr = format!("{}(a * b, axis = {axes}, keepdims = {keepdims})", AXIS_OPS[op]);
+        check(&expr, &a, &[1], "", seed)?;
+    }
+
+    #[test]
     fn normalisers(a in shape(), axis in 0usize..3, log in any::<bool>(), seed in 0u64..1000) {
         let axis = axis % a.len();
         let name = if log { "log_softmax" } else { "softmax" };

@@ -129,6 +129,8 @@ enum Val {
     Bool(bool),
     /// A runtime dim used as a value (its size becomes a `DimSize` node when needed).
     RuntimeDim(DimId),
+    /// Several axes, `(2, 3)`: the value of an `axis` keyword.
+    Axes(Vec<i64>),
     /// The result of an expression that failed; already reported, so uses are silent.
     Poisoned,
 }
@@ -148,6 +150,13 @@ impl Val {
             Val::Bool(b) => (2, u64::from(*b)),
             Val::RuntimeDim(d) => (3, u64::from(d.0)),
             Val::Poisoned => (4, 0),
+            // At most 4 axes of a rank-4 value, each in -4..4: four bits apiece.
+            Val::Axes(axes) => (
+                5,
+                axes.iter().fold(u64::from(axes.len() as u8), |k, a| {
+                    (k << 4) | (*a as u64 & 0xf)
+                }),
+            ),
         }
     }
 }
@@ -618,6 +627,13 @@ impl<'a> Lowerer<'a> {
                 );
                 Err(Reported)
             }
+            Val::Axes(_) => {
+                self.error(
+                    Diagnostic::error("a tuple of axes is only an `axis` value", self.span(span))
+                        .with_label("not a tensor"),
+                );
+                Err(Reported)
+            }
             Val::Poisoned => Err(Reported),
         }
     }
@@ -679,6 +695,25 @@ impl<'a> Lowerer<'a> {
                 self.binary(*op, *op_span, a, b, (lhs.span, rhs.span))
             }
             ExprKind::Call { func, args } => self.call(func, args, e.span, env),
+            ExprKind::Tuple(items) => {
+                let mut axes = Vec::with_capacity(items.len());
+                for item in items {
+                    let at = self.span(item.span);
+                    let problem = match self.expr(item, env)? {
+                        Val::Number(a) if a.fract() == 0.0 && a.abs() < 8.0 => {
+                            axes.push(a as i64);
+                            continue;
+                        }
+                        Val::Number(a) if a.fract() == 0.0 => {
+                            format!("axis {a} is out of range: a value has at most 4 axes")
+                        }
+                        _ => "an axis tuple holds integers".to_string(),
+                    };
+                    self.error(Diagnostic::error(problem, at).with_label("not an axis"));
+                    return Err(Reported);
+                }
+                Ok(Val::Axes(axes))
+            }
             ExprKind::Number(_) | ExprKind::Bool(_) | ExprKind::Error | ExprKind::Name(_) => {
                 self.atom(e, env)
             }
@@ -953,35 +988,35 @@ impl<'a> Lowerer<'a> {
                     }
                     0 => {
                         let rank = call.lowerer.model.ty(x).rank();
-                        let axis = call.axis(rank, None)?;
+                        let axes = call.reduced_axes(rank)?;
                         let keepdims = call.flag("keepdims")?;
                         let op = if name == "max" {
                             ReduceOp::Max
                         } else {
                             ReduceOp::Min
                         };
-                        (Op::Reduce { op, axis, keepdims }, vec![x])
+                        return call.reduce(op, x, axes, keepdims).map(Val::Tensor);
                     }
                 }
             }
             "sum" | "logsumexp" => {
                 let x = call.next()?;
                 let rank = call.lowerer.model.ty(x).rank();
-                let axis = call.axis(rank, None)?;
+                let axes = call.reduced_axes(rank)?;
                 let keepdims = call.flag("keepdims")?;
                 let op = if name == "sum" {
                     ReduceOp::Sum
                 } else {
                     ReduceOp::LogSumExp
                 };
-                (Op::Reduce { op, axis, keepdims }, vec![x])
+                return call.reduce(op, x, axes, keepdims).map(Val::Tensor);
             }
             "mean" => {
                 let x = call.next()?;
                 let rank = call.lowerer.model.ty(x).rank();
-                let axis = call.axis(rank, None)?;
+                let axes = call.reduced_axes(rank)?;
                 let keepdims = call.flag("keepdims")?;
-                return call.mean(x, axis, keepdims).map(Val::Tensor);
+                return call.mean(x, axes, keepdims).map(Val::Tensor);
             }
             "softmax" | "log_softmax" => {
                 let x = call.next()?;
@@ -1081,6 +1116,70 @@ impl<'b, 'a> BuiltinCall<'b, 'a> {
         }
     }
 
+    /// `op` over `axes` (all when `None`): one reduction per axis, the last axis
+    /// first, so that the others keep their positions when `keepdims` is false.
+    fn reduce(
+        &mut self,
+        op: ReduceOp,
+        x: NodeId,
+        axes: Option<Vec<usize>>,
+        keepdims: bool,
+    ) -> Lowered<NodeId> {
+        self.unused_keywords()?;
+        let span = self.span;
+        let Some(axes) = axes else {
+            let whole = Op::Reduce {
+                op,
+                axis: None,
+                keepdims,
+            };
+            return self.lowerer.push(whole, vec![x], span);
+        };
+        let mut v = x;
+        for a in axes.into_iter().rev() {
+            let one = Op::Reduce {
+                op,
+                axis: Some(a),
+                keepdims,
+            };
+            v = self.lowerer.push(one, vec![v], span)?;
+        }
+        Ok(v)
+    }
+
+    /// A reduction's `axis` keyword: one axis or a tuple of them (`axis = (2, 3)`),
+    /// normalised to `0..rank` and sorted; `None` (absent) means every axis.
+    fn reduced_axes(&mut self, rank: usize) -> Lowered<Option<Vec<usize>>> {
+        let tuple = self
+            .keywords
+            .iter()
+            .position(|(k, v, _)| k.name == "axis" && matches!(v, Val::Axes(_)));
+        let Some(i) = tuple else {
+            return Ok(self.axis(rank, None)?.map(|a| vec![a]));
+        };
+        let (_, Val::Axes(given), _) = self.keywords.remove(i) else {
+            return Err(Reported);
+        };
+        let name = self.name;
+        let mut axes = Vec::with_capacity(given.len());
+        for a in given {
+            let normalised = if a < 0 { a + rank as i64 } else { a };
+            if normalised < 0 || normalised >= rank as i64 {
+                return Err(self.fail(format!(
+                    "axis {a} is out of range for `{name}` of a rank-{rank} tensor (valid: {} to {})",
+                    -(rank as i64),
+                    rank as i64 - 1
+                )));
+            }
+            if axes.contains(&(normalised as usize)) {
+                return Err(self.fail(format!("axis {a} is given twice to `{name}`")));
+            }
+            axes.push(normalised as usize);
+        }
+        axes.sort_unstable();
+        Ok(Some(axes))
+    }
+
     fn take(&mut self, key: &str) -> Option<(Val, Span)> {
         let i = self.keywords.iter().position(|(k, _, _)| k.name == key)?;
         let (_, v, s) = self.keywords.remove(i);
@@ -1094,6 +1193,17 @@ impl<'b, 'a> BuiltinCall<'b, 'a> {
             None => default,
             Some((Val::Number(a), _)) if a.fract() == 0.0 => Some(a as i64),
             Some((Val::Poisoned, _)) => return Err(Reported),
+            Some((Val::Axes(_), s)) => {
+                let (s, name) = (self.lowerer.span(s), self.name);
+                self.lowerer.error(
+                    Diagnostic::error(format!("`{name}` takes one axis"), s)
+                        .with_label("a tuple of axes")
+                        .with_note(
+                            "`sum`, `mean`, `max`, `min` and `logsumexp` reduce over several",
+                        ),
+                );
+                return Err(Reported);
+            }
             Some((_, s)) => {
                 let s = self.lowerer.span(s);
                 self.lowerer.error(
@@ -1150,23 +1260,14 @@ impl<'b, 'a> BuiltinCall<'b, 'a> {
     }
 
     /// `mean` is `sum` divided by the number of elements reduced.
-    fn mean(&mut self, x: NodeId, axis: Option<usize>, keepdims: bool) -> Lowered<NodeId> {
-        self.unused_keywords()?;
+    fn mean(&mut self, x: NodeId, axes: Option<Vec<usize>>, keepdims: bool) -> Lowered<NodeId> {
         let span = self.span;
         let shape = self.lowerer.model.shape(x).clone();
-        let reduced: Vec<Dim> = match axis {
-            Some(a) => vec![shape[a]],
+        let reduced: Vec<Dim> = match &axes {
+            Some(axes) => axes.iter().map(|a| shape[*a]).collect(),
             None => shape,
         };
-        let sum = self.lowerer.push(
-            Op::Reduce {
-                op: ReduceOp::Sum,
-                axis,
-                keepdims,
-            },
-            vec![x],
-            span,
-        )?;
+        let sum = self.reduce(ReduceOp::Sum, x, axes, keepdims)?;
         let fixed = crate::types::fixed_elements(&reduced);
         let mut count = None;
         if fixed != 1 || reduced.iter().all(|d| matches!(d, Dim::Fixed(_))) {

@@ -94,6 +94,32 @@ fn axis_out_of_range() {
 }
 
 #[test]
+fn axis_given_twice() {
+    // `1` and `-1` are the same axis of a rank-2 value.
+    check_error(
+        "axis_twice",
+        "model m {
+    param s: [2, 3] = zeros;
+    loss sum(s, axis = (1, -1));
+}
+",
+    );
+}
+
+#[test]
+fn axis_tuple_where_one_axis_is_taken() {
+    check_error(
+        "axis_tuple_for_softmax",
+        "model m {
+    param s: [2, 3] = zeros;
+    let p = softmax(s, axis = (0, 1));
+    loss sum(p);
+}
+",
+    );
+}
+
+#[test]
 fn loss_not_a_scalar() {
     check_error(
         "non_scalar_loss",

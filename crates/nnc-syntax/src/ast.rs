@@ -207,6 +207,9 @@ pub enum ExprKind {
         func: Ident,
         args: Vec<Arg>,
     },
+    /// `(2, 3)`: several axes, as the value of an `axis` keyword (the only place the
+    /// grammar takes one).
+    Tuple(Vec<Expr>),
     /// Stands in for an expression the parser could not build; an error was
     /// already reported.
     Error,
@@ -263,6 +266,7 @@ impl Expr {
             ExprKind::Neg(e) | ExprKind::Transpose(e) => e.depth,
             ExprKind::Binary { lhs, rhs, .. } => lhs.depth.max(rhs.depth),
             ExprKind::Call { args, .. } => args.iter().map(|a| a.value.depth).max().unwrap_or(0),
+            ExprKind::Tuple(items) => items.iter().map(|e| e.depth).max().unwrap_or(0),
         };
         Expr {
             kind,

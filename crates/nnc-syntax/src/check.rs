@@ -556,6 +556,11 @@ impl<'a> Checker<'a> {
                 self.expr(lhs, scope);
                 self.expr(rhs, scope);
             }
+            ExprKind::Tuple(items) => {
+                for item in items {
+                    self.expr(item, scope);
+                }
+            }
             ExprKind::Call { func, args } => {
                 self.call(func, args, e.span);
                 for arg in args {
@@ -810,6 +815,11 @@ fn collect_calls_expr(e: &Expr, f: &mut impl FnMut(&str, Span)) {
         ExprKind::Binary { lhs, rhs, .. } => {
             collect_calls_expr(lhs, f);
             collect_calls_expr(rhs, f);
+        }
+        ExprKind::Tuple(items) => {
+            for item in items {
+                collect_calls_expr(item, f);
+            }
         }
         ExprKind::Call { func, args } => {
             f(&func.name, e.span);
