@@ -86,7 +86,7 @@ const ELEMENTWISE_UNARY: &[&str] = &[
     "clip(a, -0.5, 0.5)",
 ];
 
-const AXIS_OPS: &[&str] = &["sum", "mean", "max", "min", "logsumexp"];
+const AXIS_OPS: &[&str] = &["sum", "mean", "max", "min", "logsumexp", "var"];
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(48))]
@@ -118,6 +118,18 @@ proptest! {
         };
         let expr = format!("{name}(a * b{axis}, keepdims = {keepdims})");
         check(&expr, &a, &[1], "", seed)?;
+    }
+
+    /// `std` is `sqrt(var)`: at least two values along each reduced axis, so that
+    /// the variance (and the square root's derivative) stays away from zero.
+    #[test]
+    fn standard_deviation(a in prop::collection::vec(2usize..=4, 1..=3), axis_choice in 0usize..3, keepdims in any::<bool>(), seed in 0u64..1000) {
+        let axis = match axis_choice {
+            0 => String::new(),
+            1 => ", axis = -1".to_string(),
+            _ => ", axis = 0".to_string(),
+        };
+        check(&format!("std(a{axis}, keepdims = {keepdims})"), &a, &[1], "", seed)?;
     }
 
     #[test]

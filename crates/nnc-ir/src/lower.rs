@@ -1018,6 +1018,17 @@ impl<'a> Lowerer<'a> {
                 let keepdims = call.flag("keepdims")?;
                 return call.mean(x, axes, keepdims).map(Val::Tensor);
             }
+            "var" | "std" => {
+                let x = call.next()?;
+                let rank = call.lowerer.model.ty(x).rank();
+                let axes = call.reduced_axes(rank)?;
+                let keepdims = call.flag("keepdims")?;
+                let var = call.variance(x, axes, keepdims)?;
+                if name == "var" {
+                    return Ok(Val::Tensor(var));
+                }
+                (Op::Unary(UnaryOp::Sqrt), vec![var])
+            }
             "softmax" | "log_softmax" => {
                 let x = call.next()?;
                 let rank = call.lowerer.model.ty(x).rank();
@@ -1114,6 +1125,18 @@ impl<'b, 'a> BuiltinCall<'b, 'a> {
                 Err(self.fail(format!("`{name}` is missing an argument")))
             }
         }
+    }
+
+    /// numpy's `var`: `mean((x - mean(x, keepdims = true)) ^ 2)` over `axes`, as
+    /// primitives, so that its derivative comes from their rules.
+    fn variance(&mut self, x: NodeId, axes: Option<Vec<usize>>, keepdims: bool) -> Lowered<NodeId> {
+        let span = self.span;
+        let centre = self.mean(x, axes.clone(), true)?;
+        let deviation = self
+            .lowerer
+            .push(Op::Binary(BinaryOp::Sub), vec![x, centre], span)?;
+        let square = self.lowerer.push(Op::Powf(2.0), vec![deviation], span)?;
+        self.mean(square, axes, keepdims)
     }
 
     /// `op` over `axes` (all when `None`): one reduction per axis, the last axis

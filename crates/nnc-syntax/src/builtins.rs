@@ -58,6 +58,9 @@ pub const BUILTINS: &[Builtin] = &[
     reduction("sum"),
     reduction("mean"),
     reduction("logsumexp"),
+    // numpy's: the mean squared deviation from the mean (no Bessel correction).
+    reduction("var"),
+    reduction("std"),
     Builtin {
         name: "softmax",
         positional: &["x"],
