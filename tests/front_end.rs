@@ -377,3 +377,34 @@ model b {
     let text = nnc_ir::print::print(&models[0], None);
     assert!(has(&text, "0.01") && !has(&text, "5"), "{text}");
 }
+
+/// Arithmetic and elementwise built-ins on compile-time numbers (literals, consts,
+/// fixed dims) fold to numbers, which initialisers take as arguments.
+#[test]
+fn compile_time_numbers_fold_calls_and_reach_initialisers() {
+    let source = "const GAIN = 2;
+model m {
+    dim N, D = 16;
+    const s = 1 / sqrt(D) + max(0, -1);
+    input x: [N, D];
+    param w: [D, 2] = normal(0, GAIN / sqrt(D));
+    param b: [2] = uniform(-s, s);
+    loss sum(x @ w + b) * s;
+}
+";
+    let models = nnc_ir::compile_source(source).unwrap_or_else(|d| panic!("{d:?}"));
+    let inits: Vec<nnc_ir::Init> = models[0].params.iter().map(|p| p.init).collect();
+    assert_eq!(
+        inits,
+        vec![
+            nnc_ir::Init::Normal {
+                mean: 0.0,
+                std: 0.5
+            },
+            nnc_ir::Init::Uniform {
+                lo: -0.25,
+                hi: 0.25
+            },
+        ]
+    );
+}

@@ -322,7 +322,7 @@ impl<'a> Lowerer<'a> {
                         .with_note(format!("give the dim a size: `dim {name} = ...;`")),
                     );
                 }
-                let init = self.init(param.init.as_ref(), &shape);
+                let init = self.init(param.init.as_ref(), &shape, env);
                 let id = ParamId(self.model.params.len() as u32);
                 self.model.params.push(ParamInfo {
                     name: param.name.name.clone(),
@@ -431,7 +431,7 @@ impl<'a> Lowerer<'a> {
             .collect()
     }
 
-    fn init(&mut self, init: Option<&ast::Init>, shape: &Shape) -> Init {
+    fn init(&mut self, init: Option<&ast::Init>, shape: &Shape, env: &Env) -> Init {
         match init {
             // No initialiser: zeros for scalars and vectors (biases), Xavier otherwise.
             None if shape.len() <= 1 => Init::Zeros,
@@ -444,8 +444,11 @@ impl<'a> Lowerer<'a> {
                 _ => Init::Zeros,
             },
             Some(ast::Init::Call { name, args, .. }) => {
-                let a = args.first().map_or(0.0, |n| n.value);
-                let b = args.get(1).map_or(1.0, |n| n.value);
+                let mut number = |i: usize, absent: f64| match args.get(i) {
+                    None => absent,
+                    Some(e) => self.init_arg(e, env).unwrap_or(absent),
+                };
+                let (a, b) = (number(0, 0.0), number(1, 1.0));
                 if name.name == "uniform" {
                     Init::Uniform { lo: a, hi: b }
                 } else {
@@ -453,6 +456,31 @@ impl<'a> Lowerer<'a> {
                 }
             }
         }
+    }
+
+    /// An initialiser's argument: a finite compile-time number (`1 / sqrt(D)`), or
+    /// an error at it.
+    fn init_arg(&mut self, e: &Expr, env: &Env) -> Option<f64> {
+        let (problem, label) = match self.expr(e, env) {
+            Ok(Val::Number(x)) if x.is_finite() => return Some(x),
+            Ok(Val::Number(x)) => (
+                format!("an initialiser's argument must be finite, got {x}"),
+                "not a finite number",
+            ),
+            Ok(Val::Poisoned) | Err(Reported) => return None,
+            Ok(_) => (
+                "an initialiser's arguments are compile-time numbers".to_string(),
+                "not known at compile time",
+            ),
+        };
+        self.error(
+            Diagnostic::error(problem, self.span(e.span))
+                .with_label(label)
+                .with_note(
+                    "numbers, consts, fixed dims and arithmetic on them, such as `1 / sqrt(D)`",
+                ),
+        );
+        None
     }
 
     /// Final checks: a loss exists, runtime dims can be bound.
@@ -955,6 +983,9 @@ impl<'a> Lowerer<'a> {
         keywords: Vec<(&ast::Ident, Val, Span)>,
         span: Span,
     ) -> Lowered<Val> {
+        if let Some(x) = folded(name, &positional, &keywords) {
+            return Ok(Val::Number(x));
+        }
         let mut call = BuiltinCall {
             lowerer: self,
             name,
@@ -1096,6 +1127,48 @@ impl<'a> Lowerer<'a> {
         call.unused_keywords()?;
         let (op, args) = op_and_args;
         self.push(op, args, span).map(Val::Tensor)
+    }
+}
+
+/// An elementwise built-in applied to compile-time numbers, computed now, as
+/// arithmetic on numbers is: `const scale = 1 / sqrt(D);` is a number.
+fn folded(
+    name: &str,
+    positional: &[(Val, Span)],
+    keywords: &[(&ast::Ident, Val, Span)],
+) -> Option<f64> {
+    if !keywords.is_empty() {
+        return None;
+    }
+    let mut numbers = Vec::with_capacity(positional.len());
+    for (v, _) in positional {
+        let Val::Number(x) = v else { return None };
+        numbers.push(*x);
+    }
+    let unary = match name {
+        "exp" => UnaryOp::Exp,
+        "log" => UnaryOp::Log,
+        "sqrt" => UnaryOp::Sqrt,
+        "abs" => UnaryOp::Abs,
+        "sigmoid" => UnaryOp::Sigmoid,
+        "tanh" => UnaryOp::Tanh,
+        "softplus" => UnaryOp::Softplus,
+        "max" | "min" => {
+            let op = if name == "max" {
+                BinaryOp::Max
+            } else {
+                BinaryOp::Min
+            };
+            return match numbers.as_slice() {
+                [a, b] => Some(op.eval(*a, *b)),
+                _ => None,
+            };
+        }
+        _ => return None,
+    };
+    match numbers.as_slice() {
+        [x] => Some(unary.eval(*x)),
+        _ => None,
     }
 }
 

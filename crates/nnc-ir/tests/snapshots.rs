@@ -94,6 +94,20 @@ fn axis_out_of_range() {
 }
 
 #[test]
+fn initialiser_argument_from_a_tensor() {
+    check_error(
+        "init_from_tensor",
+        "model m {
+    dim N, D = 4;
+    input x: [N, D];
+    param w: [D, 2] = normal(0, sum(x));
+    loss sum(x @ w);
+}
+",
+    );
+}
+
+#[test]
 fn axis_given_twice() {
     // `1` and `-1` are the same axis of a rank-2 value.
     check_error(

@@ -132,9 +132,10 @@ pub struct ParamDecl {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Init {
     Named(Ident),
+    /// `normal(0, 1 / sqrt(D))`: the arguments are compile-time numbers.
     Call {
         name: Ident,
-        args: Vec<Number>,
+        args: Vec<Expr>,
         span: Span,
     },
     Constant(Number),

@@ -300,7 +300,7 @@ impl<'a> Checker<'a> {
                 Stmt::Param(param) => {
                     self.shape(&param.shape, &scope);
                     if let Some(init) = &param.init {
-                        self.init(init);
+                        self.init(init, &scope);
                     }
                     self.declare(&mut scope, &param.name, Binding::Param);
                 }
@@ -462,7 +462,7 @@ impl<'a> Checker<'a> {
         }
     }
 
-    fn init(&mut self, init: &Init) {
+    fn init(&mut self, init: &Init, scope: &Scope<'a>) {
         match init {
             Init::Constant(n) => self.finite(*n),
             Init::Named(ident) => match ident.name.as_str() {
@@ -490,7 +490,7 @@ impl<'a> Checker<'a> {
                         );
                     }
                     for a in args {
-                        self.finite(*a);
+                        self.expr(a, scope);
                     }
                 }
                 "zeros" | "ones" | "xavier" | "he" => self.error(
