@@ -903,25 +903,31 @@ impl<'a> Lowerer<'a> {
             );
             return Err(Reported);
         }
-        let mut fn_env = Env::default();
+        // The function's scope starts with the file's consts (the user's functions
+        // only); its defaults are evaluated there, before any parameter is bound.
+        let mut consts = Env::default();
         if !prelude {
             for (name, v) in &self.file_consts {
-                fn_env.bind(name, v.clone());
+                consts.bind(name, v.clone());
             }
         }
+        let mut fn_env = Env::default();
+        consts
+            .names
+            .iter()
+            .for_each(|(n, v)| fn_env.bind(n, v.clone()));
         let mut bound = Vec::with_capacity(f.params.len());
         let mut positional = positional.into_iter();
         for p in &f.params {
-            let given = positional
-                .next()
-                .map(|(v, _)| v)
-                .or_else(|| {
-                    keywords
-                        .iter()
-                        .find(|(k, _, _)| k.name == p.name.name)
-                        .map(|(_, v, _)| v.clone())
-                })
-                .or_else(|| p.default.map(|d| Val::Number(d.value)));
+            let mut given = positional.next().map(|(v, _)| v).or_else(|| {
+                keywords
+                    .iter()
+                    .find(|(k, _, _)| k.name == p.name.name)
+                    .map(|(_, v, _)| v.clone())
+            });
+            if let (None, Some(d)) = (&given, &p.default) {
+                given = Some(self.expr(d, &consts)?);
+            }
             match given {
                 Some(v) => {
                     bound.push(v.key());

@@ -37,7 +37,9 @@ pub struct FnDef {
 #[derive(Clone, Debug, PartialEq)]
 pub struct FnParam {
     pub name: Ident,
-    pub default: Option<Number>,
+    /// A compile-time number (`0.01`, `1 / 3`, a file-level const), evaluated where
+    /// the function is called without this argument.
+    pub default: Option<Expr>,
 }
 
 /// Lets, then the value of the block.

@@ -214,12 +214,14 @@ impl<'a> Checker<'a> {
                 .chain(f.body.lets.iter().map(|l| &l.name)),
         );
         let mut scope = self.file_scope.clone();
+        // A default sees the file's consts, not the other parameters.
+        let consts = self.file_scope.clone();
         let mut first_default: Option<&Ident> = None;
         for p in &f.params {
             self.declare(&mut scope, &p.name, Binding::FnParam);
-            match (p.default, first_default) {
+            match (&p.default, first_default) {
                 (Some(d), _) => {
-                    self.finite(d);
+                    self.expr(d, &consts);
                     first_default.get_or_insert(&p.name);
                 }
                 (None, Some(with_default)) => self.error(

@@ -170,8 +170,11 @@ fn prelude_defaults() {
     let default = |f: &str, p: &str| {
         prelude::function(f)
             .and_then(|f| f.params.iter().find(|q| q.name.name == p))
-            .and_then(|q| q.default)
-            .map(|n| n.value)
+            .and_then(|q| q.default.as_ref())
+            .and_then(|d| match &d.kind {
+                nnc_syntax::ast::ExprKind::Number(n) => Some(n.value),
+                _ => None,
+            })
     };
     assert_eq!(default("leaky_relu", "alpha"), Some(0.01));
     assert_eq!(default("elu", "alpha"), Some(1.0));
