@@ -401,7 +401,12 @@ pub const RANDOM_BATCHES: [usize; 2] = [1, 7];
 /// the interpreter's gradients against central differences (f64, at batch 3); the
 /// generated code against the interpreter at [`RANDOM_BATCHES`] with contiguous
 /// and strided inputs; the same bits on one, two and three threads.
-pub fn check_random_program<M: Model>(source: &str)
+///
+/// Gives whether the central differences could be checked: not when no random point
+/// lies clear of the program's kinks (a random program can compare a value with a
+/// function of itself, `p < tanh(p)`, whose tie is a whole neighbourhood of 0 as the
+/// gap is measured); the other checks run either way.
+pub fn check_random_program<M: Model>(source: &str) -> bool
 where
     M::Float: Scalar,
 {
@@ -418,12 +423,17 @@ where
         threshold: 1e-5,
         ..Default::default()
     };
-    let report = nnc::autodiff::gradcheck::gradcheck(&forward, &options)
-        .unwrap_or_else(|e| panic!("gradient check: {e}"));
-    assert!(
-        report.passed(),
-        "interpreter against central differences:\n{report}"
-    );
+    let differences_checked = match nnc::autodiff::gradcheck::gradcheck(&forward, &options) {
+        Ok(report) => {
+            assert!(
+                report.passed(),
+                "interpreter against central differences:\n{report}"
+            );
+            true
+        }
+        Err(nnc::autodiff::gradcheck::CheckError::Kinks { .. }) => false,
+        Err(e) => panic!("gradient check: {e}"),
+    };
     let ir = nnc::autodiff::with_gradients(&forward).unwrap_or_else(|e| panic!("{name}: {e}"));
     // Random programs' values are of order 1 (inputs in [-2, 2]); where a gradient
     // cancels to nearly 0 (`logsumexp` of a log-softmax), its rounding noise is
@@ -434,4 +444,5 @@ where
     let named = random_inputs::<M>(&ir, 5, 11);
     let params = random_params::<M>(12);
     same_bits_on_threads::<M>(&name, &params, &named);
+    differences_checked
 }

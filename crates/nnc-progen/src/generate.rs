@@ -254,6 +254,7 @@ impl Generator {
             2,                                               // max / min
             2,                                               // where, comparisons
             if rank < 4 { 3 } else { 0 },                    // reduce along an axis
+            if rank < 3 { 1 } else { 0 },                    // reduce along two axes
             if has_one { 3 } else { 0 },                     // reduce with keepdims
             if scalar { 4 } else { 0 },                      // reduce everything / losses
             if rank >= 1 { 2 } else { 0 },                   // softmax, log_softmax
@@ -274,9 +275,10 @@ impl Generator {
             }
             3 => self.masked(shape, d),
             4 => self.reduce_axis(shape, d),
-            5 => self.reduce_keepdims(shape, d),
-            6 => self.scalar(d),
-            7 => {
+            5 => self.reduce_two_axes(shape, d),
+            6 => self.reduce_keepdims(shape, d),
+            7 => self.scalar(d),
+            8 => {
                 let f = if self.rng.chance(0.5) {
                     "softmax"
                 } else {
@@ -286,13 +288,13 @@ impl Generator {
                 let axis = self.axis(rank);
                 call(f, vec![x], vec![("axis", axis)], shape.to_vec())
             }
-            8 => self.matmul(shape, d),
-            9 => {
+            9 => self.matmul(shape, d),
+            10 => {
                 let x = self.expr(&[shape[1], shape[0]], d);
                 Expr::float(Kind::Transpose(Box::new(x)), shape.to_vec())
             }
-            10 => self.pick(shape, d),
-            11 => {
+            11 => self.pick(shape, d),
+            12 => {
                 let labels = self.index_input(shape[0]);
                 let classes = Expr {
                     kind: Kind::Var(shape[1].text().into()),
@@ -493,7 +495,7 @@ impl Generator {
     }
 
     fn reduction(&mut self) -> &'static str {
-        const REDUCTIONS: [&str; 5] = ["sum", "mean", "logsumexp", "max", "min"];
+        const REDUCTIONS: [&str; 6] = ["sum", "mean", "logsumexp", "max", "min", "var"];
         REDUCTIONS[self.rng.below(REDUCTIONS.len())]
     }
 
@@ -517,6 +519,29 @@ impl Generator {
             k.to_string()
         };
         call(f, vec![x], vec![("axis", axis)], shape.to_vec())
+    }
+
+    /// A reduction whose operand has two more axes than `shape`, reduced together
+    /// (`axis = (0, 2)`).
+    fn reduce_two_axes(&mut self, shape: &[Sym], d: usize) -> Expr {
+        let mut inner = shape.to_vec();
+        let first = self.rng.below(inner.len() + 1);
+        let dim = self.dim();
+        inner.insert(first, dim);
+        let second = self.rng.below(inner.len() + 1);
+        let dim = self.dim();
+        inner.insert(second, dim);
+        // `first` moved one on if `second` went in before it.
+        let first = if second <= first { first + 1 } else { first };
+        let f = self.reduction();
+        let x = self.expr(&inner, d);
+        let x = if f == "max" || f == "min" {
+            self.jittered(x)
+        } else {
+            x
+        };
+        let axes = format!("({first}, {second})");
+        call(f, vec![x], vec![("axis", axes)], shape.to_vec())
     }
 
     /// A reduction with `keepdims = true` along an axis where `shape` has a 1.
