@@ -42,11 +42,10 @@ use std::collections::HashMap;
 /// never a panic.
 pub fn lower_file(file: &ast::File) -> Result<Vec<Model>, Vec<Diagnostic>> {
     let fns = functions(file);
-    let consts = file_consts(file);
     let mut models = Vec::new();
     let mut diagnostics = Vec::new();
     for m in file.models() {
-        match lower_with(&fns, &consts, m) {
+        match lower_with(&fns, file, m) {
             Ok(model) => models.push(model),
             Err(mut d) => diagnostics.append(&mut d),
         }
@@ -60,12 +59,7 @@ pub fn lower_file(file: &ast::File) -> Result<Vec<Model>, Vec<Diagnostic>> {
 
 /// Lowers one model of `file`.
 pub fn lower_model(file: &ast::File, def: &ast::ModelDef) -> Result<Model, Vec<Diagnostic>> {
-    lower_with(&functions(file), &file_consts(file), def)
-}
-
-/// The file-level consts, as one `const` statement: each model evaluates it first.
-fn file_consts(file: &ast::File) -> Stmt {
-    Stmt::Const(file.consts().cloned().collect())
+    lower_with(&functions(file), file, def)
 }
 
 /// The file's functions by name (the first, if one is defined twice: the checker
@@ -80,7 +74,7 @@ fn functions(file: &ast::File) -> HashMap<&str, &FnDef> {
 
 fn lower_with<'a>(
     fns: &'a HashMap<&'a str, &'a FnDef>,
-    file_consts: &Stmt,
+    file: &ast::File,
     def: &ast::ModelDef,
 ) -> Result<Model, Vec<Diagnostic>> {
     let dtype = def
@@ -102,16 +96,14 @@ fn lower_with<'a>(
         calls: HashMap::new(),
         outer_calls: 0,
         nesting: 0,
-        file_consts: Vec::new(),
+        file_consts: Env::default(),
     };
-    let mut env = Env::default();
-    lowerer.stmt(file_consts, &mut env);
-    if let Stmt::Const(consts) = file_consts {
-        lowerer.file_consts = consts
-            .iter()
-            .filter_map(|c| Some((c.name.name.clone(), env.get(&c.name.name)?.clone())))
-            .collect();
-    }
+    // The file's consts come first: they start the model's scope, and the user's
+    // functions'.
+    let mut consts = Env::default();
+    lowerer.consts(file.consts(), &mut consts);
+    let mut env = consts.clone();
+    lowerer.file_consts = consts;
     let mut loss = None;
     for stmt in &def.stmts {
         if let Some(l) = lowerer.stmt(stmt, &mut env) {
@@ -150,7 +142,8 @@ impl Val {
             Val::Bool(b) => (2, u64::from(*b)),
             Val::RuntimeDim(d) => (3, u64::from(d.0)),
             Val::Poisoned => (4, 0),
-            // At most 4 axes of a rank-4 value, each in -4..4: four bits apiece.
+            // At most 4 axes, each in -8..8 (lowering checks both): four bits
+            // apiece, exact.
             Val::Axes(axes) => (
                 5,
                 axes.iter().fold(u64::from(axes.len() as u8), |k, a| {
@@ -163,7 +156,7 @@ impl Val {
 
 /// The names of one scope (a model, or one inlined call), each bound once: the checker
 /// rejects a second binding of a name in a scope.
-#[derive(Default)]
+#[derive(Clone, Default)]
 struct Env {
     names: HashMap<String, Val>,
     /// Dims by name, for shapes.
@@ -218,7 +211,7 @@ struct Lowerer<'a> {
     nesting: usize,
     /// The file-level consts' values: in the scope of the model and of the user's
     /// functions (not the prelude's, which must not depend on the user's names).
-    file_consts: Vec<(String, Val)>,
+    file_consts: Env,
 }
 
 /// The message of [`Lowerer::too_deep`].
@@ -268,26 +261,7 @@ impl<'a> Lowerer<'a> {
                     env.dims.insert(d.name.name.clone(), dim);
                 }
             }
-            Stmt::Const(consts) => {
-                for c in consts {
-                    let v = match self.expr(&c.value, env) {
-                        Ok(Val::Number(n)) => Val::Number(n),
-                        Ok(Val::Poisoned) | Err(Reported) => Val::Poisoned,
-                        Ok(_) => {
-                            self.error(
-                                Diagnostic::error(
-                                    format!("`const {}` is not a compile-time number", c.name.name),
-                                    c.value.span,
-                                )
-                                .with_label("this depends on inputs or parameters")
-                                .with_note("use `let` for values computed from tensors"),
-                            );
-                            Val::Poisoned
-                        }
-                    };
-                    env.bind(&c.name.name, v);
-                }
-            }
+            Stmt::Const(consts) => self.consts(consts, env),
             Stmt::Input(input) => {
                 let shape = self.shape(&input.ty.shape, env);
                 let sized =
@@ -429,6 +403,28 @@ impl<'a> Lowerer<'a> {
                 }
             })
             .collect()
+    }
+
+    /// Binds each const (a model's, or the file's) to its compile-time number.
+    fn consts<'c>(&mut self, consts: impl IntoIterator<Item = &'c ast::ConstDecl>, env: &mut Env) {
+        for c in consts {
+            let v = match self.expr(&c.value, env) {
+                Ok(Val::Number(n)) => Val::Number(n),
+                Ok(Val::Poisoned) | Err(Reported) => Val::Poisoned,
+                Ok(_) => {
+                    self.error(
+                        Diagnostic::error(
+                            format!("`const {}` is not a compile-time number", c.name.name),
+                            c.value.span,
+                        )
+                        .with_label("this depends on inputs or parameters")
+                        .with_note("use `let` for values computed from tensors"),
+                    );
+                    Val::Poisoned
+                }
+            };
+            env.bind(&c.name.name, v);
+        }
     }
 
     fn init(&mut self, init: Option<&ast::Init>, shape: &Shape, env: &Env) -> Init {
@@ -723,6 +719,13 @@ impl<'a> Lowerer<'a> {
                 self.binary(*op, *op_span, a, b, (lhs.span, rhs.span))
             }
             ExprKind::Call { func, args } => self.call(func, args, e.span, env),
+            ExprKind::Tuple(items) if items.len() > 4 => {
+                self.error(
+                    Diagnostic::error("a value has at most 4 axes", self.span(e.span))
+                        .with_label(format!("{} axes", items.len())),
+                );
+                Err(Reported)
+            }
             ExprKind::Tuple(items) => {
                 let mut axes = Vec::with_capacity(items.len());
                 for item in items {
@@ -905,17 +908,12 @@ impl<'a> Lowerer<'a> {
         }
         // The function's scope starts with the file's consts (the user's functions
         // only); its defaults are evaluated there, before any parameter is bound.
-        let mut consts = Env::default();
-        if !prelude {
-            for (name, v) in &self.file_consts {
-                consts.bind(name, v.clone());
-            }
-        }
-        let mut fn_env = Env::default();
-        consts
-            .names
-            .iter()
-            .for_each(|(n, v)| fn_env.bind(n, v.clone()));
+        let consts = if prelude {
+            Env::default()
+        } else {
+            self.file_consts.clone()
+        };
+        let mut fn_env = consts.clone();
         let mut bound = Vec::with_capacity(f.params.len());
         let mut positional = positional.into_iter();
         for p in &f.params {
@@ -999,15 +997,7 @@ impl<'a> Lowerer<'a> {
             keywords,
             span,
         };
-        let unary = |op| Op::Unary(op);
         let op_and_args: (Op, Vec<NodeId>) = match name {
-            "exp" => (unary(UnaryOp::Exp), vec![call.next()?]),
-            "log" => (unary(UnaryOp::Log), vec![call.next()?]),
-            "sqrt" => (unary(UnaryOp::Sqrt), vec![call.next()?]),
-            "abs" => (unary(UnaryOp::Abs), vec![call.next()?]),
-            "sigmoid" => (unary(UnaryOp::Sigmoid), vec![call.next()?]),
-            "tanh" => (unary(UnaryOp::Tanh), vec![call.next()?]),
-            "softplus" => (unary(UnaryOp::Softplus), vec![call.next()?]),
             "where" => (Op::Select, vec![call.next()?, call.next()?, call.next()?]),
             "max" | "min" => {
                 let x = call.next()?;
@@ -1128,7 +1118,10 @@ impl<'a> Lowerer<'a> {
                 };
                 (Op::OneHot { classes }, vec![idx])
             }
-            other => return Err(call.fail(format!("`{other}` is not a built-in"))),
+            other => match unary_builtin(other) {
+                Some(op) => (Op::Unary(op), vec![call.next()?]),
+                None => return Err(call.fail(format!("`{other}` is not a built-in"))),
+            },
         };
         call.unused_keywords()?;
         let (op, args) = op_and_args;
@@ -1151,7 +1144,17 @@ fn folded(
         let Val::Number(x) = v else { return None };
         numbers.push(*x);
     }
-    let unary = match name {
+    match (name, numbers.as_slice()) {
+        ("max", [a, b]) => Some(BinaryOp::Max.eval(*a, *b)),
+        ("min", [a, b]) => Some(BinaryOp::Min.eval(*a, *b)),
+        (_, [x]) => unary_builtin(name).map(|op| op.eval(*x)),
+        _ => None,
+    }
+}
+
+/// The elementwise built-ins of one argument, by name.
+fn unary_builtin(name: &str) -> Option<UnaryOp> {
+    Some(match name {
         "exp" => UnaryOp::Exp,
         "log" => UnaryOp::Log,
         "sqrt" => UnaryOp::Sqrt,
@@ -1159,23 +1162,8 @@ fn folded(
         "sigmoid" => UnaryOp::Sigmoid,
         "tanh" => UnaryOp::Tanh,
         "softplus" => UnaryOp::Softplus,
-        "max" | "min" => {
-            let op = if name == "max" {
-                BinaryOp::Max
-            } else {
-                BinaryOp::Min
-            };
-            return match numbers.as_slice() {
-                [a, b] => Some(op.eval(*a, *b)),
-                _ => None,
-            };
-        }
         _ => return None,
-    };
-    match numbers.as_slice() {
-        [x] => Some(unary.eval(*x)),
-        _ => None,
-    }
+    })
 }
 
 /// A built-in call's arguments, consumed as the lowering reads them.

@@ -121,6 +121,18 @@ fn axis_given_twice() {
 }
 
 #[test]
+fn axis_tuple_longer_than_any_rank() {
+    check_error(
+        "axis_tuple_too_long",
+        "model m {
+    param s: [2, 3] = zeros;
+    loss sum(s, axis = (0, 1, 0, 1, 0));
+}
+",
+    );
+}
+
+#[test]
 fn axis_tuple_where_one_axis_is_taken() {
     check_error(
         "axis_tuple_for_softmax",

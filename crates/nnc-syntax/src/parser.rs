@@ -422,8 +422,7 @@ fn method_call(paren: Span, context: &Context) -> Option<Diagnostic> {
 /// A statement of another language where `.nn` expects one of its own: a loop, an
 /// `if`, a `return`, a Python `def`.
 fn foreign_statement(word: &str, span: Span, expected: &[String]) -> Option<Diagnostic> {
-    let expects = |t: &str| expected.iter().any(|e| e.trim_matches('"') == t);
-    if !expects("let") && !expects("fn") {
+    if !at_statement(expected) {
         return None;
     }
     let d = match word {
@@ -465,11 +464,17 @@ fn consequences(error: &ParseError<usize, Tok, SyntaxError>, context: &Context) 
     else {
         return None;
     };
-    if !matches!(word.as_str(), "for" | "while" | "if") {
+    if !matches!(word.as_str(), "for" | "while" | "if") || !at_statement(expected) {
         return None;
     }
-    foreign_statement(word, Span::new(*l, *l), expected)?;
     context.to_end_of_block(*l)
+}
+
+/// Whether the parser wanted a statement (`let`) or an item (`fn`) where it stopped.
+fn at_statement(expected: &[String]) -> bool {
+    expected
+        .iter()
+        .any(|e| matches!(e.trim_matches('"'), "let" | "fn"))
 }
 
 fn is_keyword(tok: &Tok) -> bool {

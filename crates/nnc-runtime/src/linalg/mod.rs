@@ -658,7 +658,6 @@ impl Blocking {
         k.div_ceil(k.div_ceil(self.kc).max(1)).max(1)
     }
 
-    /// Elements of a packed block of B (first) and of A.
     /// Rows of A per block for a product (or a thread's part of one) over `m`
     /// rows: the fewest blocks of at most `mc` rows, as even as whole tiles allow.
     /// Every block streams all of the packed B through the kernel, so a block of
@@ -672,6 +671,7 @@ impl Blocking {
         m.div_ceil(blocks).next_multiple_of(self.mr)
     }
 
+    /// Elements of a packed block of B (first) and of A.
     fn packed_b_len(&self, k: usize, n: usize) -> usize {
         n.min(self.nc).div_ceil(self.nr) * panel_stride(k.min(self.kc), self.nr)
     }
