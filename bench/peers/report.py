@@ -22,26 +22,37 @@ NNC = "nnc"
 def load(paths):
     """The records by (workload, threads, peer). Several records of one key (one per
     interleaved round, see run.sh) are merged into one: their timed repeats pooled, the
-    median, min and max taken over all of them."""
+    median, min and max taken over all of them. Each round keeps the cross-core probes
+    run.sh took just before and after it (see `spells`)."""
     groups = {}
     for path in paths:
+        last_probe, waiting = None, []
         with open(path) as f:
             for line in f:
-                if line.strip():
-                    r = json.loads(line)
-                    groups.setdefault((r["workload"], int(r["threads"]), r["peer"]), []).append(r)
+                if not line.strip():
+                    continue
+                r = json.loads(line)
+                if r.get("probe") == "cross_core":
+                    for w in waiting:
+                        w["probe_after"] = r["ns"]
+                    last_probe, waiting = r["ns"], []
+                    continue
+                r["probe_before"] = last_probe
+                waiting.append(r)
+                groups.setdefault((r["workload"], int(r["threads"]), r["peer"]), []).append(r)
     return {key: merge(rs) for key, rs in groups.items()}
 
 
 def merge(rs):
     """One record from the rounds `rs` of one implementation (the last round's losses)."""
+    rounds = [(r.get("ms", [r["ms_median"]]), r.get("probe_before"), r.get("probe_after")) for r in rs]
     if len(rs) == 1:
-        return rs[0]
+        return dict(rs[0], round_probes=rounds)
     times = [t for r in rs for t in r.get("ms", [r["ms_median"]])]
     rec = dict(rs[-1])
     rec.update(
         ms=times, ms_median=statistics.median(times), ms_min=min(times), ms_max=max(times),
-        repeats=len(times), rounds=len(rs),
+        repeats=len(times), rounds=len(rs), round_probes=rounds,
         cpu_over_wall=statistics.median(r["cpu_over_wall"] for r in rs),
         repeat_final_losses=[l for r in rs for l in r.get("repeat_final_losses", [r["final_loss"]])],
     )
@@ -110,13 +121,13 @@ def rows(recs):
 
 def text_table(header, body):
     widths = [max(len(r[i]) for r in [header] + body) for i in range(len(header))]
-    numeric = [0 < i < len(header) - 1 and h != "best peer" for i, h in enumerate(header)]
+    numeric = [0 < i < len(header) - 1 and h not in ("best peer", "spell") for i, h in enumerate(header)]
     fmt = lambda r: "  ".join(c.rjust(wd) if num else c.ljust(wd) for c, wd, num in zip(r, widths, numeric)).rstrip()
     return "\n".join([fmt(header), fmt(["-" * wd for wd in widths])] + [fmt(r) for r in body])
 
 
 def markdown_table(header, body):
-    numeric = [0 < i < len(header) - 1 and h != "best peer" for i, h in enumerate(header)]
+    numeric = [0 < i < len(header) - 1 and h not in ("best peer", "spell") for i, h in enumerate(header)]
     line = lambda r: "| " + " | ".join(r) + " |"
     rule = "|" + "|".join("---:" if num else "---" for num in numeric) + "|"
     return "\n".join([line(header), rule] + [line(r) for r in body])
@@ -147,6 +158,64 @@ def notes(recs, all_ok, wins, compared):
     return lines
 
 
+def spells(recs):
+    """The multi-thread rows again, each round put in the host's spell it ran in.
+
+    The cross-core round trip (nnc-step's `cross-core`, run before and after every
+    multi-thread round) flips on shared hosts between a fast and a slow spell, and a
+    slow spell slows every 2-thread step that moves data between its threads. A round
+    is fast when both of its probes are under twice the run's smallest probe, slow when
+    both are above, and left out when the spell changed during it. Returns (header,
+    body, threshold ns), or None when the run has no probes or only one spell."""
+    probes = [p for r in recs.values() if r["threads"] > 1
+              for (_, before, after) in r.get("round_probes", []) for p in (before, after)
+              if p is not None]
+    if not probes:
+        return None
+    threshold = 2 * min(probes)
+
+    def spell(before, after):
+        if before is None or after is None:
+            return None
+        if max(before, after) < threshold:
+            return "fast"
+        return "slow" if min(before, after) >= threshold else None
+
+    by_spell = {}
+    for (wid, threads, peer), r in recs.items():
+        if threads < 2:
+            continue
+        for times, before, after in r.get("round_probes", []):
+            s = spell(before, after)
+            if s:
+                by_spell.setdefault((wid, threads, s), {}).setdefault(peer, []).extend(times)
+    if len({s for (_, _, s) in by_spell}) < 2:
+        return None
+    peers = PEERS + sorted({p for cell in by_spell.values() for p in cell} - set(PEERS) - {NNC})
+    header = ["workload", "threads", "spell"] + peers + [NNC, "best peer", "best/nnc"]
+    body = []
+    for (wid, threads, s) in sorted(by_spell):
+        cell = {p: statistics.median(ts) for p, ts in by_spell[(wid, threads, s)].items()}
+        row = [wid, str(threads), s]
+        row += [f"{ms(cell[p])} ({len(by_spell[(wid, threads, s)][p])})" if p in cell else "-"
+                for p in peers + [NNC]]
+        present = [p for p in peers if p in cell]
+        best = min(present, key=cell.get) if present else None
+        row.append(best or "-")
+        row.append(f"{cell[best] / cell[NNC]:.2f}x" if best and NNC in cell else "-")
+        body.append(row)
+    return header, body, threshold
+
+
+def spell_notes(threshold):
+    return [
+        "By spell: the multi-thread rounds split by the cross-core round trip measured just "
+        f"before and after each (fast: both under {threshold:.0f} ns, twice the run's smallest; "
+        "slow: both above; rounds that straddled a change are left out). Each cell is the "
+        "median of the repeats in that spell (their count in brackets)."
+    ]
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("results", nargs="+")
@@ -161,10 +230,20 @@ def main():
     print(text_table(header, body))
     print()
     print("\n".join(foot))
+    split = spells(recs)
+    if split:
+        s_header, s_body, threshold = split
+        print()
+        print(text_table(s_header, s_body))
+        print()
+        print("\n".join(spell_notes(threshold)))
     if args.markdown:
         top = open(args.header).read().strip() + "\n\n" if args.header else ""
         with open(args.markdown, "w") as f:
             f.write(top + markdown_table(header, body) + "\n\n" + "\n".join(f"- {l}" for l in foot) + "\n")
+            if split:
+                f.write("\n" + markdown_table(s_header, s_body) + "\n\n"
+                        + "\n".join(f"- {l}" for l in spell_notes(threshold)) + "\n")
     sys.exit(0 if all_ok else 1)
 
 

@@ -100,6 +100,14 @@ peer_command() {
     esac
 }
 
+# Before and after every run on more than one thread: the cross-core round trip
+# (nnc-step's `cross-core`; its doc says why), recorded in the results so that
+# report.py can compare runs made in the same spell of the host.
+probe() {
+    [ "$1" -gt 1 ] && [ -x "$NNC_TARGET/release/cross-core" ] || return 0
+    "$NNC_TARGET/release/cross-core" --out "$RESULTS" > /dev/null || true
+}
+
 build_nnc_step() {
     # The workspace's lock file (cargo drops what nnc-step does not use): the same
     # dependency versions as the project's own builds and tests.
@@ -141,12 +149,16 @@ for t in $THREADS; do
                 continue
             fi
             read -r -a script <<< "$script"
+            probe "$t"
             logged "$peer-t$t" with_threads "$t" "$PY" "$HERE/${script[0]}" "${script[@]:1}" \
                 --data "$DATA" --threads "$t" --repeats 1 --workloads "$WORKLOADS" --out "$RESULTS"
+            probe "$t"
         done
         if [ "$RUN_NNC" = 1 ]; then
+            probe "$t"
             logged "nnc-t$t" with_threads "$t" "$NNC_TARGET/release/nnc-step" \
                 --data "$DATA" --repeats 1 --workloads "$WORKLOADS" --out "$RESULTS"
+            probe "$t"
         fi
     done
 done
