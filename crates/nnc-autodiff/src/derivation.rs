@@ -189,6 +189,15 @@ fn render(
         },
         Op::Reshape => format!("reshape({}, {})", arg(0), dims(&node.ty.shape)),
         Op::Broadcast => format!("broadcast({}, {})", arg(0), dims(&node.ty.shape)),
+        Op::Slice { axis, start, len } => {
+            nnc_ir::print::slice_text(&operand(0, 6), *axis, *start, *len)
+        }
+        Op::Pad { axis, start, size } => {
+            format!(
+                "pad({}, axis = {axis}, start = {start}, size = {size})",
+                arg(0)
+            )
+        }
         Op::Pick { keepdims } => {
             let k = if *keepdims { ", keepdims = true" } else { "" };
             format!("pick({}, {}{k})", arg(0), arg(1))

@@ -56,6 +56,8 @@ pub fn rule_name(op: &Op) -> &'static str {
         Op::Transpose => "transpose: g.T",
         Op::Reshape => "reshape back",
         Op::Broadcast => "unbroadcast: sum over the broadcast axes",
+        Op::Slice { .. } => "slice: g padded with zeros back to x's shape",
+        Op::Pad { .. } => "pad: the slice of g where x was placed",
         Op::Pick { .. } => "pick scatters into its row",
         Op::OneHot { .. } | Op::ArgMax { .. } => "indices: no gradient",
     }
@@ -179,6 +181,28 @@ pub fn vjp(b: &mut Builder<'_>, n: NodeId, g: NodeId) -> Result<Grads, InternalE
         Op::Broadcast => {
             let shape = b.shape(a[0]);
             vec![Some(b.unbroadcast(g, &shape)?)]
+        }
+        Op::Slice { axis, start, .. } => {
+            let size = match b.shape(a[0]).get(axis) {
+                Some(Dim::Fixed(size)) => *size,
+                _ => {
+                    return Err(InternalError(
+                        "a slice of an axis without a fixed size".into(),
+                    ));
+                }
+            };
+            vec![Some(b.push(Op::Pad { axis, start, size }, vec![g])?)]
+        }
+        Op::Pad { axis, start, .. } => {
+            let len = match b.shape(a[0]).get(axis) {
+                Some(Dim::Fixed(len)) => *len,
+                _ => {
+                    return Err(InternalError(
+                        "a pad of an axis without a fixed size".into(),
+                    ));
+                }
+            };
+            vec![Some(b.push(Op::Slice { axis, start, len }, vec![g])?)]
         }
 
         Op::Pick { keepdims } => {

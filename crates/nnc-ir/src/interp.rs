@@ -850,6 +850,34 @@ impl<F: Scalar> Cx<'_, F> {
                 let x = self.broadcast(0, &shape)?;
                 float(x.to_owned())
             }
+            Op::Slice { axis, start, len } => {
+                let x = self.float(0)?;
+                if *axis >= x.ndim() || start + len > x.shape()[*axis] {
+                    return Err(self.internal(format!(
+                        "slice {start}..{} of axis {axis} of {:?}",
+                        start + len,
+                        x.shape()
+                    )));
+                }
+                float(
+                    x.slice_axis(Axis(*axis), (*start..start + len).into())
+                        .to_owned(),
+                )
+            }
+            Op::Pad { axis, start, .. } => {
+                let x = self.float(0)?;
+                let mut out = ArrayD::<F>::zeros(IxDyn(&shape));
+                let len = x.shape().get(*axis).copied().unwrap_or(0);
+                if *axis >= x.ndim() || out.ndim() != x.ndim() || start + len > shape[*axis] {
+                    return Err(self.internal(format!(
+                        "pad of {:?} from {start} along axis {axis} into {shape:?}",
+                        x.shape()
+                    )));
+                }
+                out.slice_axis_mut(Axis(*axis), (*start..start + len).into())
+                    .assign(x);
+                float(out)
+            }
             Op::Pick { keepdims } => {
                 let x = self.view2(self.float(0)?)?;
                 let idx = self.index(1)?;

@@ -37,6 +37,8 @@ use nnc_syntax::check::suggest;
 use nnc_syntax::{Diagnostic, Span};
 use std::collections::HashMap;
 
+mod index;
+
 /// Lowers every model of a file. The file must have passed
 /// [`nnc_syntax::check::check`]; anything that slips through is still reported,
 /// never a panic.
@@ -745,6 +747,11 @@ impl<'a> Lowerer<'a> {
                 }
                 Ok(Val::Axes(axes))
             }
+            ExprKind::Index { base, items } => {
+                let v = self.expr(base, env)?;
+                let x = self.tensor(v, base.span)?;
+                self.index(x, items, e.span, env)
+            }
             ExprKind::Number(_) | ExprKind::Bool(_) | ExprKind::Error | ExprKind::Name(_) => {
                 self.atom(e, env)
             }
@@ -1086,6 +1093,8 @@ impl<'a> Lowerer<'a> {
                 let keepdims = call.flag("keepdims")?;
                 (Op::ArgMax { axis, keepdims }, vec![x])
             }
+            "concat" => return call.concat().map(Val::Tensor),
+            "stack" => return call.stack().map(Val::Tensor),
             "pick" => {
                 let x = call.next()?;
                 let idx = call.next()?;

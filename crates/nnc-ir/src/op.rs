@@ -69,6 +69,20 @@ pub enum Op {
     Reshape,
     /// Expand size-1 or missing leading axes to the node's shape. One operand.
     Broadcast,
+    /// `len` consecutive positions from `start` along `axis` (`x[:, start:start+len]`);
+    /// the axis has a fixed size. One operand.
+    Slice {
+        axis: usize,
+        start: usize,
+        len: usize,
+    },
+    /// The operand placed from `start` along `axis` in zeros of size `size` there: the
+    /// adjoint of `Slice`, and the pieces `concat` sums. One operand.
+    Pad {
+        axis: usize,
+        start: usize,
+        size: usize,
+    },
 
     // ---- indexing ----
     /// `(x [N, C], idx index[N])` -> `x[i, idx[i]]`, shape `[N]` or `[N, 1]`.
@@ -277,6 +291,8 @@ impl Op {
             Op::Transpose => "transpose".into(),
             Op::Reshape => "reshape".into(),
             Op::Broadcast => "broadcast".into(),
+            Op::Slice { .. } => "slice".into(),
+            Op::Pad { .. } => "pad".into(),
             Op::Pick { .. } => "pick".into(),
             Op::OneHot { .. } => "one_hot".into(),
             Op::ArgMax { .. } => "argmax".into(),
@@ -310,6 +326,8 @@ impl fmt::Display for Op {
                 Ok(())
             }
             Op::Pick { keepdims: true } => write!(f, " keepdims"),
+            Op::Slice { axis, start, len } => write!(f, " axis={axis} start={start} len={len}"),
+            Op::Pad { axis, start, size } => write!(f, " axis={axis} start={start} size={size}"),
             _ => Ok(()),
         }
     }

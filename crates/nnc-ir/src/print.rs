@@ -102,3 +102,11 @@ pub fn node_line(model: &Model, index: usize, source: Option<&LineIndex<'_>>) ->
     }
     line
 }
+
+/// A slice in the source's notation: `x[:, 2:4]` for `len` positions from `start`
+/// along axis 1.
+pub fn slice_text(operand: &str, axis: usize, start: usize, len: usize) -> String {
+    let mut items = vec![":".to_string(); axis];
+    items.push(format!("{start}:{}", start + len));
+    format!("{operand}[{}]", items.join(", "))
+}

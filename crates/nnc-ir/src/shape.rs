@@ -135,6 +135,35 @@ pub fn infer(model: &Model, op: &Op, args: &[NodeId]) -> Result<Type, ShapeError
                 .with_note("transpose is defined for rank-2 values only")),
             }
         }
+        Op::Slice { axis, start, len } => {
+            float_args(1)?;
+            let mut shape = arg(0).shape.clone();
+            match shape.get(*axis) {
+                Some(Dim::Fixed(size)) if *len >= 1 && start + len <= *size => {
+                    shape[*axis] = Dim::Fixed(*len);
+                    Ok(Type::float(shape))
+                }
+                _ => Err(ShapeError::new(format!(
+                    "internal: slice {start}..{} of axis {axis} of {}",
+                    start + len,
+                    model.shape_str(&arg(0).shape)
+                ))),
+            }
+        }
+        Op::Pad { axis, start, size } => {
+            float_args(1)?;
+            let mut shape = arg(0).shape.clone();
+            match shape.get(*axis) {
+                Some(Dim::Fixed(len)) if start + len <= *size => {
+                    shape[*axis] = Dim::Fixed(*size);
+                    Ok(Type::float(shape))
+                }
+                _ => Err(ShapeError::new(format!(
+                    "internal: pad of axis {axis} of {} to {size} from {start}",
+                    model.shape_str(&arg(0).shape)
+                ))),
+            }
+        }
         Op::Reshape | Op::Broadcast => Err(ShapeError::new(
             "internal: reshape and broadcast carry their shape; use push_typed",
         )),

@@ -312,3 +312,29 @@ fn one_hot_making_too_many_elements() {
 ",
     );
 }
+
+/// Every way an index or a join can be wrong, one model each: the message names
+/// the axis, its size and the position, at the item written.
+#[test]
+fn indexing_errors() {
+    let cases = [
+        ("index_out_of_range", "let c = s[:, 3];"),
+        ("index_negative_out_of_range", "let c = s[:, -4];"),
+        ("slice_past_the_end", "let c = s[:, 1:5];"),
+        ("slice_empty", "let c = s[:, 2:1];"),
+        ("slice_step", "let c = s[:, 0:3:2];"),
+        ("index_runtime_axis", "let c = s[0];"),
+        ("index_not_an_integer", "let c = s[:, 1.5];"),
+        ("index_by_a_tensor", "let c = s[:, t];"),
+        ("index_too_many_items", "let c = s[:, 0, 1];"),
+        ("concat_shapes_differ", "let c = concat(s, t, axis = 1);"),
+        ("concat_runtime_axis", "let c = concat(s, s);"),
+        ("stack_shapes_differ", "let c = stack(s, s[:, 0:2]);"),
+    ];
+    for (name, line) in cases {
+        let source = format!(
+            "model m {{\n    dim N;\n    input s: [N, 3];\n    input t: [N, 2, 1];\n    {line}\n    loss sum(c);\n}}\n"
+        );
+        check_error(name, &source);
+    }
+}

@@ -116,3 +116,13 @@ fn constant_batch() {
 fn odd_results() {
     check::<models::odd_results::OddResults>("features.nn", "odd_results");
 }
+
+#[test]
+fn movement() {
+    check::<models::movement::Movement>("features.nn", "movement");
+}
+
+#[test]
+fn movement_f32() {
+    check::<models::movement_f32::MovementF32>("features.nn", "movement_f32");
+}

@@ -213,9 +213,50 @@ pub enum ExprKind {
     /// `(2, 3)`: several axes, as the value of an `axis` keyword (the only place the
     /// grammar takes one).
     Tuple(Vec<Expr>),
+    /// `x[0]`, `x[:, 1:3]`, `x[-1]`: one item per leading axis of `base`.
+    Index {
+        base: Box<Expr>,
+        items: Vec<IndexItem>,
+    },
     /// Stands in for an expression the parser could not build; an error was
     /// already reported.
     Error,
+}
+
+/// One item of an index: a position or a range of positions along one axis.
+#[derive(Clone, Debug, PartialEq)]
+pub enum IndexItem {
+    /// `i`: one position; the axis is dropped.
+    At(Expr),
+    /// `start:stop`, either bound optional (`:` is the whole axis); `step` is
+    /// parsed so that `a:b:c` gets its own message, and is not supported.
+    Range {
+        start: Option<Expr>,
+        stop: Option<Expr>,
+        step: Option<Expr>,
+        span: Span,
+    },
+}
+
+impl IndexItem {
+    /// The expressions the item holds.
+    pub fn exprs(&self) -> impl Iterator<Item = &Expr> {
+        let (a, b, c) = match self {
+            IndexItem::At(e) => (Some(e), None, None),
+            IndexItem::Range {
+                start, stop, step, ..
+            } => (start.as_ref(), stop.as_ref(), step.as_ref()),
+        };
+        a.into_iter().chain(b).chain(c)
+    }
+
+    /// Where the item is.
+    pub fn span(&self) -> Span {
+        match self {
+            IndexItem::At(e) => e.span,
+            IndexItem::Range { span, .. } => *span,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -270,6 +311,11 @@ impl Expr {
             ExprKind::Binary { lhs, rhs, .. } => lhs.depth.max(rhs.depth),
             ExprKind::Call { args, .. } => args.iter().map(|a| a.value.depth).max().unwrap_or(0),
             ExprKind::Tuple(items) => items.iter().map(|e| e.depth).max().unwrap_or(0),
+            ExprKind::Index { base, items } => items
+                .iter()
+                .flat_map(IndexItem::exprs)
+                .map(|e| e.depth)
+                .fold(base.depth, u32::max),
         };
         Expr {
             kind,

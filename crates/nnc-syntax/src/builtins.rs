@@ -73,6 +73,19 @@ pub const BUILTINS: &[Builtin] = &[
         required: 1,
         keywords: &["axis"],
     },
+    // Up to 8 pieces, joined along an existing axis (`concat`) or a new one (`stack`).
+    Builtin {
+        name: "concat",
+        positional: &["a", "b", "c", "d", "e", "f", "g", "h"],
+        required: 2,
+        keywords: &["axis"],
+    },
+    Builtin {
+        name: "stack",
+        positional: &["a", "b", "c", "d", "e", "f", "g", "h"],
+        required: 2,
+        keywords: &["axis"],
+    },
     Builtin {
         name: "pick",
         positional: &["x", "idx"],

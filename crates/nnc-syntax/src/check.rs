@@ -563,6 +563,12 @@ impl<'a> Checker<'a> {
                     self.expr(item, scope);
                 }
             }
+            ExprKind::Index { base, items } => {
+                self.expr(base, scope);
+                for e in items.iter().flat_map(IndexItem::exprs) {
+                    self.expr(e, scope);
+                }
+            }
             ExprKind::Call { func, args } => {
                 self.call(func, args, e.span);
                 for arg in args {
@@ -821,6 +827,12 @@ fn collect_calls_expr(e: &Expr, f: &mut impl FnMut(&str, Span)) {
         ExprKind::Tuple(items) => {
             for item in items {
                 collect_calls_expr(item, f);
+            }
+        }
+        ExprKind::Index { base, items } => {
+            collect_calls_expr(base, f);
+            for e in items.iter().flat_map(IndexItem::exprs) {
+                collect_calls_expr(e, f);
             }
         }
         ExprKind::Call { func, args } => {

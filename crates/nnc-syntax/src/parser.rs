@@ -285,19 +285,6 @@ fn unexpected_token(span: Span, tok: &Tok, expected: &[String], context: &Contex
     {
         return d;
     }
-    // `x[:, 0]` right after a value: indexing, which `.nn` does not have.
-    if *tok == Tok::LBracket
-        && before.is_some_and(|b| {
-            matches!(b.tok, Tok::Ident(_) | Tok::RParen | Tok::RBracket) && b.span.end == span.start
-        })
-    {
-        return Diagnostic::error("`.nn` has no indexing or slicing", span)
-            .with_label("an index")
-            .with_note(
-                "`pick(x, labels)` takes one element per row (`x[i, labels[i]]`); \
-                 a reduction with `axis` or a product with a one-hot matrix selects along an axis",
-            );
-    }
     if let Tok::Ident(word) = tok
         && let Some(d) = foreign_statement(word, span, expected)
     {

@@ -31,8 +31,26 @@ pub enum Ix {
     Var(usize),
     /// The value of an index tensor at an index (`labels[i]`).
     Gather(NodeId, Vec<Ix>),
+    /// `of + by`: a position in a slice, in the sliced value.
+    Shift(Box<Ix>, usize),
+    /// `of.clamp(lo, last) - lo`: a position in a padded value, in the operand
+    /// (clamped so that it is in bounds even where the pad reads zeros).
+    Clamp { of: Box<Ix>, lo: usize, last: usize },
     /// Any other `usize` expression (its tokens as text).
     Expr(String),
+}
+
+impl Ix {
+    /// Whether the index can vary with loop variable `r` (an `Expr` may).
+    fn mentions(&self, r: usize) -> bool {
+        match self {
+            Ix::Var(v) => *v == r,
+            Ix::Gather(_, idx) => idx.iter().any(|i| i.mentions(r)),
+            Ix::Shift(of, _) | Ix::Clamp { of, .. } => of.mentions(r),
+            Ix::Zero => false,
+            Ix::Expr(_) => true,
+        }
+    }
 }
 
 /// What a function body refers to, so its prologue binds exactly that.
@@ -245,7 +263,31 @@ impl<'a> Body<'a> {
             Ix::Zero => Ex::usize(0),
             Ix::Var(d) => Ex::ident(LOOP[*d]),
             Ix::Gather(n, idx) => self.index_val(*n, idx),
+            Ix::Shift(of, by) => {
+                let e = self.ix(of);
+                Ex::add(&e, &Ex::usize(*by))
+            }
+            Ix::Clamp { of, lo, last } => {
+                let e = self.ix(of);
+                let receiver = e.at(super::expr::Prec::Atom);
+                let (lo_e, last) = (Ex::usize(*lo), Ex::usize(*last));
+                if *lo == 0 {
+                    Ex::atom(quote!(#receiver.min(#last)))
+                } else {
+                    let clamped = Ex::atom(quote!(#receiver.clamp(#lo_e, #last)));
+                    Ex::sub(&clamped, &lo_e)
+                }
+            }
             Ix::Expr(s) => Ex::atom(TokenStream::from_str(s).unwrap_or_else(|_| quote!(0))),
+        }
+    }
+
+    /// Index `i` moved `by` positions along its axis.
+    fn shifted(i: &Ix, by: usize) -> Ix {
+        match i {
+            _ if by == 0 => i.clone(),
+            Ix::Zero => Ix::Expr(by.to_string()),
+            other => Ix::Shift(Box::new(other.clone()), by),
         }
     }
 
@@ -354,18 +396,10 @@ impl<'a> Body<'a> {
         if idx.get(last) != Some(&Ix::Var(r)) {
             return None;
         }
-        fn mentions(i: &Ix, r: usize) -> bool {
-            match i {
-                Ix::Var(v) => *v == r,
-                Ix::Gather(_, idx) => idx.iter().any(|i| mentions(i, r)),
-                Ix::Zero => false,
-                Ix::Expr(_) => true,
-            }
-        }
         if idx
             .iter()
             .enumerate()
-            .any(|(k, i)| k != last && mentions(i, r))
+            .any(|(k, i)| k != last && i.mentions(r))
         {
             return None;
         }
@@ -551,8 +585,9 @@ impl<'a> Body<'a> {
     fn remat_with(&mut self, n: NodeId, idx: &[Ix], inline: bool) -> Ex {
         let key = (n, idx.to_vec());
         let state = self.nest.as_ref();
-        let in_pass = state
-            .is_some_and(|s| matches!(s.cur, Slot::Pass(_)) && idx.contains(&Ix::Var(s.nest.r)));
+        let in_pass = state.is_some_and(|s| {
+            matches!(s.cur, Slot::Pass(_)) && idx.iter().any(|i| i.mentions(s.nest.r))
+        });
         let cached = state
             .and_then(|s| {
                 if in_pass {
@@ -682,6 +717,37 @@ impl<'a> Body<'a> {
                 let mut t = idx.to_vec();
                 t.reverse();
                 self.val(node.args[0], &t, inline)
+            }
+            Op::Slice { axis, start, .. } => {
+                // `x[.., start + i, ..]`
+                let mut sidx = idx.to_vec();
+                sidx[*axis] = Self::shifted(&idx[*axis], *start);
+                self.val(node.args[0], &sidx, inline)
+            }
+            Op::Pad { axis, start, size } => {
+                // `x[.., i - start, ..]` where `start <= i < start + len`, else zero. The
+                // read is clamped into `x` as well: it may be hoisted out of the `if`.
+                let len = match self.shape(node.args[0])[*axis] {
+                    Dim::Fixed(len) => len,
+                    Dim::Var(_) => 1,
+                };
+                let (axis, start) = (*axis, *start);
+                if *size == 1 {
+                    // One position, the operand's own.
+                    return self.val(node.args[0], idx, inline);
+                }
+                let (lo, hi, last) = (start, start + len, start + len - 1);
+                let mut sidx = idx.to_vec();
+                sidx[axis] = Ix::Clamp {
+                    of: Box::new(idx[axis].clone()),
+                    lo,
+                    last,
+                };
+                let x = self.val(node.args[0], &sidx, inline);
+                let i = self.ix(&idx[axis]).at(super::expr::Prec::Atom);
+                let (lo, hi) = (Ex::usize(lo), Ex::usize(hi));
+                let inside = Ex::atom(quote!((#lo..#hi).contains(&#i)));
+                Ex::if_else(&inside, &x, &self.zero())
             }
             Op::OneHot { .. } => {
                 let rank = idx.len();
@@ -888,6 +954,8 @@ impl<'a> Body<'a> {
             | Op::Broadcast
             | Op::Reshape
             | Op::Transpose
+            | Op::Slice { .. }
+            | Op::Pad { .. }
             | Op::OneHot { .. } => self.view_val(n, idx, inline),
             _ if self.plan.kind[n.index()] == Kind::Inline => self.view_val(n, idx, inline),
             Op::Softmax { .. } | Op::LogSoftmax { .. } => {

@@ -64,6 +64,9 @@ impl Cx<'_> {
         match node.op {
             Op::Broadcast | Op::Reshape => self.operand(node.args[0], depth + 1),
             Op::Transpose => format!("{}.T", self.operand(node.args[0], depth + 1)),
+            Op::Slice { axis, start, len } => {
+                nnc_ir::print::slice_text(&self.operand(node.args[0], depth + 1), axis, start, len)
+            }
             Op::OneHot { classes } => {
                 format!(
                     "one_hot({}, {})",
@@ -117,6 +120,13 @@ impl Cx<'_> {
                 a(0),
                 self.model.shape_str(&node.ty.shape)
             ),
+            Op::Slice { axis, start, len } => nnc_ir::print::slice_text(&a(0), *axis, *start, *len),
+            Op::Pad { axis, start, size } => {
+                format!(
+                    "pad({}, axis = {axis}, start = {start}, size = {size})",
+                    a(0)
+                )
+            }
             Op::Pick { .. } => format!("pick({}, {})", a(0), a(1)),
             Op::OneHot { classes } => {
                 format!("one_hot({}, {})", a(0), self.model.dim_str(*classes))

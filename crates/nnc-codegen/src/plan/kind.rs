@@ -86,6 +86,8 @@ impl<'m> Kinds<'m> {
             | Op::Broadcast
             | Op::Reshape
             | Op::Transpose
+            | Op::Slice { .. }
+            | Op::Pad { .. }
             | Op::OneHot { .. } => Kind::Inline,
             _ if trivial_axis_op(self.model, n) => Kind::Inline,
             Op::Unary(_) | Op::Powf(_) | Op::Compare(_) | Op::Select if sl => Kind::Scalar,

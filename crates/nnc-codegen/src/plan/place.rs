@@ -356,6 +356,17 @@ impl Grouping<'_, '_> {
                 ms.reverse();
                 ms
             }
+            // Read at other positions along the axis than the loop's: not a map of
+            // the nest's axes there, so the operand is never fused into the reader.
+            Op::Slice { axis, .. } | Op::Pad { axis, .. } => {
+                let mut ms = operand();
+                ms[*axis] = if unit(shape[*axis]) {
+                    Ax::Unit
+                } else {
+                    Ax::Unknown
+                };
+                ms
+            }
             Op::OneHot { classes } => {
                 let mut ms = operand();
                 ms.push(if unit(*classes) {
