@@ -55,3 +55,23 @@ fn two_layer_reads_like_the_hand_written_backward_pass() {
         assert!(text.contains(line), "missing `{line}` in\n{text}");
     }
 }
+
+/// Slicing, a single position, `concat` and `stack`: the derivation shows each
+/// slice in the source's notation and its derivative as a `pad` back to the
+/// sliced value's shape.
+#[test]
+fn slices_and_joins() {
+    let source = "model joined {
+    dtype f64;
+    dim N, D = 4;
+    input x: [N, D];
+    param w: [2, 3] = normal(0, 1);
+    let h = tanh(x[:, 1:3] @ w);
+    let both = concat(h, x[:, -1:], axis = 1);
+    let rows = stack(h[:, 0], both[:, 3], axis = 1);
+    loss sum(both ^ 2) + sum(rows * w[0, 0:2]);
+}
+";
+    let model = nnc_ir::compile_source(source).expect("compiles").remove(0);
+    insta::assert_snapshot!(derive(&model).expect("differentiates").render(Format::Text));
+}

@@ -164,6 +164,38 @@ proptest! {
     }
 
     #[test]
+    fn slices_and_positions(a in prop::collection::vec(2usize..=4, 1..=3), axis in 0usize..3, from in 0usize..4, len in 1usize..4, negative in any::<bool>(), seed in 0u64..1000) {
+        // A slice along one axis (its start written from the end when `negative`),
+        // and a single position along it, weighted by `b` so each element counts
+        // differently.
+        let axis = axis % a.len();
+        let size = a[axis];
+        let start = from % size;
+        let stop = (start + len).min(size);
+        let lead = ":, ".repeat(axis);
+        let begin = if negative { format!("{}", start as i64 - size as i64) } else { start.to_string() };
+        let mut part = a.clone();
+        part[axis] = stop - start;
+        check(&format!("a[{lead}{begin}:{stop}] * b"), &a, &part, "", seed)?;
+        check(&format!("a[{lead}{begin}] * b + sum(a)"), &a, &[1], "", seed)?;
+    }
+
+    #[test]
+    fn concat_and_stack(a in prop::collection::vec(1usize..=3, 1..=3), axis in 0usize..3, extra in 1usize..3, seed in 0u64..1000) {
+        let axis = axis % a.len();
+        let mut b = a.clone();
+        b[axis] = extra;
+        let mut joined = a.clone();
+        joined[axis] += extra;
+        // The joined value weighted elementwise by a third tensor, so that each
+        // piece's gradient is a different slice of it.
+        let extra_decl = format!("param w: [{}];", dims(&joined));
+        check(&format!("concat(a, b * b, axis = {axis}) * w"), &a, &b, &extra_decl, seed)?;
+        let along = axis % (a.len() + 1);
+        check(&format!("stack(a, a * a, tanh(a), axis = {along})"), &a, &[1], "", seed)?;
+    }
+
+    #[test]
     fn pick_and_one_hot(c in 1usize..5, keepdims in any::<bool>(), seed in 0u64..1000) {
         let extra = format!("dim N; input idx: index[N]; input r: [N, {c}];");
         // `r` has the runtime batch: the check's batch size sets N.

@@ -86,6 +86,16 @@ impl Lowerer<'_> {
         env: &Env,
     ) -> Lowered<Option<Selection>> {
         let at = self.span(item.span());
+        if let IndexItem::Range {
+            step: Some(step), ..
+        } = item
+        {
+            return Err(self.fail_at(
+                Diagnostic::error("a slice takes no step", self.span(step.span))
+                    .with_label("a step")
+                    .with_note("write `start:stop`; every position between is taken"),
+            ));
+        }
         let whole_range = matches!(
             item,
             IndexItem::Range {
@@ -125,16 +135,7 @@ impl Lowerer<'_> {
                     drop: true,
                 }))
             }
-            IndexItem::Range {
-                start, stop, step, ..
-            } => {
-                if let Some(step) = step {
-                    return Err(self.fail_at(
-                        Diagnostic::error("a slice takes no step", self.span(step.span))
-                            .with_label("a step")
-                            .with_note("write `start:stop`; every position between is taken"),
-                    ));
-                }
+            IndexItem::Range { start, stop, .. } => {
                 let lo = match start {
                     Some(e) => self.position(e, axis, size, env)?,
                     None => 0,
