@@ -2,7 +2,7 @@
 //! program of `tests/diagnostics/` gets the diagnostics snapshotted beside it, pointing
 //! where its first line says, and the precedence table of the README holds.
 
-use nnc_syntax::ast::{ExprKind, Item, Stmt};
+use nnc_syntax::ast::{ExprKind, IndexItem, Item, Stmt};
 use nnc_syntax::diagnostic::line_col;
 use nnc_syntax::{parse_and_check, render};
 use std::path::{Path, PathBuf};
@@ -262,6 +262,26 @@ fn sexp(e: &nnc_syntax::ast::Expr) -> String {
                 .collect();
             format!("({} {})", func.name, args.join(" "))
         }
+        ExprKind::Index { base, items } => {
+            let items: Vec<String> = items
+                .iter()
+                .map(|item| match item {
+                    IndexItem::At(e) => sexp(e),
+                    IndexItem::Range {
+                        start, stop, step, ..
+                    } => {
+                        let bound = |b: &Option<nnc_syntax::ast::Expr>| {
+                            b.as_ref().map_or(String::new(), sexp)
+                        };
+                        let step = step
+                            .as_ref()
+                            .map_or(String::new(), |s| format!(":{}", sexp(s)));
+                        format!("{}:{}{step}", bound(start), bound(stop))
+                    }
+                })
+                .collect();
+            format!("(index {} {})", sexp(base), items.join(" "))
+        }
         ExprKind::Error => "<error>".to_string(),
     }
 }
@@ -314,6 +334,13 @@ fn precedence_and_associativity() {
         ("sum(a, axis = (0, -1))", "(sum a axis=(tuple 0 (neg 1)))"),
         ("sum(a, axis = (1,))", "(sum a axis=(tuple 1))"),
         ("sum(a, axis = (1))", "(sum a axis=1)"),
+        // Indexing binds like `.T`, tighter than `^` and `-`.
+        ("-a[0] ^ 2", "(neg (^ (index a 0) 2))"),
+        ("a[:, 1:]", "(index a : 1:)"),
+        ("a[-1, :2].T", "(T (index a (neg 1) :2))"),
+        ("a.T[0][1:2]", "(index (index (T a) 0) 1:2)"),
+        ("a[::2]", "(index a ::2)"),
+        ("exp(a)[0, b - 1:]", "(index (exp a) 0 (- b 1):)"),
     ];
     for (expr, expected) in table {
         assert_eq!(grouping(expr), expected, "grouping of `{expr}`");

@@ -721,41 +721,42 @@ impl<'a> Lowerer<'a> {
                 self.binary(*op, *op_span, a, b, (lhs.span, rhs.span))
             }
             ExprKind::Call { func, args } => self.call(func, args, e.span, env),
-            ExprKind::Tuple(items) if items.len() > 4 => {
-                self.error(
-                    Diagnostic::error("a value has at most 4 axes", self.span(e.span))
-                        .with_label(format!("{} axes", items.len())),
-                );
-                Err(Reported)
-            }
-            ExprKind::Tuple(items) => {
-                let mut axes = Vec::with_capacity(items.len());
-                for item in items {
-                    let at = self.span(item.span);
-                    let problem = match self.expr(item, env)? {
-                        Val::Number(a) if a.fract() == 0.0 && a.abs() < 8.0 => {
-                            axes.push(a as i64);
-                            continue;
-                        }
-                        Val::Number(a) if a.fract() == 0.0 => {
-                            format!("axis {a} is out of range: a value has at most 4 axes")
-                        }
-                        _ => "an axis tuple holds integers".to_string(),
-                    };
-                    self.error(Diagnostic::error(problem, at).with_label("not an axis"));
-                    return Err(Reported);
-                }
-                Ok(Val::Axes(axes))
-            }
-            ExprKind::Index { base, items } => {
-                let v = self.expr(base, env)?;
-                let x = self.tensor(v, base.span)?;
-                self.index(x, items, e.span, env)
-            }
+            ExprKind::Tuple(items) => self.axes(items, e.span, env),
+            ExprKind::Index { base, items } => self.index(base, items, e.span, env),
             ExprKind::Number(_) | ExprKind::Bool(_) | ExprKind::Error | ExprKind::Name(_) => {
                 self.atom(e, env)
             }
         }
+    }
+
+    /// `(2, 3)`: the axes of an `axis` keyword, at most 4 integers. Kept out of
+    /// `expr_kind`, whose frame is on the stack once per nested expression.
+    #[inline(never)]
+    fn axes(&mut self, items: &[Expr], span: Span, env: &Env) -> Lowered<Val> {
+        if items.len() > 4 {
+            self.error(
+                Diagnostic::error("a value has at most 4 axes", self.span(span))
+                    .with_label(format!("{} axes", items.len())),
+            );
+            return Err(Reported);
+        }
+        let mut axes = Vec::with_capacity(items.len());
+        for item in items {
+            let at = self.span(item.span);
+            let problem = match self.expr(item, env)? {
+                Val::Number(a) if a.fract() == 0.0 && a.abs() < 8.0 => {
+                    axes.push(a as i64);
+                    continue;
+                }
+                Val::Number(a) if a.fract() == 0.0 => {
+                    format!("axis {a} is out of range: a value has at most 4 axes")
+                }
+                _ => "an axis tuple holds integers".to_string(),
+            };
+            self.error(Diagnostic::error(problem, at).with_label("not an axis"));
+            return Err(Reported);
+        }
+        Ok(Val::Axes(axes))
     }
 
     /// A number, a boolean or a name.

@@ -51,3 +51,27 @@ fn deep_but_allowed() {
     let errors = lower_on_small_stack(chain(5, 250)).expect_err("too deep");
     assert_eq!(errors.len(), 1);
 }
+
+/// Indexing recurses through the same bound: 4 functions each 250 indexes deep (a
+/// whole-axis `[:, :]` makes no node but is lowered all the same)
+/// lower on a 2 MiB stack, and one more function is the error, not an overflow.
+#[test]
+fn deep_indexing_is_bounded_too() {
+    let chain = |calls: usize| {
+        let mut source = String::from("fn f0(v) = v * 2;\n");
+        for k in 1..=calls {
+            source.push_str(&format!(
+                "fn f{k}(v) = f{}(v){};\n",
+                k - 1,
+                "[:, :]".repeat(250)
+            ));
+        }
+        source.push_str(&format!(
+            "model m {{ dim N; input x: [N, 3]; param w: [3] = zeros; loss sum(f{calls}(x * w)); }}\n"
+        ));
+        source
+    };
+    assert!(lower_on_small_stack(chain(4)).is_ok());
+    let errors = lower_on_small_stack(chain(5)).expect_err("too deep");
+    assert_eq!(errors.len(), 1);
+}

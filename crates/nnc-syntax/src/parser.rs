@@ -607,13 +607,14 @@ fn token_text(tok: &Tok) -> &'static str {
 
 /// lalrpop's expected-terminal list (`"\";\""`, `"\"name\""`) in words:
 /// "`;`, `,` or a name". Tokens that can start an expression collapse into
-/// "an expression", and the operators that may follow an operand (with `.T` and the
-/// `(` of a call) into "an operator".
+/// "an expression", and the operators that may follow an operand (with `.T`, the
+/// `(` of a call and the `[` of an index) into "an operator".
 fn expected_in_words(expected: &[String]) -> String {
     const EXPR_START: [&str; 6] = ["name", "number", "(", "-", "true", "false"];
     const OPERATORS: [&str; 6] = ["+", "-", "*", "/", "@", "^"];
-    const AFTER_OPERAND: [&str; 12] =
-        ["+", "-", "*", "/", "@", "^", ">", ">=", "<", "<=", ".", "("];
+    const AFTER_OPERAND: [&str; 13] = [
+        "+", "-", "*", "/", "@", "^", ">", ">=", "<", "<=", ".", "(", "[",
+    ];
     let terminals: Vec<&str> = expected.iter().map(|t| t.trim_matches('"')).collect();
     let starts_expr = ["name", "number", "(", "-"]
         .iter()

@@ -25,14 +25,26 @@ struct Selection {
 
 impl Lowerer<'_> {
     /// `base[items]`: a slice per axis that is not taken whole, then one reshape
-    /// dropping the axes indexed by a single position.
+    /// dropping the axes indexed by a single position. Never inlined: it is called
+    /// from the recursion over nested expressions, whose frames must stay small
+    /// (see `Lowerer::expr_kind`).
+    #[inline(never)]
     pub(super) fn index(
         &mut self,
-        x: NodeId,
+        base: &Expr,
         items: &[IndexItem],
         span: Span,
         env: &Env,
     ) -> Lowered<Val> {
+        let v = self.expr(base, env)?;
+        let x = self.tensor(v, base.span)?;
+        self.index_of(x, items, span, env)
+    }
+
+    /// [`Lowerer::index`] once its base is lowered: kept apart so that the frame
+    /// on the recursion's path holds only the base.
+    #[inline(never)]
+    fn index_of(&mut self, x: NodeId, items: &[IndexItem], span: Span, env: &Env) -> Lowered<Val> {
         let shape = self.model.shape(x).clone();
         if items.len() > shape.len() {
             let message = format!(
