@@ -31,6 +31,8 @@ pub enum Ix {
     Var(usize),
     /// The value of an index tensor at an index (`labels[i]`).
     Gather(NodeId, Vec<Ix>),
+    /// A position known when the code is generated (`x[:, 2]`).
+    Const(usize),
     /// `of + by`: a position in a slice, in the sliced value.
     Shift(Box<Ix>, usize),
     /// `of.clamp(lo, last) - lo`: a position in a padded value, in the operand
@@ -41,13 +43,22 @@ pub enum Ix {
 }
 
 impl Ix {
+    /// The position, when it is known now.
+    fn known(&self) -> Option<usize> {
+        match self {
+            Ix::Zero => Some(0),
+            Ix::Const(c) => Some(*c),
+            _ => None,
+        }
+    }
+
     /// Whether the index can vary with loop variable `r` (an `Expr` may).
     fn mentions(&self, r: usize) -> bool {
         match self {
             Ix::Var(v) => *v == r,
             Ix::Gather(_, idx) => idx.iter().any(|i| i.mentions(r)),
             Ix::Shift(of, _) | Ix::Clamp { of, .. } => of.mentions(r),
-            Ix::Zero => false,
+            Ix::Zero | Ix::Const(_) => false,
             Ix::Expr(_) => true,
         }
     }
@@ -261,6 +272,7 @@ impl<'a> Body<'a> {
     fn ix(&mut self, i: &Ix) -> Ex {
         match i {
             Ix::Zero => Ex::usize(0),
+            Ix::Const(c) => Ex::usize(*c),
             Ix::Var(d) => Ex::ident(LOOP[*d]),
             Ix::Gather(n, idx) => self.index_val(*n, idx),
             Ix::Shift(of, by) => {
@@ -284,34 +296,52 @@ impl<'a> Body<'a> {
 
     /// Index `i` moved `by` positions along its axis.
     fn shifted(i: &Ix, by: usize) -> Ix {
-        match i {
+        match i.known() {
             _ if by == 0 => i.clone(),
-            Ix::Zero => Ix::Expr(by.to_string()),
-            other => Ix::Shift(Box::new(other.clone()), by),
+            Some(c) => Ix::Const(c + by),
+            None => Ix::Shift(Box::new(i.clone()), by),
         }
     }
 
     /// The row-major position of `idx` in an array of `shape` (size-1 axes skipped).
+    /// Positions known now are folded: `x[:, 2]` of a `[N, 3, 4]` reads
+    /// `x[i * 12 + 8 + j]`, never `2 * 4`.
     fn flat(&mut self, shape: &[Dim], idx: &[Ix]) -> Ex {
-        let mut acc: Option<Ex> = None;
+        // The position so far: a number while every index has been one.
+        enum Pos {
+            Known(usize),
+            Expr(Ex),
+        }
+        let mut acc: Option<Pos> = None;
         for (k, d) in shape.iter().enumerate() {
             if unit(*d) {
                 continue;
             }
-            if let Some(a) = acc.take() {
-                let s = self.size(*d);
-                acc = Some(Ex::mul(&a, &s));
-            }
+            acc = acc.map(|a| match (a, *d) {
+                (Pos::Known(0), _) => Pos::Known(0),
+                (Pos::Known(c), Dim::Fixed(n)) => Pos::Known(c * n),
+                (Pos::Known(1), d) => Pos::Expr(self.size(d)),
+                (Pos::Known(c), d) => Pos::Expr(Ex::mul(&Ex::usize(c), &self.size(d))),
+                (Pos::Expr(e), d) => Pos::Expr(Ex::mul(&e, &self.size(d))),
+            });
             let i = idx.get(k).cloned().unwrap_or(Ix::Zero);
-            if i != Ix::Zero {
-                let e = self.ix(&i);
-                acc = Some(match acc {
-                    Some(a) => Ex::add(&a, &e),
-                    None => e,
-                });
-            }
+            acc = match (acc, i.known()) {
+                (acc, Some(0)) => acc,
+                (None, Some(c)) => Some(Pos::Known(c)),
+                (Some(Pos::Known(a)), Some(c)) => Some(Pos::Known(a + c)),
+                (Some(Pos::Expr(e)), Some(c)) => Some(Pos::Expr(Ex::add(&e, &Ex::usize(c)))),
+                (None | Some(Pos::Known(0)), None) => Some(Pos::Expr(self.ix(&i))),
+                (Some(Pos::Known(a)), None) => {
+                    Some(Pos::Expr(Ex::add(&Ex::usize(a), &self.ix(&i))))
+                }
+                (Some(Pos::Expr(e)), None) => Some(Pos::Expr(Ex::add(&e, &self.ix(&i)))),
+            };
         }
-        acc.unwrap_or_else(|| Ex::usize(0))
+        match acc {
+            None => Ex::usize(0),
+            Some(Pos::Known(c)) => Ex::usize(c),
+            Some(Pos::Expr(e)) => e,
+        }
     }
 
     /// An operand's index under numpy broadcasting into a value of `to` at `idx`.
@@ -738,10 +768,22 @@ impl<'a> Body<'a> {
                 }
                 let (lo, hi, last) = (start, start + len, start + len - 1);
                 let mut sidx = idx.to_vec();
-                sidx[axis] = Ix::Clamp {
-                    of: Box::new(idx[axis].clone()),
-                    lo,
-                    last,
+                if let Some(c) = idx[axis].known() {
+                    // A position known now: inside the operand or not, decided here.
+                    if !(lo..hi).contains(&c) {
+                        return self.zero();
+                    }
+                    sidx[axis] = Ix::Const(c - lo);
+                    return self.val(node.args[0], &sidx, inline);
+                }
+                sidx[axis] = if len == 1 {
+                    Ix::Zero
+                } else {
+                    Ix::Clamp {
+                        of: Box::new(idx[axis].clone()),
+                        lo,
+                        last,
+                    }
                 };
                 let x = self.val(node.args[0], &sidx, inline);
                 let i = self.ix(&idx[axis]).at(super::expr::Prec::Atom);
