@@ -409,6 +409,29 @@ model b {
     assert!(has(&text, "0.01") && !has(&text, "5"), "{text}");
 }
 
+/// Shapes take dims, integers and compile-time expressions of consts and fixed dims.
+#[test]
+fn shapes_take_const_expressions() {
+    let source = "const K = 3;
+model m {
+    dim N, H = 4;
+    const W = 2 * H;
+    input x: [N, H];
+    param a: [H, 2 * H] = normal(0, 1);
+    param b: [W, K] = normal(0, 1);
+    param c: [K + 1 - 1, (H), H / 2] = normal(0, 1);
+    loss sum(x @ a @ b) + sum(c);
+}
+";
+    let models = nnc_ir::compile_source(source).expect("compiles");
+    let shapes: Vec<String> = models[0]
+        .params
+        .iter()
+        .map(|p| models[0].shape_str(&p.shape))
+        .collect();
+    assert_eq!(shapes, ["[4, 8]", "[8, 3]", "[3, 4, 2]"]);
+}
+
 /// Arithmetic and elementwise built-ins on compile-time numbers (literals, consts,
 /// fixed dims) fold to numbers, which initialisers take as arguments.
 #[test]

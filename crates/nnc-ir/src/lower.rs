@@ -399,12 +399,43 @@ impl<'a> Lowerer<'a> {
             .iter()
             .map(|d| match d {
                 ast::DimRef::Literal(n) => Dim::Fixed(n.value as usize),
-                // The checker guarantees the name is a dim; fall back to 1 if not.
-                ast::DimRef::Named(ident) => {
-                    env.dims.get(&ident.name).copied().unwrap_or(Dim::Fixed(1))
-                }
+                ast::DimRef::Named(ident) => match env.dims.get(&ident.name) {
+                    Some(d) => *d,
+                    // A const: the checker allows only dims and consts here.
+                    None => self.dim_value(
+                        &Expr::new(ExprKind::Name(ident.name.clone()), ident.span),
+                        env,
+                    ),
+                },
+                ast::DimRef::Expr(e) => self.dim_value(e, env),
             })
             .collect()
+    }
+
+    /// A compile-time expression in a shape, as a dim: a positive integer (at most
+    /// 2^40), or a runtime dim by itself. After an error, 1 (the error stops the
+    /// compilation).
+    fn dim_value(&mut self, e: &Expr, env: &Env) -> Dim {
+        let problem = match self.expr(e, env) {
+            Ok(Val::Number(v))
+                if v >= 1.0 && v.fract() == 0.0 && v <= nnc_syntax::check::MAX_DIM as f64 =>
+            {
+                return Dim::Fixed(v as usize);
+            }
+            Ok(Val::RuntimeDim(d)) => return Dim::Var(d),
+            Ok(Val::Number(v)) if v > nnc_syntax::check::MAX_DIM as f64 => {
+                format!("a dim size is at most 2^40, not {v}")
+            }
+            Ok(Val::Number(v)) => format!("a dim size must be a positive integer, not {v}"),
+            Ok(Val::Poisoned) | Err(Reported) => return Dim::Fixed(1),
+            Ok(_) => "a dim size must be known when the model compiles".to_string(),
+        };
+        self.error(
+            Diagnostic::error(problem, self.span(e.span))
+                .with_label("in this shape")
+                .with_note("a shape's sizes are dims, integers, or expressions of `const`s"),
+        );
+        Dim::Fixed(1)
     }
 
     /// Binds each const (a model's, or the file's) to its compile-time number.

@@ -338,3 +338,19 @@ fn indexing_errors() {
         check_error(name, &source);
     }
 }
+
+/// A shape's size must be a positive integer known when the model compiles.
+#[test]
+fn shape_expression_errors() {
+    let cases = [
+        ("shape_of_a_runtime_dim", "[2 * N, 3]"),
+        ("shape_not_an_integer", "[H / 3, 3]"),
+        ("shape_zero", "[H - 4, 2]"),
+    ];
+    for (name, shape) in cases {
+        let source = format!(
+            "model m {{\n    dim N, H = 4;\n    input x: [N, H];\n    param a: {shape} = normal(0, 1);\n    loss sum(a);\n}}\n"
+        );
+        check_error(name, &source);
+    }
+}

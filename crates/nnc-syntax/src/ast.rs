@@ -117,8 +117,22 @@ pub struct Shape {
 /// A dim in a shape: a `dim` name or an integer literal.
 #[derive(Clone, Debug, PartialEq)]
 pub enum DimRef {
+    /// A `dim`, or a `const` holding a positive integer.
     Named(Ident),
     Literal(Number),
+    /// A compile-time expression (`2 * H`, `D / 2`): a positive integer.
+    Expr(Expr),
+}
+
+impl DimRef {
+    /// The dim an expression in a shape stands for: a bare name or number as such.
+    pub fn of(e: Expr) -> DimRef {
+        match e.kind {
+            ExprKind::Name(name) => DimRef::Named(Ident { name, span: e.span }),
+            ExprKind::Number(n) => DimRef::Literal(n),
+            _ => DimRef::Expr(e),
+        }
+    }
 }
 
 /// `param w: [D, H] = he;`

@@ -403,12 +403,15 @@ impl<'a> Checker<'a> {
         for dim in &shape.dims {
             match dim {
                 DimRef::Literal(n) => self.dim_size(*n),
+                DimRef::Expr(e) => self.expr(e, scope),
                 DimRef::Named(ident) => match scope.lookup(&ident.name) {
-                    Some((_, Binding::Dim)) => {}
+                    Some((_, Binding::Dim | Binding::Const)) => {}
                     Some((_, other)) => self.error(
                         Diagnostic::error(format!("`{}` is not a dim", ident.name), ident.span)
                             .with_label(format!("`{}` is {}", ident.name, other.describe()))
-                            .with_note("shapes are made of `dim` names and integer literals"),
+                            .with_note(
+                                "shapes are made of `dim` names, integers and `const` expressions",
+                            ),
                     ),
                     None => {
                         let dims = scope
