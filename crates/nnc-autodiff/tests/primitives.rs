@@ -196,6 +196,19 @@ proptest! {
     }
 
     #[test]
+    fn reshapes(a in prop::collection::vec(1usize..=4, 1..=3), split in 0usize..3, seed in 0u64..1000) {
+        // The elements regrouped: all in one row, or the first axis split in two
+        // (with `-1` for the second part), weighted so each element counts
+        // differently.
+        let count: usize = a.iter().product();
+        check(&format!("reshape(a * b, {count}) * reshape(b, ({count}))"), &a, &a, "", seed)?;
+        let first = a[0] * 2;
+        let parts = if split % 2 == 0 { format!("(2, -1, {})", dims(&a[1..])) } else { format!("({first}, {})", dims(&a[1..])) };
+        let parts = parts.replace(", )", ")");
+        check(&format!("tanh(reshape(concat(a, b * a, axis = 0), {parts}))"), &a, &a, "", seed)?;
+    }
+
+    #[test]
     fn pick_and_one_hot(c in 1usize..5, keepdims in any::<bool>(), seed in 0u64..1000) {
         let extra = format!("dim N; input idx: index[N]; input r: [N, {c}];");
         // `r` has the runtime batch: the check's batch size sets N.

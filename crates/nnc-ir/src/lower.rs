@@ -123,8 +123,9 @@ enum Val {
     Bool(bool),
     /// A runtime dim used as a value (its size becomes a `DimSize` node when needed).
     RuntimeDim(DimId),
-    /// Several axes, `(2, 3)`: the value of an `axis` keyword.
-    Axes(Vec<i64>),
+    /// `(2, 3)`, `(N, 6)`: the axes of an `axis` keyword, or a shape for
+    /// `reshape`; each item a compile-time value (a number or a runtime dim).
+    Tuple(Vec<Val>),
     /// The result of an expression that failed; already reported, so uses are silent.
     Poisoned,
 }
@@ -136,22 +137,21 @@ struct Reported;
 type Lowered<T> = Result<T, Reported>;
 
 impl Val {
-    /// The value's identity, for memoising calls: numbers by their bits.
-    fn key(&self) -> (u8, u64) {
+    /// Appends the value's identity, for memoising calls: numbers by their bits, a
+    /// tuple as its length and then its items.
+    fn key(&self, out: &mut Vec<(u8, u64)>) {
         match self {
-            Val::Tensor(n) => (0, u64::from(n.0)),
-            Val::Number(x) => (1, x.to_bits()),
-            Val::Bool(b) => (2, u64::from(*b)),
-            Val::RuntimeDim(d) => (3, u64::from(d.0)),
-            Val::Poisoned => (4, 0),
-            // At most 4 axes, each in -8..8 (lowering checks both): four bits
-            // apiece, exact.
-            Val::Axes(axes) => (
-                5,
-                axes.iter().fold(u64::from(axes.len() as u8), |k, a| {
-                    (k << 4) | (*a as u64 & 0xf)
-                }),
-            ),
+            Val::Tensor(n) => out.push((0, u64::from(n.0))),
+            Val::Number(x) => out.push((1, x.to_bits())),
+            Val::Bool(b) => out.push((2, u64::from(*b))),
+            Val::RuntimeDim(d) => out.push((3, u64::from(d.0))),
+            Val::Poisoned => out.push((4, 0)),
+            Val::Tuple(items) => {
+                out.push((5, items.len() as u64));
+                for item in items {
+                    item.key(out);
+                }
+            }
         }
     }
 }
@@ -684,10 +684,13 @@ impl<'a> Lowerer<'a> {
                 );
                 Err(Reported)
             }
-            Val::Axes(_) => {
+            Val::Tuple(_) => {
                 self.error(
-                    Diagnostic::error("a tuple of axes is only an `axis` value", self.span(span))
-                        .with_label("not a tensor"),
+                    Diagnostic::error(
+                        "a tuple is only an `axis` value or a `reshape` shape",
+                        self.span(span),
+                    )
+                    .with_label("not a tensor"),
                 );
                 Err(Reported)
             }
@@ -752,7 +755,7 @@ impl<'a> Lowerer<'a> {
                 self.binary(*op, *op_span, a, b, (lhs.span, rhs.span))
             }
             ExprKind::Call { func, args } => self.call(func, args, e.span, env),
-            ExprKind::Tuple(items) => self.axes(items, e.span, env),
+            ExprKind::Tuple(items) => self.tuple(items, e.span, env),
             ExprKind::Index { base, items } => self.index(base, items, e.span, env),
             ExprKind::Number(_) | ExprKind::Bool(_) | ExprKind::Error | ExprKind::Name(_) => {
                 self.atom(e, env)
@@ -760,10 +763,11 @@ impl<'a> Lowerer<'a> {
         }
     }
 
-    /// `(2, 3)`: the axes of an `axis` keyword, at most 4 integers. Kept out of
-    /// `expr_kind`, whose frame is on the stack once per nested expression.
+    /// `(2, 3)`, `(N, 6)`: at most 4 compile-time values (numbers or runtime dims),
+    /// checked where the tuple is used. Kept out of `expr_kind`, whose frame is on
+    /// the stack once per nested expression.
     #[inline(never)]
-    fn axes(&mut self, items: &[Expr], span: Span, env: &Env) -> Lowered<Val> {
+    fn tuple(&mut self, items: &[Expr], span: Span, env: &Env) -> Lowered<Val> {
         if items.len() > 4 {
             self.error(
                 Diagnostic::error("a value has at most 4 axes", self.span(span))
@@ -771,23 +775,21 @@ impl<'a> Lowerer<'a> {
             );
             return Err(Reported);
         }
-        let mut axes = Vec::with_capacity(items.len());
+        let mut values = Vec::with_capacity(items.len());
         for item in items {
-            let at = self.span(item.span);
-            let problem = match self.expr(item, env)? {
-                Val::Number(a) if a.fract() == 0.0 && a.abs() < 8.0 => {
-                    axes.push(a as i64);
-                    continue;
+            match self.expr(item, env)? {
+                v @ (Val::Number(_) | Val::RuntimeDim(_)) => values.push(v),
+                _ => {
+                    let at = self.span(item.span);
+                    self.error(
+                        Diagnostic::error("a tuple holds numbers and dims", at)
+                            .with_label("not known when the model compiles"),
+                    );
+                    return Err(Reported);
                 }
-                Val::Number(a) if a.fract() == 0.0 => {
-                    format!("axis {a} is out of range: a value has at most 4 axes")
-                }
-                _ => "an axis tuple holds integers".to_string(),
-            };
-            self.error(Diagnostic::error(problem, at).with_label("not an axis"));
-            return Err(Reported);
+            }
         }
-        Ok(Val::Axes(axes))
+        Ok(Val::Tuple(values))
     }
 
     /// A number, a boolean or a name.
@@ -967,7 +969,7 @@ impl<'a> Lowerer<'a> {
             }
             match given {
                 Some(v) => {
-                    bound.push(v.key());
+                    v.key(&mut bound);
                     fn_env.bind(&p.name.name, v);
                 }
                 None => {
@@ -1126,6 +1128,7 @@ impl<'a> Lowerer<'a> {
                 (Op::ArgMax { axis, keepdims }, vec![x])
             }
             "concat" => return call.concat().map(Val::Tensor),
+            "reshape" => return call.reshape().map(Val::Tensor),
             "stack" => return call.stack().map(Val::Tensor),
             "pick" => {
                 let x = call.next()?;
@@ -1284,16 +1287,27 @@ impl<'b, 'a> BuiltinCall<'b, 'a> {
         let tuple = self
             .keywords
             .iter()
-            .position(|(k, v, _)| k.name == "axis" && matches!(v, Val::Axes(_)));
+            .position(|(k, v, _)| k.name == "axis" && matches!(v, Val::Tuple(_)));
         let Some(i) = tuple else {
             return Ok(self.axis(rank, None)?.map(|a| vec![a]));
         };
-        let (_, Val::Axes(given), _) = self.keywords.remove(i) else {
+        let (_, Val::Tuple(given), span) = self.keywords.remove(i) else {
             return Err(Reported);
         };
         let name = self.name;
         let mut axes = Vec::with_capacity(given.len());
-        for a in given {
+        for v in given {
+            let a = match v {
+                Val::Number(a) if a.fract() == 0.0 && a.abs() < 1e15 => a as i64,
+                _ => {
+                    let at = self.lowerer.span(span);
+                    self.lowerer.error(
+                        Diagnostic::error("an axis tuple holds integers", at)
+                            .with_label(format!("axes of a rank-{rank} tensor")),
+                    );
+                    return Err(Reported);
+                }
+            };
             let normalised = if a < 0 { a + rank as i64 } else { a };
             if normalised < 0 || normalised >= rank as i64 {
                 return Err(self.fail(format!(
@@ -1324,7 +1338,7 @@ impl<'b, 'a> BuiltinCall<'b, 'a> {
             None => default,
             Some((Val::Number(a), _)) if a.fract() == 0.0 => Some(a as i64),
             Some((Val::Poisoned, _)) => return Err(Reported),
-            Some((Val::Axes(_), s)) => {
+            Some((Val::Tuple(_), s)) => {
                 let (s, name) = (self.lowerer.span(s), self.name);
                 self.lowerer.error(
                     Diagnostic::error(format!("`{name}` takes one axis"), s)

@@ -330,6 +330,10 @@ fn indexing_errors() {
         ("concat_shapes_differ", "let c = concat(s, t, axis = 1);"),
         ("concat_runtime_axis", "let c = concat(s, s);"),
         ("stack_shapes_differ", "let c = stack(s, s[:, 0:2]);"),
+        ("reshape_count_differs", "let c = reshape(s, (N, 2, 2));"),
+        ("reshape_runtime_dim_lost", "let c = reshape(s, (3, 2));"),
+        ("reshape_two_unknowns", "let c = reshape(s, (-1, -1));"),
+        ("reshape_not_a_shape", "let c = reshape(s, s);"),
     ];
     for (name, line) in cases {
         let source = format!(

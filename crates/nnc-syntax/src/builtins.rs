@@ -73,6 +73,13 @@ pub const BUILTINS: &[Builtin] = &[
         required: 1,
         keywords: &["axis"],
     },
+    // The same elements in row-major order, in a shape given as a tuple `(N, 6)`.
+    Builtin {
+        name: "reshape",
+        positional: &["x", "shape"],
+        required: 2,
+        keywords: &[],
+    },
     // Up to 8 pieces, joined along an existing axis (`concat`) or a new one (`stack`).
     Builtin {
         name: "concat",

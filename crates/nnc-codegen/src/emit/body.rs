@@ -717,7 +717,7 @@ impl<'a> Body<'a> {
                         out.push(if unit(from[k]) {
                             Ix::Zero
                         } else {
-                            Ix::Expr(e.ts.to_string())
+                            Ix::Expr(e.at(super::expr::Prec::Atom).to_string())
                         });
                         stride.push(from[k]);
                     }

@@ -222,6 +222,115 @@ impl Lowerer<'_> {
 }
 
 impl BuiltinCall<'_, '_> {
+    /// `reshape(x, (A, B, ...))`: the same elements, row-major, in a new shape. Each
+    /// size is a positive integer or a runtime dim; one may be `-1`, the size that
+    /// makes the element counts equal. The counts must agree as formulas: the same
+    /// runtime dims on both sides, and the same product of fixed sizes.
+    pub(super) fn reshape(&mut self) -> Lowered<NodeId> {
+        let x = self.next()?;
+        let (target, at) = match self.positional.next() {
+            Some((Val::Tuple(items), at)) => (items, at),
+            Some((v @ (Val::Number(_) | Val::RuntimeDim(_)), at)) => (vec![v], at),
+            Some((Val::Poisoned, _)) => return Err(Reported),
+            Some((_, at)) => {
+                let at = self.lowerer.span(at);
+                self.lowerer.error(
+                    Diagnostic::error("`reshape`'s shape is a tuple of sizes", at)
+                        .with_label("not a shape")
+                        .with_note("write the sizes in parentheses: `reshape(x, (N, 6))`"),
+                );
+                return Err(Reported);
+            }
+            None => return Err(self.fail("`reshape` needs a shape".to_string())),
+        };
+        self.unused_keywords()?;
+        let from = self.lowerer.model.shape(x).clone();
+        let shape = self.target_shape(&from, &target, at)?;
+        if shape == from {
+            return Ok(x);
+        }
+        let span = self.span;
+        self.lowerer
+            .intern(Op::Reshape, vec![x], Type::float(shape), span)
+    }
+
+    /// The shape `reshape` asks for, with its `-1` worked out, checked against the
+    /// element count of `from`.
+    fn target_shape(&mut self, from: &[Dim], target: &[Val], at: Span) -> Lowered<Vec<Dim>> {
+        let mut shape = Vec::with_capacity(target.len());
+        let mut unknown = None;
+        for (k, v) in target.iter().enumerate() {
+            match v {
+                Val::RuntimeDim(d) => shape.push(Dim::Var(*d)),
+                Val::Number(n) if *n == -1.0 && unknown.is_none() => {
+                    unknown = Some(k);
+                    shape.push(Dim::Fixed(1));
+                }
+                Val::Number(n)
+                    if *n >= 1.0 && n.fract() == 0.0 && *n <= nnc_syntax::check::MAX_DIM as f64 =>
+                {
+                    shape.push(Dim::Fixed(*n as usize));
+                }
+                other => {
+                    let what = match other {
+                        Val::Number(n) if *n == -1.0 => "a second `-1`".to_string(),
+                        Val::Number(n) => format!("{n}"),
+                        _ => "a value".to_string(),
+                    };
+                    return Err(self.shape_problem(
+                        at,
+                        format!(
+                            "`reshape`'s sizes are positive integers, dims and one `-1`, not {what}"
+                        ),
+                    ));
+                }
+            }
+        }
+        let (from_fixed, mut from_dims) = element_formula(from);
+        let (to_fixed, mut to_dims) = element_formula(&shape);
+        from_dims.sort_unstable();
+        to_dims.sort_unstable();
+        // What the `-1` stands for: a fixed size, or the one runtime dim of `from`
+        // that the target leaves out (`reshape(x, (-1, 6))` of an `[N, 2, 3]`).
+        let missing = extra_dim(&from_dims, &to_dims);
+        let fits = match (unknown, missing) {
+            (Some(k), _) if from_dims == to_dims && from_fixed % to_fixed == 0 => {
+                shape[k] = Dim::Fixed(from_fixed / to_fixed);
+                true
+            }
+            (Some(k), Some(d)) if from_fixed == to_fixed => {
+                shape[k] = Dim::Var(crate::types::DimId(d));
+                true
+            }
+            (Some(_), _) => false,
+            (None, _) => from_dims == to_dims && from_fixed == to_fixed,
+        };
+        if !fits {
+            let model = &self.lowerer.model;
+            let message = format!(
+                "`reshape` cannot make {} elements of {} into {}",
+                count_text(model, from),
+                model.shape_str(from),
+                match unknown {
+                    Some(_) => format!("a shape with {} and a `-1`", count_text(model, &shape)),
+                    None => model.shape_str(&shape),
+                }
+            );
+            return Err(self.shape_problem(at, message));
+        }
+        Ok(shape)
+    }
+
+    fn shape_problem(&mut self, at: Span, message: String) -> Reported {
+        let at = self.lowerer.span(at);
+        self.lowerer.error(
+            Diagnostic::error(message, at)
+                .with_label("this shape")
+                .with_note("a reshape keeps every element: the sizes' products must agree"),
+        );
+        Reported
+    }
+
     /// `concat(a, b, ..., axis = k)`: the pieces joined along axis `k` (default 0),
     /// each `Pad`ded to the joined size and summed.
     pub(super) fn concat(&mut self) -> Lowered<NodeId> {
@@ -332,4 +441,50 @@ impl BuiltinCall<'_, '_> {
         }
         sum.ok_or(Reported)
     }
+}
+
+/// The element count of `shape` as a formula: the product of its fixed sizes and
+/// its runtime dims (a `-1` placeholder counts as 1).
+fn element_formula(shape: &[Dim]) -> (usize, Vec<u32>) {
+    let mut fixed = 1usize;
+    let mut dims = Vec::new();
+    for d in shape {
+        match d {
+            // At most 4 sizes of at most 2^40 whose product lowering has checked
+            // (at most 2^48) or that were just given: saturate rather than wrap.
+            Dim::Fixed(n) => fixed = fixed.saturating_mul(*n),
+            Dim::Var(v) => dims.push(v.0),
+        }
+    }
+    (fixed, dims)
+}
+
+/// `N x 6` or `6`: an element count as the user reads it.
+fn count_text(model: &crate::model::Model, shape: &[Dim]) -> String {
+    let (fixed, dims) = element_formula(shape);
+    let mut parts: Vec<String> = shape
+        .iter()
+        .filter(|d| matches!(d, Dim::Var(_)))
+        .map(|d| model.dim_str(*d))
+        .collect();
+    if fixed != 1 || dims.is_empty() {
+        parts.push(fixed.to_string());
+    }
+    parts.join(" x ")
+}
+
+/// The runtime dim `from` has and `to` lacks, when that is the only difference
+/// (both sorted).
+fn extra_dim(from: &[u32], to: &[u32]) -> Option<u32> {
+    if from.len() != to.len() + 1 {
+        return None;
+    }
+    let k = from
+        .iter()
+        .zip(to)
+        .position(|(a, b)| a != b)
+        .unwrap_or(to.len());
+    let mut rest = from.to_vec();
+    let d = rest.remove(k);
+    (rest == to).then_some(d)
 }
