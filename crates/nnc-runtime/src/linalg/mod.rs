@@ -87,7 +87,7 @@ impl<F: Float> GemmScratch<F> {
         }
         if self.bufs.len() > 1 {
             let (_, nr) = isa.tile::<F>();
-            let blocks = Blocking::new(isa.tile::<F>().0, nr);
+            let blocks = Blocking::new(isa.tile::<F>().0, nr, size_of::<F>());
             let shared = blocks.shared_len(k, n).max(blocks.shared_len(k, m)) + ALIGN_SLACK;
             if self.shared.len() < shared {
                 self.shared.resize(shared, F::zero());
@@ -175,7 +175,7 @@ fn matmul_with<F: Float>(
     let threads_free = threads.count().min(scratch.threads());
     let mut cut = Cut::choose(&product, (mr, nr), threads_free);
     let mut route = small.map_or(Route::Blocked { shared_b: None }, Route::Small);
-    let blocks = Blocking::new(mr, nr);
+    let blocks = Blocking::new(mr, nr, size_of::<F>());
     let share_b = small.is_none()
         && cut.parts > 1
         && Packing::of(&product).b
@@ -522,7 +522,7 @@ impl Isa {
     /// instead.
     fn scratch_len<F: Float>(self, m: usize, k: usize, n: usize) -> usize {
         let (mr, nr) = self.tile::<F>();
-        let blocks = Blocking::new(mr, nr);
+        let blocks = Blocking::new(mr, nr, size_of::<F>());
         let blocked = blocks.packed_len(m, k, n).max(blocks.packed_len(n, k, m));
         let small = small::scratch_len(m, k, n).max(small::scratch_len(n, k, m));
         blocked.max(small) + ALIGN_SLACK
@@ -631,19 +631,31 @@ struct Blocking {
     nr: usize,
     /// Rows of A packed at once (a multiple of MR): `MC x KC` stays in L2.
     mc: usize,
-    /// Steps of k per block: a `KC x NR` panel of B stays in L1.
+    /// Steps of k per block: 2 KiB of each row of a tile's A (512 `f32`s, 256
+    /// `f64`s).
     kc: usize,
     /// Columns of B packed at once (a multiple of NR): `KC x NC` stays in L3.
     nc: usize,
 }
 
 impl Blocking {
-    fn new(mr: usize, nr: usize) -> Blocking {
+    /// Blocks for a `mr x nr` kernel on elements of `elem_bytes` bytes.
+    ///
+    /// `kc` is not the textbook "a `KC x NR` panel of B fits in L1" (with 32
+    /// columns of `f32` that would be 256 steps): fewer k blocks store and reload C
+    /// less often, and on Zen 5 the panel streams from L2 fast enough. Measured
+    /// product by product (`nnc-bench --products`, AVX-512, 2026-12-01, kc 128 to
+    /// 800 in one session): `f32` at 512 against 256, W4's `h @ w` 86% -> 88% of the
+    /// peak and 73% -> 81% with its operands cold, `d_h = d_z @ w.T` 75% -> 79% cold,
+    /// W3's `x @ w1` 93% -> 95%; 800 was worse again. `f64` stays at 256 steps (2
+    /// KiB as well): W2's `h.T @ d_z` over k = 300 ran 20% slower in one block of
+    /// 300 than in two of 150, and W1's products did not change.
+    fn new(mr: usize, nr: usize, elem_bytes: usize) -> Blocking {
         Blocking {
             mr,
             nr,
             mc: 128 / mr * mr,
-            kc: 256,
+            kc: 2048 / elem_bytes.max(1),
             nc: 2048 / nr * nr,
         }
     }
@@ -941,7 +953,7 @@ unsafe fn blocked<F: num_traits::Float, V: Lanes<F>>(
     shared_b: Option<*const F>,
 ) {
     let (mr, nr) = (V::MR, V::NV * V::LANES);
-    let blocks = Blocking::new(mr, nr);
+    let blocks = Blocking::new(mr, nr, size_of::<F>());
     // Checked once per product: everything below writes within this bound.
     assert!(
         blocks.packed_len(p.m, p.k, p.n) <= scratch.len,

@@ -524,8 +524,9 @@ fn small_products_take_their_own_loops() {
 /// would spend as long starting and storing as computing.
 #[test]
 fn k_blocks_are_even() {
-    let blocks = Blocking::new(6, 16);
+    let blocks = Blocking::new(6, 16, 8);
     assert_eq!(blocks.kc, 256);
+    assert_eq!(Blocking::new(12, 32, 4).kc, 512);
     for (k, step) in [
         (0, 1),
         (1, 1),
@@ -551,7 +552,7 @@ fn k_blocks_are_even() {
 /// tiles go: no block of one short tile that streams all of B again.
 #[test]
 fn m_blocks_are_even_whole_tiles() {
-    let blocks = Blocking::new(12, 32);
+    let blocks = Blocking::new(12, 32, 4);
     assert_eq!(blocks.mc, 120);
     for (m, step) in [
         (1, 12),
