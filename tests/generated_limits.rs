@@ -11,7 +11,8 @@ use nnc::runtime::ShapeError;
 nnc::net! {
     model wide {
         dtype f64;
-        dim N, D = 2, H = 3;
+        // Sides above 4: `x @ w` stays a product (see `nnc_codegen::thin`).
+        dim N, D = 5, H = 6;
         input x: [N, D];
         param w: [D, H];
         loss sum(x * x) + sum(x @ w);
@@ -39,9 +40,9 @@ fn every_entry(params: &wide::Params, inputs: &wide::Inputs<'_>) -> Vec<Result<(
 
 #[test]
 fn broadcast_views_of_2_to_the_60_rows_are_errors() {
-    let row = Array2::<f64>::ones((1, 2));
+    let row = Array2::<f64>::ones((1, 5));
     let rows = 1usize << 60;
-    let x = row.broadcast((rows, 2)).expect("a stride-0 view");
+    let x = row.broadcast((rows, 5)).expect("a stride-0 view");
     let inputs = wide::Inputs { x };
     for result in every_entry(&params(), &inputs) {
         let err = result.expect_err("too large");
@@ -49,14 +50,14 @@ fn broadcast_views_of_2_to_the_60_rows_are_errors() {
             err.to_string(),
             format!(
                 "input `x`: axis 0 (dim `N`) has size {rows}, which makes values of shape \
-                 [N, 3] hold {} elements, more than the limit of {}",
-                3 * rows,
+                 [N, 6] hold {} elements, more than the limit of {}",
+                6 * rows,
                 nnc::runtime::support::MAX_ELEMENTS
             )
         );
     }
     // A broadcast view of a size that fits is read as usual (through the staging copy).
-    let x = row.broadcast((5, 2)).expect("a stride-0 view");
+    let x = row.broadcast((5, 5)).expect("a stride-0 view");
     let inputs = wide::Inputs { x };
     for result in every_entry(&params(), &inputs) {
         result.expect("fits");
@@ -65,14 +66,14 @@ fn broadcast_views_of_2_to_the_60_rows_are_errors() {
 
 #[test]
 fn a_parameter_of_the_wrong_shape_is_named_as_a_parameter() {
-    let x = Array2::<f64>::ones((4, 2));
+    let x = Array2::<f64>::ones((4, 5));
     let inputs = wide::Inputs { x: x.view() };
     let mut p = params();
-    p.w = Array2::zeros((2, 4));
+    p.w = Array2::zeros((5, 4));
     let mut ws = wide::Wide::workspace(&inputs);
-    let err = wide::loss(&p, &inputs, &mut ws).expect_err("w is [2, 4]");
+    let err = wide::loss(&p, &inputs, &mut ws).expect_err("w is [5, 4]");
     assert_eq!(
         err.to_string(),
-        "parameter `w`: axis 1 (dim `H`) has size 4, expected 3"
+        "parameter `w`: axis 1 (dim `H`) has size 4, expected 6"
     );
 }

@@ -34,10 +34,12 @@
 //!    squares) that another nest needs is recomputed there from values that exist
 //!    anyway, not stored: the sigmoid backward reads `h` and recomputes
 //!    `h * (1 - h)`, a ReLU backward recomputes its mask from the matmul's buffer.
-//! 5. *Matmuls* call the runtime's `linalg::matmul` (its own GEMM, packing into the
-//!    workspace's scratch) on views of the workspace: transposed operands are `.t()`
-//!    views, never copies; operands
-//!    that are computed expressions are stored first. `P + A @ B` (a gradient with
+//! 5. *Matmuls* with a side of at most 4 (`[300, 2] @ [2, 100]`) are written as
+//!    elementwise products and sums first ([`thin`]), so they fuse into the loops
+//!    around them. The others call the runtime's `linalg::matmul` (its own GEMM,
+//!    packing into the workspace's scratch) on views of the workspace: transposed
+//!    operands are `.t()` views, never copies; operands that are computed
+//!    expressions are stored first. `P + A @ B` (a gradient with
 //!    two contributions) writes `P` into the result and lets the matmul accumulate.
 //! 6. *Storage.* A value is stored only if a matmul reads it, another nest or step
 //!    reads it, or it is a result; results are written straight into `Grads` or the
@@ -90,6 +92,7 @@
 pub mod emit;
 pub mod names;
 pub mod plan;
+pub mod thin;
 
 use nnc_syntax::{Diagnostic, Span};
 
@@ -167,6 +170,7 @@ pub fn compile_source(
         match options.emit {
             Emit::GradIr => out.push_str(&nnc_ir::print::print(&derived, Some(&located))),
             Emit::Plan => {
+                let derived = thin::expand(&derived);
                 for entry in [
                     plan::Entry::Loss,
                     plan::Entry::Forward,
@@ -196,8 +200,9 @@ pub fn generate(
     source: &nnc_syntax::diagnostic::LineIndex<'_>,
     file_name: &str,
 ) -> Result<String, String> {
+    let model = thin::expand(model);
     let tokens = emit::module(
-        model,
+        &model,
         emit::Source {
             lines: source,
             file: file_name,

@@ -88,8 +88,9 @@ fn source_errors_are_the_front_end_diagnostics() {
 /// `d_q = h.T @ d`), and it is written to its buffer once, before the first.
 #[test]
 fn a_position_mask_read_by_two_products_is_written_once() {
-    let src = "model m { dim N, K = 3; input x: [N, K]; param p: [K, 4] = ones; \
-               param q: [4, 2] = ones; let h = x @ p; loss min(h @ q); }\n";
+    // Sides above `thin::THIN`: the products stay products.
+    let src = "model m { dim N, K = 5; input x: [N, K]; param p: [K, 6] = ones; \
+               param q: [6, 5] = ones; let h = x @ p; loss min(h @ q); }\n";
     let text = compile_source(src, "mask.nn", &Options::default())
         .unwrap_or_else(|d| panic!("{}", nnc_syntax::render(&d, "mask.nn", src)));
     let fill = "iter_mut().enumerate()";

@@ -640,11 +640,10 @@ impl<'a> Body<'a> {
                 m.iter()
                     .any(|((k, _), v)| *k == n && v.ts.to_string() == name)
             };
-            if in_pass {
-                used(&s.remat_pass)
-            } else {
-                used(&s.remat_row)
-            }
+            // A row's bindings are in scope inside its passes: a name bound at row
+            // level (the value at another position) must not be shadowed by the
+            // pass's binding, which may be read where the row's one was meant.
+            used(&s.remat_pass) || used(&s.remat_row)
         });
         // A value recomputed at another position never takes the node's own name:
         // the node's value at its own position may be bound under it in this scope.

@@ -28,6 +28,10 @@ enum Ax {
     Unit,
     Dom(usize),
     Unknown,
+    /// Read at positions the nest is not at: a slice or pad of a value this nest
+    /// computes, which at the nest's current position holds another element. A
+    /// value with such an axis cannot be computed in the nest.
+    Never,
 }
 
 /// What a member needs of its nest.
@@ -145,6 +149,9 @@ fn reduce_axes<T: Copy>(
 /// Fills unknown axes right-aligned with the domain and checks the map: sizes
 /// agree, no nest axis used twice.
 fn complete(map: Vec<Ax>, shape: &Shape, domain: &Shape) -> Option<Vec<Option<usize>>> {
+    if map.contains(&Ax::Never) {
+        return None;
+    }
     let mut used: Vec<bool> = vec![false; domain.len()];
     for m in &map {
         if let Ax::Dom(d) = m {
@@ -159,7 +166,7 @@ fn complete(map: Vec<Ax>, shape: &Shape, domain: &Shape) -> Option<Vec<Option<us
     for (t, k) in nonunit_axes.iter().rev().enumerate() {
         let d = match map[*k] {
             Ax::Dom(d) => d,
-            Ax::Unit => return None,
+            Ax::Unit | Ax::Never => return None,
             Ax::Unknown => {
                 let d = domain.len().checked_sub(t + 1)?;
                 if used[d] {
@@ -342,6 +349,10 @@ impl Grouping<'_, '_> {
         let node = self.kinds.model.node(o);
         let shape = &node.ty.shape;
         let operand = || self.map_of(node.args[0], x);
+        // A view of a value that cannot be read here cannot be either.
+        if node.args.len() == 1 && operand().contains(&Ax::Never) {
+            return vec![Ax::Never; shape.len().max(1)];
+        }
         match &node.op {
             Op::Broadcast => self.map_broadcast(o, operand(), self.kinds.shape(node.args[0])),
             Op::Reshape => match unit_reshape(self.kinds.shape(node.args[0]), shape) {
@@ -358,8 +369,13 @@ impl Grouping<'_, '_> {
             }
             // Read at other positions along the axis than the loop's: not a map of
             // the nest's axes there, so the operand is never fused into the reader.
+            // Another position along `axis` than the operand's: readable from a
+            // stored operand (any position), not from one this nest computes.
             Op::Slice { axis, .. } | Op::Pad { axis, .. } => {
                 let mut ms = operand();
+                if matches!(ms[*axis], Ax::Dom(_)) {
+                    return vec![Ax::Never; shape.len()];
+                }
                 ms[*axis] = if unit(shape[*axis]) {
                     Ax::Unit
                 } else {
@@ -420,6 +436,9 @@ impl Grouping<'_, '_> {
         for a in args {
             let s = self.kinds.shape(*a);
             let ms = self.map_of(*a, x);
+            if ms.contains(&Ax::Never) {
+                return Some(vec![Ax::Never; shape.len().max(1)]);
+            }
             let off = shape.len().checked_sub(s.len())?;
             for (k2, m) in ms.iter().enumerate() {
                 let k = k2 + off;
