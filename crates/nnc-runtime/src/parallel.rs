@@ -166,10 +166,14 @@ impl Threads {
 /// Below this much work (elements times a cost per element: about one for an add,
 /// ten or more for an `exp` or `tanh`) a row loop runs on the calling thread. Not
 /// only the region's start costs: rows written on another core sit in that core's
-/// cache, and the next step of the function reads them from there. On W2, whose
-/// largest loop is 30 000 adds, splitting loops of more than 2^15 made the step
-/// slower on two threads than on one.
-pub const PARALLEL_WORK: usize = 1 << 17;
+/// cache, and the next step of the function reads them from there, which on a
+/// shared host can cost ten times more at times (`bench/peers`' cross-core probe:
+/// round trips of 47 or 410 ns, in spells). On W2, whose largest loop was 30 000
+/// adds, splitting loops of more than 2^15 made the step slower on two threads
+/// than on one; with its thin products fused (`nnc_codegen::thin`) its forward loop
+/// is 180 000 adds, and split it ran at 2x its 1-thread time in a slow spell (0.074
+/// against 0.037 ms, 2026-12-01). W4's tanh loops (over a million) still split.
+pub const PARALLEL_WORK: usize = 1 << 19;
 
 /// Runs `body(i, rows)` for every row `i` in `0..rows`, where `rows` holds row `i`
 /// of each of `outputs`; the rows are split into contiguous blocks across
@@ -207,9 +211,16 @@ pub fn for_rows<'a, O: RowOutputs<'a>>(
     }
 }
 
+/// Below this much work an elementwise update of a whole tensor ([`for_chunks`])
+/// runs on the calling thread. Lower than [`PARALLEL_WORK`]: the tensors it
+/// updates (parameters, from their gradients) were mostly written by the GEMM split
+/// in the same contiguous halves of rows, so splitting them keeps each half on the
+/// core that wrote it rather than moving it.
+pub const PARALLEL_UPDATE: usize = 1 << 17;
+
 /// Runs `work(start, chunk)` on disjoint chunks that cover `data` (`chunk` is
 /// `data[start..start + chunk.len()]`), split across `threads` when
-/// `data.len() * work_per_element` reaches [`PARALLEL_WORK`]: for elementwise
+/// `data.len() * work_per_element` reaches [`PARALLEL_UPDATE`]: for elementwise
 /// updates of whole tensors, such as a parameter update.
 pub fn for_chunks<T: Send>(
     threads: &Threads,
@@ -218,7 +229,7 @@ pub fn for_chunks<T: Send>(
     work: impl Fn(usize, &mut [T]) + Sync,
 ) {
     let len = data.len();
-    let parts = if len.saturating_mul(work_per_element) < PARALLEL_WORK {
+    let parts = if len.saturating_mul(work_per_element) < PARALLEL_UPDATE {
         1
     } else {
         threads.count().min(len)
