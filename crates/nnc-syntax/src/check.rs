@@ -541,6 +541,11 @@ impl<'a> Checker<'a> {
         {
             // Python's `True`: booleans are lowercase, as in Rust.
             d = d.with_note(format!("did you mean `{b}`?"));
+        } else if matches!(name, "None" | "newaxis") {
+            // numpy's `x[:, None]`: a new axis of size 1.
+            d = d.with_note(
+                "`.nn` has no `None`; to add an axis of size 1, reshape: `reshape(x, (N, 1))`",
+            );
         } else if let Some(s) = self.suggest(name, scope.names.iter().map(|(n, _, _)| *n)) {
             d = d.with_note(format!("did you mean `{s}`?"));
         } else if self.resolve(name).is_some() {
