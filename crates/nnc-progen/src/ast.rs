@@ -61,6 +61,8 @@ pub enum Kind {
     /// `x ^ k`, the exponent as written (a literal or a `const`).
     Pow(Box<Expr>, String),
     Transpose(Box<Expr>),
+    /// `x[...]`: the index items as written (`:, 1:3`).
+    Index(Box<Expr>, String),
     /// A call: positional arguments, then keyword arguments as written.
     Call(String, Vec<Expr>, Vec<(&'static str, String)>),
 }
@@ -78,7 +80,7 @@ impl Expr {
     pub fn children(&self) -> Vec<&Expr> {
         match &self.kind {
             Kind::Var(_) | Kind::Num(_) => vec![],
-            Kind::Neg(a) | Kind::Pow(a, _) | Kind::Transpose(a) => vec![a],
+            Kind::Neg(a) | Kind::Pow(a, _) | Kind::Transpose(a) | Kind::Index(a, _) => vec![a],
             Kind::Binary(_, a, b) => vec![a, b],
             Kind::Call(_, args, _) => args.iter().collect(),
         }
@@ -87,7 +89,7 @@ impl Expr {
     pub fn children_mut(&mut self) -> Vec<&mut Expr> {
         match &mut self.kind {
             Kind::Var(_) | Kind::Num(_) => vec![],
-            Kind::Neg(a) | Kind::Pow(a, _) | Kind::Transpose(a) => vec![a],
+            Kind::Neg(a) | Kind::Pow(a, _) | Kind::Transpose(a) | Kind::Index(a, _) => vec![a],
             Kind::Binary(_, a, b) => vec![a, b],
             Kind::Call(_, args, _) => args.iter_mut().collect(),
         }
@@ -154,7 +156,7 @@ impl Expr {
     fn is_atom(&self) -> bool {
         matches!(
             self.kind,
-            Kind::Var(_) | Kind::Call(..) | Kind::Transpose(_)
+            Kind::Var(_) | Kind::Call(..) | Kind::Transpose(_) | Kind::Index(..)
         ) || matches!(self.kind, Kind::Num(x) if x >= 0.0)
     }
 
@@ -174,6 +176,7 @@ impl Expr {
             Kind::Binary(op, a, b) => format!("{} {op} {}", sub(a), sub(b)),
             Kind::Pow(a, k) => format!("{} ^ {k}", sub(a)),
             Kind::Transpose(a) => format!("{}.T", sub(a)),
+            Kind::Index(a, items) => format!("{}[{items}]", sub(a)),
             Kind::Call(f, args, kwargs) => {
                 let mut parts: Vec<String> = args.iter().map(Expr::render).collect();
                 parts.extend(kwargs.iter().map(|(k, v)| format!("{k} = {v}")));

@@ -263,6 +263,7 @@ impl Generator {
             if pickable { 2 } else { 0 },                    // pick
             if one_hot { 1 } else { 0 },                     // one_hot
             if self.program.fns.is_empty() { 0 } else { 3 }, // user fns
+            if rank >= 1 { 3 } else { 0 },                   // index, slice, join, reshape
         ];
         let d = depth - 1;
         match self.rng.weighted(&weights) {
@@ -305,7 +306,156 @@ impl Generator {
                 let x = self.expr(shape, d);
                 binary("*", hot, x, shape.to_vec())
             }
-            _ => self.user_fn(shape, d),
+            13 => self.user_fn(shape, d),
+            _ => self.movement(shape, d),
+        }
+    }
+
+    /// The size of a dim of this program (`N` counts as unknown: 0).
+    fn size_of(&self, s: Sym) -> usize {
+        match s {
+            Sym::A => self.program.sizes[0],
+            Sym::B => self.program.sizes[1],
+            Sym::C => self.program.sizes[2],
+            Sym::One => 1,
+            Sym::N => 0,
+        }
+    }
+
+    /// `shape` by indexing, slicing, `concat`, `stack` or `reshape` of values of
+    /// other shapes: positions from the start and from the end, omitted bounds.
+    fn movement(&mut self, shape: &[Sym], d: usize) -> Expr {
+        let rank = shape.len();
+        let fixed: Vec<usize> = (0..rank).filter(|&k| shape[k] != Sym::N).collect();
+        let lead = |k: usize| ":, ".repeat(k);
+        match self.rng.below(5) {
+            // `x[.., i]`: a position along a new fixed axis, which is dropped.
+            0 if rank < 4 => {
+                let k = self.rng.below(rank + 1);
+                let dim = *self.rng.pick(&Sym::FIXED);
+                let size = self.size_of(dim) as i64;
+                let mut inner = shape.to_vec();
+                inner.insert(k, dim);
+                let i = self.rng.below(size as usize) as i64;
+                let i = if self.rng.chance(0.3) { i - size } else { i };
+                let x = self.expr(&inner, d);
+                Expr::float(
+                    Kind::Index(Box::new(x), format!("{}{i}", lead(k))),
+                    shape.to_vec(),
+                )
+            }
+            // `x[.., a:b]` along a fixed axis, from a wider one.
+            1 if !fixed.is_empty() => {
+                let k = *self.rng.pick(&fixed);
+                let want = self.size_of(shape[k]);
+                let wider: Vec<Sym> = Sym::FIXED
+                    .into_iter()
+                    .filter(|s| self.size_of(*s) >= want)
+                    .collect();
+                let from = *self.rng.pick(&wider);
+                let size = self.size_of(from);
+                let start = self.rng.below(size - want + 1);
+                let stop = start + want;
+                let bounds = match self.rng.below(3) {
+                    0 if start == 0 => format!(":{stop}"),
+                    0 if stop == size => format!("{start}:"),
+                    1 => format!("{}:{}", start as i64 - size as i64, stop),
+                    _ => format!("{start}:{stop}"),
+                };
+                let mut inner = shape.to_vec();
+                inner[k] = from;
+                let x = self.expr(&inner, d);
+                Expr::float(
+                    Kind::Index(Box::new(x), format!("{}{bounds}", lead(k))),
+                    shape.to_vec(),
+                )
+            }
+            // `concat(x[.., :s], y[.., s:], axis = k)` along a fixed axis.
+            2 if fixed.iter().any(|&k| self.size_of(shape[k]) >= 2) => {
+                let wide: Vec<usize> = fixed
+                    .iter()
+                    .copied()
+                    .filter(|&k| self.size_of(shape[k]) >= 2)
+                    .collect();
+                let k = *self.rng.pick(&wide);
+                let size = self.size_of(shape[k]);
+                let split = 1 + self.rng.below(size - 1);
+                let first = self.expr(shape, d);
+                let second = self.expr(shape, d);
+                let mut left = shape.to_vec();
+                let mut right = shape.to_vec();
+                // The pieces' sizes along `k` are no dim of the program: they are
+                // marked 1 and only ever read by this `concat`.
+                left[k] = Sym::One;
+                right[k] = Sym::One;
+                let a = Expr::float(
+                    Kind::Index(Box::new(first), format!("{}:{split}", lead(k))),
+                    left,
+                );
+                let b = Expr::float(
+                    Kind::Index(Box::new(second), format!("{}{split}:", lead(k))),
+                    right,
+                );
+                call(
+                    "concat",
+                    vec![a, b],
+                    vec![("axis", k.to_string())],
+                    shape.to_vec(),
+                )
+            }
+            // `stack(x, y, .., axis = k)` along a fixed axis of at most 4.
+            3 if fixed.iter().any(|&k| self.size_of(shape[k]) <= 4) => {
+                let small: Vec<usize> = fixed
+                    .iter()
+                    .copied()
+                    .filter(|&k| self.size_of(shape[k]) <= 4)
+                    .collect();
+                let k = *self.rng.pick(&small);
+                let mut piece = shape.to_vec();
+                piece.remove(k);
+                let pieces: Vec<Expr> = (0..self.size_of(shape[k]))
+                    .map(|_| self.expr(&piece, d.min(1)))
+                    .collect();
+                if pieces.len() < 2 {
+                    // A stack of one: index a new axis of one instead.
+                    return self.expr(shape, d);
+                }
+                call(
+                    "stack",
+                    pieces,
+                    vec![("axis", k.to_string())],
+                    shape.to_vec(),
+                )
+            }
+            // `reshape(x, (..))`: size-1 axes dropped or added, `-1` for one size.
+            _ => {
+                let mut inner: Vec<Sym> =
+                    shape.iter().copied().filter(|s| *s != Sym::One).collect();
+                if inner.len() == rank && rank < 4 {
+                    let k = self.rng.below(rank + 1);
+                    inner.insert(k, Sym::One);
+                }
+                let x = self.expr(&inner, d);
+                let unknown = self.rng.below(rank + 2);
+                let sizes: Vec<String> = shape
+                    .iter()
+                    .enumerate()
+                    .map(|(k, s)| {
+                        if k == unknown {
+                            "-1".to_string()
+                        } else {
+                            s.text().to_string()
+                        }
+                    })
+                    .collect();
+                let target = if sizes.len() == 1 {
+                    sizes[0].clone()
+                } else {
+                    format!("({})", sizes.join(", "))
+                };
+                let target = Expr::float(Kind::Var(target), vec![]);
+                call("reshape", vec![x, target], vec![], shape.to_vec())
+            }
         }
     }
 

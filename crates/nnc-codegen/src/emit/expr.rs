@@ -123,7 +123,21 @@ impl Ex {
 
     pub fn neg(a: &Ex) -> Ex {
         match a.literal {
-            Some(v) => Ex::float(-v),
+            // The literal's own spelling (an `f32` one is shorter than `f64`'s),
+            // its sign flipped: `-` added, or the leading `-` dropped.
+            Some(v) if a.prec == Prec::Atom => Ex {
+                ts: {
+                    let ts = &a.ts;
+                    quote!(-#ts)
+                },
+                prec: Prec::Neg,
+                literal: Some(-v),
+            },
+            Some(v) => Ex {
+                ts: a.ts.clone().into_iter().skip(1).collect(),
+                prec: Prec::Atom,
+                literal: Some(-v),
+            },
             None => {
                 let x = a.at(Prec::Atom);
                 Ex {

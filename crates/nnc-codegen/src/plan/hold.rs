@@ -18,6 +18,15 @@ pub(super) fn must_store(kinds: &Kinds<'_>) -> Vec<bool> {
     for n in kinds.roots.iter().chain(&kinds.gemm_operands()) {
         out[n.index()] = true;
     }
+    // A result that is a view (`d_p = reshape(d_s[:, 2:3], [1])`, written with a
+    // fill) reads the arrays under it where they are stored.
+    for n in &kinds.roots {
+        if kinds.kind[n.index()] == Kind::Inline {
+            for e in kinds.operands(*n) {
+                out[e.index()] = true;
+            }
+        }
+    }
     for (i, kind) in kinds.kind.iter().enumerate() {
         if matches!(kind, Kind::Scalar | Kind::Fill) {
             for e in kinds.operands(NodeId(i as u32)) {

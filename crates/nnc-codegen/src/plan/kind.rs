@@ -286,7 +286,11 @@ impl<'m> Kinds<'m> {
         let mut cost: Vec<Option<usize>> = vec![None; len];
         for i in 0..len {
             let n = NodeId(i as u32);
-            if self.kind[i] != Kind::Member || must[i] || !cheap(&self.model.node(n).op) {
+            if self.kind[i] != Kind::Member
+                || must[i]
+                || !cheap(&self.model.node(n).op)
+                || self.reads_shifted(n)
+            {
                 continue;
             }
             let mut total = Some(1);
@@ -301,6 +305,23 @@ impl<'m> Kinds<'m> {
             cost[i] = total.filter(|c| *c <= 4);
         }
         cost
+    }
+
+    /// Whether `n` reads an operand through a slice or pad (another position than
+    /// its own): recomputed in another nest, that read could land on an array the
+    /// nest is writing row by row (a thin product's `v0[1:2]` in the nest that
+    /// computes `v0`), so such a value is stored, never recomputed.
+    fn reads_shifted(&self, n: NodeId) -> bool {
+        fn through(kinds: &Kinds<'_>, o: NodeId, depth: usize) -> bool {
+            let node = kinds.model.node(o);
+            if matches!(node.op, Op::Slice { .. } | Op::Pad { .. }) {
+                return true;
+            }
+            depth < 8
+                && kinds.kind[o.index()] == Kind::Inline
+                && node.args.iter().any(|a| through(kinds, *a, depth + 1))
+        }
+        self.model.node(n).args.iter().any(|a| through(self, *a, 0))
     }
 
     /// `n` and the recomputable members it is computed from.

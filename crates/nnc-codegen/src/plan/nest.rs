@@ -13,7 +13,7 @@
 use super::kind::{Kinds, Reads};
 use super::place::{Placement, natural};
 use super::{Kind, Level, scalar_like, unit};
-use nnc_ir::{NodeId, Shape};
+use nnc_ir::{NodeId, Op, Shape};
 
 /// A nest being formed.
 #[derive(Clone, Debug)]
@@ -260,6 +260,42 @@ impl<'k, 'm> Grouping<'k, 'm> {
         }
         let both = [x, y];
         self.independent(&self.nest_reads(&both), &both)
+            && !self.reads_shifted_from(x, y)
+            && !self.reads_shifted_from(y, x)
+    }
+
+    /// Whether a member of nest `x` reads, through a slice or pad, a value nest `y`
+    /// computes: merged, it would read rows the one loop is still writing (a thin
+    /// product's `v0[1:2]` next to the row-by-row `v0`).
+    fn reads_shifted_from(&self, x: usize, y: usize) -> bool {
+        let Some(nx) = &self.nests[x] else {
+            return false;
+        };
+        let model = self.kinds.model;
+        let inline = |o: NodeId| self.kinds.kind[o.index()] == Kind::Inline;
+        // Nodes reached from `o` through inline nodes; `shifted` once past a slice.
+        let mut stack: Vec<(NodeId, bool)> = nx
+            .members
+            .iter()
+            .flat_map(|m| model.node(*m).args.iter().map(|a| (*a, false)))
+            .collect();
+        let mut steps = 0;
+        while let Some((o, shifted)) = stack.pop() {
+            steps += 1;
+            if steps > 10_000 {
+                return true;
+            }
+            if shifted && self.nest_of[o.index()] == Some(y) {
+                return true;
+            }
+            if !inline(o) {
+                continue;
+            }
+            let node = model.node(o);
+            let shifted = shifted || matches!(node.op, Op::Slice { .. } | Op::Pad { .. });
+            stack.extend(node.args.iter().map(|a| (*a, shifted)));
+        }
+        false
     }
 
     /// Nest `y`'s members moved into nest `x`.
