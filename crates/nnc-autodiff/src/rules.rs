@@ -183,25 +183,11 @@ pub fn vjp(b: &mut Builder<'_>, n: NodeId, g: NodeId) -> Result<Grads, InternalE
             vec![Some(b.unbroadcast(g, &shape)?)]
         }
         Op::Slice { axis, start, .. } => {
-            let size = match b.shape(a[0]).get(axis) {
-                Some(Dim::Fixed(size)) => *size,
-                _ => {
-                    return Err(InternalError(
-                        "a slice of an axis without a fixed size".into(),
-                    ));
-                }
-            };
+            let size = fixed_size(b, a[0], axis)?;
             vec![Some(b.push(Op::Pad { axis, start, size }, vec![g])?)]
         }
         Op::Pad { axis, start, .. } => {
-            let len = match b.shape(a[0]).get(axis) {
-                Some(Dim::Fixed(len)) => *len,
-                _ => {
-                    return Err(InternalError(
-                        "a pad of an axis without a fixed size".into(),
-                    ));
-                }
-            };
+            let len = fixed_size(b, a[0], axis)?;
             vec![Some(b.push(Op::Slice { axis, start, len }, vec![g])?)]
         }
 
@@ -219,6 +205,16 @@ pub fn vjp(b: &mut Builder<'_>, n: NodeId, g: NodeId) -> Result<Grads, InternalE
         }
         Op::OneHot { .. } | Op::ArgMax { .. } => vec![None],
     })
+}
+
+/// The size of `x`'s axis `axis`, which slices and pads only take along fixed axes.
+fn fixed_size(b: &Builder<'_>, x: NodeId, axis: usize) -> Result<usize, InternalError> {
+    match b.shape(x).get(axis) {
+        Some(Dim::Fixed(size)) => Ok(*size),
+        _ => Err(InternalError(format!(
+            "a slice or pad along axis {axis}, which has no fixed size"
+        ))),
+    }
 }
 
 /// numpy `matmul`'s gradients for each rank combination.

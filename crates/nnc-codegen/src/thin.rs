@@ -130,38 +130,14 @@ impl Expander<'_> {
                     let row = self.slice(b, 0, p);
                     self.node_of(Op::Binary(BinaryOp::Mul), vec![column, row], shape.clone())
                 }
-                // A transposed operand is walked in its own layout, row by row:
-                // `h.T @ d` sums down the columns of `h`, not along rows of `h.T`.
                 Side::Columns(n) => {
                     let column = self.slice(b, 1, p);
-                    let sum = match self.transposed(a) {
-                        Some(x) => {
-                            let scaled = self.broadcast_mul(x, column);
-                            let sum = self.reduce(scaled, 0);
-                            self.transpose(sum)
-                        }
-                        None => {
-                            let row = self.transpose(column);
-                            let scaled = self.broadcast_mul(a, row);
-                            self.reduce(scaled, 1)
-                        }
-                    };
+                    let sum = self.contract(a, 1, column, false);
                     self.pad(sum, 1, p, n)
                 }
                 Side::Rows(m) => {
                     let row = self.slice(a, 0, p);
-                    let sum = match self.transposed(b) {
-                        Some(y) => {
-                            let scaled = self.broadcast_mul(y, row);
-                            let sum = self.reduce(scaled, 1);
-                            self.transpose(sum)
-                        }
-                        None => {
-                            let column = self.transpose(row);
-                            let scaled = self.broadcast_mul(column, b);
-                            self.reduce(scaled, 0)
-                        }
-                    };
+                    let sum = self.contract(b, 0, row, true);
                     self.pad(sum, 0, p, m)
                 }
             };
@@ -188,6 +164,40 @@ impl Expander<'_> {
             len: 1,
         };
         self.node_of(op, vec![x], shape)
+    }
+
+    /// `sum(w * v, axis = k, keepdims = true)`: the wide operand `w` (`K` along axis
+    /// `k`) contracted with the vector `v` (`K` long, as a row or a column), the
+    /// other axis of `w` kept in place. A transposed `w` is walked in its own
+    /// layout, row by row (`h.T @ d` sums down the columns of `h`), and the sum
+    /// transposed back. The factors are multiplied in the product's order
+    /// (`vector_first` when `v` comes from its left operand).
+    fn contract(&mut self, w: NodeId, k: usize, v: NodeId, vector_first: bool) -> NodeId {
+        let (matrix, k) = match self.transposed(w) {
+            Some(x) => (x, 1 - k),
+            None => (w, k),
+        };
+        let v = self.oriented(v, k);
+        let scaled = if vector_first {
+            self.broadcast_mul(v, matrix)
+        } else {
+            self.broadcast_mul(matrix, v)
+        };
+        let sum = self.reduce(scaled, k);
+        if matrix == w {
+            sum
+        } else {
+            self.transpose(sum)
+        }
+    }
+
+    /// The vector `v` (`[K, 1]` or `[1, K]`) with `K` along `axis`.
+    fn oriented(&mut self, v: NodeId, axis: usize) -> NodeId {
+        if self.model.shape(v)[axis] == Dim::Fixed(1) {
+            self.transpose(v)
+        } else {
+            v
+        }
     }
 
     /// The matrix `x` is the transpose of, if it is one.

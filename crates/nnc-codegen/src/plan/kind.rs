@@ -312,16 +312,31 @@ impl<'m> Kinds<'m> {
     /// nest is writing row by row (a thin product's `v0[1:2]` in the nest that
     /// computes `v0`), so such a value is stored, never recomputed.
     fn reads_shifted(&self, n: NodeId) -> bool {
-        fn through(kinds: &Kinds<'_>, o: NodeId, depth: usize) -> bool {
-            let node = kinds.model.node(o);
-            if matches!(node.op, Op::Slice { .. } | Op::Pad { .. }) {
-                return true;
-            }
-            depth < 8
-                && kinds.kind[o.index()] == Kind::Inline
-                && node.args.iter().any(|a| through(kinds, *a, depth + 1))
+        !self.shifted_reads(n).is_empty()
+    }
+
+    /// The non-inline nodes `n` reads through a slice or pad (and other inline
+    /// nodes): the values it reads at other positions than its own.
+    pub(super) fn shifted_reads(&self, n: NodeId) -> Vec<NodeId> {
+        let mut out = vec![];
+        for a in &self.model.node(n).args {
+            self.reach_shifted(*a, false, &mut out);
         }
-        self.model.node(n).args.iter().any(|a| through(self, *a, 0))
+        out
+    }
+
+    fn reach_shifted(&self, o: NodeId, shifted: bool, out: &mut Vec<NodeId>) {
+        if self.kind[o.index()] != Kind::Inline {
+            if shifted {
+                out.push(o);
+            }
+            return;
+        }
+        let node = self.model.node(o);
+        let shifted = shifted || matches!(node.op, Op::Slice { .. } | Op::Pad { .. });
+        for a in &node.args {
+            self.reach_shifted(*a, shifted, out);
+        }
     }
 
     /// `n` and the recomputable members it is computed from.

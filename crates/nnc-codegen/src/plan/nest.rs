@@ -13,7 +13,7 @@
 use super::kind::{Kinds, Reads};
 use super::place::{Placement, natural};
 use super::{Kind, Level, scalar_like, unit};
-use nnc_ir::{NodeId, Op, Shape};
+use nnc_ir::{NodeId, Shape};
 
 /// A nest being formed.
 #[derive(Clone, Debug)]
@@ -268,34 +268,14 @@ impl<'k, 'm> Grouping<'k, 'm> {
     /// computes: merged, it would read rows the one loop is still writing (a thin
     /// product's `v0[1:2]` next to the row-by-row `v0`).
     fn reads_shifted_from(&self, x: usize, y: usize) -> bool {
-        let Some(nx) = &self.nests[x] else {
-            return false;
-        };
-        let model = self.kinds.model;
-        let inline = |o: NodeId| self.kinds.kind[o.index()] == Kind::Inline;
-        // Nodes reached from `o` through inline nodes; `shifted` once past a slice.
-        let mut stack: Vec<(NodeId, bool)> = nx
-            .members
-            .iter()
-            .flat_map(|m| model.node(*m).args.iter().map(|a| (*a, false)))
-            .collect();
-        let mut steps = 0;
-        while let Some((o, shifted)) = stack.pop() {
-            steps += 1;
-            if steps > 10_000 {
-                return true;
-            }
-            if shifted && self.nest_of[o.index()] == Some(y) {
-                return true;
-            }
-            if !inline(o) {
-                continue;
-            }
-            let node = model.node(o);
-            let shifted = shifted || matches!(node.op, Op::Slice { .. } | Op::Pad { .. });
-            stack.extend(node.args.iter().map(|a| (*a, shifted)));
-        }
-        false
+        self.nests[x].as_ref().is_some_and(|nx| {
+            nx.members.iter().any(|m| {
+                self.kinds
+                    .shifted_reads(*m)
+                    .iter()
+                    .any(|o| self.nest_of[o.index()] == Some(y))
+            })
+        })
     }
 
     /// Nest `y`'s members moved into nest `x`.
