@@ -282,6 +282,24 @@ fn sexp(e: &nnc_syntax::ast::Expr) -> String {
                 .collect();
             format!("(index {} {})", sexp(base), items.join(" "))
         }
+        ExprKind::Loop(lp) => {
+            let lets: Vec<String> = lp
+                .body
+                .lets
+                .iter()
+                .map(|l| format!("(let {} {}) ", l.name.name, sexp(&l.value)))
+                .collect();
+            format!(
+                "(for {} {} {} {} {} {}{})",
+                lp.carried.name,
+                lp.index.name,
+                sexp(&lp.start),
+                sexp(&lp.end),
+                sexp(&lp.from),
+                lets.concat(),
+                sexp(&lp.body.value)
+            )
+        }
         ExprKind::Error => "<error>".to_string(),
     }
 }
@@ -463,6 +481,44 @@ model m {
                 lo: -0.25,
                 hi: 0.25
             },
+        ]
+    );
+}
+
+/// A loop is a `let`'s value: its range (`0..L`, with `..` apart from numbers), its
+/// start, its body's `let`s and value, and the carried name (the `let`'s), nested
+/// loops included; the `;` after the body may be left out.
+#[test]
+fn loops_parse_as_the_value_of_a_let() {
+    let source = "model m { dim N, L = 3; input x: [N, 4]; param w: [L, 4, 4] = 1;
+        let h = for l in 0..L from x { let z = h @ w[l]; tanh(z) };
+        let g = for i in 1..2*L from h {
+            let inner = for j in 0..i from g { g * j }
+            inner + g
+        }
+        loss sum(g); }";
+    let (file, diagnostics) = parse_and_check(source);
+    assert!(
+        diagnostics.is_empty(),
+        "{}",
+        render(&diagnostics, "loops.nn", source)
+    );
+    let Some(Item::Model(m)) = file.items.first() else {
+        panic!("a model")
+    };
+    let lets: Vec<String> = m
+        .stmts
+        .iter()
+        .filter_map(|s| match s {
+            Stmt::Let(l) => Some(format!("{} = {}", l.name.name, sexp(&l.value))),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        lets,
+        [
+            "h = (for h l 0 L x (let z (@ h (index w l))) (tanh z))",
+            "g = (for g i 1 (* 2 L) h (let inner (for inner j 0 i g (* g j))) (+ inner g))",
         ]
     );
 }

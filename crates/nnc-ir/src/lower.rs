@@ -38,6 +38,7 @@ use nnc_syntax::{Diagnostic, Span};
 use std::collections::HashMap;
 
 mod index;
+mod loops;
 
 /// Lowers every model of a file. The file must have passed
 /// [`nnc_syntax::check::check`]; anything that slips through is still reported,
@@ -98,6 +99,7 @@ fn lower_with<'a>(
         calls: HashMap::new(),
         outer_calls: 0,
         nesting: 0,
+        loop_steps: 0,
         file_consts: Env::default(),
     };
     // The file's consts come first: they start the model's scope, and the user's
@@ -211,6 +213,8 @@ struct Lowerer<'a> {
     /// through inlined calls: the depth of the recursion, bounded by
     /// [`MAX_NESTED_EXPRS`].
     nesting: usize,
+    /// Steps the model's loops have run so far (see `loops::MAX_LOOP_STEPS`).
+    loop_steps: usize,
     /// The file-level consts' values: in the scope of the model and of the user's
     /// functions (not the prelude's, which must not depend on the user's names).
     file_consts: Env,
@@ -757,6 +761,7 @@ impl<'a> Lowerer<'a> {
             ExprKind::Call { func, args } => self.call(func, args, e.span, env),
             ExprKind::Tuple(items) => self.tuple(items, e.span, env),
             ExprKind::Index { base, items } => self.index(base, items, e.span, env),
+            ExprKind::Loop(lp) => self.loop_value(lp, env),
             ExprKind::Number(_) | ExprKind::Bool(_) | ExprKind::Error | ExprKind::Name(_) => {
                 self.atom(e, env)
             }

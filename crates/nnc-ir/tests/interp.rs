@@ -710,3 +710,57 @@ fn an_empty_batch_evaluates_without_panicking() {
         }
     }
 }
+
+// ---- loops ----------------------------------------------------------------------------
+
+/// A loop is its steps written out: the loop over a stack of weights and biases
+/// gives bit for bit the loss and outputs of the same layers written by hand, and
+/// the carried value's first and last values are what they should be (`h` after no
+/// steps is `x`; numbers are folded: `0 + 0 + 1 + 2 + 3`).
+#[test]
+fn a_loop_is_its_steps_written_out() {
+    let looped = "model m { dim N, D = 3, L = 3;
+        input x: [N, D]; param w: [L, D, D] = xavier; param b: [L, D] = zeros;
+        let h = for l in 0..L from x { let z = h @ w[l] + b[l]; tanh(z) * (l + 1) };
+        let same = for k in 2..2 from x { same * 2 };
+        let six = for k in 0..4 from 0 { six + k };
+        output h; output same;
+        loss sum(h) * six; }";
+    let by_hand = "model m { dim N, D = 3, L = 3;
+        input x: [N, D]; param w: [L, D, D] = xavier; param b: [L, D] = zeros;
+        let h1 = tanh(x @ w[0] + b[0]) * 1;
+        let h2 = tanh(h1 @ w[1] + b[1]) * 2;
+        let h = tanh(h2 @ w[2] + b[2]) * 3;
+        let same = x;
+        output h; output same;
+        loss sum(h) * 6; }";
+    let mut rng = Rng::new(5);
+    let x = rng.normal_array(&[4, 3]);
+    let w = rng.normal_array(&[3, 3, 3]);
+    let b = rng.normal_array(&[3, 3]);
+    let eval = |source: &str| {
+        run::<f64>(
+            source,
+            vec![("x", Value::Float(x.clone()))],
+            vec![("w", w.clone()), ("b", b.clone())],
+        )
+    };
+    let (a, e) = (eval(looped), eval(by_hand));
+    assert_eq!(a.loss().to_bits(), e.loss().to_bits(), "{} vs {}", a.loss(), e.loss());
+    assert_eq!(output(&a, "h"), output(&e, "h"));
+    assert_eq!(output(&a, "same"), x);
+    assert!(a.loss().abs() > 1e-3, "a non-trivial loss: {}", a.loss());
+}
+
+/// The IR of a loop names each step's values after the step (`z_1`, `h_1`, ...),
+/// and the last step's value after the `let`.
+#[test]
+fn loop_steps_are_named_after_the_step() {
+    let model = &compile(
+        "model m { dim N, D = 2, L = 3; input x: [N, D]; param w: [L, D, D] = xavier;
+         let h = for l in 0..L from x { let z = h @ w[l]; tanh(z) };
+         loss sum(h); }",
+    )[0];
+    let names: Vec<&str> = model.nodes.iter().filter_map(|n| n.name.as_deref()).collect();
+    assert_eq!(names, ["x", "w", "z_1", "h_1", "z_2", "h_2", "z_3", "h"]);
+}

@@ -358,3 +358,55 @@ fn shape_expression_errors() {
         check_error(name, &source);
     }
 }
+
+/// A loop's errors: its range must be known when compiling and count up; its body
+/// keeps the carried value's shape; an error inside the body names the step it
+/// happened at; loops may not run without bound.
+#[test]
+fn loop_errors() {
+    let model = |body: &str| {
+        format!(
+            "model m {{
+    dim N, D = 4, L = 3;
+    input x: [N, D];
+    param w: [L, D, D] = xavier;
+    param v: [D, 2] = xavier;
+    {body}
+    loss sum(h);
+}}
+"
+        )
+    };
+    let cases = [
+        (
+            "loop_index_out_of_range",
+            "let h = for l in 0..L + 1 from x { tanh(h @ w[l]) };",
+        ),
+        (
+            "loop_runtime_range",
+            "let h = for l in 0..N from x { tanh(h @ w[0]) };",
+        ),
+        (
+            "loop_backwards",
+            "let h = for l in L..0 from x { tanh(h @ w[l]) };",
+        ),
+        (
+            "loop_fractional_range",
+            "let h = for l in 0..2.5 from x { tanh(h @ w[0]) };",
+        ),
+        (
+            "loop_changes_shape",
+            "let h = for l in 0..L from x { tanh(h @ v) };",
+        ),
+        (
+            "loop_too_many_steps",
+            "let h = for i in 0..1000 from x {
+        let g = for j in 0..1000 from h { g * 0.5 };
+        g
+    };",
+        ),
+    ];
+    for (name, body) in cases {
+        check_error(name, &model(body));
+    }
+}

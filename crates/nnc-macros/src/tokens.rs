@@ -213,6 +213,15 @@ impl Converter {
                     // `>=` and `<=` arrive as a joint punct followed by `=`.
                     let joined_eq = p.spacing() == Spacing::Joint
                         && matches!(iter.peek(), Some(TokenTree::Punct(next)) if next.as_char() == '=');
+                    // `..` arrives as a joint `.` followed by `.`.
+                    let joined_dot = c == '.'
+                        && p.spacing() == Spacing::Joint
+                        && matches!(iter.peek(), Some(TokenTree::Punct(next)) if next.as_char() == '.');
+                    if joined_dot {
+                        iter.next();
+                        self.push(Tok::DotDot, "..", p.span());
+                        continue;
+                    }
                     let (tok, text) = match (c, joined_eq) {
                         ('>', true) | ('<', true) => {
                             iter.next();
@@ -291,6 +300,9 @@ fn keyword(text: &str) -> Option<Tok> {
         "grad" => Tok::Grad,
         "true" => Tok::True,
         "false" => Tok::False,
+        "for" => Tok::For,
+        "in" => Tok::In,
+        "from" => Tok::From,
         _ => return None,
     })
 }
@@ -369,6 +381,20 @@ mod tests {
              loss sum((y @ w) ^ 2); }",
         );
         assert_eq!(a, b);
+    }
+
+    /// A loop's `..` (a joint `.` then a `.` in Rust's tokens, `0..L` with or
+    /// without spaces) and its keywords, nested loops included.
+    #[test]
+    fn loops_read_the_same_from_rust_tokens() {
+        let (a, b) = both_ways(
+            "model m { dim N, L = 3; input x: [N, 2]; param w: [L, 2, 2]; \
+             let h = for l in 0..L from x { let z = h @ w[l]; tanh(z) }; \
+             let g = for i in 1 .. 3 from h { let k = for j in 0..i from g { k * 0.5 }; k }; \
+             loss sum(g); }",
+        );
+        assert_eq!(a, b);
+        assert!(a.contains("h_2"), "{a}");
     }
 
     #[test]

@@ -49,3 +49,10 @@ fn logistic() {
     check::<models::linear_svm::LinearSvm>("logistic.nn", "linear_svm");
     check::<models::least_squares::LeastSquares>("logistic.nn", "least_squares");
 }
+
+/// Loops over stacked parameters (`features.nn`): each slice of a stack gets the
+/// gradient of its own step.
+#[test]
+fn loops() {
+    check::<models::loops::Loops>("features.nn", "loops");
+}

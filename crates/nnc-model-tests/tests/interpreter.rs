@@ -126,3 +126,13 @@ fn movement() {
 fn movement_f32() {
     check::<models::movement_f32::MovementF32>("features.nn", "movement_f32");
 }
+
+#[test]
+fn loops() {
+    check::<models::loops::Loops>("features.nn", "loops");
+}
+
+#[test]
+fn loops_f32() {
+    check::<models::loops_f32::LoopsF32>("features.nn", "loops_f32");
+}

@@ -232,9 +232,40 @@ pub enum ExprKind {
         base: Box<Expr>,
         items: Vec<IndexItem>,
     },
+    /// `for l in 0..L from x { ... }`: the value of a `let` (see [`Loop`]).
+    Loop(Box<Loop>),
     /// Stands in for an expression the parser could not build; an error was
     /// already reported.
     Error,
+}
+
+/// `let h = for l in 0..L from x { tanh(h @ w[l]) };`: the body runs once for each
+/// `l` from `start` up to, not including, `end` (compile-time integers). Inside it,
+/// the `let`'s own name (`h`, the carried value) is `from`'s value at the first step
+/// and the body's value of the step before at the others; the loop's value is the
+/// last step's. The body's value keeps the carried value's shape.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Loop {
+    /// `l`: a compile-time integer in the body.
+    pub index: Ident,
+    pub start: Expr,
+    pub end: Expr,
+    pub from: Expr,
+    pub body: Block,
+    /// The name of the `let` the loop is the value of.
+    pub carried: Ident,
+    /// `for l in 0..L from x`, for diagnostics about the loop as a whole.
+    pub header: Span,
+}
+
+impl Loop {
+    /// Every expression of the loop, in source order.
+    pub fn exprs(&self) -> impl Iterator<Item = &Expr> {
+        [&self.start, &self.end, &self.from]
+            .into_iter()
+            .chain(self.body.lets.iter().map(|l| &l.value))
+            .chain(std::iter::once(&self.body.value))
+    }
 }
 
 /// One item of an index: a position or a range of positions along one axis.
@@ -330,6 +361,7 @@ impl Expr {
                 .flat_map(IndexItem::exprs)
                 .map(|e| e.depth)
                 .fold(base.depth, u32::max),
+            ExprKind::Loop(lp) => lp.exprs().map(|e| e.depth).max().unwrap_or(0),
         };
         Expr {
             kind,

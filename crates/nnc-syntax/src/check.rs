@@ -87,6 +87,10 @@ enum Binding {
     Let,
     Output,
     FnParam,
+    /// A loop's `l`.
+    LoopIndex,
+    /// Inside a loop's body, the `let` name the loop carries.
+    Carried,
 }
 
 impl Binding {
@@ -100,6 +104,8 @@ impl Binding {
             Binding::Let => "a `let`",
             Binding::Output => "an output",
             Binding::FnParam => "a function parameter",
+            Binding::LoopIndex => "a loop index",
+            Binding::Carried => "the value a loop carries",
         }
     }
 }
@@ -399,7 +405,7 @@ impl<'a> Checker<'a> {
         scope.add(&ident.name, ident.span, binding);
     }
 
-    fn shape(&mut self, shape: &Shape, scope: &Scope<'a>) {
+    fn shape(&mut self, shape: &'a Shape, scope: &Scope<'a>) {
         for dim in &shape.dims {
             match dim {
                 DimRef::Literal(n) => self.dim_size(*n),
@@ -467,7 +473,7 @@ impl<'a> Checker<'a> {
         }
     }
 
-    fn init(&mut self, init: &Init, scope: &Scope<'a>) {
+    fn init(&mut self, init: &'a Init, scope: &Scope<'a>) {
         match init {
             Init::Constant(n) => self.finite(*n),
             Init::Named(ident) => match ident.name.as_str() {
@@ -556,7 +562,7 @@ impl<'a> Checker<'a> {
         self.error(d);
     }
 
-    fn expr(&mut self, e: &Expr, scope: &Scope<'a>) {
+    fn expr(&mut self, e: &'a Expr, scope: &Scope<'a>) {
         match &e.kind {
             ExprKind::Number(n) => self.finite(*n),
             ExprKind::Bool(_) | ExprKind::Error => {}
@@ -583,7 +589,27 @@ impl<'a> Checker<'a> {
                     self.expr(&arg.value, scope);
                 }
             }
+            ExprKind::Loop(lp) => self.loop_expr(lp, scope),
         }
+    }
+
+    /// A loop: its range and start in the enclosing scope; its body in that scope
+    /// with the index, the carried name and the body's own `let`s added.
+    fn loop_expr(&mut self, lp: &'a Loop, scope: &Scope<'a>) {
+        self.expr(&lp.start, scope);
+        self.expr(&lp.end, scope);
+        self.expr(&lp.from, scope);
+        let mut body = scope.clone();
+        self.declare(&mut body, &lp.index, Binding::LoopIndex);
+        // A carried name already in scope is the `let`'s own duplicate, reported there.
+        if body.lookup(&lp.carried.name).is_none() {
+            body.add(&lp.carried.name, lp.carried.span, Binding::Carried);
+        }
+        for l in &lp.body.lets {
+            self.expr(&l.value, &body);
+            self.declare(&mut body, &l.name, Binding::Let);
+        }
+        self.expr(&lp.body.value, &body);
     }
 
     fn call(&mut self, func: &Ident, args: &[Arg], call_span: Span) {
@@ -847,6 +873,11 @@ fn collect_calls_expr(e: &Expr, f: &mut impl FnMut(&str, Span)) {
             f(&func.name, e.span);
             for a in args {
                 collect_calls_expr(&a.value, f);
+            }
+        }
+        ExprKind::Loop(lp) => {
+            for e in lp.exprs() {
+                collect_calls_expr(e, f);
             }
         }
     }

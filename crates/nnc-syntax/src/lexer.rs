@@ -39,6 +39,12 @@ pub enum Tok {
     True,
     #[token("false")]
     False,
+    #[token("for")]
+    For,
+    #[token("in")]
+    In,
+    #[token("from")]
+    From,
 
     #[regex("[A-Za-z_][A-Za-z0-9_]*", |lex| lex.slice().to_string())]
     Ident(String),
@@ -70,6 +76,8 @@ pub enum Tok {
     Eq,
     #[token(".")]
     Dot,
+    #[token("..")]
+    DotDot,
     #[token(",")]
     Comma,
     #[token(":")]

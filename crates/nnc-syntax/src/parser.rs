@@ -10,7 +10,7 @@
 //! right after a character that starts no token is dropped as its consequence.
 
 use crate::Span;
-use crate::ast::{BinOp, Expr, ExprKind, File, Ident, MAX_EXPR_DEPTH, Number};
+use crate::ast::{BinOp, Block, Expr, ExprKind, File, Ident, Let, Loop, MAX_EXPR_DEPTH, Number};
 use crate::diagnostic::Diagnostic;
 use crate::lexer::{self, Spanned, SyntaxError, Tok};
 use lalrpop_util::{ErrorRecovery, ParseError};
@@ -285,7 +285,7 @@ fn unexpected_token(span: Span, tok: &Tok, expected: &[String], context: &Contex
     {
         return d;
     }
-    if let Tok::Ident(word) = tok
+    if let Some(word) = statement_word(tok)
         && let Some(d) = foreign_statement(word, span, expected)
     {
         return d;
@@ -324,6 +324,11 @@ fn unexpected_token(span: Span, tok: &Tok, expected: &[String], context: &Contex
     let only = |set: &[&str]| expected.len() == set.len() && set.iter().all(|t| expects(t));
     if only(&[",", "]"]) {
         d = d.with_note("a shape lists `dim` names and integer literals: `[N, 10]`");
+    }
+    if only(&["from"]) {
+        d = d.with_note(
+            "a loop says where the value it carries starts: `for l in 0..L from x { ... }`",
+        );
     }
     if *tok == Tok::RBrace && expects("let") {
         d = d.with_note("a block ends with its value: the expression the function gives");
@@ -413,11 +418,17 @@ fn foreign_statement(word: &str, span: Span, expected: &[String]) -> Option<Diag
         return None;
     }
     let d = match word {
-        "for" | "while" => Diagnostic::error("`.nn` has no loops", span)
-            .with_label(format!("a `{word}` loop"))
+        "for" => Diagnostic::error("a loop is the value of a `let`", span)
+            .with_label("a `for` statement")
             .with_note(
-                "write each step with `let`; a `fn` keeps it short: \
-                 `fn layer(x, w) = tanh(x @ w);` and `let h2 = layer(h1, w2);`",
+                "a loop computes a value step by step, carrying the `let`'s name: \
+                 `let h = for l in 0..L from x { tanh(h @ w[l]) };`",
+            ),
+        "while" => Diagnostic::error("`.nn` has no `while` loops", span)
+            .with_label("a `while` loop")
+            .with_note(
+                "loops run a number of steps known when the model compiles: \
+                 `let h = for l in 0..L from x { tanh(h @ w[l]) };`",
             ),
         "if" => Diagnostic::error("`.nn` has no `if` statement", span)
             .with_label("an `if`")
@@ -445,16 +456,28 @@ fn foreign_statement(word: &str, span: Span, expected: &[String]) -> Option<Diag
 /// would otherwise each get an error of their own; the user fixes the loop first).
 fn consequences(error: &ParseError<usize, Tok, SyntaxError>, context: &Context) -> Option<Span> {
     let ParseError::UnrecognizedToken {
-        token: (l, Tok::Ident(word), _),
+        token: (l, tok, _),
         expected,
     } = error
     else {
         return None;
     };
-    if !matches!(word.as_str(), "for" | "while" | "if") || !at_statement(expected) {
+    let word = statement_word(tok)?;
+    if !matches!(word, "for" | "while" | "if") || !at_statement(expected) {
         return None;
     }
     context.to_end_of_block(*l)
+}
+
+/// The word a token at the start of a statement spells, for the statements of other
+/// languages: a name, or one of `.nn`'s loop keywords out of place.
+fn statement_word(tok: &Tok) -> Option<&str> {
+    match tok {
+        Tok::Ident(word) => Some(word),
+        Tok::For => Some("for"),
+        Tok::From => Some("from"),
+        _ => None,
+    }
 }
 
 /// Whether the parser wanted a statement (`let`) or an item (`fn`) where it stopped.
@@ -481,6 +504,9 @@ fn is_keyword(tok: &Tok) -> bool {
             | Tok::Grad
             | Tok::True
             | Tok::False
+            | Tok::For
+            | Tok::In
+            | Tok::From
     )
 }
 
@@ -579,6 +605,9 @@ fn token_text(tok: &Tok) -> &'static str {
         Tok::Grad => "grad",
         Tok::True => "true",
         Tok::False => "false",
+        Tok::For => "for",
+        Tok::In => "in",
+        Tok::From => "from",
         Tok::Ident(_) => "name",
         Tok::Number(_) => "number",
         Tok::Plus => "+",
@@ -593,6 +622,7 @@ fn token_text(tok: &Tok) -> &'static str {
         Tok::Le => "<=",
         Tok::Eq => "=",
         Tok::Dot => ".",
+        Tok::DotDot => "..",
         Tok::Comma => ",",
         Tok::Colon => ":",
         Tok::Semi => ";",
@@ -663,6 +693,33 @@ pub(crate) fn number_negated(n: Number, start: usize) -> Number {
         span: Span::new(start, n.span.end),
         ..n
     }
+}
+
+/// `let name = for index in start..end from from { body }`: the `let` whose value is
+/// the loop, which carries `name` from one step to the next.
+#[allow(clippy::too_many_arguments, reason = "the grammar action's captures, in order")]
+pub(crate) fn loop_let(
+    name: Ident,
+    index: Ident,
+    start: Expr,
+    end: Expr,
+    from: Expr,
+    body: Block,
+    header: Span,
+    span: Span,
+    errors: &mut Recovered,
+) -> Let {
+    let lp = Loop {
+        index,
+        start,
+        end,
+        from,
+        body,
+        carried: name.clone(),
+        header,
+    };
+    let value = capped(ExprKind::Loop(Box::new(lp)), span, errors);
+    Let { name, value }
 }
 
 /// Builds a node unless it would exceed [`MAX_EXPR_DEPTH`]; then reports once and

@@ -1,0 +1,169 @@
+//! Loops: `let h = for l in 0..L from x { tanh(h @ w[l]) };`, lowered by unrolling.
+//!
+//! The body is lowered once per step, with the index bound to the step's number (a
+//! compile-time integer, so `w[l]` is an ordinary slice of the stack `w`) and the
+//! carried name to the value so far. The IR, and so the derivation, the interpreter
+//! and generated code, see the steps one after the other, as if written out by hand;
+//! the gradient of a stack is the sum of its slices' gradients, each padded into
+//! place (the `Slice` rule). Each step's value is named after the carried name and
+//! the step (`h_1`, `h_2`, ...; the last is the `let`'s own `h`), so that the
+//! derivation and generated code read like the hand-written layers.
+
+use super::{Env, Lowered, Lowerer, Reported, Val};
+use nnc_syntax::ast::{Expr, Loop};
+use nnc_syntax::{Diagnostic, Span};
+
+/// The most steps the loops of one model may run in all, nested loops counting the
+/// product of their ranges: each step is a copy of the body in the IR.
+pub(super) const MAX_LOOP_STEPS: usize = 100_000;
+
+impl Lowerer<'_> {
+    /// A loop's value. Never inlined: it is called from the recursion over nested
+    /// expressions, whose frames must stay small (see `Lowerer::expr_kind`).
+    #[inline(never)]
+    pub(super) fn loop_value(&mut self, lp: &Loop, env: &Env) -> Lowered<Val> {
+        let start = self.loop_bound(&lp.start, env)?;
+        let end = self.loop_bound(&lp.end, env)?;
+        if end < start {
+            let at = self.span(lp.start.span.to(lp.end.span));
+            self.error(
+                Diagnostic::error("the loop's range runs backwards", at)
+                    .with_label(format!("{start}..{end}"))
+                    .with_note("a range counts up, from its start to just before its end: `0..L`"),
+            );
+            return Err(Reported);
+        }
+        self.count_steps(end - start, lp.header)?;
+        let mut carried = self.expr(&lp.from, env)?;
+        for step in start..end {
+            let count = step - start + 1;
+            let reported = self.diagnostics.len();
+            let next = self.step(lp, step, carried.clone(), env, (count, step + 1 == end));
+            let Ok(next) = next else {
+                self.at_step(reported, lp, step);
+                return Err(Reported);
+            };
+            self.same_carried_type(&carried, &next, lp, step)?;
+            carried = next;
+        }
+        Ok(carried)
+    }
+
+    /// One step: the body with the index at `step` and the carried name bound to
+    /// `carried`. Its values are named for the step (`z_3`, `h_3` for the third
+    /// step, `count`), but for the `last` step's value, which takes the `let`'s own
+    /// name.
+    fn step(
+        &mut self,
+        lp: &Loop,
+        step: usize,
+        carried: Val,
+        env: &Env,
+        (count, last): (usize, bool),
+    ) -> Lowered<Val> {
+        let mut body = env.clone();
+        body.bind(&lp.index.name, Val::Number(step as f64));
+        body.bind(&lp.carried.name, carried);
+        let named = !self.frames.last().is_some_and(|f| f.prelude);
+        for l in &lp.body.lets {
+            let v = self.expr(&l.value, &body)?;
+            if named {
+                self.name_value(&v, &format!("{}_{count}", l.name.name));
+            }
+            body.bind(&l.name.name, v);
+        }
+        let next = self.expr(&lp.body.value, &body)?;
+        if named && !last {
+            self.name_value(&next, &format!("{}_{count}", lp.carried.name));
+        }
+        Ok(next)
+    }
+
+    /// Points the errors reported since `reported` (in one step's body) at the step
+    /// they happened in: the body is the same text at every step.
+    fn at_step(&mut self, reported: usize, lp: &Loop, step: usize) {
+        let header = self.span(lp.header);
+        let label = format!("at the step `{} = {step}` of this loop", lp.index.name);
+        for d in &mut self.diagnostics[reported..] {
+            d.related.push((header, label.clone()));
+        }
+    }
+
+    /// A bound of a loop's range: a non-negative compile-time integer.
+    fn loop_bound(&mut self, e: &Expr, env: &Env) -> Lowered<usize> {
+        let at = self.span(e.span);
+        let d = match self.expr(e, env)? {
+            Val::Number(v) if v.fract() == 0.0 && (0.0..=MAX_LOOP_STEPS as f64).contains(&v) => {
+                return Ok(v as usize);
+            }
+            Val::Number(v) if v.fract() == 0.0 && v < 0.0 => {
+                Diagnostic::error(format!("a loop's range starts at 0 or above, not {v}"), at)
+                    .with_label("negative")
+            }
+            Val::Number(v) if v.fract() == 0.0 => {
+                Diagnostic::error(format!("a loop of {v} steps is too long"), at)
+                    .with_label(format!("at most {MAX_LOOP_STEPS} steps"))
+            }
+            Val::Number(v) => {
+                Diagnostic::error(format!("a loop's range is made of integers, not {v}"), at)
+                    .with_label("not an integer")
+            }
+            Val::Poisoned => return Err(Reported),
+            Val::RuntimeDim(d) => {
+                let name = self.model.dim_name(d).to_string();
+                Diagnostic::error("a loop's range must be known when the model compiles", at)
+                    .with_label(format!("`{name}` is a runtime dim"))
+                    .with_note(format!("give it a size, `dim {name} = ...;`, or use a `const`"))
+            }
+            _ => Diagnostic::error("a loop's range must be known when the model compiles", at)
+                .with_label("not a compile-time integer")
+                .with_note("loop over `dim`s with a size, `const`s and integers: `0..L`"),
+        };
+        self.error(d);
+        Err(Reported)
+    }
+
+    /// Counts `steps` more steps against [`MAX_LOOP_STEPS`].
+    fn count_steps(&mut self, steps: usize, header: Span) -> Lowered<()> {
+        self.loop_steps = self.loop_steps.saturating_add(steps);
+        if self.loop_steps <= MAX_LOOP_STEPS {
+            return Ok(());
+        }
+        let at = self.span(header);
+        self.error(
+            Diagnostic::error("the model's loops run too many steps", at)
+                .with_label(format!(
+                    "more than {MAX_LOOP_STEPS} steps in all (nested loops multiply)"
+                ))
+                .with_note("each step is a copy of the loop's body in the compiled model"),
+        );
+        Err(Reported)
+    }
+
+    /// The body's value must keep the carried value's kind and shape: it is the
+    /// carried value of the next step.
+    fn same_carried_type(&mut self, before: &Val, after: &Val, lp: &Loop, step: usize) -> Lowered<()> {
+        let describe = |lowerer: &Lowerer<'_>, v: &Val| match v {
+            Val::Tensor(n) => Some(lowerer.model.type_str(lowerer.model.ty(*n))),
+            Val::Number(_) => Some("a number".to_string()),
+            _ => None,
+        };
+        let (Some(was), Some(is)) = (describe(self, before), describe(self, after)) else {
+            return Ok(());
+        };
+        if was == is {
+            return Ok(());
+        }
+        let (value, from) = (self.span(lp.body.value.span), self.span(lp.from.span));
+        let name = &lp.carried.name;
+        self.error(
+            Diagnostic::error(format!("the loop changes the shape of `{name}`"), value)
+                .with_label(format!("{is} at step {step}"))
+                .with_related(from, format!("`{name}` starts as {was}"))
+                .with_note(format!(
+                    "the body's value is `{name}` at the next step: it keeps `{name}`'s shape"
+                )),
+        );
+        Err(Reported)
+    }
+}
