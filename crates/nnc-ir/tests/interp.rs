@@ -746,7 +746,13 @@ fn a_loop_is_its_steps_written_out() {
         )
     };
     let (a, e) = (eval(looped), eval(by_hand));
-    assert_eq!(a.loss().to_bits(), e.loss().to_bits(), "{} vs {}", a.loss(), e.loss());
+    assert_eq!(
+        a.loss().to_bits(),
+        e.loss().to_bits(),
+        "{} vs {}",
+        a.loss(),
+        e.loss()
+    );
     assert_eq!(output(&a, "h"), output(&e, "h"));
     assert_eq!(output(&a, "same"), x);
     assert!(a.loss().abs() > 1e-3, "a non-trivial loss: {}", a.loss());
@@ -761,6 +767,10 @@ fn loop_steps_are_named_after_the_step() {
          let h = for l in 0..L from x { let z = h @ w[l]; tanh(z) };
          loss sum(h); }",
     )[0];
-    let names: Vec<&str> = model.nodes.iter().filter_map(|n| n.name.as_deref()).collect();
+    let names: Vec<&str> = model
+        .nodes
+        .iter()
+        .filter_map(|n| n.name.as_deref())
+        .collect();
     assert_eq!(names, ["x", "w", "z_1", "h_1", "z_2", "h_2", "z_3", "h"]);
 }

@@ -697,7 +697,10 @@ pub(crate) fn number_negated(n: Number, start: usize) -> Number {
 
 /// `let name = for index in start..end from from { body }`: the `let` whose value is
 /// the loop, which carries `name` from one step to the next.
-#[allow(clippy::too_many_arguments, reason = "the grammar action's captures, in order")]
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the grammar action's captures, in order"
+)]
 pub(crate) fn loop_let(
     name: Ident,
     index: Ident,

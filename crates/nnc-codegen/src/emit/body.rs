@@ -10,12 +10,12 @@ use super::Cx;
 use super::expr::{Ex, constant, ident};
 use crate::names::Namer;
 use crate::plan::{
-    Helper, HelperKind, Hold, Kind, Level, Member, Nest, Plan, Slot, Step, gemm_base, unit,
-    unit_reshape,
+    Helper, HelperKind, Hold, Kind, Level, Member, Nest, Piece, Plan, Slot, Step, gemm_base,
+    stack_matrix, unit, unit_reshape,
 };
 use nnc_ir::{BinaryOp, CmpOp, DType, Dim, NodeId, Op, ReduceOp, Shape, UnaryOp};
 use proc_macro2::TokenStream;
-use quote::quote;
+use quote::{ToTokens, quote};
 use std::collections::{BTreeSet, HashMap};
 use std::str::FromStr;
 
@@ -229,9 +229,10 @@ impl<'a> Body<'a> {
                     matmul,
                     dest,
                     accumulate,
-                } => self.gemm(*matmul, *dest, *accumulate),
+                } => self.gemm(*matmul, *dest, *accumulate, None),
                 Step::Nest(nest) => self.nest(nest),
                 Step::Fill(n) => self.fill(*n),
+                Step::Assemble { dest, pieces } => self.assemble(*dest, pieces),
             }
         }
     }
@@ -1186,6 +1187,20 @@ impl<'a> Body<'a> {
             cur = model.node(cur).args[0];
         }
         chain.reverse();
+        // A matrix of a stack (`w[l]`), its slice and reshape taken together.
+        if let Some(&first) = chain.first()
+            && model.node(first).op != Op::Transpose
+            && let Some(&matrix) = chain.get(1)
+            && let Some((_, l)) = stack_matrix(model, matrix)
+        {
+            let mut view = self.stack_matrix_view(base, l);
+            for c in &chain[2..] {
+                // Only transposes follow (see `gemm_base`).
+                debug_assert_eq!(model.node(*c).op, Op::Transpose);
+                view = quote!(#view.reversed_axes());
+            }
+            return view;
+        }
         let only_t = chain.iter().all(|c| model.node(*c).op == Op::Transpose) && chain.len() <= 1;
         let shape = self.shape(base);
         let mut view = match self.plan.hold[base.index()] {
@@ -1250,6 +1265,27 @@ impl<'a> Body<'a> {
         view
     }
 
+    /// Matrix `l` of the stack `base` (`[L, R, C]`), as a view: of the caller's array
+    /// for a parameter or input, else of the stack's buffer.
+    fn stack_matrix_view(&mut self, base: NodeId, l: usize) -> TokenStream {
+        let shape = self.shape(base);
+        let (r, c) = (self.size(shape[1]), self.size(shape[2]));
+        let at = Ex::usize(l);
+        if self.plan.hold[base.index()] == Hold::Leaf {
+            let field = self.leaf_field(base);
+            return quote!(#field.index_axis(Axis(0), #at));
+        }
+        let name = ident(&self.slice_name(base));
+        let inner = &shape[1..];
+        let len = self.len(inner);
+        let start = if inner.iter().all(|d| matches!(d, Dim::Fixed(_))) {
+            Ex::usize(l * nnc_ir::fixed_elements(inner))
+        } else {
+            Ex::mul(&at, &len)
+        };
+        quote!(rt::matrix(&#name[#start..][..#len], #r, #c))
+    }
+
     /// `params.w1` or `inputs.x`.
     pub fn leaf_field(&self, n: NodeId) -> TokenStream {
         match self.model().node(n).op {
@@ -1293,8 +1329,9 @@ impl<'a> Body<'a> {
     }
 
     /// `dest (+)= a @ b` with the runtime's `matmul` on views, packing through the
-    /// workspace's scratch: vectors as one-row or one-column matrices.
-    fn gemm(&mut self, matmul: NodeId, dest: NodeId, accumulate: bool) {
+    /// workspace's scratch: vectors as one-row or one-column matrices. With `rows`,
+    /// the product goes to `dest`'s rows from that one on (an assembled value).
+    fn gemm(&mut self, matmul: NodeId, dest: NodeId, accumulate: bool, rows: Option<usize>) {
         let node = self.model().node(matmul);
         let (a, b) = (node.args[0], node.args[1]);
         for o in [a, b] {
@@ -1302,8 +1339,18 @@ impl<'a> Body<'a> {
         }
         let mut av = self.operand_view(a);
         let mut bv = self.operand_view(b);
-        let d = ident(&self.slice_name(dest));
-        let dshape = self.shape(dest);
+        let mut d = ident(&self.slice_name(dest)).into_token_stream();
+        let mut dshape = self.shape(dest);
+        if let Some(start) = rows {
+            let offset = self.row_offset(dest, start);
+            dshape = self.shape(matmul);
+            let len = self.len(dshape);
+            d = if start == 0 {
+                quote!(&mut #d[..#len])
+            } else {
+                quote!(&mut #d[#offset..][..#len])
+            };
+        }
         let mut dview = if dshape.len() == 2 {
             let (r, c) = (self.size(dshape[0]), self.size(dshape[1]));
             quote!(rt::matrix_mut(#d, #r, #c))
@@ -1348,6 +1395,61 @@ impl<'a> Body<'a> {
             self.note(matmul)
         };
         self.stmts.push(quote!(#note #call));
+    }
+
+    /// An assembled value: its pieces written into their rows, products computed
+    /// there, the rows between them zeroed.
+    fn assemble(&mut self, dest: NodeId, pieces: &[Piece]) {
+        let rows = match self.shape(dest).first() {
+            Some(Dim::Fixed(rows)) => *rows,
+            _ => return,
+        };
+        let d = ident(&self.slice_name(dest));
+        let zero = self.zero();
+        let mut note = Some(self.note(dest));
+        let mut next = 0;
+        let gaps = pieces
+            .iter()
+            .map(|p| (p.start, Some(p)))
+            .chain(std::iter::once((rows, None)));
+        for (start, piece) in gaps {
+            if next < start {
+                let (a, b) = (self.row_offset(dest, next), self.row_offset(dest, start));
+                let n = note.take();
+                self.stmts.push(quote!(#n #d[#a..#b].fill(#zero);));
+            }
+            let Some(p) = piece else { break };
+            next = p.start + p.rows;
+            if p.product {
+                self.gemm(p.value, dest, false, Some(p.start));
+                continue;
+            }
+            let at = self.row_offset(dest, p.start);
+            let n = note.take();
+            if self.plan.hold[p.value.index()] == Hold::Local {
+                let v = self.val(p.value, &vec![Ix::Zero; self.shape(p.value).len()], false);
+                self.stmts.push(quote!(#n #d[#at] = #v;));
+            } else {
+                let src = ident(&self.slice_name(p.value));
+                let len = self.len(self.shape(p.value));
+                let rows = if p.start == 0 {
+                    quote!(#d[..#len])
+                } else {
+                    quote!(#d[#at..][..#len])
+                };
+                self.stmts.push(quote!(#n #rows.copy_from_slice(#src);));
+            }
+        }
+    }
+
+    /// Where row `row` of `n` starts in its row-major storage.
+    fn row_offset(&mut self, n: NodeId, row: usize) -> Ex {
+        let inner = &self.shape(n)[1..];
+        if inner.iter().all(|d| matches!(d, Dim::Fixed(_))) {
+            return Ex::usize(row * nnc_ir::fixed_elements(inner));
+        }
+        let len = self.len(inner);
+        Ex::mul(&Ex::usize(row), &len)
     }
 
     // ---- nests ----------------------------------------------------------------

@@ -37,6 +37,23 @@ pub fn describe(model: &Model, plan: &Plan) -> String {
                 )
             }
             Step::Nest(nest) => write_nest(&mut out, model, plan, nest),
+            Step::Assemble { dest, pieces } => {
+                let parts: Vec<String> = pieces
+                    .iter()
+                    .map(|p| {
+                        let how = if p.product { "product " } else { "" };
+                        let rows = p.start..p.start + p.rows;
+                        format!("{how}{} -> rows {rows:?}", name(model, p.value))
+                    })
+                    .collect();
+                writeln!(
+                    out,
+                    "  assemble {} ({:?}): {}",
+                    name(model, *dest),
+                    plan.hold[dest.index()],
+                    parts.join(", ")
+                )
+            }
         };
     }
     out

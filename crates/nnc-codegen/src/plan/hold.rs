@@ -34,6 +34,12 @@ pub(super) fn must_store(kinds: &Kinds<'_>) -> Vec<bool> {
             }
         }
     }
+    // Pieces copied into an assembled value are copied from their buffers.
+    for p in kinds.assembly.iter().flatten().flatten() {
+        if !p.product {
+            out[p.value.index()] = true;
+        }
+    }
     out
 }
 
@@ -75,7 +81,7 @@ pub(super) fn holds(grouping: &Grouping<'_, '_>, entry: Entry) -> Vec<Hold> {
             Kind::Inline => Hold::Inline,
             Kind::Scalar => Hold::Local,
             Kind::Gemm if kinds.alias_of[i].is_some() || kinds.absorbed[i] => Hold::None,
-            Kind::Gemm | Kind::GemmAcc | Kind::Fill => array(i, true),
+            Kind::Gemm | Kind::GemmAcc | Kind::Fill | Kind::Assembled => array(i, true),
             Kind::Member => match model.nodes[i].op {
                 Op::ExtremumMask { axis: None, .. } => Hold::ArgPos,
                 // A sum a GEMM reads as an array goes to its buffer even when it

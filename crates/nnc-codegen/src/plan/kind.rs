@@ -23,8 +23,11 @@ pub(super) struct Kinds<'m> {
     pub(super) gemm_acc: Vec<Option<(NodeId, NodeId)>>,
     /// A matmul whose result is written straight into a `GemmAcc` buffer.
     pub(super) alias_of: Vec<Option<NodeId>>,
-    /// A matmul accumulated into a `GemmAcc` buffer: never stored on its own.
+    /// A matmul accumulated into a `GemmAcc` buffer, or computed into the rows of an
+    /// assembled value: never stored on its own.
     pub(super) absorbed: Vec<bool>,
+    /// For `Assembled` nodes: their pieces, by row.
+    pub(super) assembly: Vec<Option<Vec<super::Piece>>>,
 }
 
 /// The nodes `n` reads, through inline nodes, split by a predicate: see
@@ -51,6 +54,7 @@ impl<'m> Kinds<'m> {
             gemm_acc: vec![None; len],
             alias_of: vec![None; len],
             absorbed: vec![false; len],
+            assembly: vec![None; len],
         };
         let mut recomputed = vec![false; len];
         for n in remat {
@@ -64,6 +68,7 @@ impl<'m> Kinds<'m> {
                 kinds.classify(n)
             };
         }
+        kinds.assemble();
         kinds.force_materialised();
         kinds
     }
@@ -129,7 +134,7 @@ impl<'m> Kinds<'m> {
     }
 
     /// A matmul used only here (and not a result).
-    fn single_use(&self, n: NodeId) -> bool {
+    pub(super) fn single_use(&self, n: NodeId) -> bool {
         self.users[n.index()].len() == 1 && !self.is_root(n)
     }
 

@@ -41,6 +41,7 @@
 //!
 //! [`describe`] prints a plan (`nnc compile --emit plan`).
 
+mod assemble;
 mod describe;
 #[cfg(test)]
 mod fixtures;
@@ -54,6 +55,7 @@ mod threads;
 
 pub use describe::describe;
 
+pub use assemble::Piece;
 use kind::Kinds;
 pub use kind::trivial_axis_op;
 use nest::Grouping;
@@ -90,6 +92,9 @@ pub enum Kind {
     Member,
     /// A scalar broadcast that must exist as an array: `slice.fill(v)`.
     Fill,
+    /// A sum of pieces padded into disjoint rows: each piece written into its rows
+    /// (see `assemble`).
+    Assembled,
 }
 
 /// Where a node's value is while the function runs.
@@ -231,6 +236,12 @@ pub enum Step {
     Nest(Nest),
     /// `node`'s storage filled with its (scalar) operand.
     Fill(NodeId),
+    /// `dest` written piece by piece: products computed into their rows, other
+    /// pieces copied, rows no piece covers zeroed.
+    Assemble {
+        dest: NodeId,
+        pieces: Vec<Piece>,
+    },
 }
 
 /// The plan of one generated function.
@@ -337,11 +348,15 @@ pub fn unit_reshape(from: &[Dim], to: &[Dim]) -> Option<Vec<Option<usize>>> {
     )
 }
 
-/// The node a matmul operand is read from, through transposes and reshapes that only
-/// add size-1 axes (which are ndarray views).
+/// The node a matmul operand is read from, through transposes, reshapes that only
+/// add size-1 axes (which are ndarray views) and a matrix of a stack (`w[l]`).
 pub fn gemm_base(model: &Model, mut n: NodeId) -> NodeId {
     loop {
         let node = model.node(n);
+        if let Some((stack, _)) = stack_matrix(model, n) {
+            n = stack;
+            continue;
+        }
         match node.op {
             Op::Transpose => n = node.args[0],
             Op::Reshape
@@ -353,6 +368,28 @@ pub fn gemm_base(model: &Model, mut n: NodeId) -> NodeId {
             _ => return n,
         }
     }
+}
+
+/// `w[l]` for a stack of matrices `w: [L, R, C]`: the reshape to `[R, C]` of the
+/// slice `w[l:l+1]`. A view of the stack, `R * C` elements from `l * R * C` in its
+/// row-major storage. Gives the stack and `l`.
+pub fn stack_matrix(model: &Model, n: NodeId) -> Option<(NodeId, usize)> {
+    let node = model.node(n);
+    let slice = model.node(*node.args.first()?);
+    let (
+        Op::Reshape,
+        Op::Slice {
+            axis: 0,
+            start,
+            len: 1,
+        },
+    ) = (&node.op, &slice.op)
+    else {
+        return None;
+    };
+    let stack = slice.args[0];
+    let (from, to) = (model.shape(stack), &node.ty.shape);
+    (from.len() == 3 && to.len() == 2 && from[1..] == to[..]).then_some((stack, *start))
 }
 
 /// The element kind of a node's buffer.

@@ -38,6 +38,10 @@ fn listed(kinds: &Kinds<'_>, nests: Vec<Nest>) -> (Vec<Step>, Vec<Option<usize>>
         let step = match kind {
             Kind::Scalar => Step::Scalar(n),
             Kind::Fill => Step::Fill(n),
+            Kind::Assembled => Step::Assemble {
+                dest: n,
+                pieces: kinds.assembly[i].clone().unwrap_or_default(),
+            },
             Kind::Gemm if kinds.absorbed[i] => continue,
             Kind::Gemm => Step::Gemm {
                 matmul: n,
@@ -124,6 +128,18 @@ fn dependencies(
             let reads = nest.members.iter().flat_map(|m| kinds.fargs(m.node));
             (first, finishing(reads.collect()))
         }
+        Step::Assemble { dest, pieces } => {
+            let reads = pieces.iter().flat_map(|p| match p.product {
+                true => model
+                    .node(p.value)
+                    .args
+                    .iter()
+                    .map(|a| gemm_base(model, *a))
+                    .collect(),
+                false => vec![p.value],
+            });
+            (dest.index(), finishing(reads.collect()))
+        }
     };
     deps.retain(|d| *d != s);
     deps.sort_unstable();
@@ -184,6 +200,7 @@ mod tests {
                         .map(|a| gemm_base(&m, *a))
                         .collect(),
                     Step::Scalar(n) | Step::Fill(n) => m.node(*n).args.clone(),
+                    Step::Assemble { pieces, .. } => pieces.iter().map(|p| p.value).collect(),
                     Step::Nest(nest) => nest
                         .members
                         .iter()

@@ -113,7 +113,9 @@ impl Lowerer<'_> {
                 let name = self.model.dim_name(d).to_string();
                 Diagnostic::error("a loop's range must be known when the model compiles", at)
                     .with_label(format!("`{name}` is a runtime dim"))
-                    .with_note(format!("give it a size, `dim {name} = ...;`, or use a `const`"))
+                    .with_note(format!(
+                        "give it a size, `dim {name} = ...;`, or use a `const`"
+                    ))
             }
             _ => Diagnostic::error("a loop's range must be known when the model compiles", at)
                 .with_label("not a compile-time integer")
@@ -142,7 +144,13 @@ impl Lowerer<'_> {
 
     /// The body's value must keep the carried value's kind and shape: it is the
     /// carried value of the next step.
-    fn same_carried_type(&mut self, before: &Val, after: &Val, lp: &Loop, step: usize) -> Lowered<()> {
+    fn same_carried_type(
+        &mut self,
+        before: &Val,
+        after: &Val,
+        lp: &Loop,
+        step: usize,
+    ) -> Lowered<()> {
         let describe = |lowerer: &Lowerer<'_>, v: &Val| match v {
             Val::Tensor(n) => Some(lowerer.model.type_str(lowerer.model.ty(*n))),
             Val::Number(_) => Some("a number".to_string()),
