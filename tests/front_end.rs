@@ -289,8 +289,12 @@ fn sexp(e: &nnc_syntax::ast::Expr) -> String {
                 .iter()
                 .map(|l| format!("(let {} {}) ", l.name.name, sexp(&l.value)))
                 .collect();
+            let steps = lp
+                .steps
+                .as_ref()
+                .map_or(String::new(), |s| format!(",{}", s.name));
             format!(
-                "(for {} {} {} {} {} {}{})",
+                "(for {}{steps} {} {} {} {} {}{})",
                 lp.carried.name,
                 lp.index.name,
                 sexp(&lp.start),
@@ -486,13 +490,14 @@ model m {
 }
 
 /// A loop is a `let`'s value: its range (`0..L`, with `..` apart from numbers), its
-/// start, its body's `let`s and value, and the carried name (the `let`'s), nested
-/// loops included; the `;` after the body may be left out.
+/// start, its body's `let`s and value, the carried name (the `let`'s) and the name
+/// keeping its steps (`let g, gs = ...`), nested loops included; the `;` after the
+/// body may be left out.
 #[test]
 fn loops_parse_as_the_value_of_a_let() {
     let source = "model m { dim N, L = 3; input x: [N, 4]; param w: [L, 4, 4] = 1;
         let h = for l in 0..L from x { let z = h @ w[l]; tanh(z) };
-        let g = for i in 1..2*L from h {
+        let g, gs = for i in 1..2*L from h {
             let inner = for j in 0..i from g { g * j }
             inner + g
         }
@@ -518,7 +523,7 @@ fn loops_parse_as_the_value_of_a_let() {
         lets,
         [
             "h = (for h l 0 L x (let z (@ h (index w l))) (tanh z))",
-            "g = (for g i 1 (* 2 L) h (let inner (for inner j 0 i g (* g j))) (+ inner g))",
+            "g = (for g,gs i 1 (* 2 L) h (let inner (for inner j 0 i g (* g j))) (+ inner g))",
         ]
     );
 }

@@ -1,13 +1,14 @@
 //! The lecture's initialisation experiment: push standard normal data through ten
-//! 500-wide layers (the contract's `deep_tanh.nn`, and a ReLU twin written with
-//! `net!`) and look at each layer's activations for several weight scales.
+//! 500-wide layers (the contract's `deep_tanh.nn`, its layers written out, and a
+//! ReLU twin written with `net!` as a loop over a stack of weights) and look at each
+//! layer's activations for several weight scales.
 #![allow(
     dead_code,
     reason = "shared with tests/examples.rs, which reads only what it asserts"
 )]
 
 use crate::common::{self, Result};
-use nnc::ndarray::{Array1, ArrayView2};
+use nnc::ndarray::{Array1, ArrayView2, Axis};
 use nnc::rand::SeedableRng;
 use nnc::rand::rngs::StdRng;
 use nnc::runtime::TensorSet;
@@ -16,38 +17,18 @@ use nnc::runtime::init::{Init, fill};
 nnc::net!(file = "examples/models/deep_tanh.nn");
 
 nnc::net! {
-    // deep_tanh with ReLU instead of tanh, for He initialisation.
-    fn layer(x, w) = relu(x @ w);
-
+    // deep_tanh with ReLU instead of tanh, for He initialisation: the ten layers
+    // as a loop over a stack of weights, keeping every layer's activations (`hs`).
     model deep_relu {
-        dim N, D = 500, C = 10;
+        dim N, D = 500, C = 10, L = 10;
         input x: [N, D];
         input labels: index[N];
-        param w1: [D, D] = he;
-        param w2: [D, D] = he;
-        param w3: [D, D] = he;
-        param w4: [D, D] = he;
-        param w5: [D, D] = he;
-        param w6: [D, D] = he;
-        param w7: [D, D] = he;
-        param w8: [D, D] = he;
-        param w9: [D, D] = he;
-        param w10: [D, D] = he;
+        param w: [L, D, D] = he;
         param w_out: [D, C] = xavier;
 
-        let h1 = layer(x, w1);
-        let h2 = layer(h1, w2);
-        let h3 = layer(h2, w3);
-        let h4 = layer(h3, w4);
-        let h5 = layer(h4, w5);
-        let h6 = layer(h5, w6);
-        let h7 = layer(h6, w7);
-        let h8 = layer(h7, w8);
-        let h9 = layer(h8, w9);
-        let h10 = layer(h9, w10);
-        output h1; output h2; output h3; output h4; output h5;
-        output h6; output h7; output h8; output h9; output h10;
-        loss softmax_cross_entropy(h10 @ w_out, labels);
+        let h, hs = for l in 0..L from x { relu(h @ w[l]) };
+        output hs;
+        loss softmax_cross_entropy(h @ w_out, labels);
     }
 }
 
@@ -147,7 +128,7 @@ pub fn run(rows: usize, sample: usize, seed: u64) -> Result<Vec<Outcome>> {
     let labels = Array1::zeros(rows); // only the loss reads them
     let mut outcomes = vec![];
     for setting in settings() {
-        let layers = match setting.activation {
+        let layers: Vec<Layer> = match setting.activation {
             Activation::Tanh => {
                 let mut params = deep_tanh::Params::init(&mut rng);
                 draw_hidden(&mut params, setting.init, &mut rng);
@@ -159,6 +140,7 @@ pub fn run(rows: usize, sample: usize, seed: u64) -> Result<Vec<Outcome>> {
                 let h = deep_tanh::forward(&params, &inputs, &mut ws)?;
                 [h.h1, h.h2, h.h3, h.h4, h.h5, h.h6, h.h7, h.h8, h.h9, h.h10]
                     .map(|h| statistics(h, sample))
+                    .into()
             }
             Activation::Relu => {
                 let mut params = deep_relu::Params::init(&mut rng);
@@ -169,19 +151,19 @@ pub fn run(rows: usize, sample: usize, seed: u64) -> Result<Vec<Outcome>> {
                 };
                 let mut ws = deep_relu::Workspace::new(inputs.dims()?);
                 let h = deep_relu::forward(&params, &inputs, &mut ws)?;
-                [h.h1, h.h2, h.h3, h.h4, h.h5, h.h6, h.h7, h.h8, h.h9, h.h10]
+                // Layer l's activations: hs[l].
+                h.hs.axis_iter(Axis(0))
                     .map(|h| statistics(h, sample))
+                    .collect()
             }
         };
-        outcomes.push(Outcome {
-            setting,
-            layers: layers.into(),
-        });
+        outcomes.push(Outcome { setting, layers });
     }
     Ok(outcomes)
 }
 
-/// Redraws the hidden layers' weights w1..w10 from `init` (w_out keeps its own).
+/// Redraws the hidden layers' weights (w1..w10, or the stack w) from `init` (w_out
+/// keeps its own; a stack's fan_in is each layer's, 500).
 fn draw_hidden(params: &mut impl TensorSet<f32>, init: Init, rng: &mut StdRng) {
     for (name, mut w) in params.tensors_mut() {
         if name != "w_out" {

@@ -320,7 +320,7 @@ pub fn random_point<R: Rng + ?Sized>(model: &Model, batch: usize, rng: &mut R) -
         .params
         .iter()
         .map(|p| {
-            let fan_in = match p.shape.first() {
+            let fan_in = match p.shape.get(p.shape.len().saturating_sub(2)) {
                 Some(Dim::Fixed(n)) => *n as f64,
                 _ => 1.0,
             };

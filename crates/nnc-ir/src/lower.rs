@@ -314,9 +314,7 @@ impl<'a> Lowerer<'a> {
                 env.bind(&param.name.name, v);
             }
             Stmt::Let(l) => {
-                let v = self.expr(&l.value, env).unwrap_or(Val::Poisoned);
-                self.name_value(&v, &l.name.name);
-                env.bind(&l.name.name, v);
+                let _ = self.bind_let(l, env, true);
             }
             Stmt::Output(out) => {
                 let v = match &out.value {
@@ -1016,12 +1014,9 @@ impl<'a> Lowerer<'a> {
     }
 
     fn block(&mut self, block: &ast::Block, env: &mut Env) -> Lowered<Val> {
+        let named = !self.frames.last().is_some_and(|f| f.prelude);
         for l in &block.lets {
-            let v = self.expr(&l.value, env)?;
-            if !self.frames.last().is_some_and(|f| f.prelude) {
-                self.name_value(&v, &l.name.name);
-            }
-            env.bind(&l.name.name, v);
+            self.bind_let(l, env, named)?;
         }
         self.expr(&block.value, env)
     }

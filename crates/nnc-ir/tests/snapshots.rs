@@ -399,6 +399,14 @@ fn loop_errors() {
             "let h = for l in 0..L from x { tanh(h @ v) };",
         ),
         (
+            "loop_steps_of_no_steps",
+            "let g, gs = for l in 0..0 from x { g * 2 }; let h = g + gs;",
+        ),
+        (
+            "loop_steps_of_numbers",
+            "let k, ks = for l in 0..3 from 0 { k + 1 }; let h = x * k;",
+        ),
+        (
             "loop_too_many_steps",
             "let h = for i in 0..1000 from x {
         let g = for j in 0..1000 from h { g * 0.5 };

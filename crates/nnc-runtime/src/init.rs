@@ -152,9 +152,12 @@ impl fmt::Display for Init {
     }
 }
 
-/// The fan-in of a parameter: its first dimension, or 1 for a scalar.
+/// The fan-in of a parameter: its second-to-last dimension (the rows of a `[in, out]`
+/// matrix, and of each matrix of a stack `[L, in, out]`), its only one for a vector,
+/// or 1 for a scalar.
 pub fn fan_in(shape: &[usize]) -> usize {
-    shape.first().copied().unwrap_or(1)
+    let rows = shape.len().saturating_sub(2);
+    shape.get(rows).copied().unwrap_or(1)
 }
 
 /// Overwrites every element of `view` with values drawn from `init`.
@@ -276,10 +279,12 @@ mod tests {
     }
 
     #[test]
-    fn fan_in_is_the_first_dim_or_one_for_a_scalar() {
+    fn fan_in_is_the_second_to_last_dim_or_one_for_a_scalar() {
         assert_eq!(fan_in(&[]), 1);
         assert_eq!(fan_in(&[7]), 7);
-        assert_eq!(fan_in(&[7, 3, 2]), 7);
+        assert_eq!(fan_in(&[7, 3]), 7);
+        // A stack of ten [3, 2] matrices: each matrix's rows.
+        assert_eq!(fan_in(&[10, 3, 2]), 3);
         // A scalar `he` parameter is standard normal * sqrt(2 / 1).
         let mut rng = StdRng::seed_from_u64(9);
         let mut expected_rng = StdRng::seed_from_u64(9);

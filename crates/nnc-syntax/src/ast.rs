@@ -174,6 +174,17 @@ pub struct Let {
     pub value: Expr,
 }
 
+impl Let {
+    /// The names the `let` binds: its own, and a loop's steps (`let h, hs = for ...`).
+    pub fn names(&self) -> impl Iterator<Item = &Ident> {
+        let steps = match &self.value.kind {
+            ExprKind::Loop(lp) => lp.steps.as_ref(),
+            _ => None,
+        };
+        std::iter::once(&self.name).chain(steps)
+    }
+}
+
 /// `output name;` or `output name = value;`
 #[derive(Clone, Debug, PartialEq)]
 pub struct OutputDecl {
@@ -254,6 +265,9 @@ pub struct Loop {
     pub body: Block,
     /// The name of the `let` the loop is the value of.
     pub carried: Ident,
+    /// `let h, hs = for ...`: `hs`, the carried value after every step, stacked along
+    /// a new first axis (`hs[l]` after step `l`; the last is `h`).
+    pub steps: Option<Ident>,
     /// `for l in 0..L from x`, for diagnostics about the loop as a whole.
     pub header: Span,
 }

@@ -217,7 +217,7 @@ impl<'a> Checker<'a> {
             f.params
                 .iter()
                 .map(|p| &p.name)
-                .chain(f.body.lets.iter().map(|l| &l.name)),
+                .chain(f.body.lets.iter().flat_map(Let::names)),
         );
         let mut scope = self.file_scope.clone();
         // A default sees the file's consts, not the other parameters.
@@ -246,7 +246,9 @@ impl<'a> Checker<'a> {
         }
         for l in &f.body.lets {
             self.expr(&l.value, &scope);
-            self.declare(&mut scope, &l.name, Binding::Let);
+            for name in l.names() {
+                self.declare(&mut scope, name, Binding::Let);
+            }
         }
         self.expr(&f.body.value, &scope);
     }
@@ -314,7 +316,9 @@ impl<'a> Checker<'a> {
                 }
                 Stmt::Let(l) => {
                     self.expr(&l.value, &scope);
-                    self.declare(&mut scope, &l.name, Binding::Let);
+                    for name in l.names() {
+                        self.declare(&mut scope, name, Binding::Let);
+                    }
                 }
                 Stmt::Output(out) => match &out.value {
                     Some(value) => {
@@ -607,7 +611,9 @@ impl<'a> Checker<'a> {
         }
         for l in &lp.body.lets {
             self.expr(&l.value, &body);
-            self.declare(&mut body, &l.name, Binding::Let);
+            for name in l.names() {
+                self.declare(&mut body, name, Binding::Let);
+            }
         }
         self.expr(&lp.body.value, &body);
     }
@@ -807,7 +813,7 @@ fn declared_names(stmt: &Stmt) -> Vec<&Ident> {
         Stmt::Const(consts) => consts.iter().map(|c| &c.name).collect(),
         Stmt::Input(input) => vec![&input.name],
         Stmt::Param(param) => vec![&param.name],
-        Stmt::Let(l) => vec![&l.name],
+        Stmt::Let(l) => l.names().collect(),
         Stmt::Output(out) if out.value.is_some() => vec![&out.name],
         Stmt::Output(_) | Stmt::Dtype(_) | Stmt::Loss(_) => vec![],
     }

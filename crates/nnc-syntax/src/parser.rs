@@ -696,13 +696,14 @@ pub(crate) fn number_negated(n: Number, start: usize) -> Number {
 }
 
 /// `let name = for index in start..end from from { body }`: the `let` whose value is
-/// the loop, which carries `name` from one step to the next.
+/// the loop, which carries `name` from one step to the next (and `let name, steps =
+/// ...` also keeps every step's value as `steps`).
 #[allow(
     clippy::too_many_arguments,
     reason = "the grammar action's captures, in order"
 )]
 pub(crate) fn loop_let(
-    name: Ident,
+    (name, steps): (Ident, Option<Ident>),
     index: Ident,
     start: Expr,
     end: Expr,
@@ -719,6 +720,7 @@ pub(crate) fn loop_let(
         from,
         body,
         carried: name.clone(),
+        steps,
         header,
     };
     let value = capped(ExprKind::Loop(Box::new(lp)), span, errors);

@@ -10,7 +10,10 @@
 //! derivation and generated code read like the hand-written layers.
 
 use super::{Env, Lowered, Lowerer, Reported, Val};
-use nnc_syntax::ast::{Expr, Loop};
+use crate::model::NodeId;
+use crate::op::{BinaryOp, Op};
+use crate::types::{Dim, Type};
+use nnc_syntax::ast::{Expr, ExprKind, Let, Loop};
 use nnc_syntax::{Diagnostic, Span};
 
 /// The most steps the loops of one model may run in all, nested loops counting the
@@ -22,6 +25,42 @@ impl Lowerer<'_> {
     /// expressions, whose frames must stay small (see `Lowerer::expr_kind`).
     #[inline(never)]
     pub(super) fn loop_value(&mut self, lp: &Loop, env: &Env) -> Lowered<Val> {
+        self.run_loop(lp, env, false).map(|(value, _)| value)
+    }
+
+    /// Binds a `let`: its name to its value, named after it, and for `let h, hs =
+    /// for ...` the steps' stack too. A value that failed is poisoned, so that its
+    /// uses are silent.
+    pub(super) fn bind_let(&mut self, l: &Let, env: &mut Env, named: bool) -> Lowered<()> {
+        let (value, steps) = match &l.value.kind {
+            ExprKind::Loop(lp) if lp.steps.is_some() => match self.run_loop(lp, env, true) {
+                Ok(done) => done,
+                Err(e) => {
+                    for name in l.names() {
+                        env.bind(&name.name, Val::Poisoned);
+                    }
+                    return Err(e);
+                }
+            },
+            _ => match self.expr(&l.value, env) {
+                Ok(v) => (v, None),
+                Err(e) => {
+                    env.bind(&l.name.name, Val::Poisoned);
+                    return Err(e);
+                }
+            },
+        };
+        for (name, v) in l.names().zip([Some(value), steps].into_iter().flatten()) {
+            if named {
+                self.name_value(&v, &name.name);
+            }
+            env.bind(&name.name, v);
+        }
+        Ok(())
+    }
+
+    /// Runs the loop's steps; with `keep`, also stacks every step's value.
+    fn run_loop(&mut self, lp: &Loop, env: &Env, keep: bool) -> Lowered<(Val, Option<Val>)> {
         let start = self.loop_bound(&lp.start, env)?;
         let end = self.loop_bound(&lp.end, env)?;
         if end < start {
@@ -35,6 +74,7 @@ impl Lowerer<'_> {
         }
         self.count_steps(end - start, lp.header)?;
         let mut carried = self.expr(&lp.from, env)?;
+        let mut kept = vec![];
         for step in start..end {
             let count = step - start + 1;
             let reported = self.diagnostics.len();
@@ -44,9 +84,73 @@ impl Lowerer<'_> {
                 return Err(Reported);
             };
             self.same_carried_type(&carried, &next, lp, step)?;
+            if keep {
+                kept.push(next.clone());
+            }
             carried = next;
         }
-        Ok(carried)
+        let steps = match keep {
+            true => Some(self.stack_steps(&kept, lp)?),
+            false => None,
+        };
+        Ok((carried, steps))
+    }
+
+    /// Every step's value stacked along a new first axis, each padded into its row
+    /// and summed (as `stack` is: the planner writes each into its rows).
+    fn stack_steps(&mut self, kept: &[Val], lp: &Loop) -> Lowered<Val> {
+        let at = self.span(lp.steps.as_ref().map_or(lp.header, |s| s.span));
+        let fail = |lowerer: &mut Self, message: &str, label: String| {
+            lowerer.error(Diagnostic::error(message.to_string(), at).with_label(label));
+            Err(Reported)
+        };
+        let mut pieces = Vec::with_capacity(kept.len());
+        for v in kept {
+            match v {
+                Val::Tensor(n) => pieces.push(*n),
+                Val::Poisoned => return Err(Reported),
+                _ => {
+                    let label = format!("`{}` is a number", lp.carried.name);
+                    return fail(self, "only a tensor's steps can be kept", label);
+                }
+            }
+        }
+        let Some(&first) = pieces.first() else {
+            return fail(
+                self,
+                "a loop of no steps has no steps to keep",
+                "no steps".into(),
+            );
+        };
+        let shape = self.model.shape(first).clone();
+        if shape.len() >= 4 {
+            let label = format!("its steps would be rank {}", shape.len() + 1);
+            return fail(self, "a value has at most 4 axes", label);
+        }
+        let count = Dim::Fixed(pieces.len());
+        let (mut row, mut stacked) = (vec![Dim::Fixed(1)], vec![count]);
+        row.extend(shape.iter().copied());
+        stacked.extend(shape.iter().copied());
+        let mut sum: Option<NodeId> = None;
+        for (k, p) in pieces.iter().enumerate() {
+            let raised = self.intern(Op::Reshape, vec![*p], Type::float(row.clone()), lp.header)?;
+            let pad = Op::Pad {
+                axis: 0,
+                start: k,
+                size: pieces.len(),
+            };
+            let placed = self.intern(pad, vec![raised], Type::float(stacked.clone()), lp.header)?;
+            sum = Some(match sum {
+                None => placed,
+                Some(s) => self.intern(
+                    Op::Binary(BinaryOp::Add),
+                    vec![s, placed],
+                    Type::float(stacked.clone()),
+                    lp.header,
+                )?,
+            });
+        }
+        sum.map(Val::Tensor).ok_or(Reported)
     }
 
     /// One step: the body with the index at `step` and the carried name bound to
@@ -66,11 +170,14 @@ impl Lowerer<'_> {
         body.bind(&lp.carried.name, carried);
         let named = !self.frames.last().is_some_and(|f| f.prelude);
         for l in &lp.body.lets {
-            let v = self.expr(&l.value, &body)?;
+            self.bind_let(l, &mut body, false)?;
             if named {
-                self.name_value(&v, &format!("{}_{count}", l.name.name));
+                for name in l.names() {
+                    if let Some(v) = body.get(&name.name).cloned() {
+                        self.name_value(&v, &format!("{}_{count}", name.name));
+                    }
+                }
             }
-            body.bind(&l.name.name, v);
         }
         let next = self.expr(&lp.body.value, &body)?;
         if named && !last {

@@ -116,7 +116,10 @@ impl Rng {
 
 /// One parameter initialised per its `Init` (fan_in = first dim, 1 for scalars).
 pub fn init_param(init: Init, shape: &[usize], rng: &mut Rng) -> ArrayD<f64> {
-    let fan_in = shape.first().copied().unwrap_or(1) as f64;
+    let fan_in = shape
+        .get(shape.len().saturating_sub(2))
+        .copied()
+        .unwrap_or(1) as f64;
     let mut draw =
         |f: &mut dyn FnMut(&mut Rng) -> f64| ArrayD::from_shape_simple_fn(IxDyn(shape), || f(rng));
     match init {
