@@ -1,7 +1,7 @@
 //! A small builder for backward-pass nodes: arithmetic that reads like the math in
 //! the rules, each node tagged with the rule that made it.
 
-use nnc_ir::{BinaryOp, CmpOp, Dim, Model, NodeId, Op, ReduceOp, Shape, UnaryOp};
+use nnc_ir::{BinaryOp, CmpOp, Dim, LoopStep, Model, NodeId, Op, ReduceOp, Shape, UnaryOp};
 use nnc_syntax::{Diagnostic, Span};
 
 /// A rule built a node whose shapes do not fit: a bug in a rule, never a user error.
@@ -34,6 +34,8 @@ pub struct Builder<'m> {
     pub span: Span,
     /// Label of the rule being applied, stored on each node it builds.
     pub rule: &'static str,
+    /// The loop step of the forward node being differentiated, stored likewise.
+    pub step: Option<LoopStep>,
 }
 
 impl Builder<'_> {
@@ -54,6 +56,9 @@ impl Builder<'_> {
         let node = &mut self.model.nodes[id.index()];
         if node.rule.is_none() && !matches!(node.op, Op::Input(_) | Op::Param(_)) {
             node.rule = Some(self.rule);
+        }
+        if node.step.is_none() && !matches!(node.op, Op::Input(_) | Op::Param(_)) {
+            node.step = self.step;
         }
     }
 

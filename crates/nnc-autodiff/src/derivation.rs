@@ -6,7 +6,7 @@
 //! (a `let`, or a gradient `d_...`), is used more than once, or is a result;
 //! otherwise it is written inline where it is used.
 
-use nnc_ir::{BinaryOp, Model, NodeId, Op, ReduceOp, UnaryOp};
+use nnc_ir::{BinaryOp, LoopStep, Model, NodeId, Op, ReduceOp, UnaryOp};
 use std::fmt::Write;
 
 /// Output format of a derivation.
@@ -19,10 +19,10 @@ pub enum Format {
 }
 
 /// Renders the value listing of `model` from node `from` on: one line per named,
-/// shared or result value.
+/// shared or result value, the steps of a loop folded (see [`fold_steps`]).
 pub fn listing(model: &Model, from: usize, format: Format) -> String {
     let names = line_names(model);
-    let mut out = String::new();
+    let mut lines: Vec<(Option<LoopStep>, String)> = vec![];
     for i in from..model.nodes.len() {
         let Some(name) = &names[i] else { continue };
         let node = &model.nodes[i];
@@ -33,21 +33,116 @@ pub fn listing(model: &Model, from: usize, format: Format) -> String {
             continue;
         }
         let rhs = render(model, NodeId(i as u32), &names, format, true);
-        match format {
-            Format::Text => {
-                let line = format!("{name} = {rhs}");
-                match node.rule {
-                    Some(rule) => {
-                        let _ = writeln!(out, "  {line:<52} // {rule}");
-                    }
-                    None => {
-                        let _ = writeln!(out, "  {line}");
-                    }
-                }
-            }
-            Format::Latex => {
-                let _ = writeln!(out, "  {} &= {} \\\\", latex_name(name), rhs);
-            }
+        let line = match (format, node.rule) {
+            (Format::Text, Some(rule)) => format!("  {:<52} // {rule}", format!("{name} = {rhs}")),
+            (Format::Text, None) => format!("  {name} = {rhs}"),
+            (Format::Latex, _) => format!("  {} &= {} \\\\", latex_name(name), rhs),
+        };
+        lines.push((node.step, line));
+    }
+    fold_steps(model, &lines, format)
+}
+
+/// The lines, with the steps of each loop folded: a step whose lines are those of
+/// the step shown before it but for numbers (its positions, the step in its names)
+/// is left out, and each run of steps left out is one line saying so. So a loop of
+/// 100 layers shows its first step (which reads the loop's start), one step like
+/// all the others, and its last (which gives the `let`'s value).
+fn fold_steps(model: &Model, lines: &[(Option<LoopStep>, String)], format: Format) -> String {
+    let mut out = String::new();
+    let mut shown: Option<(LoopStep, Vec<String>)> = None;
+    let mut skipped: Vec<usize> = vec![];
+    let mut k = 0;
+    while k < lines.len() {
+        let step = lines[k].0;
+        let end = (k..lines.len())
+            .find(|j| lines[*j].0 != step)
+            .unwrap_or(lines.len());
+        let block = &lines[k..end];
+        k = end;
+        let Some(step) = step else {
+            flush_skipped(&mut out, model, &shown, &mut skipped, format);
+            shown = None;
+            block.iter().for_each(|(_, l)| push_line(&mut out, l));
+            continue;
+        };
+        let shape: Vec<String> = block.iter().map(|(_, l)| without_numbers(l)).collect();
+        if let Some((prev, prev_shape)) = &shown
+            && prev.lp == step.lp
+            && *prev_shape == shape
+        {
+            skipped.push(step.index);
+            continue;
+        }
+        flush_skipped(&mut out, model, &shown, &mut skipped, format);
+        let info = &model.loops[step.lp as usize];
+        comment(
+            &mut out,
+            format,
+            &format!(
+                "step {} = {} of `for {} in {}..{}`",
+                info.index, step.index, info.index, info.start, info.end
+            ),
+        );
+        block.iter().for_each(|(_, l)| push_line(&mut out, l));
+        shown = Some((step, shape));
+    }
+    flush_skipped(&mut out, model, &shown, &mut skipped, format);
+    out
+}
+
+/// The line saying which steps were left out, like the one shown before them.
+fn flush_skipped(
+    out: &mut String,
+    model: &Model,
+    shown: &Option<(LoopStep, Vec<String>)>,
+    skipped: &mut Vec<usize>,
+    format: Format,
+) {
+    let (Some((like, _)), Some(first), Some(last)) = (shown, skipped.first(), skipped.last())
+    else {
+        return;
+    };
+    let index = &model.loops[like.lp as usize].index;
+    let which = match first.cmp(last) {
+        std::cmp::Ordering::Equal => format!("step {index} = {first}"),
+        std::cmp::Ordering::Less => format!("steps {index} = {first} to {last}"),
+        std::cmp::Ordering::Greater => format!("steps {index} = {first} down to {last}"),
+    };
+    comment(
+        out,
+        format,
+        &format!(
+            "{which}: as step {index} = {}, at their own {index}",
+            like.index
+        ),
+    );
+    skipped.clear();
+}
+
+fn comment(out: &mut String, format: Format, text: &str) {
+    let _ = match format {
+        Format::Text => writeln!(out, "  // {text}"),
+        Format::Latex => writeln!(out, "  % {text}"),
+    };
+}
+
+fn push_line(out: &mut String, line: &str) {
+    let _ = writeln!(out, "{line}");
+}
+
+/// A line with every run of digits written `#` and every run of spaces one space:
+/// two steps' lines compare equal when they differ only in positions and the step
+/// numbers in their names (and so in the padding before the rule).
+fn without_numbers(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    for c in line.chars() {
+        let c = match c {
+            '0'..='9' => '#',
+            c => c,
+        };
+        if !(matches!(c, '#' | ' ') && out.ends_with(c)) {
+            out.push(c);
         }
     }
     out
@@ -98,6 +193,46 @@ fn line_names(model: &Model) -> Vec<Option<String>> {
         .collect()
 }
 
+/// The most pieces of a `concat` shown; longer ones show their first and last.
+const SHOWN_ROWS: usize = 6;
+
+/// A sum of rows each padded into its place along axis 0, all of them once in
+/// order (the gradient of a stack read as `w[l]` at every step): the rows, for
+/// rendering as the `concat` it is. The sums between them must be inline.
+fn joined_rows(model: &Model, id: NodeId, names: &[Option<String>]) -> Option<Vec<NodeId>> {
+    let node = model.node(id);
+    let (Op::Binary(BinaryOp::Add), Some(nnc_ir::Dim::Fixed(size))) =
+        (&node.op, node.ty.shape.first())
+    else {
+        return None;
+    };
+    let mut rows: Vec<Option<NodeId>> = vec![None; *size];
+    let mut todo = node.args.clone();
+    while let Some(x) = todo.pop() {
+        let term = model.node(x);
+        if names[x.index()].is_some() {
+            return None;
+        }
+        match term.op {
+            Op::Binary(BinaryOp::Add) => todo.extend(&term.args),
+            Op::Pad {
+                axis: 0,
+                start,
+                size: s,
+            } if s == *size
+                && model.shape(term.args[0]).first() == Some(&nnc_ir::Dim::Fixed(1)) =>
+            {
+                let slot = rows.get_mut(start)?;
+                if slot.replace(term.args[0]).is_some() {
+                    return None;
+                }
+            }
+            _ => return None,
+        }
+    }
+    rows.into_iter().collect()
+}
+
 /// Binding strength, for parentheses: higher binds tighter.
 fn precedence(op: &Op) -> u8 {
     match op {
@@ -139,6 +274,19 @@ fn render(
     };
     let p = precedence(&node.op);
     let dims = |shape: &nnc_ir::Shape| model.shape_str(shape);
+    if let Some(rows) = joined_rows(model, id, names) {
+        let mut parts: Vec<String> = rows
+            .iter()
+            .map(|r| render(model, *r, names, format, false))
+            .collect();
+        // A stack's gradient from a 100-step loop: its first rows and its last.
+        if parts.len() > SHOWN_ROWS {
+            let last = parts.pop().unwrap_or_default();
+            parts.truncate(SHOWN_ROWS - 2);
+            parts.extend(["...".to_string(), last]);
+        }
+        return format!("concat({}, axis = 0)", parts.join(", "));
+    }
     match &node.op {
         Op::Input(i) => model.inputs[i.0 as usize].name.clone(),
         Op::Param(i) => model.params[i.0 as usize].name.clone(),

@@ -79,6 +79,7 @@ fn backward(model: &mut Model, of: NodeId, wrt: &[Option<NodeId>]) -> Result<Wir
     let seed = {
         let mut b = Builder {
             span: model.node(of).span,
+            step: None,
             model,
             rule: "seed: d loss / d loss = 1",
         };
@@ -98,11 +99,12 @@ fn backward(model: &mut Model, of: NodeId, wrt: &[Option<NodeId>]) -> Result<Wir
         }
         total[i] = Some(g);
         let op = model.node(n).op.clone();
-        let span = model.node(n).span;
+        let (span, step) = (model.node(n).span, model.node(n).step);
         let mut b = Builder {
             model,
             span,
             rule: rule_name(&op),
+            step,
         };
         let operand_grads = vjp(&mut b, n, g)?;
         let args = b.model.node(n).args.clone();
@@ -179,11 +181,12 @@ fn sum_at_branch(
     n: NodeId,
     parts: Vec<NodeId>,
 ) -> Result<NodeId, InternalError> {
-    let span = model.node(n).span;
+    let (span, step) = (model.node(n).span, model.node(n).step);
     let mut b = Builder {
         model,
         span,
         rule: "sum at branches",
+        step,
     };
     let mut parts = parts.into_iter();
     let mut total = parts
@@ -200,11 +203,12 @@ fn zeros_like(
     shape: nnc_ir::Shape,
     near: NodeId,
 ) -> Result<NodeId, InternalError> {
-    let span = model.node(near).span;
+    let (span, step) = (model.node(near).span, model.node(near).step);
     let mut b = Builder {
         model,
         span,
         rule: "no dependence: zero",
+        step,
     };
     let zero = b.constant(0.0);
     b.broadcast(zero, shape)
@@ -272,6 +276,7 @@ pub fn hessian_vector_product(model: &mut Model) -> Result<(), InternalError> {
             model,
             span,
             rule: "Hessian-vector product: sum(d_w * v_w)",
+            step: None,
         };
         let product = b.mul(*g, v)?;
         let term = b.sum(product, None, false)?;

@@ -75,3 +75,37 @@ fn slices_and_joins() {
     let model = nnc_ir::compile_source(source).expect("compiles").remove(0);
     insta::assert_snapshot!(derive(&model).expect("differentiates").render(Format::Text));
 }
+
+/// A loop over a stack, its steps folded: the first step (reading `x`), one step like
+/// the others, and the last (giving `h`); the backward pass likewise, the other way;
+/// the stack's gradient as the `concat` of each step's slice. A 200-step loop shows
+/// as many lines as a 5-step one.
+#[test]
+fn loops_show_their_steps_folded() {
+    let source = |steps: usize| {
+        format!(
+            "model deep {{
+    dtype f64;
+    dim N, D = 3, L = {steps};
+    input x: [N, D];
+    param w: [L, D, D] = xavier;
+    param b: [L, D] = zeros;
+    let h = for l in 0..L from x {{
+        let z = h @ w[l] + b[l];
+        tanh(z)
+    }};
+    loss sum(h ^ 2);
+}}
+"
+        )
+    };
+    let render = |steps: usize| {
+        let model = nnc_ir::compile_source(&source(steps))
+            .expect("compiles")
+            .remove(0);
+        derive(&model).expect("differentiates").render(Format::Text)
+    };
+    let five = render(5);
+    assert_eq!(five.lines().count(), render(200).lines().count());
+    insta::assert_snapshot!(five);
+}

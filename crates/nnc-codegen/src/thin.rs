@@ -251,6 +251,7 @@ impl Expander<'_> {
                 name: None,
                 rule: self.node.rule,
                 call: self.node.call.clone(),
+                step: self.node.step,
             },
         )
     }

@@ -36,7 +36,9 @@ mod types;
 
 pub use lint::warnings;
 pub use lower::{grad_targets, lower_file, lower_model};
-pub use model::{Call, GradOf, Init, InputInfo, Model, Node, NodeId, NodeKey, ParamInfo};
+pub use model::{
+    Call, GradOf, Init, InputInfo, LoopInfo, LoopStep, Model, Node, NodeId, NodeKey, ParamInfo,
+};
 pub use op::{BinaryOp, CmpOp, InputId, Op, ParamId, ReduceOp, UnaryOp};
 pub use types::{
     DType, Dim, DimId, DimInfo, Elem, MAX_ELEMENTS, Shape, Type, checked_elements, fixed_elements,

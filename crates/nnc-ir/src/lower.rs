@@ -100,6 +100,7 @@ fn lower_with<'a>(
         outer_calls: 0,
         nesting: 0,
         loop_steps: 0,
+        in_step: None,
         file_consts: Env::default(),
     };
     // The file's consts come first: they start the model's scope, and the user's
@@ -215,6 +216,8 @@ struct Lowerer<'a> {
     nesting: usize,
     /// Steps the model's loops have run so far (see `loops::MAX_LOOP_STEPS`).
     loop_steps: usize,
+    /// The loop step being lowered: new nodes are tagged with it.
+    in_step: Option<crate::model::LoopStep>,
     /// The file-level consts' values: in the scope of the model and of the user's
     /// functions (not the prelude's, which must not depend on the user's names).
     file_consts: Env,
@@ -659,6 +662,7 @@ impl<'a> Lowerer<'a> {
             return Err(self.shape_error(e, span));
         }
         let id = self.model.push_typed(op, args, ty, self.span(span));
+        self.model.nodes[id.index()].step = self.in_step;
         if let Some(outer) = self.frames.first() {
             self.model.nodes[id.index()].call = Some(Call {
                 function: outer.name.clone(),

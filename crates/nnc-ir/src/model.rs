@@ -33,6 +33,27 @@ pub struct Node {
     /// The outermost function call (the user's or the prelude's) this node was
     /// inlined from, if any: pictures of the model draw such a call as one gate.
     pub call: Option<Call>,
+    /// The step of the (innermost) loop this node was lowered in, if any; backward
+    /// nodes take the step of the node whose rule built them.
+    pub step: Option<LoopStep>,
+}
+
+/// One step of a loop: which loop (a position in [`Model::loops`]) and the index's
+/// value at that step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct LoopStep {
+    pub lp: u32,
+    pub index: usize,
+}
+
+/// A loop of the source, unrolled when lowering: `for index in start..end`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LoopInfo {
+    pub index: String,
+    pub start: usize,
+    pub end: usize,
+    /// `for l in 0..L from x`, in the source.
+    pub header: Span,
 }
 
 /// One inlined call of a function, as the user wrote it: `sigmoid(z)` at its span.
@@ -161,6 +182,9 @@ pub struct Model {
     /// The scalar loss.
     pub loss: NodeId,
     pub grads: Vec<(GradOf, NodeId)>,
+    /// The loops the model was written with, in lowering order; nodes name their
+    /// step ([`Node::step`]).
+    pub loops: Vec<LoopInfo>,
 }
 
 impl Model {
@@ -176,6 +200,7 @@ impl Model {
             outputs: vec![],
             loss: NodeId(0),
             grads: vec![],
+            loops: vec![],
         }
     }
 
@@ -213,6 +238,7 @@ impl Model {
             name: None,
             rule: None,
             call: None,
+            step: None,
         });
         id
     }

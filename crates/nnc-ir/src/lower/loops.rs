@@ -10,7 +10,7 @@
 //! derivation and generated code read like the hand-written layers.
 
 use super::{Env, Lowered, Lowerer, Reported, Val};
-use crate::model::NodeId;
+use crate::model::{LoopInfo, LoopStep, NodeId};
 use crate::op::{BinaryOp, Op};
 use crate::types::{Dim, Type};
 use nnc_syntax::ast::{Expr, ExprKind, Let, Loop};
@@ -75,10 +75,23 @@ impl Lowerer<'_> {
         self.count_steps(end - start, lp.header)?;
         let mut carried = self.expr(&lp.from, env)?;
         let mut kept = vec![];
+        let id = self.model.loops.len() as u32;
+        self.model.loops.push(LoopInfo {
+            index: lp.index.name.clone(),
+            start,
+            end,
+            header: self.span(lp.header),
+        });
+        let outer = self.in_step;
         for step in start..end {
             let count = step - start + 1;
             let reported = self.diagnostics.len();
+            self.in_step = Some(LoopStep {
+                lp: id,
+                index: step,
+            });
             let next = self.step(lp, step, carried.clone(), env, (count, step + 1 == end));
+            self.in_step = outer;
             let Ok(next) = next else {
                 self.at_step(reported, lp, step);
                 return Err(Reported);
