@@ -14,6 +14,7 @@ use crate::rng::Rng;
 pub fn generate(seed: u64) -> Program {
     let mut g = Generator {
         rng: Rng::new(seed),
+        loops: Rng::new(seed ^ 0x3c6e_f372_fe94_f82b),
         program: Program {
             seed,
             name: format!("r{seed}"),
@@ -48,6 +49,9 @@ const DEPTH: usize = 3;
 
 struct Generator {
     rng: Rng,
+    /// Every choice about loops, from a stream of its own: a program that calls no
+    /// loop is the one its seed gave before loops were generated.
+    loops: Rng,
     program: Program,
 }
 
@@ -115,6 +119,14 @@ impl Generator {
         if self.rng.chance(0.3) {
             let text = "fn centred(x) = x - logsumexp(x, axis = -1, keepdims = true);".to_string();
             self.program.fns.push(("centred".into(), vec![], text));
+        }
+        if self.loops.chance(0.35) {
+            // A loop over a stack `w: [n, s, s]`, keeping its steps.
+            let (a, b) = (self.loops.constant(0.1, 0.9), self.loops.constant(0.1, 0.9));
+            let text = format!(
+                "fn deep(x, w, n) {{\n    let h, hs = for k in 0..n from x {{ tanh(h @ w[k]) + {a} * h }};\n    h + {b} * sum(hs, axis = 0)\n}}"
+            );
+            self.program.fns.push(("deep".into(), vec![], text));
         }
     }
 
@@ -241,6 +253,9 @@ impl Generator {
     fn expr(&mut self, shape: &[Sym], depth: usize) -> Expr {
         if depth == 0 || self.rng.chance(0.2) {
             return self.leaf(shape);
+        }
+        if self.deep_fits(shape) && self.loops.chance(0.2) {
+            return self.deep(shape, depth - 1);
         }
         let rank = shape.len();
         let scalar = rank == 0;
@@ -814,6 +829,24 @@ impl Generator {
         call("pick", vec![x, labels], kwargs, shape.to_vec())
     }
 
+    /// Whether `deep` may give `shape`: the program has it, and `shape` is a vector
+    /// or matrix whose last dim is fixed (the stack's matrices are square in it).
+    fn deep_fits(&self, shape: &[Sym]) -> bool {
+        let last_fixed = shape.last().is_some_and(|s| Sym::FIXED.contains(s));
+        self.has_fn("deep") && (1..=2).contains(&shape.len()) && last_fixed
+    }
+
+    /// `deep(x, w, n)` of `shape` (whose last dim `s` is fixed): a loop over the
+    /// stack `w: [K, s, s]`, `n` the size of `K`.
+    fn deep(&mut self, shape: &[Sym], d: usize) -> Expr {
+        let s = shape[shape.len() - 1];
+        let k = *self.rng.pick(&Sym::FIXED);
+        let x = self.expr(shape, d);
+        let w = self.expr(&[k, s, s], d);
+        let steps = num(self.size_of(k) as f64);
+        call("deep", vec![x, w, steps], vec![], shape.to_vec())
+    }
+
     /// A call of one of the program's `fn`s that gives `shape`.
     fn user_fn(&mut self, shape: &[Sym], d: usize) -> Expr {
         let mut choices = vec![];
@@ -825,6 +858,9 @@ impl Generator {
         }
         if self.has_fn("centred") && !shape.is_empty() {
             choices.push("centred");
+        }
+        if self.deep_fits(shape) && self.loops.chance(0.5) {
+            return self.deep(shape, d);
         }
         if self.has_fn("layer") && shape.len() <= 2 {
             return self.matmul(shape, d);
