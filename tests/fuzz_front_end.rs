@@ -62,6 +62,7 @@ fn front_end(source: &str) -> Vec<Diagnostic> {
 const MODELS: &[&str] = &[
     include_str!("../examples/models/activations.nn"),
     include_str!("../examples/models/deep_tanh.nn"),
+    include_str!("../examples/models/deep_stack.nn"),
     include_str!("../examples/models/gates.nn"),
     include_str!("../examples/models/logistic.nn"),
     include_str!("../examples/models/mlp784.nn"),
@@ -87,6 +88,10 @@ const TOKENS: &[&str] = &[
     "grad",
     "true",
     "false",
+    "for",
+    "in",
+    "from",
+    "..",
     "x",
     "w",
     "N",

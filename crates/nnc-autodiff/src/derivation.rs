@@ -206,7 +206,9 @@ fn joined_rows(model: &Model, id: NodeId, names: &[Option<String>]) -> Option<Ve
     else {
         return None;
     };
-    let mut rows: Vec<Option<NodeId>> = vec![None; *size];
+    // Rows as found (the tree bounds their number, not the axis's size, which can
+    // be 2^40), then in order: one for each position.
+    let mut rows: Vec<(usize, NodeId)> = vec![];
     let mut todo = node.args.clone();
     while let Some(x) = todo.pop() {
         let term = model.node(x);
@@ -222,15 +224,14 @@ fn joined_rows(model: &Model, id: NodeId, names: &[Option<String>]) -> Option<Ve
             } if s == *size
                 && model.shape(term.args[0]).first() == Some(&nnc_ir::Dim::Fixed(1)) =>
             {
-                let slot = rows.get_mut(start)?;
-                if slot.replace(term.args[0]).is_some() {
-                    return None;
-                }
+                rows.push((start, term.args[0]));
             }
             _ => return None,
         }
     }
-    rows.into_iter().collect()
+    rows.sort_by_key(|(start, _)| *start);
+    let each_once = rows.iter().enumerate().all(|(k, (start, _))| k == *start);
+    (each_once && rows.len() == *size).then(|| rows.into_iter().map(|(_, r)| r).collect())
 }
 
 /// Binding strength, for parentheses: higher binds tighter.

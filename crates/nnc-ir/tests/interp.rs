@@ -174,7 +174,11 @@ fn every_spec_model_evaluates_at_two_batch_sizes() {
             }
         }
     }
-    assert_eq!(count, 2 * 14, "fourteen spec models, two batch sizes each");
+    assert_eq!(
+        count,
+        2 * 15,
+        "fourteen spec models and deep_stack, two batch sizes each"
+    );
 }
 
 /// The interpreter in f32 agrees with itself in f64 to f32 precision.

@@ -33,6 +33,11 @@ fn deep_tanh() {
 }
 
 #[test]
+fn deep_stack() {
+    check::<models::deep_stack::DeepStack>("deep_stack.nn", "deep_stack");
+}
+
+#[test]
 fn add_mul() {
     check::<models::add_mul::AddMul>("gates.nn", "add_mul");
 }
