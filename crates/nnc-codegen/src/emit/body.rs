@@ -1276,13 +1276,8 @@ impl<'a> Body<'a> {
             return quote!(#field.index_axis(Axis(0), #at));
         }
         let name = ident(&self.slice_name(base));
-        let inner = &shape[1..];
-        let len = self.len(inner);
-        let start = if inner.iter().all(|d| matches!(d, Dim::Fixed(_))) {
-            Ex::usize(l * nnc_ir::fixed_elements(inner))
-        } else {
-            Ex::mul(&at, &len)
-        };
+        let len = self.len(&shape[1..]);
+        let start = self.row_offset(base, l);
         quote!(rt::matrix(&#name[#start..][..#len], #r, #c))
     }
 
@@ -1442,14 +1437,19 @@ impl<'a> Body<'a> {
         }
     }
 
-    /// Where row `row` of `n` starts in its row-major storage.
+    /// Where row `row` of `n` starts in its row-major storage (no `0 * n` or
+    /// `1 * n`: clippy rejects both).
     fn row_offset(&mut self, n: NodeId, row: usize) -> Ex {
         let inner = &self.shape(n)[1..];
         if inner.iter().all(|d| matches!(d, Dim::Fixed(_))) {
             return Ex::usize(row * nnc_ir::fixed_elements(inner));
         }
         let len = self.len(inner);
-        Ex::mul(&Ex::usize(row), &len)
+        match row {
+            0 => Ex::usize(0),
+            1 => len,
+            _ => Ex::mul(&Ex::usize(row), &len),
+        }
     }
 
     // ---- nests ----------------------------------------------------------------
