@@ -119,14 +119,16 @@ pub fn vjp(b: &mut Builder<'_>, n: NodeId, g: NodeId) -> Result<Grads, InternalE
             vec![Some(da), Some(b.neg(g_y_over_b)?)]
         }
         Op::Binary(op @ (BinaryOp::Max | BinaryOp::Min)) => {
-            // The first operand wins ties.
+            // The first operand wins ties. Which one won is read off the result
+            // (`0 < h` for `h = max(0, z)`, exactly `0 < z`): the result is usually
+            // kept anyway (it feeds the next product), the other operand often not.
             let (first, second) = if op == BinaryOp::Max {
                 (CmpOp::Ge, CmpOp::Lt)
             } else {
                 (CmpOp::Le, CmpOp::Gt)
             };
-            let first_wins = b.cmp(first, a[0], a[1])?;
-            let second_wins = b.cmp(second, a[0], a[1])?;
+            let first_wins = b.cmp(first, a[0], y)?;
+            let second_wins = b.cmp(second, a[0], y)?;
             vec![Some(b.mul(g, first_wins)?), Some(b.mul(g, second_wins)?)]
         }
         Op::Compare(_) => vec![None, None],
