@@ -50,7 +50,13 @@ fn main() -> ExitCode {
     let clients: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(8).max(1);
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/models");
     let mut bodies = Vec::new();
-    for name in ["gates.nn", "logistic.nn", "svm.nn", "two_layer.nn", "spiral.nn"] {
+    for name in [
+        "gates.nn",
+        "logistic.nn",
+        "svm.nn",
+        "two_layer.nn",
+        "spiral.nn",
+    ] {
         match std::fs::read_to_string(dir.join(name)) {
             Ok(source) => bodies.push(serde_json::json!({ "source": source }).to_string()),
             Err(e) => {
@@ -59,8 +65,7 @@ fn main() -> ExitCode {
             }
         }
     }
-    let server = match nnc_serve::spawn(([127, 0, 0, 1], 0).into(), nnc_serve::Config::default())
-    {
+    let server = match nnc_serve::spawn(([127, 0, 0, 1], 0).into(), nnc_serve::Config::default()) {
         Ok(server) => server,
         Err(e) => {
             eprintln!("error: cannot start the server: {e}");

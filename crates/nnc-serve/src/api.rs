@@ -59,9 +59,7 @@ pub fn router(config: Config, addr: SocketAddr) -> Router {
         )
         .route(
             "/api/file",
-            get(file::read)
-                .put(file::save)
-                .layer(source_limit()),
+            get(file::read).put(file::save).layer(source_limit()),
         )
         .route("/api/file/version", get(file::version))
         .layer(middleware::from_fn_with_state(state.clone(), host_guard))
@@ -94,7 +92,11 @@ fn allowed_host(state: &AppState, host: &str) -> bool {
     let served = state.addr.ip().to_string();
     name.eq_ignore_ascii_case("localhost")
         || name == served
-        || state.config.hosts.iter().any(|h| h.eq_ignore_ascii_case(name))
+        || state
+            .config
+            .hosts
+            .iter()
+            .any(|h| h.eq_ignore_ascii_case(name))
 }
 
 /// Why a request's work gave no pane.
@@ -117,7 +119,9 @@ impl IntoResponse for Failure {
             ),
             Failure::Panicked(message) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
-                format!("internal error: nnc panicked: {message}\nthis is a bug in nnc; please report it with the program"),
+                format!(
+                    "internal error: nnc panicked: {message}\nthis is a bug in nnc; please report it with the program"
+                ),
             ),
         };
         (status, Json(Pane::error(text))).into_response()

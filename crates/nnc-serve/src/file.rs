@@ -12,7 +12,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use std::io::{self, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::UNIX_EPOCH;
 
 /// The edited file as the page loads it.
@@ -76,13 +76,12 @@ fn store(path: &Path, text: &str) -> Result<Version, String> {
     Ok(Version { version })
 }
 
-fn edited(state: &AppState) -> Result<PathBuf, Response> {
-    state.config.file.clone().ok_or_else(|| {
-        refuse(
-            StatusCode::NOT_FOUND,
-            "no file: start `nnc serve FILE` to edit one",
-        )
-    })
+/// The 404 of the file endpoints on a scratch page.
+fn no_file() -> Response {
+    refuse(
+        StatusCode::NOT_FOUND,
+        "no file: start `nnc serve FILE` to edit one",
+    )
 }
 
 fn cannot(what: &str, path: &Path, why: String) -> Response {
@@ -94,9 +93,8 @@ fn cannot(what: &str, path: &Path, why: String) -> Response {
 
 /// `GET /api/file`.
 pub(crate) async fn read(State(state): State<AppState>) -> Response {
-    let path = match edited(&state) {
-        Ok(path) => path,
-        Err(response) => return response,
+    let Some(path) = state.config.file.clone() else {
+        return no_file();
     };
     let read = path.clone();
     match state.blocking(move || load(&read)).await {
@@ -108,9 +106,8 @@ pub(crate) async fn read(State(state): State<AppState>) -> Response {
 
 /// `GET /api/file/version`.
 pub(crate) async fn version(State(state): State<AppState>) -> Response {
-    let path = match edited(&state) {
-        Ok(path) => path,
-        Err(response) => return response,
+    let Some(path) = state.config.file.clone() else {
+        return no_file();
     };
     let read = path.clone();
     match state.blocking(move || version_of(&read)).await {
@@ -122,9 +119,8 @@ pub(crate) async fn version(State(state): State<AppState>) -> Response {
 
 /// `PUT /api/file`: saves atomically; answers with the new version.
 pub(crate) async fn save(State(state): State<AppState>, Json(save): Json<Save>) -> Response {
-    let path = match edited(&state) {
-        Ok(path) => path,
-        Err(response) => return response,
+    let Some(path) = state.config.file.clone() else {
+        return no_file();
     };
     if save.text.len() as u64 > nnc_syntax::MAX_SOURCE_BYTES {
         let text = format!(

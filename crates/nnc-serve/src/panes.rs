@@ -140,7 +140,10 @@ pub fn check(request: &PaneRequest, file: &str) -> Pane {
     let text = match warnings.len() {
         0 => format!("{file}: ok\n"),
         1 => format!("{}{file}: ok, 1 warning\n", render(&warnings, source, file)),
-        n => format!("{}{file}: ok, {n} warnings\n", render(&warnings, source, file)),
+        n => format!(
+            "{}{file}: ok, {n} warnings\n",
+            render(&warnings, source, file)
+        ),
     };
     Pane {
         diagnostics: locate(&warnings, source),
@@ -155,10 +158,10 @@ fn render(diagnostics: &[nnc_syntax::Diagnostic], source: &str, file: &str) -> S
 
 /// The source's models lowered, and the one the request picks (the first when it
 /// names none, or one the file no longer has); or the pane to show instead.
-fn pick(request: &PaneRequest, file: &str) -> Result<Model, Pane> {
+fn pick(request: &PaneRequest, file: &str) -> Result<Model, Box<Pane>> {
     let source = &request.source;
     let models = nnc_ir::compile_source(source)
-        .map_err(|diagnostics| diagnostics_pane(&diagnostics, source, file))?;
+        .map_err(|diagnostics| Box::new(diagnostics_pane(&diagnostics, source, file)))?;
     let wanted = request.model.as_deref();
     let chosen = models
         .iter()
@@ -167,7 +170,7 @@ fn pick(request: &PaneRequest, file: &str) -> Result<Model, Pane> {
     models
         .into_iter()
         .nth(chosen)
-        .ok_or_else(|| Pane::error(format!("{file} holds no model")))
+        .ok_or_else(|| Box::new(Pane::error(format!("{file} holds no model"))))
 }
 
 fn shown(model: &Model, pane: Pane) -> Pane {
@@ -181,7 +184,7 @@ fn shown(model: &Model, pane: Pane) -> Pane {
 pub fn grad(request: &PaneRequest, file: &str) -> Pane {
     let model = match pick(request, file) {
         Ok(model) => model,
-        Err(pane) => return pane,
+        Err(pane) => return *pane,
     };
     let pane = match nnc_autodiff::derive(&model) {
         Ok(derivation) => Pane::ok(derivation.render(nnc_autodiff::Format::Text)),
@@ -194,7 +197,7 @@ pub fn grad(request: &PaneRequest, file: &str) -> Pane {
 pub fn compile(request: &PaneRequest, file: &str) -> Pane {
     let model = match pick(request, file) {
         Ok(model) => model,
-        Err(pane) => return pane,
+        Err(pane) => return *pane,
     };
     let options = nnc_codegen::Options {
         model: Some(model.name.clone()),
@@ -214,7 +217,7 @@ pub fn compile(request: &PaneRequest, file: &str) -> Pane {
 pub fn graph(request: &PaneRequest, file: &str, inputs: Option<&Path>) -> Pane {
     let model = match pick(request, file) {
         Ok(model) => model,
-        Err(pane) => return pane,
+        Err(pane) => return *pane,
     };
     shown(&model, draw(&model, request, file, inputs))
 }
@@ -264,7 +267,7 @@ fn draw(model: &Model, request: &PaneRequest, file: &str, inputs: Option<&Path>)
 pub fn gradcheck(request: &PaneRequest, file: &str, max_time: Duration) -> Pane {
     let model = match pick(request, file) {
         Ok(model) => model,
-        Err(pane) => return pane,
+        Err(pane) => return *pane,
     };
     if request.batch == 0 || request.batch > MAX_BATCH {
         return Pane::error(format!("the batch must be 1 to {MAX_BATCH}"));

@@ -39,11 +39,7 @@ fn artefacts() -> PathBuf {
 
 /// Evaluates `expression` in the page until it gives a string that `done` accepts;
 /// the last value seen on failure.
-fn wait_for(
-    tab: &Tab,
-    expression: &str,
-    done: impl Fn(&str) -> bool,
-) -> anyhow::Result<String> {
+fn wait_for(tab: &Tab, expression: &str, done: impl Fn(&str) -> bool) -> anyhow::Result<String> {
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut last = String::new();
     while Instant::now() < deadline {
@@ -90,16 +86,21 @@ fn typing_a_model_shows_its_error_then_its_derivation_and_graph() -> anyhow::Res
     tab.navigate_to(&server.url())?.wait_until_navigated()?;
     // The sample model loads first; then the whole text is replaced by typing.
     wait_for(&tab, &text_of("diagnostics"), |t| t.contains("ok"))?;
+    tab.wait_for_element("#editor")?.click()?;
     tab.evaluate("document.getElementById('editor').select()", false)?;
-    tab.wait_for_element("#editor")?.type_into(TYPED)?;
+    tab.type_str(TYPED)?;
     let typed = tab.evaluate("document.getElementById('editor').value", false)?;
     assert_eq!(typed.value, Some(serde_json::Value::from(TYPED)));
 
     let diagnostics = wait_for(&tab, &text_of("diagnostics"), |t| t.contains("model.nn:"))?;
     assert!(diagnostics.contains("model.nn:6:"), "{diagnostics}");
-    assert!(diagnostics.contains("x @ w") && diagnostics.contains('┬'), "{diagnostics}");
+    assert!(
+        diagnostics.contains("x @ w") && diagnostics.contains('┬'),
+        "{diagnostics}"
+    );
     // The position is a link that moves the caret to line 6.
-    tab.wait_for_element("#diagnostics a[data-line='6']")?.click()?;
+    tab.wait_for_element("#diagnostics a[data-line='6']")?
+        .click()?;
     let caret = tab.evaluate(
         "(() => { const e = document.getElementById('editor'); \
          return e.value.slice(0, e.selectionStart).split('\\n').length; })()",
@@ -114,19 +115,27 @@ fn typing_a_model_shows_its_error_then_its_derivation_and_graph() -> anyhow::Res
         false,
     )?;
     tab.type_str("2")?;
-    let diagnostics = wait_for(&tab, &text_of("diagnostics"), |t| t.contains("model.nn: ok"))?;
+    let diagnostics = wait_for(&tab, &text_of("diagnostics"), |t| {
+        t.contains("model.nn: ok")
+    })?;
     assert!(!diagnostics.contains('┬'), "{diagnostics}");
     let derivation = wait_for(&tab, &text_of("derivation"), |t| t.contains("backward"))?;
     assert!(derivation.starts_with("model neuron"), "{derivation}");
-    assert!(derivation.contains("// sigmoid"), "{derivation}");
-    // x @ w + 1 = -1*2 - 1*2 + 1 = -3, sigmoid(-3) = 0.04743.
+    assert!(derivation.contains("d_w = x.T @ d_t4"), "{derivation}");
+    assert!(
+        derivation.contains("// matmul: g @ b.T and a.T @ g"),
+        "{derivation}"
+    );
+    // x @ w = -1*2 - 1*2 = -4, + 1 = -3, the loss sigmoid(-3) = 0.047 (values to two
+    // decimals); its gradient sigmoid'(-3) = 0.045, times w = 2 on each x: 0.09.
     let svg = wait_for(
         &tab,
         "document.querySelector('#graph svg')?.outerHTML ?? ''",
         |t| t.contains("<svg"),
     )?;
-    assert!(svg.contains(">-3<"), "{svg}");
-    assert!(svg.contains("0.0474"), "{svg}");
+    for drawn in [">[-4]<", ">[-3]<", ">0.05<", ">[0.09, 0.09]<"] {
+        assert!(svg.contains(drawn), "{drawn} missing from {svg}");
+    }
     wait_for(&tab, &text_of("rust"), |t| t.contains("pub mod neuron"))?;
 
     tab.wait_for_element("#gradcheck-run")?.click()?;

@@ -69,7 +69,11 @@ fn the_picked_model_is_the_one_derived() {
         "/api/grad",
         json!({ "source": example("gates.nn"), "model": "neuron_gate" }),
     ));
-    assert!(reply.text().starts_with("model neuron_gate"), "{}", reply.text());
+    assert!(
+        reply.text().starts_with("model neuron_gate"),
+        "{}",
+        reply.text()
+    );
 }
 
 #[test]
@@ -112,7 +116,10 @@ fn the_generated_rust_is_the_models() {
     let text = reply.text();
     assert_eq!(reply.json()["ok"], true, "{text}");
     assert!(text.contains("pub mod neuron"), "{text}");
-    assert!(!text.contains("pub mod add_mul"), "only the picked model: {text}");
+    assert!(
+        !text.contains("pub mod add_mul"),
+        "only the picked model: {text}"
+    );
 }
 
 #[test]
@@ -139,7 +146,11 @@ fn a_program_with_errors_gives_its_diagnostics_in_every_pane() {
         ));
         assert_eq!(reply.status, StatusCode::OK, "{path}");
         assert_eq!(reply.json()["ok"], false, "{path}");
-        assert!(reply.text().contains("model.nn:5:"), "{path}: {}", reply.text());
+        assert!(
+            reply.text().contains("model.nn:5:"),
+            "{path}: {}",
+            reply.text()
+        );
     }
 }
 
@@ -165,7 +176,12 @@ fn bogus_json_is_a_client_error() {
             body.to_vec(),
             None,
         ));
-        assert!(reply.status.is_client_error(), "{:?}: {}", body, reply.status);
+        assert!(
+            reply.status.is_client_error(),
+            "{:?}: {}",
+            body,
+            reply.status
+        );
     }
 }
 
@@ -185,9 +201,7 @@ fn only_json_is_taken_for_panes() {
 #[test]
 fn another_host_is_refused() {
     let config = Config::default();
-    let ask = |host| {
-        block_on(send(&config, "GET", "/", None, Vec::new(), Some(host))).status
-    };
+    let ask = |host| block_on(send(&config, "GET", "/", None, Vec::new(), Some(host))).status;
     assert_eq!(ask("evil.example"), StatusCode::MISDIRECTED_REQUEST);
     assert_eq!(ask("evil.example:7878"), StatusCode::MISDIRECTED_REQUEST);
     assert_eq!(ask("localhost:7878"), StatusCode::OK);
@@ -321,8 +335,16 @@ fn file_mode_reads_saves_atomically_and_sees_changes_on_disk() {
     assert_ne!(get("/api/file/version").json()["version"], second);
     assert_eq!(get("/api/file").json()["text"], "// changed\n");
     // Diagnostics carry the file's name.
-    let checked = block_on(post(&config, "/api/check", json!({ "source": SHAPE_ERROR })));
-    assert!(checked.text().contains("edited.nn:5:"), "{}", checked.text());
+    let checked = block_on(post(
+        &config,
+        "/api/check",
+        json!({ "source": SHAPE_ERROR }),
+    ));
+    assert!(
+        checked.text().contains("edited.nn:5:"),
+        "{}",
+        checked.text()
+    );
 }
 
 #[test]
@@ -340,7 +362,14 @@ fn a_file_not_there_yet_is_empty_until_saved() {
 
 #[test]
 fn without_a_file_the_file_endpoints_are_404() {
-    let reply = block_on(send(&Config::default(), "GET", "/api/file", None, Vec::new(), None));
+    let reply = block_on(send(
+        &Config::default(),
+        "GET",
+        "/api/file",
+        None,
+        Vec::new(),
+        None,
+    ));
     assert_eq!(reply.status, StatusCode::NOT_FOUND);
     assert!(reply.text().contains("nnc serve FILE"));
 }

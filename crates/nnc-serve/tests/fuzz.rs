@@ -41,7 +41,10 @@ fn mutated(rng: &mut Rng, source: &str) -> String {
                 let copy: Vec<char> = chars[at..end].to_vec();
                 chars.splice(at..at, copy);
             }
-            2 => chars.insert(at, ['(', ')', '[', ']', ';', '@', '^', '0', '\u{0}', 'é'][rng.below(10)]),
+            2 => chars.insert(
+                at,
+                ['(', ')', '[', ']', ';', '@', '^', '0', '\u{0}', 'é'][rng.below(10)],
+            ),
             _ => {
                 if at < chars.len() {
                     chars[at] = ['{', '}', ',', ':', '-', '9', 'N', ' '][rng.below(8)];
@@ -62,8 +65,12 @@ fn body(rng: &mut Rng, models: &[String]) -> Vec<u8> {
             let text = json!({ "source": model }).to_string();
             text.as_bytes()[..rng.below(text.len())].to_vec()
         }
-        2 => json!({ "source": 7, "model": [], "seed": "x" }).to_string().into_bytes(),
-        3 => json!({ "source": model, "seed": u64::MAX, "batch": 0 }).to_string().into_bytes(),
+        2 => json!({ "source": 7, "model": [], "seed": "x" })
+            .to_string()
+            .into_bytes(),
+        3 => json!({ "source": model, "seed": u64::MAX, "batch": 0 })
+            .to_string()
+            .into_bytes(),
         4 => json!({ "source": model, "batch": 1u64 << 40, "uploaded": true })
             .to_string()
             .into_bytes(),
@@ -84,17 +91,24 @@ fn body(rng: &mut Rng, models: &[String]) -> Vec<u8> {
 
 fn assert_handled(status: StatusCode, what: &str) {
     assert!(
-        status != StatusCode::INTERNAL_SERVER_ERROR && (status.as_u16() < 500 || status == StatusCode::SERVICE_UNAVAILABLE),
+        status != StatusCode::INTERNAL_SERVER_ERROR
+            && (status.as_u16() < 500 || status == StatusCode::SERVICE_UNAVAILABLE),
         "{what}: {status}"
     );
 }
 
 #[test]
 fn random_and_hostile_bodies_never_crash_the_server() {
-    let models: Vec<String> = ["gates.nn", "logistic.nn", "spiral.nn", "activations.nn", "svm.nn"]
-        .iter()
-        .map(|f| example(f))
-        .collect();
+    let models: Vec<String> = [
+        "gates.nn",
+        "logistic.nn",
+        "spiral.nn",
+        "activations.nn",
+        "svm.nn",
+    ]
+    .iter()
+    .map(|f| example(f))
+    .collect();
     let dir = tempfile::tempdir().expect("a directory");
     let file = dir.path().join("fuzzed.nn");
     let config = Config {
@@ -103,14 +117,28 @@ fn random_and_hostile_bodies_never_crash_the_server() {
         ..Config::default()
     };
     let mut rng = Rng(0x5eed_1234_abcd_0001);
-    let panes = ["/api/check", "/api/grad", "/api/graph", "/api/compile", "/api/gradcheck"];
-    let content_types = [Some("application/json"), Some("text/plain"), None, Some("application/octet-stream")];
+    let panes = [
+        "/api/check",
+        "/api/grad",
+        "/api/graph",
+        "/api/compile",
+        "/api/gradcheck",
+    ];
+    let content_types = [
+        Some("application/json"),
+        Some("text/plain"),
+        None,
+        Some("application/octet-stream"),
+    ];
     for round in 0..300 {
         let (method, path) = match round % 8 {
             n @ 0..5 => ("POST", panes[n]),
             5 => ("PUT", "/api/inputs"),
             6 => (["PUT", "GET"][rng.below(2)], "/api/file"),
-            _ => (["GET", "DELETE", "PATCH"][rng.below(3)], ["/api/file/version", "/api/inputs", "/nope", "/"][rng.below(4)]),
+            _ => (
+                ["GET", "DELETE", "PATCH"][rng.below(3)],
+                ["/api/file/version", "/api/inputs", "/nope", "/"][rng.below(4)],
+            ),
         };
         let body = body(&mut rng, &models);
         // Mostly the right content type, so the bodies reach the handlers.
@@ -121,10 +149,20 @@ fn random_and_hostile_bodies_never_crash_the_server() {
         } else {
             Some("application/json")
         };
-        let reply = block_on(send(&config, method, path, content_type, body.clone(), None));
+        let reply = block_on(send(
+            &config,
+            method,
+            path,
+            content_type,
+            body.clone(),
+            None,
+        ));
         assert_handled(
             reply.status,
-            &format!("round {round}: {method} {path} {}", String::from_utf8_lossy(&body)),
+            &format!(
+                "round {round}: {method} {path} {}",
+                String::from_utf8_lossy(&body)
+            ),
         );
     }
 }

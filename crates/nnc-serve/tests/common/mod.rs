@@ -44,8 +44,7 @@ pub struct Reply {
 impl Reply {
     /// The body as JSON; panics (failing the test) when it is not.
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
     }
 
     /// The `text` field of a pane.
