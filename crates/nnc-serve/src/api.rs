@@ -284,3 +284,66 @@ impl AppState {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn state(budget: Duration) -> AppState {
+        AppState {
+            config: Arc::new(Config {
+                budget,
+                ..Config::default()
+            }),
+            file_name: "model.nn".into(),
+            permits: Arc::new(Semaphore::new(1)),
+            uploaded: Arc::new(Mutex::new(None)),
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        }
+    }
+
+    fn block_on<F: std::future::Future>(future: F) -> F::Output {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime")
+            .block_on(future)
+    }
+
+    #[test]
+    fn a_panic_in_the_work_is_a_500_with_its_message_and_the_server_goes_on() {
+        let state = state(Duration::from_secs(5));
+        let (status, after) = block_on(async {
+            let failed = state
+                .pane(
+                    serde_json::from_str(r#"{"source": ""}"#).expect("a request"),
+                    |_, _| panic!("a bug in a rule"),
+                )
+                .await;
+            let after = state.budgeted(|| 1 + 1).await.ok();
+            (failed.status(), after)
+        });
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        // The permit the panicking work held was given back.
+        assert_eq!(after, Some(2));
+    }
+
+    #[test]
+    fn work_waiting_for_a_busy_worker_past_the_budget_is_refused() {
+        let state = state(Duration::from_millis(200));
+        let outcome = block_on(async {
+            let busy = state.clone();
+            let long = tokio::spawn(async move {
+                busy.budgeted(|| std::thread::sleep(Duration::from_millis(600)))
+                    .await
+                    .is_ok()
+            });
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let waiting = state.budgeted(|| ()).await;
+            (long.await.ok(), waiting.is_err())
+        });
+        // The long work is over its own budget too; the second never got a worker.
+        assert_eq!(outcome, (Some(false), true));
+    }
+}

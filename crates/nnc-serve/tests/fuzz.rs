@@ -78,6 +78,8 @@ fn body(rng: &mut Rng, models: &[String]) -> Vec<u8> {
             .to_string()
             .into_bytes(),
         _ => json!({
+            // `text` too, so that saving the file (PUT /api/file) gets fuzzed text.
+            "text": mutated(rng, model),
             "source": mutated(rng, model),
             "seed": rng.next() % 100,
             "batch": 1 + rng.below(8),
