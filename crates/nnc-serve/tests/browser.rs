@@ -61,17 +61,17 @@ fn text_of(id: &str) -> String {
     format!("document.getElementById('{id}').textContent")
 }
 
-#[test]
-fn typing_a_model_shows_its_error_then_its_derivation_and_graph() -> anyhow::Result<()> {
+/// Headless Chromium, or `None` (with the note) where the test is skipped; under CI
+/// a missing Chromium fails the test.
+fn launch() -> anyhow::Result<Option<Browser>> {
     let Some(chromium) = chromium() else {
         assert!(
             std::env::var_os("CI").is_none(),
             "CI must run the browser test: install Debian's chromium (.ci/run does)"
         );
         eprintln!("skipped: install chromium (apt-get install chromium) to run the browser test");
-        return Ok(());
+        return Ok(None);
     };
-    let server = nnc_serve::spawn(([127, 0, 0, 1], 0).into(), nnc_serve::Config::default())?;
     let browser = Browser::new(
         LaunchOptions::default_builder()
             .path(Some(chromium))
@@ -82,6 +82,15 @@ fn typing_a_model_shows_its_error_then_its_derivation_and_graph() -> anyhow::Res
             .idle_browser_timeout(Duration::from_secs(120))
             .build()?,
     )?;
+    Ok(Some(browser))
+}
+
+#[test]
+fn typing_a_model_shows_its_error_then_its_derivation_and_graph() -> anyhow::Result<()> {
+    let Some(browser) = launch()? else {
+        return Ok(());
+    };
+    let server = nnc_serve::spawn(([127, 0, 0, 1], 0).into(), nnc_serve::Config::default())?;
     let tab = browser.new_tab()?;
     tab.navigate_to(&server.url())?.wait_until_navigated()?;
     // The sample model loads first; then the whole text is replaced by typing.
@@ -150,6 +159,60 @@ fn typing_a_model_shows_its_error_then_its_derivation_and_graph() -> anyhow::Res
     println!("screenshot: {}", shot.display());
 
     measure_each_example(&tab)?;
+    Ok(())
+}
+
+/// File mode: the page shows the file, reloads it when another program changes it,
+/// and Ctrl-S saves what was typed.
+#[test]
+fn the_page_edits_its_file() -> anyhow::Result<()> {
+    let Some(browser) = launch()? else {
+        return Ok(());
+    };
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("edited.nn");
+    let gates = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/models/gates.nn"),
+    )?;
+    std::fs::write(&path, &gates)?;
+    let config = nnc_serve::Config {
+        file: Some(path.clone()),
+        ..nnc_serve::Config::default()
+    };
+    let server = nnc_serve::spawn(([127, 0, 0, 1], 0).into(), config)?;
+    let tab = browser.new_tab()?;
+    tab.navigate_to(&server.url())?.wait_until_navigated()?;
+    let value = "document.getElementById('editor').value";
+    wait_for(&tab, value, |t| t == gates)?;
+    wait_for(&tab, &text_of("file-name"), |t| t.ends_with("edited.nn"))?;
+    let models = "Array.from(document.getElementById('model').options).map(o => o.value).join(',')";
+    wait_for(&tab, models, |t| t == "add_mul,neuron,neuron_gate")?;
+
+    // Another program rewrites the file: the page follows within a poll or two.
+    std::fs::write(&path, TYPED)?;
+    wait_for(&tab, value, |t| t == TYPED)?;
+    wait_for(&tab, &text_of("diagnostics"), |t| {
+        t.contains("edited.nn:6:")
+    })?;
+
+    // Typing, then Ctrl-S, saves the text as shown.
+    tab.evaluate(
+        "(() => { const e = document.getElementById('editor'); e.focus(); \
+         e.setSelectionRange(0, 0); })()",
+        false,
+    )?;
+    tab.type_str("// saved from the page\n")?;
+    tab.press_key_with_modifiers(
+        "s",
+        Some(&[headless_chrome::browser::tab::ModifierKey::Ctrl]),
+    )?;
+    let expected = format!("// saved from the page\n{TYPED}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::fs::read_to_string(&path)? != expected {
+        anyhow::ensure!(Instant::now() < deadline, "the page did not save");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    wait_for(&tab, &text_of("status"), |t| t.starts_with("saved"))?;
     Ok(())
 }
 
