@@ -21,16 +21,18 @@ model add_mul {
 }
 `;
 
-const DEBOUNCE_MS = 150;
+const DEBOUNCE_MS = 100;
 const state = {
   generation: 0, // the latest edit; replies for older ones are dropped
   timer: null,
+  inFlight: null, // an AbortController for the panes' requests of the latest edit
   uploaded: false,
   file: null, // file mode: { path, version }
   dirty: false,
   timings: {}, // pane -> milliseconds of its last reply
   editedAt: 0, // when the text last changed (performance.now())
   settledAfter: null, // milliseconds from that edit to the last pane updated for it
+  trace: [], // [what, milliseconds since the edit] for the last edit's requests and panes
 };
 const PANES = ["diagnostics", "derivation", "graph", "rust"];
 // For the browser test and the curious: when each pane last changed.
@@ -50,14 +52,16 @@ function settings() {
   };
 }
 
-// POSTs to a pane's endpoint; always resolves to a pane ({ok, text, ...}).
-async function pane(name, body) {
+// POSTs to a pane's endpoint; resolves to a pane ({ok, text, ...}), or to null when
+// a newer edit aborted the request.
+async function pane(name, body, signal) {
   const started = performance.now();
   try {
     const reply = await fetch(`/api/${name}`, {
       method: "POST",
       headers: { "content-type": "application/json" },
       body: JSON.stringify(body),
+      signal,
     });
     const type = reply.headers.get("content-type") || "";
     const result = type.includes("json")
@@ -66,22 +70,34 @@ async function pane(name, body) {
     state.timings[name] = Math.round(performance.now() - started);
     return result;
   } catch (e) {
+    if (e.name === "AbortError") return null;
     return { ok: false, text: `error: the server did not answer (${e})` };
   }
 }
 
+function mark(what) {
+  state.trace.push([what, Math.round(performance.now() - state.editedAt)]);
+}
+
 function refresh() {
   const generation = ++state.generation;
+  state.trace = [];
+  mark("sent");
   const body = settings();
   state.settledAfter = null;
   for (const id of PANES) {
     $(id).classList.add("stale");
   }
-  const current = () => generation === state.generation;
-  pane("check", body).then((p) => current() && showCheck(p));
-  pane("grad", body).then((p) => current() && showText("derivation", p));
-  pane("graph", body).then((p) => current() && showGraph(p));
-  pane("compile", body).then((p) => current() && showRust(p));
+  // Replies for an older edit are not wanted: cancel them, so that the browser and
+  // the server work on the latest text only.
+  if (state.inFlight) state.inFlight.abort();
+  state.inFlight = new AbortController();
+  const signal = state.inFlight.signal;
+  const current = (p) => p !== null && generation === state.generation;
+  pane("check", body, signal).then((p) => current(p) && showCheck(p));
+  pane("grad", body, signal).then((p) => current(p) && showText("derivation", p));
+  pane("graph", body, signal).then((p) => current(p) && showGraph(p));
+  pane("compile", body, signal).then((p) => current(p) && showRust(p));
   showStatus();
 }
 
@@ -101,6 +117,7 @@ function settle(id, p) {
   el.classList.remove("stale");
   el.classList.toggle("failed", !p.ok);
   el.dataset.updated = String(state.generation);
+  mark(id);
   if (PANES.every((id) => $(id).dataset.updated === el.dataset.updated)) {
     state.settledAfter = Math.round(performance.now() - state.editedAt);
   }
@@ -134,8 +151,9 @@ function setModels(models) {
     models.every((m, i) => picker.options[i].value === m);
   if (same) return;
   picker.innerHTML = models.map((m) => `<option>${escapeHtml(m)}</option>`).join("");
+  // A model no longer in the file: the server showed the first, as the picker now
+  // does, so the panes need no second round.
   picker.value = models.includes(chosen) ? chosen : models[0];
-  if (picker.value !== chosen) schedule();
 }
 
 function showGraph(p) {
@@ -245,7 +263,7 @@ $("gradcheck-run").addEventListener("click", async () => {
   const out = $("gradcheck");
   out.textContent = "checking…";
   out.classList.remove("failed");
-  const p = await pane("gradcheck", settings());
+  const p = await pane("gradcheck", settings(), undefined);
   out.textContent = p.text;
   out.classList.toggle("failed", !p.ok);
   showStatus();

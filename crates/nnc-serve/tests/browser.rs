@@ -218,7 +218,7 @@ fn the_page_edits_its_file() -> anyhow::Result<()> {
 
 /// Loads each example model, types one character, and reports how long until every
 /// pane showed the result (the page's own clock: keystroke to last pane drawn,
-/// including the 150 ms debounce).
+/// including the 100 ms debounce).
 fn measure_each_example(tab: &Tab) -> anyhow::Result<()> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/models");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)?
@@ -237,8 +237,15 @@ fn measure_each_example(tab: &Tab) -> anyhow::Result<()> {
         tab.type_str(" ")?;
         let settled = wait_for(tab, "String(window.nnc.settledAfter)", |t| t != "null")?;
         let name = file.file_name().map(|n| n.to_string_lossy().into_owned());
+        let replies = tab
+            .evaluate(
+                "JSON.stringify([window.nnc.timings, window.nnc.trace])",
+                false,
+            )?
+            .value
+            .unwrap_or_default();
         println!(
-            "{}: every pane updated {settled} ms after the keystroke",
+            "{}: every pane updated {settled} ms after the keystroke (replies in ms: {replies})",
             name.unwrap_or_default()
         );
         let ms: u64 = settled.parse()?;
