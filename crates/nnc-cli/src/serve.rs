@@ -15,7 +15,8 @@ pub struct Args {
     #[arg(long, default_value_t = 7878)]
     port: u16,
     /// The address to listen on: 127.0.0.1 unless you mean to serve other machines
-    /// (the page can write FILE).
+    /// (the page can write FILE). On 127.0.0.1 only requests addressed to it or to
+    /// `localhost` are answered; on 0.0.0.0, any.
     #[arg(long, default_value_t = IpAddr::V4(Ipv4Addr::LOCALHOST))]
     host: IpAddr,
     /// Open the page in the default browser.

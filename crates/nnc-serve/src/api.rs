@@ -83,6 +83,11 @@ async fn host_guard(State(state): State<AppState>, request: Request, next: Next)
 }
 
 fn allowed_host(state: &AppState, host: &str) -> bool {
+    // Served on every interface (`--host 0.0.0.0`): the names it is reached by are not
+    // known here, and the user chose to be reachable.
+    if state.addr.ip().is_unspecified() {
+        return true;
+    }
     // `name`, `name:port`, `[v6]`, `[v6]:port`.
     let name = match host.rsplit_once(':') {
         Some((name, port)) if !port.contains(']') => name,
@@ -309,6 +314,32 @@ mod tests {
             .build()
             .expect("a runtime")
             .block_on(future)
+    }
+
+    #[test]
+    fn hosts_are_checked_against_the_address_served() {
+        let local = state(Duration::from_secs(1));
+        for host in ["localhost", "LOCALHOST:80", "127.0.0.1", "127.0.0.1:7878"] {
+            assert!(allowed_host(&local, host), "{host}");
+        }
+        for host in [
+            "evil.example",
+            "127.0.0.2:7878",
+            "[::1]:7878",
+            "localhost.evil.example",
+        ] {
+            assert!(!allowed_host(&local, host), "{host}");
+        }
+        let v6 = AppState {
+            addr: SocketAddr::from(([0, 0, 0, 0, 0, 0, 0, 1], 7878)),
+            ..local.clone()
+        };
+        assert!(allowed_host(&v6, "[::1]:7878"));
+        let everywhere = AppState {
+            addr: SocketAddr::from(([0, 0, 0, 0], 7878)),
+            ..local
+        };
+        assert!(allowed_host(&everywhere, "192.168.1.5:7878"));
     }
 
     #[test]
