@@ -140,6 +140,18 @@ impl Report {
     }
 }
 
+/// What the columns of a [`Report`] mean under `options`: the lines `nnc gradcheck`
+/// (and `nnc serve`'s gradcheck pane) print above the reports.
+pub fn legend(options: &Options) -> String {
+    format!(
+        "each probe compares a directional derivative, from the derived gradient and from central \
+         differences (h = {:e}),\nalong {} random directions and up to {} elements per tensor; \
+         error = (|analytic - numeric| - noise) / max(|analytic|, |numeric|, floor);\na tensor \
+         passes when every error is at most {:e} (the relative error shown is without noise and floor)",
+        options.step, options.directions, options.max_samples, options.threshold
+    )
+}
+
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(

@@ -4,7 +4,7 @@
 //! the runtime's one checker (`nnc_runtime::gradcheck`: random directions and sampled
 //! elements within an evaluation budget).
 
-use nnc_autodiff::gradcheck::{Options, gradcheck};
+use nnc_autodiff::gradcheck::{Options, gradcheck, legend};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -69,13 +69,7 @@ pub fn run(args: &Args) -> ExitCode {
         threshold: args.threshold,
         ..Options::default()
     };
-    println!(
-        "each probe compares a directional derivative, from the derived gradient and from central \
-         differences (h = {:e}),\nalong {} random directions and up to {} elements per tensor; \
-         error = (|analytic - numeric| - noise) / max(|analytic|, |numeric|, floor);\na tensor \
-         passes when every error is at most {:e} (the relative error shown is without noise and floor)",
-        options.step, options.directions, options.max_samples, options.threshold
-    );
+    println!("{}", legend(&options));
     let mut failed = false;
     for model in chosen {
         match gradcheck(model, &options) {

@@ -10,12 +10,8 @@
 //! without `-o`; every file is written atomically. The format is `--format`, else
 //! the extension of `-o`, else SVG.
 
-use crate::run::{init_params, read_inputs, read_params};
-use nnc_autodiff::gradcheck::{MAX_INTERPRETER_BYTES, interpreter_bytes, random_point};
 use nnc_ir::Model;
-use nnc_ir::interp::{Bindings, Value, bind_dims};
-use nnc_runtime::rand::SeedableRng;
-use nnc_runtime::rand::rngs::StdRng;
+use nnc_ir::interp::Bindings;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -103,40 +99,14 @@ fn from_extension(path: &Path) -> Format {
     }
 }
 
-/// The inputs (read, or random with a note) and the parameters (read or drawn),
-/// within the interpreter's memory budget.
+/// The inputs (read, or random with a note on stderr) and the parameters (read or
+/// drawn): [`nnc_graph::values::bindings`].
 fn bindings(model: &Model, args: &Args) -> Result<Bindings<f64>, String> {
-    let seed = args.values.seed.unwrap_or(0);
-    let inputs = match &args.values.inputs {
-        Some(path) => read_inputs::<f64>(model, path)?,
-        None if model.inputs.is_empty() => Vec::new(),
-        None => {
-            let dims: Vec<usize> = model
-                .dims
-                .iter()
-                .map(|d| d.size.unwrap_or(args.batch))
-                .collect();
-            interpreter_bytes(model, &dims, 8, MAX_INTERPRETER_BYTES).map_err(|e| e.to_string())?;
-            eprintln!(
-                "note: random inputs (standard normal, a batch of {}, seed {seed}); pass --inputs FILE.npz for yours",
-                args.batch
-            );
-            let drawn = random_point(model, args.batch, &mut StdRng::seed_from_u64(seed));
-            model
-                .inputs
-                .iter()
-                .map(|i| i.name.clone())
-                .zip(drawn.inputs)
-                .collect()
-        }
+    let spec = nnc_graph::values::Spec {
+        inputs: args.values.inputs.as_deref(),
+        params: args.values.params.as_deref(),
+        seed: args.values.seed.unwrap_or(0),
+        batch: args.batch,
     };
-    let values: Vec<Value<f64>> = inputs.iter().map(|(_, v)| v.clone()).collect();
-    let dims = bind_dims(model, &values).map_err(|e| e.to_string())?;
-    drop(values);
-    interpreter_bytes(model, &dims, 8, MAX_INTERPRETER_BYTES).map_err(|e| e.to_string())?;
-    let params = match &args.values.params {
-        Some(path) => read_params::<f64>(model, path)?,
-        None => init_params::<f64>(model, seed),
-    };
-    Bindings::from_named(model, inputs, params).map_err(|e| e.to_string())
+    nnc_graph::values::bindings(model, &spec, &mut |note| eprintln!("note: {note}"))
 }

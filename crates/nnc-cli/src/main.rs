@@ -10,6 +10,7 @@ mod grad;
 mod gradcheck;
 mod graph;
 mod run;
+mod serve;
 mod source;
 
 /// nnc — a compiler for small neural networks.
@@ -34,6 +35,8 @@ enum Command {
     Gradcheck(gradcheck::Args),
     /// Draw the computational graph: values and gradients on every wire (SVG, DOT, PNG).
     Graph(graph::Args),
+    /// Serve a local page showing diagnostics, derivation, graph and Rust as you type.
+    Serve(serve::Args),
 }
 
 /// Exit codes: 0 clean, 1 diagnostics (or a failed check), 2 usage errors.
@@ -54,5 +57,6 @@ fn main() -> ExitCode {
         Command::Grad(args) => grad::run(&args),
         Command::Gradcheck(args) => gradcheck::run(&args),
         Command::Graph(args) => graph::run(&args),
+        Command::Serve(args) => serve::run(&args),
     }
 }

@@ -22,15 +22,12 @@
 //! `--check-finite` reports the first value (in evaluation order, backward pass
 //! included) that holds a NaN or an infinity, with its source line, and exits 1.
 
-use ndarray::{ArrayD, IxDyn};
 use nnc_autodiff::gradcheck::{MAX_INTERPRETER_BYTES, first_non_finite_in, interpreter_bytes};
-use nnc_ir::interp::{Bindings, Scalar, Value, bind_dims, concrete_shape, evaluate};
-use nnc_ir::{DType, Elem, Init, Model};
-use nnc_runtime::init;
-use nnc_runtime::npz::{GRAD_PREFIX, LOSS_NAME, NpzBundle, NpzError, NpzReader, OUTPUT_PREFIX};
-use nnc_runtime::rand::SeedableRng;
-use nnc_runtime::rand::rngs::StdRng;
-use std::path::{Path, PathBuf};
+use nnc_graph::values::{RunFloat, init_params, read_inputs, read_params};
+use nnc_ir::interp::{Bindings, Value, bind_dims, evaluate};
+use nnc_ir::{DType, Model};
+use nnc_runtime::npz::{GRAD_PREFIX, LOSS_NAME, NpzBundle, OUTPUT_PREFIX};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(clap::Args)]
@@ -88,11 +85,6 @@ pub fn run(args: &Args) -> ExitCode {
         }
     }
 }
-
-/// A float type the interpreter computes in and `.npz` files store.
-pub(crate) trait RunFloat: Scalar + nnc_runtime::Float {}
-impl RunFloat for f32 {}
-impl RunFloat for f64 {}
 
 fn run_typed<F: RunFloat>(
     model: &Model,
@@ -183,82 +175,4 @@ fn run_typed<F: RunFloat>(
     nnc_runtime::atomic::commit_all(staged)
         .map_err(|e| format!("cannot write {}: {e}", targets.join(" and ")))?;
     Ok(())
-}
-
-// ---- reading ----------------------------------------------------------------------
-
-pub(crate) fn read_inputs<F: RunFloat>(
-    model: &Model,
-    path: &Path,
-) -> Result<Vec<(String, Value<F>)>, String> {
-    let mut npz = NpzReader::open(path).map_err(|e| e.to_string())?;
-    let declared: Vec<&str> = model.inputs.iter().map(|i| i.name.as_str()).collect();
-    npz.check_names("input", &declared)
-        .map_err(|e| e.to_string())?;
-    let mut inputs = Vec::with_capacity(model.inputs.len());
-    for info in &model.inputs {
-        let value = match info.ty.elem {
-            Elem::Float => npz.float::<F>(&info.name).map(Value::Float),
-            Elem::Index => npz.index(&info.name).map(Value::Index),
-        };
-        let ty = model.type_str(&info.ty);
-        let value = value.map_err(|e| declared_as(e, "input", &info.name, &ty))?;
-        inputs.push((info.name.clone(), value));
-    }
-    Ok(inputs)
-}
-
-pub(crate) fn read_params<F: RunFloat>(
-    model: &Model,
-    path: &Path,
-) -> Result<Vec<(String, ArrayD<F>)>, String> {
-    let mut npz = NpzReader::open(path).map_err(|e| e.to_string())?;
-    let declared: Vec<&str> = model.params.iter().map(|p| p.name.as_str()).collect();
-    npz.check_names("parameter", &declared)
-        .map_err(|e| e.to_string())?;
-    let mut params = Vec::with_capacity(model.params.len());
-    for info in &model.params {
-        let shape = model.shape_str(&info.shape);
-        let array = npz
-            .float::<F>(&info.name)
-            .map_err(|e| declared_as(e, "parameter", &info.name, &shape))?;
-        params.push((info.name.clone(), array));
-    }
-    Ok(params)
-}
-
-/// A read error with the model's declaration of the array appended:
-/// `…, expected a float array (f32 or f64); input `x` is declared [N, 2]`.
-fn declared_as(error: NpzError, what: &str, name: &str, declared: &str) -> String {
-    format!("{error}; {what} `{name}` is declared {declared}")
-}
-
-// ---- initialisation ---------------------------------------------------------------
-
-/// Every parameter from its declared initialiser by the runtime's [`init::fill`] (as
-/// generated code does), in declaration order, drawing from one generator seeded with
-/// `seed`.
-pub(crate) fn init_params<F: RunFloat>(model: &Model, seed: u64) -> Vec<(String, ArrayD<F>)> {
-    let mut rng = StdRng::seed_from_u64(seed);
-    model
-        .params
-        .iter()
-        .map(|p| {
-            let mut array = ArrayD::zeros(IxDyn(&concrete_shape(&p.shape, &[])));
-            init::fill(&mut array.view_mut(), runtime_init(p.init), &mut rng);
-            (p.name.clone(), array)
-        })
-        .collect()
-}
-
-fn runtime_init(init: Init) -> init::Init {
-    match init {
-        Init::Zeros => init::Init::Zeros,
-        Init::Ones => init::Init::Ones,
-        Init::Constant(c) => init::Init::Constant(c),
-        Init::Normal { mean, std } => init::Init::Normal { mean, std },
-        Init::Uniform { lo, hi } => init::Init::Uniform { lo, hi },
-        Init::Xavier => init::Init::Xavier,
-        Init::He => init::Init::He,
-    }
 }

@@ -9,7 +9,8 @@
 //!
 //! The stages: [`diagram`] decides what is drawn (gates, wires, labels);
 //! [`dot`] writes it for Graphviz, [`svg`] lays it out with layout-rs and draws it,
-//! `png` rasterises the SVG (feature `png`).
+//! `png` rasterises the SVG (feature `png`). [`values`] gives the values to draw at:
+//! inputs and parameters from `.npz` files, at random or from the initialisers.
 //!
 //! ```
 //! let source = "model m { dtype f64; param x: [] = -2; param y: [] = 5; loss x * y; }";
@@ -26,6 +27,7 @@ pub mod label;
 #[cfg(feature = "png")]
 mod png;
 pub mod svg;
+pub mod values;
 
 pub use diagram::{Diagram, DiagramError, Gate, GateKind, Wire};
 pub use svg::{MAX_LAYOUT_COST, RenderError};
