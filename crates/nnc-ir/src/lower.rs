@@ -317,7 +317,7 @@ impl<'a> Lowerer<'a> {
                 env.bind(&param.name.name, v);
             }
             Stmt::Let(l) => {
-                let _ = self.bind_let(l, env, true);
+                let _ = self.bind_let(l, env, None);
             }
             Stmt::Output(out) => {
                 let v = match &out.value {
@@ -1008,7 +1008,7 @@ impl<'a> Lowerer<'a> {
         let result = match self.calls.get(&key) {
             Some(done) => done.clone().ok_or(Reported),
             None => {
-                let result = self.block(&f.body, &mut fn_env);
+                let result = self.block(&f.body, &mut fn_env, None);
                 self.calls.insert(key, result.as_ref().ok().cloned());
                 result
             }
@@ -1017,12 +1017,18 @@ impl<'a> Lowerer<'a> {
         result
     }
 
-    fn block(&mut self, block: &ast::Block, env: &mut Env) -> Lowered<Val> {
-        let named = !self.frames.last().is_some_and(|f| f.prelude);
+    /// A block's `let`s, then its value. In a loop's step `step` (counted from 1)
+    /// the `let`s' values are named for it (`z_3`).
+    fn block(&mut self, block: &ast::Block, env: &mut Env, step: Option<usize>) -> Lowered<Val> {
         for l in &block.lets {
-            self.bind_let(l, env, named)?;
+            self.bind_let(l, env, step)?;
         }
         self.expr(&block.value, env)
+    }
+
+    /// Whether values lowered now are named after the source: not inside the prelude.
+    fn names_values(&self) -> bool {
+        !self.frames.last().is_some_and(|f| f.prelude)
     }
 
     fn builtin(

@@ -419,22 +419,33 @@ impl BuiltinCall<'_, '_> {
                 }
             }
         }
-        let total: usize = sizes.iter().sum();
-        let span = self.span;
+        let sized: Vec<(NodeId, usize)> = pieces.iter().copied().zip(sizes).collect();
+        self.lowerer.joined(&sized, axis, self.span)
+    }
+}
+
+impl Lowerer<'_> {
+    /// `pieces`, each with its size along `axis`, padded with zeros into consecutive
+    /// places along `axis` and summed: a join (`concat`, `stack`, a loop's kept
+    /// steps), whose derivative is the `Pad` rule's, a slice of the gradient per piece.
+    pub(super) fn joined(
+        &mut self,
+        pieces: &[(NodeId, usize)],
+        axis: usize,
+        span: Span,
+    ) -> Lowered<NodeId> {
+        let total: usize = pieces.iter().map(|(_, len)| len).sum();
         let mut sum: Option<NodeId> = None;
         let mut start = 0;
-        for (p, len) in pieces.iter().zip(sizes) {
+        for (p, len) in pieces {
             let pad = Op::Pad {
                 axis,
                 start,
                 size: total,
             };
-            let placed = self.lowerer.push(pad, vec![*p], span)?;
+            let placed = self.push(pad, vec![*p], span)?;
             sum = Some(match sum {
-                Some(acc) => {
-                    self.lowerer
-                        .push(Op::Binary(BinaryOp::Add), vec![acc, placed], span)?
-                }
+                Some(acc) => self.push(Op::Binary(BinaryOp::Add), vec![acc, placed], span)?,
                 None => placed,
             });
             start += len;

@@ -10,8 +10,8 @@
 //! derivation and generated code read like the hand-written layers.
 
 use super::{Env, Lowered, Lowerer, Reported, Val};
-use crate::model::{LoopInfo, LoopStep, NodeId};
-use crate::op::{BinaryOp, Op};
+use crate::model::{LoopInfo, LoopStep};
+use crate::op::Op;
 use crate::types::{Dim, Type};
 use nnc_syntax::ast::{Expr, ExprKind, Let, Loop};
 use nnc_syntax::{Diagnostic, Span};
@@ -28,31 +28,29 @@ impl Lowerer<'_> {
         self.run_loop(lp, env, false).map(|(value, _)| value)
     }
 
-    /// Binds a `let`: its name to its value, named after it, and for `let h, hs =
-    /// for ...` the steps' stack too. A value that failed is poisoned, so that its
-    /// uses are silent.
-    pub(super) fn bind_let(&mut self, l: &Let, env: &mut Env, named: bool) -> Lowered<()> {
-        let (value, steps) = match &l.value.kind {
-            ExprKind::Loop(lp) if lp.steps.is_some() => match self.run_loop(lp, env, true) {
-                Ok(done) => done,
-                Err(e) => {
-                    for name in l.names() {
-                        env.bind(&name.name, Val::Poisoned);
-                    }
-                    return Err(e);
-                }
-            },
-            _ => match self.expr(&l.value, env) {
-                Ok(v) => (v, None),
-                Err(e) => {
-                    env.bind(&l.name.name, Val::Poisoned);
-                    return Err(e);
-                }
-            },
+    /// Binds a `let`: its name to its value, and for `let h, hs = for ...` the
+    /// steps' stack too, each value named after its name (in a loop's step `step`,
+    /// with the step: `z_3`). A value that failed is poisoned, so that its uses are
+    /// silent.
+    pub(super) fn bind_let(&mut self, l: &Let, env: &mut Env, step: Option<usize>) -> Lowered<()> {
+        let lowered = match &l.value.kind {
+            ExprKind::Loop(lp) if lp.steps.is_some() => self.run_loop(lp, env, true),
+            _ => self.expr(&l.value, env).map(|v| (v, None)),
         };
+        let Ok((value, steps)) = lowered else {
+            for name in l.names() {
+                env.bind(&name.name, Val::Poisoned);
+            }
+            return Err(Reported);
+        };
+        let named = self.names_values();
         for (name, v) in l.names().zip([Some(value), steps].into_iter().flatten()) {
             if named {
-                self.name_value(&v, &name.name);
+                let name = match step {
+                    Some(count) => format!("{}_{count}", name.name),
+                    None => name.name.clone(),
+                };
+                self.name_value(&v, &name);
             }
             env.bind(&name.name, v);
         }
@@ -140,30 +138,14 @@ impl Lowerer<'_> {
             let label = format!("its steps would be rank {}", shape.len() + 1);
             return fail(self, "a value has at most 4 axes", label);
         }
-        let count = Dim::Fixed(pieces.len());
-        let (mut row, mut stacked) = (vec![Dim::Fixed(1)], vec![count]);
+        let mut row = vec![Dim::Fixed(1)];
         row.extend(shape.iter().copied());
-        stacked.extend(shape.iter().copied());
-        let mut sum: Option<NodeId> = None;
-        for (k, p) in pieces.iter().enumerate() {
-            let raised = self.intern(Op::Reshape, vec![*p], Type::float(row.clone()), lp.header)?;
-            let pad = Op::Pad {
-                axis: 0,
-                start: k,
-                size: pieces.len(),
-            };
-            let placed = self.intern(pad, vec![raised], Type::float(stacked.clone()), lp.header)?;
-            sum = Some(match sum {
-                None => placed,
-                Some(s) => self.intern(
-                    Op::Binary(BinaryOp::Add),
-                    vec![s, placed],
-                    Type::float(stacked.clone()),
-                    lp.header,
-                )?,
-            });
+        let mut rows = Vec::with_capacity(pieces.len());
+        for p in pieces {
+            let raised = self.intern(Op::Reshape, vec![p], Type::float(row.clone()), lp.header)?;
+            rows.push((raised, 1));
         }
-        sum.map(Val::Tensor).ok_or(Reported)
+        self.joined(&rows, 0, lp.header).map(Val::Tensor)
     }
 
     /// One step: the body with the index at `step` and the carried name bound to
@@ -181,19 +163,8 @@ impl Lowerer<'_> {
         let mut body = env.clone();
         body.bind(&lp.index.name, Val::Number(step as f64));
         body.bind(&lp.carried.name, carried);
-        let named = !self.frames.last().is_some_and(|f| f.prelude);
-        for l in &lp.body.lets {
-            self.bind_let(l, &mut body, false)?;
-            if named {
-                for name in l.names() {
-                    if let Some(v) = body.get(&name.name).cloned() {
-                        self.name_value(&v, &format!("{}_{count}", name.name));
-                    }
-                }
-            }
-        }
-        let next = self.expr(&lp.body.value, &body)?;
-        if named && !last {
+        let next = self.block(&lp.body, &mut body, Some(count))?;
+        if self.names_values() && !last {
             self.name_value(&next, &format!("{}_{count}", lp.carried.name));
         }
         Ok(next)
@@ -271,17 +242,19 @@ impl Lowerer<'_> {
         lp: &Loop,
         step: usize,
     ) -> Lowered<()> {
-        let describe = |lowerer: &Lowerer<'_>, v: &Val| match v {
-            Val::Tensor(n) => Some(lowerer.model.type_str(lowerer.model.ty(*n))),
-            Val::Number(_) => Some("a number".to_string()),
-            _ => None,
+        let same = match (before, after) {
+            (Val::Tensor(a), Val::Tensor(b)) => self.model.ty(*a) == self.model.ty(*b),
+            (Val::Tensor(_), Val::Number(_)) | (Val::Number(_), Val::Tensor(_)) => false,
+            _ => true,
         };
-        let (Some(was), Some(is)) = (describe(self, before), describe(self, after)) else {
-            return Ok(());
-        };
-        if was == is {
+        if same {
             return Ok(());
         }
+        let describe = |v: &Val| match v {
+            Val::Tensor(n) => self.model.type_str(self.model.ty(*n)),
+            _ => "a number".to_string(),
+        };
+        let (was, is) = (describe(before), describe(after));
         let (value, from) = (self.span(lp.body.value.span), self.span(lp.from.span));
         let name = &lp.carried.name;
         self.error(
