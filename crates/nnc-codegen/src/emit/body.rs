@@ -229,7 +229,8 @@ impl<'a> Body<'a> {
                     matmul,
                     dest,
                     accumulate,
-                } => self.gemm(*matmul, *dest, *accumulate, None),
+                    rows,
+                } => self.gemm(*matmul, *dest, *accumulate, *rows),
                 Step::Nest(nest) => self.nest(nest),
                 Step::Fill(n) => self.fill(*n),
                 Step::Assemble { dest, pieces } => self.assemble(*dest, pieces),
@@ -1276,9 +1277,8 @@ impl<'a> Body<'a> {
             return quote!(#field.index_axis(Axis(0), #at));
         }
         let name = ident(&self.slice_name(base));
-        let len = self.len(&shape[1..]);
-        let start = self.row_offset(base, l);
-        quote!(rt::matrix(&#name[#start..][..#len], #r, #c))
+        let matrix = self.rows_of(&name, base, l, &shape[1..]);
+        quote!(rt::matrix(&#matrix, #r, #c))
     }
 
     /// `params.w1` or `inputs.x`.
@@ -1337,14 +1337,9 @@ impl<'a> Body<'a> {
         let mut d = ident(&self.slice_name(dest)).into_token_stream();
         let mut dshape = self.shape(dest);
         if let Some(start) = rows {
-            let offset = self.row_offset(dest, start);
             dshape = self.shape(matmul);
-            let len = self.len(dshape);
-            d = if start == 0 {
-                quote!(&mut #d[..#len])
-            } else {
-                quote!(&mut #d[#offset..][..#len])
-            };
+            let part = self.rows_of(&d, dest, start, dshape);
+            d = quote!(&mut #part);
         }
         let mut dview = if dshape.len() == 2 {
             let (r, c) = (self.size(dshape[0]), self.size(dshape[1]));
@@ -1392,8 +1387,8 @@ impl<'a> Body<'a> {
         self.stmts.push(quote!(#note #call));
     }
 
-    /// An assembled value: its pieces written into their rows, products computed
-    /// there, the rows between them zeroed.
+    /// An assembled value finished: the pieces that are not products (whose own
+    /// steps wrote them) copied into their rows, the rows between pieces zeroed.
     fn assemble(&mut self, dest: NodeId, pieces: &[Piece]) {
         let rows = match self.shape(dest).first() {
             Some(Dim::Fixed(rows)) => *rows,
@@ -1416,25 +1411,36 @@ impl<'a> Body<'a> {
             let Some(p) = piece else { break };
             next = p.start + p.rows;
             if p.product {
-                self.gemm(p.value, dest, false, Some(p.start));
                 continue;
             }
-            let at = self.row_offset(dest, p.start);
             let n = note.take();
             if self.plan.hold[p.value.index()] == Hold::Local {
+                let at = self.row_offset(dest, p.start);
                 let v = self.val(p.value, &vec![Ix::Zero; self.shape(p.value).len()], false);
                 self.stmts.push(quote!(#n #d[#at] = #v;));
             } else {
                 let src = ident(&self.slice_name(p.value));
-                let len = self.len(self.shape(p.value));
-                let rows = if p.start == 0 {
-                    quote!(#d[..#len])
-                } else {
-                    quote!(#d[#at..][..#len])
-                };
+                let rows = self.rows_of(&d, dest, p.start, self.shape(p.value));
                 self.stmts.push(quote!(#n #rows.copy_from_slice(#src);));
             }
         }
+    }
+
+    /// `slice[..]` restricted to the elements of a `part` (its shape) placed at row
+    /// `row` of `n`, whose storage `slice` is: `slice[at..][..len]`.
+    fn rows_of(
+        &mut self,
+        slice: &impl ToTokens,
+        n: NodeId,
+        row: usize,
+        part: &[Dim],
+    ) -> TokenStream {
+        let len = self.len(part);
+        if row == 0 {
+            return quote!(#slice[..#len]);
+        }
+        let at = self.row_offset(n, row);
+        quote!(#slice[#at..][..#len])
     }
 
     /// Where row `row` of `n` starts in its row-major storage (no `0 * n` or

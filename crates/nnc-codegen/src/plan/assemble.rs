@@ -15,7 +15,7 @@
 //!
 //! Takes the kinds; marks the sum [`Kind::Assembled`] with its pieces, the sums and
 //! pads inside it inline (nothing computes them), and products written into it
-//! absorbed (computed by the assembly's step).
+//! aliased to it (their steps, where they fall in the order, write its rows).
 
 use super::Kind;
 use super::kind::Kinds;
@@ -33,7 +33,7 @@ pub struct Piece {
     /// The first row, and how many.
     pub start: usize,
     pub rows: usize,
-    /// `value` is a product computed into the rows by the assembly's step.
+    /// `value` is a product, which its own step computes into the rows.
     pub product: bool,
 }
 
@@ -52,7 +52,7 @@ impl Kinds<'_> {
                 self.kind[x.index()] = Kind::Inline;
             }
             for p in pieces.iter().filter(|p| p.product) {
-                self.absorbed[p.value.index()] = true;
+                self.alias_of[p.value.index()] = Some(n);
             }
             self.kind[i] = Kind::Assembled;
             self.assembly[i] = Some(pieces);

@@ -24,12 +24,14 @@ pub fn describe(model: &Model, plan: &Plan) -> String {
                 matmul,
                 dest,
                 accumulate,
+                rows,
             } => {
                 let args = &model.node(*matmul).args;
                 let op = if *accumulate { "+=" } else { "=" };
+                let at = rows.map_or(String::new(), |r| format!(" (rows from {r})"));
                 writeln!(
                     out,
-                    "  gemm {} {op} {} @ {} ({:?})",
+                    "  gemm {}{at} {op} {} @ {} ({:?})",
                     name(model, *dest),
                     name(model, args[0]),
                     name(model, args[1]),

@@ -21,10 +21,10 @@ pub(super) struct Kinds<'m> {
     pub(super) roots: Vec<NodeId>,
     /// For `GemmAcc` nodes: the first term (written first) and the matmul accumulated.
     pub(super) gemm_acc: Vec<Option<(NodeId, NodeId)>>,
-    /// A matmul whose result is written straight into a `GemmAcc` buffer.
+    /// A matmul whose result is written straight into a `GemmAcc` buffer, or into
+    /// rows of an `Assembled` one.
     pub(super) alias_of: Vec<Option<NodeId>>,
-    /// A matmul accumulated into a `GemmAcc` buffer, or computed into the rows of an
-    /// assembled value: never stored on its own.
+    /// A matmul accumulated into a `GemmAcc` buffer: never stored on its own.
     pub(super) absorbed: Vec<bool>,
     /// For `Assembled` nodes: their pieces, by row.
     pub(super) assembly: Vec<Option<Vec<super::Piece>>>,

@@ -227,17 +227,19 @@ impl Nest {
 pub enum Step {
     /// `let name = expr;` for a scalar.
     Scalar(NodeId),
-    /// `dest (+)= a @ b` for the matmul node `matmul`.
+    /// `dest (+)= a @ b` for the matmul node `matmul`; with `rows`, into `dest`'s
+    /// rows from that one on (a piece of an assembled value).
     Gemm {
         matmul: NodeId,
         dest: NodeId,
         accumulate: bool,
+        rows: Option<usize>,
     },
     Nest(Nest),
     /// `node`'s storage filled with its (scalar) operand.
     Fill(NodeId),
-    /// `dest` written piece by piece: products computed into their rows, other
-    /// pieces copied, rows no piece covers zeroed.
+    /// `dest` finished piece by piece: the pieces that are not products (which their
+    /// own `Gemm` steps write into their rows) copied, rows no piece covers zeroed.
     Assemble {
         dest: NodeId,
         pieces: Vec<Piece>,

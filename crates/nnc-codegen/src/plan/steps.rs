@@ -43,11 +43,16 @@ fn listed(kinds: &Kinds<'_>, nests: Vec<Nest>) -> (Vec<Step>, Vec<Option<usize>>
                 pieces: kinds.assembly[i].clone().unwrap_or_default(),
             },
             Kind::Gemm if kinds.absorbed[i] => continue,
-            Kind::Gemm => Step::Gemm {
-                matmul: n,
-                dest: kinds.alias_of[i].unwrap_or(n),
-                accumulate: false,
-            },
+            Kind::Gemm => {
+                let dest = kinds.alias_of[i].unwrap_or(n);
+                let piece = kinds.assembly[dest.index()].iter().flatten();
+                Step::Gemm {
+                    matmul: n,
+                    dest,
+                    accumulate: false,
+                    rows: piece.into_iter().find(|p| p.value == n).map(|p| p.start),
+                }
+            }
             // Its nest (if any) writes the first term; the value is final after the
             // matmul accumulates.
             Kind::GemmAcc => match kinds.gemm_acc[i] {
@@ -55,6 +60,7 @@ fn listed(kinds: &Kinds<'_>, nests: Vec<Nest>) -> (Vec<Step>, Vec<Option<usize>>
                     matmul: m,
                     dest: n,
                     accumulate: true,
+                    rows: None,
                 },
                 None => continue,
             },
@@ -114,6 +120,7 @@ fn dependencies(
             matmul,
             dest,
             accumulate,
+            ..
         } => {
             let bases = model.node(*matmul).args.iter();
             let mut deps = finishing(bases.map(|a| gemm_base(model, *a)).collect());
@@ -128,17 +135,10 @@ fn dependencies(
             let reads = nest.members.iter().flat_map(|m| kinds.fargs(m.node));
             (first, finishing(reads.collect()))
         }
+        // After every piece: products are finished by their own steps.
         Step::Assemble { dest, pieces } => {
-            let reads = pieces.iter().flat_map(|p| match p.product {
-                true => model
-                    .node(p.value)
-                    .args
-                    .iter()
-                    .map(|a| gemm_base(model, *a))
-                    .collect(),
-                false => vec![p.value],
-            });
-            (dest.index(), finishing(reads.collect()))
+            let reads = pieces.iter().map(|p| p.value).collect();
+            (dest.index(), finishing(reads))
         }
     };
     deps.retain(|d| *d != s);
