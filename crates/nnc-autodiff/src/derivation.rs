@@ -200,38 +200,25 @@ const SHOWN_ROWS: usize = 6;
 /// order (the gradient of a stack read as `w[l]` at every step): the rows, for
 /// rendering as the `concat` it is. The sums between them must be inline.
 fn joined_rows(model: &Model, id: NodeId, names: &[Option<String>]) -> Option<Vec<NodeId>> {
-    let node = model.node(id);
-    let (Op::Binary(BinaryOp::Add), Some(nnc_ir::Dim::Fixed(size))) =
-        (&node.op, node.ty.shape.first())
-    else {
-        return None;
-    };
+    let size = model.shape(id).first().copied();
+    let join = model.axis0_join(id, |x| names[x.index()].is_none())?;
     // Rows as found (the tree bounds their number, not the axis's size, which can
     // be 2^40), then in order: one for each position.
     let mut rows: Vec<(usize, NodeId)> = vec![];
-    let mut todo = node.args.clone();
-    while let Some(x) = todo.pop() {
-        let term = model.node(x);
-        if names[x.index()].is_some() {
+    for pad in join.pads {
+        let node = model.node(pad);
+        let Op::Pad { start, .. } = node.op else {
+            return None;
+        };
+        if model.shape(node.args[0]).first() != Some(&nnc_ir::Dim::Fixed(1)) {
             return None;
         }
-        match term.op {
-            Op::Binary(BinaryOp::Add) => todo.extend(&term.args),
-            Op::Pad {
-                axis: 0,
-                start,
-                size: s,
-            } if s == *size
-                && model.shape(term.args[0]).first() == Some(&nnc_ir::Dim::Fixed(1)) =>
-            {
-                rows.push((start, term.args[0]));
-            }
-            _ => return None,
-        }
+        rows.push((start, node.args[0]));
     }
     rows.sort_by_key(|(start, _)| *start);
     let each_once = rows.iter().enumerate().all(|(k, (start, _))| k == *start);
-    (each_once && rows.len() == *size).then(|| rows.into_iter().map(|(_, r)| r).collect())
+    let tiles = size == Some(nnc_ir::Dim::Fixed(rows.len()));
+    (each_once && tiles).then(|| rows.into_iter().map(|(_, r)| r).collect())
 }
 
 /// Binding strength, for parentheses: higher binds tighter.

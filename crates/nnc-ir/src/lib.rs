@@ -37,7 +37,8 @@ mod types;
 pub use lint::warnings;
 pub use lower::{grad_targets, lower_file, lower_model};
 pub use model::{
-    Call, GradOf, Init, InputInfo, LoopInfo, LoopStep, Model, Node, NodeId, NodeKey, ParamInfo,
+    Axis0Join, Call, GradOf, Init, InputInfo, LoopInfo, LoopStep, Model, Node, NodeId, NodeKey,
+    ParamInfo,
 };
 pub use op::{BinaryOp, CmpOp, InputId, Op, ParamId, ReduceOp, UnaryOp};
 pub use types::{

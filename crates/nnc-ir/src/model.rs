@@ -1,6 +1,6 @@
 //! The IR of one model: declarations, and an arena of nodes in topological order.
 
-use crate::op::{InputId, Op, ParamId};
+use crate::op::{BinaryOp, InputId, Op, ParamId};
 use crate::shape::{self, ShapeError};
 use crate::types::{DType, Dim, DimId, DimInfo, Elem, Shape, Type};
 use nnc_syntax::Span;
@@ -187,7 +187,52 @@ pub struct Model {
     pub loops: Vec<LoopInfo>,
 }
 
+/// A sum of values each padded along axis 0 into the sum's shape: a join along axis
+/// 0 (`concat`, a loop's kept steps, the gradient of a stack read as `w[l]`).
+pub struct Axis0Join {
+    /// The pads, in the order found: `Pad { axis: 0, start, .. }` of a piece.
+    pub pads: Vec<NodeId>,
+    /// The sums walked through to reach them, the root's operands' included.
+    pub sums: Vec<NodeId>,
+}
+
 impl Model {
+    /// `n` as an [`Axis0Join`]: the sum `n` and the sums below it that `through`
+    /// accepts, down to terms that must each be a pad along axis 0 into `n`'s shape.
+    /// `None` when `n` is not a sum along a fixed first axis, or a term is another
+    /// value; `through` sees every node below `n` before it is walked.
+    pub fn axis0_join(&self, n: NodeId, through: impl Fn(NodeId) -> bool) -> Option<Axis0Join> {
+        let node = self.node(n);
+        let shape = &node.ty.shape;
+        let (Op::Binary(BinaryOp::Add), Some(Dim::Fixed(size))) = (&node.op, shape.first()) else {
+            return None;
+        };
+        let mut join = Axis0Join {
+            pads: vec![],
+            sums: vec![],
+        };
+        let mut todo = node.args.clone();
+        while let Some(x) = todo.pop() {
+            let term = self.node(x);
+            if !through(x) {
+                return None;
+            }
+            match term.op {
+                Op::Binary(BinaryOp::Add) => {
+                    join.sums.push(x);
+                    todo.extend(&term.args);
+                }
+                Op::Pad {
+                    axis: 0, size: s, ..
+                } if s == *size && term.ty.shape == *shape => {
+                    join.pads.push(x);
+                }
+                _ => return None,
+            }
+        }
+        Some(join)
+    }
+
     /// An empty model; lowering fills it.
     pub fn new(name: impl Into<String>, dtype: DType) -> Model {
         Model {

@@ -64,37 +64,26 @@ impl Kinds<'_> {
     /// rows, each used only there, each computed in a way that can be written into
     /// rows (a product, a loop, a scalar).
     fn pieces(&self, n: NodeId) -> Option<(Vec<Piece>, Vec<NodeId>)> {
-        let node = self.model.node(n);
-        let shape = &node.ty.shape;
-        let (Op::Binary(BinaryOp::Add), Some(Dim::Fixed(size))) = (&node.op, shape.first()) else {
-            return None;
+        // Sums and pads used only here; sums computed in loops (not `GemmAcc`s).
+        let through = |x: NodeId| {
+            self.single_use(x)
+                && (self.model.node(x).op != Op::Binary(BinaryOp::Add)
+                    || self.kind[x.index()] == Kind::Member)
         };
+        let join = self.model.axis0_join(n, through)?;
+        let mut inside = join.sums;
         let mut pieces = vec![];
-        let mut inside = vec![];
-        let mut todo = node.args.clone();
-        while let Some(x) = todo.pop() {
-            let term = self.model.node(x);
-            if !self.single_use(x) {
+        for pad in join.pads {
+            inside.push(pad);
+            let (Op::Pad { start, .. }, [piece]) =
+                (&self.model.node(pad).op, &self.model.node(pad).args[..])
+            else {
                 return None;
-            }
-            inside.push(x);
-            match term.op {
-                Op::Binary(BinaryOp::Add) if self.kind[x.index()] == Kind::Member => {
-                    todo.extend(&term.args);
-                }
-                Op::Pad {
-                    axis: 0,
-                    start,
-                    size: s,
-                } if s == *size && term.ty.shape == *shape => {
-                    let rows = match self.shape(term.args[0]).first() {
-                        Some(Dim::Fixed(rows)) => *rows,
-                        _ => return None,
-                    };
-                    pieces.push(self.piece(term.args[0], start, rows, &mut inside)?);
-                }
-                _ => return None,
-            }
+            };
+            let Some(Dim::Fixed(rows)) = self.shape(*piece).first() else {
+                return None;
+            };
+            pieces.push(self.piece(*piece, *start, *rows, &mut inside)?);
         }
         pieces.sort_by_key(|p| p.start);
         let disjoint = pieces
