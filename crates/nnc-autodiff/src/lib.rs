@@ -86,10 +86,16 @@ pub fn with_gradients(model: &Model) -> Result<Model, InternalError> {
 /// the way: parsing and names, lowering and shapes, differentiation. What `nnc check`
 /// reports, and what `nnc compile` reports before generating code.
 pub fn compile_source(source: &str) -> Result<Vec<Model>, Vec<Diagnostic>> {
-    let models = nnc_ir::compile_source(source)?;
+    with_gradients_all(&nnc_ir::compile_source(source)?)
+}
+
+/// Every lowered model with its simplified backward pass, or the diagnostics of the
+/// ones that cannot be differentiated (the last stage of [`compile_source`], for a
+/// caller that also wants the lowered models, for their warnings).
+pub fn with_gradients_all(models: &[Model]) -> Result<Vec<Model>, Vec<Diagnostic>> {
     let mut derived = Vec::with_capacity(models.len());
     let mut errors = Vec::new();
-    for model in &models {
+    for model in models {
         match with_gradients(model) {
             Ok(m) => derived.push(m),
             Err(e) => errors.push(e.to_diagnostic(&model.name)),

@@ -129,14 +129,15 @@ fn diagnostics_pane(diagnostics: &[nnc_syntax::Diagnostic], source: &str, file: 
 /// differentiation), else the warnings; and the file's models for the picker.
 pub fn check(request: &PaneRequest, file: &str) -> Pane {
     let source = &request.source;
-    let models = match nnc_autodiff::compile_source(source) {
-        Ok(models) => models,
+    // Lowered once: the warnings come from the front end's models, as `nnc check`'s.
+    let checked = nnc_ir::compile_source(source).and_then(|lowered| {
+        nnc_autodiff::with_gradients_all(&lowered).map(|models| (lowered, models))
+    });
+    let (lowered, models) = match checked {
+        Ok(both) => both,
         Err(diagnostics) => return diagnostics_pane(&diagnostics, source, file),
     };
-    // As `nnc check` does: the warnings come from the front end's models.
-    let warnings: Vec<_> = nnc_ir::compile_source(source)
-        .map(|lowered| lowered.iter().flat_map(nnc_ir::warnings).collect())
-        .unwrap_or_default();
+    let warnings: Vec<_> = lowered.iter().flat_map(nnc_ir::warnings).collect();
     let text = match warnings.len() {
         0 => format!("{file}: ok\n"),
         1 => format!("{}{file}: ok, 1 warning\n", render(&warnings, source, file)),
