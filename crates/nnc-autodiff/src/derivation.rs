@@ -51,7 +51,8 @@ pub fn listing(model: &Model, from: usize, format: Format) -> String {
 fn fold_steps(model: &Model, lines: &[(Option<LoopStep>, String)], format: Format) -> String {
     let mut out = String::new();
     let mut shown: Option<(LoopStep, Vec<String>)> = None;
-    let mut skipped: Vec<usize> = vec![];
+    // The first and last step of the run left out since the one shown.
+    let mut skipped: Option<(usize, usize)> = None;
     let mut k = 0;
     while k < lines.len() {
         let step = lines[k].0;
@@ -71,7 +72,7 @@ fn fold_steps(model: &Model, lines: &[(Option<LoopStep>, String)], format: Forma
             && prev.lp == step.lp
             && *prev_shape == shape
         {
-            skipped.push(step.index);
+            skipped = Some((skipped.map_or(step.index, |(first, _)| first), step.index));
             continue;
         }
         flush_skipped(&mut out, model, &shown, &mut skipped, format);
@@ -96,15 +97,14 @@ fn flush_skipped(
     out: &mut String,
     model: &Model,
     shown: &Option<(LoopStep, Vec<String>)>,
-    skipped: &mut Vec<usize>,
+    skipped: &mut Option<(usize, usize)>,
     format: Format,
 ) {
-    let (Some((like, _)), Some(first), Some(last)) = (shown, skipped.first(), skipped.last())
-    else {
+    let (Some((like, _)), Some((first, last))) = (shown, skipped.take()) else {
         return;
     };
     let index = &model.loops[like.lp as usize].index;
-    let which = match first.cmp(last) {
+    let which = match first.cmp(&last) {
         std::cmp::Ordering::Equal => format!("step {index} = {first}"),
         std::cmp::Ordering::Less => format!("steps {index} = {first} to {last}"),
         std::cmp::Ordering::Greater => format!("steps {index} = {first} down to {last}"),
@@ -117,7 +117,6 @@ fn flush_skipped(
             like.index
         ),
     );
-    skipped.clear();
 }
 
 fn comment(out: &mut String, format: Format, text: &str) {
