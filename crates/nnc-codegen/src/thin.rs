@@ -16,8 +16,10 @@
 //! - else `M <= THIN`: row `r` is `sum(a[r:r+1, :].T * b, axis = 0)`, a column sum;
 //!
 //! each only when the loop it makes reads the wide operand along its rows (see
-//! `thin_side`): W2's `x @ w1`, `h.T @ d_scores` and `x.T @ d_z`, not `h @ w2` or
-//! `d_scores @ w2.T`, which would read `w2: [100, 3]` down its columns.
+//! `thin_side`): W2's `x @ w1`, `h.T @ d_scores`, `x.T @ d_z` and `d_scores @ w2.T`,
+//! not `h @ w2`, which would read `w2: [100, 3]` down its columns. (`d_scores @ w2.T`
+//! reads the rows of `w2.T`: the planner stores that transpose, 300 numbers copied
+//! once per step, so the loop reads them in order; see `plan::kind`.)
 //!
 //! The columns (rows) are put in place with `Pad` and added, as `concat` does. The
 //! arithmetic is the product's, in another order (as GEMM's blocking already is);
@@ -93,14 +95,28 @@ fn thin_side(model: &Model, node: &Node) -> Option<Side> {
     };
     // Only where the loop then walks the wide operand along its rows: read down a
     // column (a stride of `n` per step), the loop does not vectorise, and was
-    // measured at 3x the GEMM's time on W2 (`h @ w2` with `w2: [100, 3]`).
+    // measured at 3x the GEMM's time on W2 (`h @ w2` with `w2: [100, 3]`). The
+    // rows of a transposed `b` (`K` thin) are rows of a stored copy: the planner
+    // keeps a transpose whose rows are sliced (`Kinds::rows_read_by_loops`).
     let transposed = |x: NodeId| model.node(x).op == Op::Transpose;
     let (ta, tb) = (transposed(node.args[0]), transposed(node.args[1]));
     thin(k)
-        .filter(|_| !tb)
+        .filter(|_| !tb || worth_a_transposed_copy(model.shape(node.args[1])))
         .map(Side::Inner)
         .or_else(|| thin(n).filter(|_| ta || tb).map(Side::Columns))
         .or_else(|| thin(m).filter(|_| !ta || !tb).map(Side::Rows))
+}
+
+/// Whether a transposed matrix of this shape whose rows loops read is worth
+/// copying once per step: a fixed size, and rows long enough to vectorise (a
+/// `[2, 2]` copy per step of a 64-step loop costs more than it saves, and the
+/// planner's time grows with the nests it adds).
+pub(crate) fn worth_a_transposed_copy(shape: &nnc_ir::Shape) -> bool {
+    const MIN_ROW: usize = 16;
+    match shape.as_slice() {
+        [Dim::Fixed(_), Dim::Fixed(cols)] => *cols >= MIN_ROW,
+        _ => false,
+    }
 }
 
 fn push(model: &mut Model, node: Node) -> NodeId {
@@ -290,12 +306,12 @@ mod tests {
         assert_eq!(
             products(&expanded),
             [
-                // `h @ v` and `d_s @ v.T` would read `v: [50, 3]` down its columns.
+                // `h @ v` would read `v: [50, 3]` down its columns; `d_s @ v.T`
+                // reads the rows of `v.T`, which the planner copies (see below).
                 "[N, 50] @ [50, 3]",
                 "[N, 50] @ [50, 50]",
                 "[N, 50] @ [50, 50]",
                 "[50, N] @ [N, 50]",
-                "[N, 3] @ [3, 50]",
             ]
         );
         let named = |m: &Model| {

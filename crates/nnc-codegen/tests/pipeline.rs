@@ -101,3 +101,43 @@ fn a_position_mask_read_by_two_products_is_written_once() {
         "{text}"
     );
 }
+
+/// The training function's body (after `pub fn loss_and_grad`).
+fn training_step(src: &str) -> String {
+    let text = compile_source(src, "t.nn", &Options::default())
+        .unwrap_or_else(|d| panic!("{}", nnc_syntax::render(&d, "t.nn", src)));
+    let at = text.find("pub fn loss_and_grad").expect("a training step");
+    text[at..].to_string()
+}
+
+#[test]
+fn a_softmax_row_calls_exp_once_per_element() {
+    // The backward pass reads `exp(log_softmax(s))`: the exps of the forward sum,
+    // kept in a row array, over their sum; no second `exp` per element.
+    let src = "model m { dtype f64; dim N, K = 5; input x: [N, K]; input y: index[N]; \
+               param w: [K, 7] = ones; loss softmax_cross_entropy(x @ w, y); }\n";
+    let step = training_step(src);
+    assert_eq!(step.matches(".exp()").count(), 1, "{step}");
+    assert!(step.contains("_exp = [0.0; 7]"), "{step}");
+    assert!(step.contains("_exp[j] / "), "{step}");
+    // A row too long to keep on the stack computes its exps twice.
+    let src = src.replace("[K, 7]", "[K, 65]");
+    let step = training_step(&src);
+    assert_eq!(step.matches(".exp()").count(), 2, "{step}");
+}
+
+#[test]
+fn a_thin_product_with_a_transposed_parameter_reads_a_stored_copy_along_rows() {
+    // `d_s @ w.T` (k = 3): the loop reads the rows of `w.T`, copied once per step,
+    // not `w` down its columns; and a copy too small to pay is not made.
+    let src = "model m { dtype f64; dim N, D = 2, H = 40, K = 3; input x: [N, D]; \
+               input y: index[N]; param v: [D, H] = ones; param w: [H, K] = ones; \
+               loss softmax_cross_entropy(relu(x @ v) @ w, y); }\n";
+    let step = training_step(src);
+    assert!(step.contains("= w[j * 3 + i];"), "the copy of w.T: {step}");
+    assert_eq!(step.matches("matmul(").count(), 1, "only h @ w: {step}");
+    let small = src.replace("H = 40", "H = 8");
+    let step = training_step(&small);
+    assert!(!step.contains("= w[j * 3 + i];"), "{step}");
+    assert_eq!(step.matches("matmul(").count(), 2, "{step}");
+}

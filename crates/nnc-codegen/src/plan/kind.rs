@@ -86,6 +86,7 @@ impl<'m> Kinds<'m> {
         let sl = scalar_like(&node.ty.shape);
         match &node.op {
             Op::Input(_) | Op::Param(_) => Kind::Leaf,
+            Op::Transpose if self.rows_read_by_loops(n) => Kind::Member,
             Op::Const(_)
             | Op::DimSize(_)
             | Op::Broadcast
@@ -120,6 +121,18 @@ impl<'m> Kinds<'m> {
                 }
             }
         }
+    }
+
+    /// A transposed matrix of fixed size whose rows loops read (a thin product's
+    /// `w.T[p:p+1]`, see `crate::thin`) is copied once, transposed, so that those
+    /// loops read it along its rows: read in place they would walk `w` down a column
+    /// (a stride per element), which does not vectorise (W2's `d_scores @ w2.T` ran
+    /// 3x slower as such a loop than as a GEMM call).
+    fn rows_read_by_loops(&self, n: NodeId) -> bool {
+        let read_by_rows = self.users[n.index()]
+            .iter()
+            .any(|u| matches!(self.model.node(*u).op, Op::Slice { axis: 0, .. }));
+        read_by_rows && crate::thin::worth_a_transposed_copy(self.shape(n))
     }
 
     /// `n = p + m` becomes a `GemmAcc`: `m` accumulates into `n`'s buffer, and `p`,

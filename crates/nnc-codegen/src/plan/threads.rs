@@ -54,9 +54,24 @@ fn row_split(model: &Model, plan: &Plan, nest: &Nest) -> Option<RowSplit> {
         && !accumulates_across_rows(nest)
         && writes_whole_rows(nest)
         && !picks_stored(model, plan, nest);
-    independent.then(|| RowSplit {
-        work_per_element: work_per_element(model, nest),
-    })
+    let work_per_element = work_per_element(model, nest);
+    let worth_splitting = fixed_work(nest, work_per_element).is_none_or(|w| w >= PARALLEL_WORK);
+    (independent && worth_splitting).then_some(RowSplit { work_per_element })
+}
+
+/// The work below which the runtime runs a row loop on the calling thread
+/// (`nnc_runtime::parallel::PARALLEL_WORK`). A nest of fixed size below it (a
+/// parameter's transposed copy) is written as plain loops.
+const PARALLEL_WORK: usize = 1 << 19;
+
+/// A nest's whole work, when its size is fixed.
+fn fixed_work(nest: &Nest, work_per_element: usize) -> Option<usize> {
+    nest.domain
+        .iter()
+        .try_fold(work_per_element, |w, d| match d {
+            nnc_ir::Dim::Fixed(s) => Some(w.saturating_mul(*s)),
+            _ => None,
+        })
 }
 
 /// A matrix walked row by row: two axes, the inner one the columns.
