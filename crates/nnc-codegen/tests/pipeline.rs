@@ -141,3 +141,24 @@ fn a_thin_product_with_a_transposed_parameter_reads_a_stored_copy_along_rows() {
     assert!(!step.contains("= w[j * 3 + i];"), "{step}");
     assert_eq!(step.matches("matmul(").count(), 2, "{step}");
 }
+
+#[test]
+fn column_sums_run_over_blocks_of_rows_unless_the_nest_writes_rows() {
+    // W2's backward nest only sums over rows (`d_b1`, `h.T @ d_s`, `x.T @ d_z`):
+    // blocks of 4 rows, each column's sums in locals, then the last rows one by one.
+    let src = "model m { dtype f64; dim N, D = 2, H = 40, K = 3; input x: [N, D]; \
+               input y: index[N]; param v: [D, H] = ones; param b: [H] = zeros; \
+               param w: [H, K] = ones; \
+               loss softmax_cross_entropy(relu(x @ v + b) @ w, y); }\n";
+    let step = training_step(src);
+    assert_eq!(step.matches("while rows + 4 <= n").count(), 1, "{step}");
+    assert!(step.contains("let mut d_b_sum = d_b_row[j];"), "{step}");
+    assert!(step.contains("for i in rows..n"), "{step}");
+    // With every side past `thin::THIN`, the nest that sums `d_b` also writes the
+    // rows of `d_z`, stored for the product `x.T @ d_z`: one row at a time.
+    let wide = "model m { dtype f64; dim N, D = 20, H = 40; input x: [N, D]; \
+                param v: [D, H] = ones; param b: [H] = zeros; param w: [H, 6] = ones; \
+                loss sum(tanh(x @ v + b) @ w); }\n";
+    let step = training_step(wide);
+    assert!(!step.contains("while rows"), "{step}");
+}

@@ -14,7 +14,7 @@ use crate::plan::{
     stack_matrix, unit, unit_reshape,
 };
 use nnc_ir::{BinaryOp, CmpOp, DType, Dim, NodeId, Op, ReduceOp, Shape, UnaryOp};
-use proc_macro2::TokenStream;
+use proc_macro2::{Ident, TokenStream};
 use quote::{ToTokens, quote};
 use std::collections::{BTreeSet, HashMap};
 use std::str::FromStr;
@@ -25,6 +25,10 @@ pub const LOOP: [&str; 4] = ["i", "j", "k", "l"];
 /// The longest softmax row whose exps are kept in a local array (on the stack: 512
 /// bytes in `f64`).
 const ROW_EXPS: usize = 64;
+
+/// The rows a block of a nest summing its rows takes together (see
+/// `Body::sums_rows_in_blocks`).
+const ROW_BLOCK: usize = 4;
 
 /// An index along one axis of a value.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -117,6 +121,12 @@ struct NestState {
     reached: Vec<(String, Option<String>)>,
     /// Whether an array is written element by element (not through a row slice).
     writes_elementwise: bool,
+    /// For a nest whose rows are summed in blocks (see `sums_rows_in_blocks`): each
+    /// column sum's local and the element of its array it is loaded from and
+    /// stored to, around the rows of a block.
+    column_sums: Option<Vec<(String, Ex)>>,
+    /// That nest's whole loop, once its pass is written.
+    blocked: Option<TokenStream>,
 }
 
 /// The most arrays one `rt::for_rows` loop writes: the runtime's
@@ -147,6 +157,11 @@ struct RowSlice {
     len: Ex,
     local: String,
     mutable: bool,
+}
+
+/// Whether a row slice depends on the loop over `axis` (its start does).
+fn by_row(slice: &RowSlice, axis: usize) -> bool {
+    mentions_ident(&slice.base_ex.at(super::expr::Prec::Add), LOOP[axis])
 }
 
 /// Whether `ts` uses the identifier `name` anywhere.
@@ -1524,6 +1539,8 @@ impl<'a> Body<'a> {
             written: vec![],
             reached: vec![],
             writes_elementwise: false,
+            column_sums: self.sums_rows_in_blocks(nest).then(Vec::new),
+            blocked: None,
         });
         let mut pre: Vec<TokenStream> = vec![];
         let mut post: Vec<TokenStream> = vec![];
@@ -1642,6 +1659,26 @@ impl<'a> Body<'a> {
                 } else {
                     quote!(_)
                 };
+                let sums = self.nest.as_mut().and_then(|s| s.column_sums.take());
+                let sums = sums.filter(|s| !s.is_empty()).unwrap_or_default();
+                // Summing in blocks implies a second axis, the rows.
+                let rows = nest.outer().first().copied().unwrap_or(0);
+                let writes_rows = slices.iter().any(|s| s.mutable && by_row(s, rows));
+                // Values computed once per row, before the pass, stay per row.
+                let per_row = self.nest.as_ref().is_some_and(|s| !s.row.is_empty());
+                if !sums.is_empty() && !writes_rows && !per_row {
+                    let var = ident(LOOP[nest.r]);
+                    let blocked = self.rows_in_blocks(&slices, &sums, rows, &var, &len, &body);
+                    if let Some(s) = &mut self.nest {
+                        s.blocked = Some(blocked);
+                    }
+                    continue;
+                }
+                // A nest that also writes its rows, or computes values per row: one
+                // row at a time, each sum still a local across the pass's statements.
+                let (locals, targets): (Vec<TokenStream>, Vec<&Ex>) =
+                    sums.iter().map(|(l, t)| (ident(l), t)).unzip();
+                let body = quote!(#(let mut #locals = #targets;)* #body #(#targets = #locals;)*);
                 let lp = quote!(#(#bindings)* for #var in 0..#len { #body });
                 let par_lp = quote!(#(#shared)* for #var in 0..#len { #body });
                 if let Some(s) = &mut self.nest {
@@ -1661,6 +1698,14 @@ impl<'a> Body<'a> {
             self.stmts.push(header);
             self.stmts.extend(pre);
             self.stmts.push(lp);
+            self.stmts.extend(post);
+            return;
+        }
+        if let Some(blocked) = state.blocked {
+            let header = self.nest_note(nest, false);
+            self.stmts.push(header);
+            self.stmts.extend(pre);
+            self.stmts.push(blocked);
             self.stmts.extend(post);
             return;
         }
@@ -1853,10 +1898,200 @@ impl<'a> Body<'a> {
             _ => {
                 let idx = Self::canon(&m.axes);
                 let target = self.place(n, &idx);
-                quote!(#note #target += #v;)
+                match self.column_sum_local(n, target.clone()) {
+                    Some(sum) => quote!(#note #sum += #v;),
+                    None => quote!(#note #target += #v;),
+                }
             }
         };
         self.push(level, ts);
+    }
+
+    /// The loops of a nest summing its rows in blocks (see `sums_rows_in_blocks`),
+    /// given its pass (`body`, over `var` in `0..len`), the row slices it reads
+    /// and writes, and its column sums:
+    ///
+    /// ```text
+    /// let mut rows = 0;
+    /// while rows + 4 <= n {
+    ///     let x_rows: [_; 4] = std::array::from_fn(|r| { let i = rows + r; &x[i * d..][..d] });
+    ///     let d_b_row = &mut d_b[..d];
+    ///     for j in 0..d {
+    ///         let mut d_b_sum = d_b_row[j];
+    ///         for r in 0..4 { let i = rows + r; let x_row = x_rows[r]; <pass>; d_b_sum += ..; }
+    ///         d_b_row[j] = d_b_sum;
+    ///     }
+    ///     rows += 4;
+    /// }
+    /// for i in rows..n { <the same, one row> }
+    /// ```
+    ///
+    /// Slices that depend on the row are read-only here: a nest whose rows are
+    /// independent enough to write them runs on threads instead, or as plain loops.
+    fn rows_in_blocks(
+        &mut self,
+        slices: &[RowSlice],
+        sums: &[(String, Ex)],
+        rows_axis: usize,
+        var: &TokenStream,
+        len: &Ex,
+        body: &TokenStream,
+    ) -> TokenStream {
+        let row_var = LOOP[rows_axis];
+        let i = ident(row_var);
+        let n = self.size(
+            self.nest
+                .as_ref()
+                .map_or(Dim::Fixed(0), |s| s.nest.domain[rows_axis]),
+        );
+        let start = ident(&self.namer.fresh("rows"));
+        let r = ident(&self.namer.fresh("r"));
+        let block = proc_macro2::Literal::usize_unsuffixed(ROW_BLOCK);
+        let row_of = |s: &RowSlice| {
+            let (array, len) = (ident(&s.array), &s.len);
+            let base = s.base_ex.at(super::expr::Prec::Add);
+            let row = if s.base == "0" {
+                quote!(#array[..#len])
+            } else {
+                quote!(#array[#base..][..#len])
+            };
+            if s.mutable {
+                quote!(&mut #row)
+            } else {
+                quote!(&#row)
+            }
+        };
+        let (row_slices, shared): (Vec<&RowSlice>, Vec<&RowSlice>) =
+            slices.iter().partition(|s| by_row(s, rows_axis));
+        let shared: Vec<TokenStream> = shared
+            .iter()
+            .map(|s| {
+                let (local, row) = (ident(&s.local), row_of(s));
+                quote!(let #local = #row;)
+            })
+            .collect();
+        let arrays: Vec<Ident> = row_slices
+            .iter()
+            .map(|s| self.namer.fresh(&format!("{}s", s.local)))
+            .map(|a| proc_macro2::Ident::new(&a, proc_macro2::Span::call_site()))
+            .collect();
+        let gather: Vec<TokenStream> = row_slices
+            .iter()
+            .zip(&arrays)
+            .map(|(s, a)| {
+                let row = row_of(s);
+                quote!(let #a: [_; #block] = std::array::from_fn(|#r| { let #i = #start + #r; #row });)
+            })
+            .collect();
+        let pick: Vec<TokenStream> = row_slices
+            .iter()
+            .zip(&arrays)
+            .map(|(s, a)| {
+                let local = ident(&s.local);
+                quote!(let #local = #a[#r];)
+            })
+            .collect();
+        let row_bindings: Vec<TokenStream> = row_slices
+            .iter()
+            .map(|s| {
+                let (local, row) = (ident(&s.local), row_of(s));
+                quote!(let #local = #row;)
+            })
+            .collect();
+        let (locals, targets): (Vec<TokenStream>, Vec<&Ex>) =
+            sums.iter().map(|(l, t)| (ident(l), t)).unzip();
+        let reads_row = mentions_ident(body, row_var);
+        let set_row = if reads_row {
+            quote!(let #i = #start + #r;)
+        } else {
+            quote!()
+        };
+        // A sum of the same value in every row names neither.
+        let (r_loop, i_loop) = if reads_row || !row_slices.is_empty() {
+            (r.clone(), i.clone())
+        } else {
+            (quote!(_), quote!(_))
+        };
+        let note = Self::comment(&format!(
+            "rows in blocks of {ROW_BLOCK}: each column's sums stay in registers"
+        ));
+        quote! {
+            let mut #start = 0;
+            #note
+            while #start + #block <= #n {
+                #(#gather)*
+                #(#shared)*
+                for #var in 0..#len {
+                    #(let mut #locals = #targets;)*
+                    for #r_loop in 0..#block {
+                        #set_row
+                        #(#pick)*
+                        #body
+                    }
+                    #(#targets = #locals;)*
+                }
+                #start += #block;
+            }
+            for #i_loop in #start..#n {
+                #(#row_bindings)*
+                #(#shared)*
+                for #var in 0..#len {
+                    #(let mut #locals = #targets;)*
+                    #body
+                    #(#targets = #locals;)*
+                }
+            }
+        }
+    }
+
+    /// In a nest summing rows in blocks: the local that sums `n`'s element `target`
+    /// over a block's rows.
+    fn column_sum_local(&mut self, n: NodeId, target: Ex) -> Option<TokenStream> {
+        self.nest.as_ref()?.column_sums.as_ref()?;
+        let local = self.namer.fresh(&format!("{}_sum", self.name(n)));
+        let sums = self.nest.as_mut()?.column_sums.as_mut()?;
+        sums.push((local.clone(), target));
+        Some(ident(&local))
+    }
+
+    /// Whether a nest's column sums run over blocks of [`ROW_BLOCK`] rows, each sum
+    /// a local for the block: a nest over `[rows, columns]` with one pass per row,
+    /// whose only accumulations are sums over the rows into arrays (a bias's or a
+    /// thin product's gradient). Otherwise each row loads and stores every sum's
+    /// element: W2's backward nest, six sums, spent most of its time on those
+    /// loads and stores. Each element still adds its rows in order, so the result
+    /// is the same to the bit.
+    fn sums_rows_in_blocks(&self, nest: &Nest) -> bool {
+        let column_sum = |m: &Member| {
+            m.level == Level::Nest
+                && matches!(
+                    self.model().node(m.node).op,
+                    Op::Reduce {
+                        op: ReduceOp::Sum,
+                        ..
+                    }
+                )
+                && !matches!(self.plan.hold[m.node.index()], Hold::Local | Hold::Register)
+                && m.axes.contains(&Some(1))
+                && !m.axes.contains(&Some(0))
+        };
+        let rows = match nest.domain.first() {
+            Some(Dim::Fixed(rows)) => *rows >= 2 * ROW_BLOCK,
+            _ => true,
+        };
+        nest.domain.len() == 2
+            && nest.r == 1
+            && nest.passes == 1
+            && nest.helpers.is_empty()
+            && nest.rows_on_threads.is_none()
+            && rows
+            && nest.members.iter().all(|m| m.slot == Slot::Pass(1))
+            && nest.members.iter().any(|m| m.level == Level::Nest)
+            && nest
+                .members
+                .iter()
+                .filter(|m| m.level == Level::Nest)
+                .all(column_sum)
     }
 
     fn declare_helper(&mut self, h: &Helper) {
