@@ -22,7 +22,7 @@ enum Format {
 }
 
 pub fn run(args: &Args) -> ExitCode {
-    let (model, _) = match crate::source::load_one(&args.file, args.model.as_deref()) {
+    let (model, _) = match crate::source::load_one(&args.file, args.model.as_deref(), nnc_ir::Mode::Train) {
         Ok(loaded) => loaded,
         Err(code) => return code,
     };

@@ -44,7 +44,7 @@ pub struct Args {
 /// Exit 0 when every gradient passes, 1 when any fails (or cannot be checked, or the
 /// file holds no model).
 pub fn run(args: &Args) -> ExitCode {
-    let loaded = match crate::source::load(&args.file) {
+    let loaded = match crate::source::load(&args.file, nnc_ir::Mode::Train) {
         Ok(loaded) => loaded,
         Err(code) => return code,
     };

@@ -29,16 +29,17 @@ pub mod interp;
 mod lint;
 pub mod lower;
 mod model;
+pub mod modes;
 pub mod op;
 pub mod print;
 pub mod shape;
 mod types;
 
 pub use lint::warnings;
-pub use lower::{grad_targets, lower_file, lower_model};
+pub use lower::{grad_targets, lower_file, lower_file_in, lower_model};
 pub use model::{
-    Axis0Join, Call, GradOf, Init, InputInfo, LoopInfo, LoopStep, Model, Node, NodeId, NodeKey,
-    ParamInfo,
+    Axis0Join, Call, GradOf, Init, InputInfo, InputKind, LoopInfo, LoopStep, Mode, Model, Node,
+    NodeId, NodeKey, ParamInfo,
 };
 pub use op::{BinaryOp, CmpOp, InputId, Op, ParamId, ReduceOp, UnaryOp};
 pub use types::{
@@ -46,10 +47,20 @@ pub use types::{
 };
 
 /// Parses, checks and lowers a source text: every model, or every diagnostic.
+/// Models with modes are lowered [`Mode::Switched`], as code generation needs them.
 pub fn compile_source(source: &str) -> Result<Vec<Model>, Vec<nnc_syntax::Diagnostic>> {
+    compile_source_in(source, Mode::Switched)
+}
+
+/// [`compile_source`] in one mode: [`Mode::Train`] for the training step's graph
+/// (what `nnc grad` derives and `nnc gradcheck` checks), [`Mode::Eval`] for inference.
+pub fn compile_source_in(
+    source: &str,
+    mode: Mode,
+) -> Result<Vec<Model>, Vec<nnc_syntax::Diagnostic>> {
     let (file, diagnostics) = nnc_syntax::parse_and_check(source);
     if !diagnostics.is_empty() {
         return Err(diagnostics);
     }
-    lower_file(&file)
+    lower_file_in(&file, mode)
 }
