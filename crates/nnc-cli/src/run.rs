@@ -111,7 +111,9 @@ fn run_typed<F: RunFloat>(
         Some(path) => read_inputs::<F>(model, path)?,
         None if data_inputs(model).next().is_none() => Vec::new(),
         None => {
-            let names: Vec<String> = data_inputs(model).map(|i| format!("`{}`", i.name)).collect();
+            let names: Vec<String> = data_inputs(model)
+                .map(|i| format!("`{}`", i.name))
+                .collect();
             return Err(format!(
                 "model `{}` has inputs ({}); give them with --inputs FILE.npz",
                 model.name,
@@ -187,7 +189,10 @@ fn run_typed<F: RunFloat>(
         // The states after the step: updated ones, the others as they were.
         let updated = updated_state(model, &eval);
         for (name, value) in &state {
-            let after = updated.iter().find(|(n, _)| n == name).map_or(value, |(_, v)| v);
+            let after = updated
+                .iter()
+                .find(|(n, _)| n == name)
+                .map_or(value, |(_, v)| v);
             bundle.float(name.as_str(), after.view());
         }
         staged.push(bundle.stage(path).map_err(|e| e.to_string())?);

@@ -70,7 +70,10 @@ pub fn bindings(
         }
     };
     let (params, state) = match spec.params {
-        Some(path) => (read_params::<f64>(model, path)?, read_state::<f64>(model, path)?),
+        Some(path) => (
+            read_params::<f64>(model, path)?,
+            read_state::<f64>(model, path)?,
+        ),
         None => (init_params::<f64>(model, seed), vec![]),
     };
     // Random inputs include the masks and states already.

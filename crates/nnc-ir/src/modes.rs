@@ -112,8 +112,5 @@ pub fn updated_state<F: Scalar>(model: &Model, eval: &Evaluation<F>) -> Vec<(Str
 
 /// The names of the data inputs only (what a caller gives).
 pub fn data_inputs(model: &Model) -> impl Iterator<Item = &crate::InputInfo> {
-    model
-        .inputs
-        .iter()
-        .filter(|i| i.kind == InputKind::Data)
+    model.inputs.iter().filter(|i| i.kind == InputKind::Data)
 }

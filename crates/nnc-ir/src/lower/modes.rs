@@ -180,9 +180,8 @@ impl BuiltinCall<'_, '_> {
         let beta = self.next()?;
         let (mean_state, running_mean) = self.state_arg("running_mean")?;
         let (var_state, running_var) = self.state_arg("running_var")?;
-        let momentum = self.number_keyword("momentum", BATCH_NORM_MOMENTUM, |m| {
-            (0.0..1.0).contains(&m)
-        })?;
+        let momentum =
+            self.number_keyword("momentum", BATCH_NORM_MOMENTUM, |m| (0.0..1.0).contains(&m))?;
         let eps = self.number_keyword("eps", BATCH_NORM_EPS, |e| e > 0.0 && e.is_finite())?;
         self.unused_keywords()?;
         let shape = self.lowerer.model.shape(x).clone();
@@ -214,8 +213,11 @@ impl BuiltinCall<'_, '_> {
             } else {
                 let training = self.lowerer.training_flag(span);
                 (
-                    self.lowerer
-                        .push(Op::Select, vec![training, batch_mean, running_mean], span)?,
+                    self.lowerer.push(
+                        Op::Select,
+                        vec![training, batch_mean, running_mean],
+                        span,
+                    )?,
                     self.lowerer
                         .push(Op::Select, vec![training, batch_var, running_var], span)?,
                 )
@@ -250,7 +252,13 @@ impl BuiltinCall<'_, '_> {
         batch: NodeId,
         momentum: f64,
     ) -> Lowered<()> {
-        if self.lowerer.model.state_updates.iter().any(|(s, _)| *s == state) {
+        if self
+            .lowerer
+            .model
+            .state_updates
+            .iter()
+            .any(|(s, _)| *s == state)
+        {
             let name = self.lowerer.model.inputs[state.0 as usize].name.clone();
             return Err(self.fail(format!(
                 "state `{name}` is already updated by another `batch_norm`"
@@ -330,7 +338,9 @@ impl BuiltinCall<'_, '_> {
             ),
         };
         let note = match key {
-            "momentum" => "`momentum` is in [0, 1): running = momentum * running + (1 - momentum) * batch",
+            "momentum" => {
+                "`momentum` is in [0, 1): running = momentum * running + (1 - momentum) * batch"
+            }
             _ => "`eps` is a positive number added to the variance",
         };
         let at = self.lowerer.span(s);
