@@ -29,7 +29,10 @@ nnc::net! {
 fn train(seed: u64, steps: usize) -> (Vec<f64>, deep::State, f64) {
     let x = Array2::from_shape_fn((8, 6), |(i, j)| ((i * 6 + j) as f64 * 0.7).cos());
     let labels = Array1::from_shape_fn(8, |i| i % 3);
-    let inputs = deep::Inputs { x: x.view(), labels: labels.view() };
+    let inputs = deep::Inputs {
+        x: x.view(),
+        labels: labels.view(),
+    };
     let mut rng = StdRng::seed_from_u64(seed);
     let mut params = deep::Params::init(&mut StdRng::seed_from_u64(0));
     let mut state = deep::State::init();
@@ -37,13 +40,25 @@ fn train(seed: u64, steps: usize) -> (Vec<f64>, deep::State, f64) {
     let (mut ws, mut grads) = (deep::Workspace::new(dims), deep::Grads::zeros(dims));
     let losses = (0..steps)
         .map(|_| {
-            deep::sgd_step(&mut params, &mut state, &inputs, &mut ws, &mut grads, 0.05, &mut rng)
-                .unwrap_or_else(|e| panic!("{e}"))
+            deep::sgd_step(
+                &mut params,
+                &mut state,
+                &inputs,
+                &mut ws,
+                &mut grads,
+                0.05,
+                &mut rng,
+            )
+            .unwrap_or_else(|e| panic!("{e}"))
         })
         .collect();
     let eval = deep::loss(&params, &state, &inputs, &mut ws).unwrap_or_else(|e| panic!("{e}"));
     let again = deep::loss(&params, &state, &inputs, &mut ws).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(eval.to_bits(), again.to_bits(), "eval mode is deterministic");
+    assert_eq!(
+        eval.to_bits(),
+        again.to_bits(),
+        "eval mode is deterministic"
+    );
     (losses, state, eval)
 }
 
@@ -58,6 +73,13 @@ fn net_compiles_dropout_and_batch_norm_with_states_and_a_seeded_generator() {
     assert_ne!(losses, other);
     // The running statistics moved from their initial values, towards the batch's.
     assert!(state.mu.iter().any(|m| m.abs() > 1e-3), "{:?}", state.mu);
-    assert!(state.var.iter().all(|v| *v > 0.0 && (*v - 1.0).abs() > 1e-6), "{:?}", state.var);
+    assert!(
+        state
+            .var
+            .iter()
+            .all(|v| *v > 0.0 && (*v - 1.0).abs() > 1e-6),
+        "{:?}",
+        state.var
+    );
     assert!(losses.iter().all(|l| l.is_finite()) && eval.is_finite());
 }

@@ -178,23 +178,34 @@ impl BuiltinCall<'_, '_> {
         let x = self.next()?;
         let gamma = self.next()?;
         let beta = self.next()?;
-        let (mean_state, running_mean) = self.state_arg("running_mean")?;
-        let (var_state, running_var) = self.state_arg("running_var")?;
+        let (mean_state, running_mean, mean_at) = self.state_arg("running_mean")?;
+        let (var_state, running_var, var_at) = self.state_arg("running_var")?;
         let momentum =
             self.number_keyword("momentum", BATCH_NORM_MOMENTUM, |m| (0.0..1.0).contains(&m))?;
         let eps = self.number_keyword("eps", BATCH_NORM_EPS, |e| e > 0.0 && e.is_finite())?;
         self.unused_keywords()?;
         let shape = self.lowerer.model.shape(x).clone();
-        for state in [running_mean, running_var] {
+        for (state, at) in [(running_mean, mean_at), (running_var, var_at)] {
             let state_shape = self.lowerer.model.shape(state).clone();
             if shape.is_empty() || state_shape[..] != shape[1..] {
                 let m = &self.lowerer.model;
-                return Err(self.fail(format!(
-                    "`batch_norm` of a {} value needs running statistics of shape {}, not {}",
-                    m.shape_str(&shape),
-                    m.shape_str(shape.get(1..).unwrap_or(&[])),
-                    m.shape_str(&state_shape),
-                )));
+                let x_shape = m.shape_str(&shape);
+                let wanted = m.shape_str(shape.get(1..).unwrap_or(&[]));
+                let got = m.shape_str(&state_shape);
+                let at = self.lowerer.span(at);
+                self.lowerer.error(
+                    Diagnostic::error(
+                        format!(
+                            "`batch_norm` of a {x_shape} value needs running statistics of shape {wanted}"
+                        ),
+                        at,
+                    )
+                    .with_label(format!("this state is {got}"))
+                    .with_note(
+                        "batch norm normalises over axis 0: one statistic per position of the other axes",
+                    ),
+                );
+                return Err(Reported);
             }
         }
         let span = self.lowerer.span(self.span);
@@ -206,8 +217,8 @@ impl BuiltinCall<'_, '_> {
             let centred = self.sub(x, batch_mean)?;
             let square = self.lowerer.push(Op::Powf(2.0), vec![centred], span)?;
             let batch_var = self.mean(square, Some(vec![0]), true)?;
-            self.update(mean_state, running_mean, batch_mean, momentum)?;
-            self.update(var_state, running_var, batch_var, momentum)?;
+            self.update(mean_state, running_mean, batch_mean, momentum, mean_at)?;
+            self.update(var_state, running_var, batch_var, momentum, var_at)?;
             if mode == Mode::Train {
                 (batch_mean, batch_var)
             } else {
@@ -251,6 +262,7 @@ impl BuiltinCall<'_, '_> {
         running: NodeId,
         batch: NodeId,
         momentum: f64,
+        at: Span,
     ) -> Lowered<()> {
         if self
             .lowerer
@@ -260,9 +272,18 @@ impl BuiltinCall<'_, '_> {
             .any(|(s, _)| *s == state)
         {
             let name = self.lowerer.model.inputs[state.0 as usize].name.clone();
-            return Err(self.fail(format!(
-                "state `{name}` is already updated by another `batch_norm`"
-            )));
+            let at = self.lowerer.span(at);
+            self.lowerer.error(
+                Diagnostic::error(
+                    format!("state `{name}` is updated by two `batch_norm`s"),
+                    at,
+                )
+                .with_label("an earlier `batch_norm` (or loop step) updates it already")
+                .with_note(
+                    "each running statistic belongs to one `batch_norm`: declare a state for each",
+                ),
+            );
+            return Err(Reported);
         }
         let span = self.lowerer.span(self.span);
         let shape = self.lowerer.model.shape(running).clone();
@@ -282,7 +303,7 @@ impl BuiltinCall<'_, '_> {
     }
 
     /// The next positional argument, which must be a `state`: its id and node.
-    fn state_arg(&mut self, what: &str) -> Lowered<(InputId, NodeId)> {
+    fn state_arg(&mut self, what: &str) -> Lowered<(InputId, NodeId, Span)> {
         let Some((v, s)) = self.positional.next() else {
             let name = self.name;
             return Err(self.fail(format!("`{name}` is missing its `{what}`")));
@@ -291,7 +312,7 @@ impl BuiltinCall<'_, '_> {
         let model = &self.lowerer.model;
         let found = match model.node(node).op {
             Op::Input(i) => match model.inputs[i.0 as usize].kind {
-                InputKind::State(_) => return Ok((i, node)),
+                InputKind::State(_) => return Ok((i, node, s)),
                 _ => format!("`{}` is an input", model.inputs[i.0 as usize].name),
             },
             Op::Param(p) => format!(
