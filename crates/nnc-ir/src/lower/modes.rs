@@ -217,6 +217,11 @@ impl BuiltinCall<'_, '_> {
             let centred = self.sub(x, batch_mean)?;
             let square = self.lowerer.push(Op::Powf(2.0), vec![centred], span)?;
             let batch_var = self.mean(square, Some(vec![0]), true)?;
+            // Named after the running statistics they feed: `mu_batch`, `var_batch`.
+            for (state, value) in [(mean_state, batch_mean), (var_state, batch_var)] {
+                let name = format!("{}_batch", self.lowerer.model.inputs[state.0 as usize].name);
+                self.lowerer.name_value(&Val::Tensor(value), &name);
+            }
             self.update(mean_state, running_mean, batch_mean, momentum, mean_at)?;
             self.update(var_state, running_var, batch_var, momentum, var_at)?;
             if mode == Mode::Train {
