@@ -11,7 +11,7 @@ use nnc::rand::SeedableRng;
 use nnc::rand::rngs::StdRng;
 use nnc::runtime::TensorSet;
 use nnc_model_tests::harness::source;
-use nnc_model_tests::{dropout_only, train_eval};
+use nnc_model_tests::{dropout_only, train_eval, train_eval_thin};
 
 /// The model lowered in `mode`, differentiated.
 fn ir(mode: Mode, name: &str) -> nnc::ir::Model {
@@ -25,7 +25,11 @@ fn ir(mode: Mode, name: &str) -> nnc::ir::Model {
 }
 
 fn data(n: usize) -> (Array2<f64>, Array1<usize>) {
-    let x = Array2::from_shape_fn((n, 5), |(i, j)| ((i * 5 + j) as f64 * 0.37).sin() * 1.5);
+    data_of(n, 5)
+}
+
+fn data_of(n: usize, d: usize) -> (Array2<f64>, Array1<usize>) {
+    let x = Array2::from_shape_fn((n, d), |(i, j)| ((i * d + j) as f64 * 0.37).sin() * 1.5);
     let labels = Array1::from_shape_fn(n, |i| (i * 7) % 3);
     (x, labels)
 }
@@ -34,8 +38,8 @@ fn data(n: usize) -> (Array2<f64>, Array1<usize>) {
 /// masks drawn from `seed` as the generated training step draws them.
 fn interpret(
     model: &nnc::ir::Model,
-    params: &train_eval::Params,
-    state: &train_eval::State,
+    params: &impl TensorSet<f64>,
+    state: &impl TensorSet<f64>,
     x: &Array2<f64>,
     labels: &Array1<usize>,
     training: bool,
@@ -95,78 +99,106 @@ fn params() -> train_eval::Params {
     p
 }
 
-#[test]
-fn the_training_step_matches_the_interpreter_with_the_same_masks_and_state_updates() {
-    let model = ir(Mode::Train, "train_eval");
-    let (x, labels) = data(7);
-    let params = params();
-    let mut state = train_eval::State::init();
-    state.var.fill(2.0);
-    let before = state.clone();
-    let inputs = train_eval::Inputs {
-        x: x.view(),
-        labels: labels.view(),
-    };
-    let mut ws = train_eval::Workspace::new(inputs.dims().unwrap_or_else(|e| panic!("{e}")));
-    let mut grads = train_eval::Grads::zeros(inputs.dims().unwrap_or_default());
-    let mut rng = StdRng::seed_from_u64(11);
-    let loss =
-        train_eval::loss_and_grad(&params, &mut state, &inputs, &mut ws, &mut grads, &mut rng)
+macro_rules! training_step_test {
+    ($test:ident, $m:ident, $width:expr) => {
+        #[test]
+        fn $test() {
+            use $m as train_eval;
+            let model = ir(Mode::Train, stringify!($m));
+            let (x, labels) = data_of(7, $width);
+            let mut params = train_eval::Params::init(&mut StdRng::seed_from_u64(3));
+            params
+                .gamma
+                .iter_mut()
+                .enumerate()
+                .for_each(|(i, g)| *g = 0.5 + 0.25 * i as f64);
+            params
+                .beta
+                .iter_mut()
+                .enumerate()
+                .for_each(|(i, b)| *b = 0.1 * i as f64 - 0.2);
+            let mut state = train_eval::State::init();
+            state.var.fill(2.0);
+            let before = state.clone();
+            let inputs = train_eval::Inputs {
+                x: x.view(),
+                labels: labels.view(),
+            };
+            let mut ws =
+                train_eval::Workspace::new(inputs.dims().unwrap_or_else(|e| panic!("{e}")));
+            let mut grads = train_eval::Grads::zeros(inputs.dims().unwrap_or_default());
+            let mut rng = StdRng::seed_from_u64(11);
+            let loss = train_eval::loss_and_grad(
+                &params, &mut state, &inputs, &mut ws, &mut grads, &mut rng,
+            )
             .unwrap_or_else(|e| panic!("{e}"));
-    let eval = interpret(&model, &params, &before, &x, &labels, true, 11);
-    assert!(
-        (loss - eval.loss()).abs() <= 1e-12,
-        "{loss} vs {}",
-        eval.loss()
-    );
-    for ((name, g), (of, expected)) in grads.tensors().into_iter().zip(eval.grads()) {
-        assert_eq!(name, model.grad_name(of));
-        assert_close(&g.to_owned(), expected, name);
-    }
-    let updated = nnc::ir::modes::updated_state(&model, &eval);
-    assert_eq!(updated.len(), 2);
-    for (name, expected) in &updated {
-        let got = state
-            .tensors()
-            .into_iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, a)| a.to_owned())
-            .unwrap_or_else(|| panic!("{name}"));
-        assert_close(&got, expected, name);
-    }
-    // By hand: mu <- 0.8 * 0 + 0.2 * batch mean, var <- 0.8 * 2 + 0.2 * batch var.
-    let masks: Vec<&ArrayD<f64>> = model
-        .inputs
-        .iter()
-        .enumerate()
-        .filter(|(_, i)| matches!(i.kind, InputKind::Mask { .. }))
-        .filter_map(|(k, _)| {
-            eval.value(model.input_node(nnc::ir::InputId(k as u32))?)?
-                .as_float()
-        })
-        .collect();
-    assert_eq!(masks.len(), 1);
-    let h = eval
-        .values()
-        .iter()
-        .zip(&model.nodes)
-        .find(|(_, n)| n.name.as_deref() == Some("h"))
-        .and_then(|(v, _)| v.as_float())
-        .unwrap_or_else(|| panic!("no h"));
-    let d = h * masks[0];
-    let mean = d.mean_axis(Axis(0)).unwrap_or_else(|| panic!("empty"));
-    let var = d.var_axis(Axis(0), 0.0);
-    assert_close(
-        &state.mu.clone().into_dyn(),
-        &(&mean * 0.2).into_dyn(),
-        "mu by hand",
-    );
-    assert_close(
-        &state.var.clone().into_dyn(),
-        &(&var * 0.2 + 1.6).into_dyn(),
-        "var by hand",
-    );
+            let eval = interpret(&model, &params, &before, &x, &labels, true, 11);
+            assert!(
+                (loss - eval.loss()).abs() <= 1e-12,
+                "{loss} vs {}",
+                eval.loss()
+            );
+            for ((name, g), (of, expected)) in grads.tensors().into_iter().zip(eval.grads()) {
+                assert_eq!(name, model.grad_name(of));
+                assert_close(&g.to_owned(), expected, name);
+            }
+            let updated = nnc::ir::modes::updated_state(&model, &eval);
+            assert_eq!(updated.len(), 2);
+            for (name, expected) in &updated {
+                let got = state
+                    .tensors()
+                    .into_iter()
+                    .find(|(n, _)| n == name)
+                    .map(|(_, a)| a.to_owned())
+                    .unwrap_or_else(|| panic!("{name}"));
+                assert_close(&got, expected, name);
+            }
+            // By hand: mu <- 0.8 * 0 + 0.2 * batch mean, var <- 0.8 * 2 + 0.2 * batch var.
+            let masks: Vec<&ArrayD<f64>> = model
+                .inputs
+                .iter()
+                .enumerate()
+                .filter(|(_, i)| matches!(i.kind, InputKind::Mask { .. }))
+                .filter_map(|(k, _)| {
+                    eval.value(model.input_node(nnc::ir::InputId(k as u32))?)?
+                        .as_float()
+                })
+                .collect();
+            assert_eq!(masks.len(), 1);
+            let h = eval
+                .values()
+                .iter()
+                .zip(&model.nodes)
+                .find(|(_, n)| n.name.as_deref() == Some("h"))
+                .and_then(|(v, _)| v.as_float())
+                .unwrap_or_else(|| panic!("no h"));
+            let d = h * masks[0];
+            let mean = d.mean_axis(Axis(0)).unwrap_or_else(|| panic!("empty"));
+            let var = d.var_axis(Axis(0), 0.0);
+            assert_close(
+                &state.mu.clone().into_dyn(),
+                &(&mean * 0.2).into_dyn(),
+                "mu by hand",
+            );
+            assert_close(
+                &state.var.clone().into_dyn(),
+                &(&var * 0.2 + 1.6).into_dyn(),
+                "var by hand",
+            );
+        }
+    };
 }
+
+training_step_test!(
+    the_training_step_matches_the_interpreter_with_the_same_masks_and_state_updates,
+    train_eval,
+    5
+);
+training_step_test!(
+    the_same_with_products_expanded_into_loops,
+    train_eval_thin,
+    4
+);
 
 #[test]
 fn eval_mode_matches_the_interpreter_and_a_hand_computation_and_is_deterministic() {

@@ -590,6 +590,13 @@ impl Gen<'_> {
         let mut leaves = vec![];
         for n in b.uses.leaf_scalars.clone() {
             let name = ident(&cx.names.node[n.index()]);
+            // The mode flag is the entry point's own `mode`.
+            if let Op::Input(i) = model.node(n).op
+                && model.inputs[i.0 as usize].kind == nnc_ir::InputKind::Training
+            {
+                leaves.push(quote!(let #name = mode;));
+                continue;
+            }
             let f = b.leaf_field(n);
             leaves.push(quote!(let #name = #f[()];));
         }
