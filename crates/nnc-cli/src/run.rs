@@ -74,6 +74,19 @@ pub fn run(args: &Args) -> ExitCode {
         Ok(loaded) => loaded,
         Err(code) => return code,
     };
+    // With `--params`, `--seed` can only draw dropout masks.
+    let has_masks = model
+        .inputs
+        .iter()
+        .any(|i| matches!(i.kind, nnc_ir::InputKind::Mask { .. }));
+    if args.values.params.is_some() && args.values.seed.is_some() && !has_masks {
+        eprintln!(
+            "error: --seed draws the parameters (and the dropout masks of a training step); \
+             with --params it has nothing to draw: model `{}` has no dropout",
+            model.name
+        );
+        return ExitCode::from(2);
+    }
     // Differentiate too, so the out file carries every gradient.
     let model = match nnc_autodiff::with_gradients(&model) {
         Ok(m) => m,
