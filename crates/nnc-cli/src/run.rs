@@ -79,7 +79,7 @@ pub fn run(args: &Args) -> ExitCode {
         .inputs
         .iter()
         .any(|i| matches!(i.kind, nnc_ir::InputKind::Mask { .. }));
-    if args.values.params.is_some() && args.values.seed.is_some() && !has_masks {
+    if args.values.params.is_some() && args.values.seed.is_some() && !has_masks && !args.eval {
         eprintln!(
             "error: --seed draws the parameters (and the dropout masks of a training step); \
              with --params it has nothing to draw: model `{}` has no dropout",

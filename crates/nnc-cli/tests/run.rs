@@ -509,7 +509,9 @@ fn model_selection_and_missing_inputs() {
         stderr(&missing_file)
     );
 
-    let conflicting = nnc(["run", &gates, "--seed", "1", "--params", "p.npz"]);
+    let conflicting = nnc([
+        "run", &gates, "--model", "add_mul", "--seed", "1", "--params", "p.npz",
+    ]);
     assert_eq!(
         code(&conflicting),
         2,
