@@ -389,3 +389,23 @@ fn wrong_shapes_are_errors_not_panics() {
         "{message}"
     );
 }
+
+#[test]
+fn parameters_and_states_round_trip_through_one_npz_file() {
+    let (_, _, state) = run(3, 5);
+    let mut state = state;
+    let mut params = params();
+    let dir = std::env::temp_dir().join(format!("nnc-modes-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let path = dir.join("params.npz");
+    nnc::runtime::npz::save_tensors(&path, &(&mut params, &mut state))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (saved_params, saved_state) = (params.clone(), state.clone());
+    let mut params = train_eval::Params::init(&mut StdRng::seed_from_u64(10));
+    let mut state = train_eval::State::init();
+    nnc::runtime::npz::load_tensors_into(&path, &mut (&mut params, &mut state))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(params, saved_params);
+    assert_eq!(state, saved_state);
+    let _ = std::fs::remove_dir_all(&dir);
+}
