@@ -193,8 +193,7 @@ fn train_and_eval_allocate_nothing(threads: &Threads) {
     let mut grads = deep::Grads::zeros(dims);
     deep::loss_and_grad(&params, &mut state, &inputs, &mut ws, &mut grads, &mut rng)
         .unwrap_or_else(|e| panic!("{e}"));
-    let mut results = vec![];
-    results.reserve(32);
+    let mut results = Vec::with_capacity(32);
     let n = allocations(|| {
         for _ in 0..2 {
             results.push(
