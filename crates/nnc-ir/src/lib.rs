@@ -22,8 +22,14 @@
 //! - **Spans point at user source.** Nodes inlined from the prelude carry the span of
 //!   the user's call.
 //!
-//! Also here: the text form ([`print`]) and the reference interpreter ([`interp`]), the
-//! oracle the generated code is tested against.
+//! - **Modes are leaves.** `dropout`, `batch_norm` and `state` add no op: a state,
+//!   a dropout mask and the mode flag are inputs of their own [`InputKind`], lowered
+//!   per [`Mode`] (the training step, eval mode, or both for code generation), and
+//!   the training step's writes to the states are roots, [`Model::state_updates`].
+//!
+//! Also here: the text form ([`print`]), the reference interpreter ([`interp`]), the
+//! oracle the generated code is tested against, and the binding of the leaves the
+//! modes add ([`modes`]).
 
 pub mod interp;
 mod lint;

@@ -409,3 +409,37 @@ fn parameters_and_states_round_trip_through_one_npz_file() {
     assert_eq!(state, saved_state);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The training step and eval mode give the same bits on 1, 2 and 3 threads.
+#[test]
+fn threads_never_change_the_bits_of_either_mode() {
+    use nnc::runtime::parallel::Threads;
+    let (x, labels) = data(300);
+    let params = params();
+    let inputs = train_eval::Inputs {
+        x: x.view(),
+        labels: labels.view(),
+    };
+    let dims = inputs.dims().unwrap_or_else(|e| panic!("{e}"));
+    let mut results = vec![];
+    for count in [1, 2, 3] {
+        let mut ws = train_eval::Workspace::with_threads(dims, Threads::new(count));
+        let mut grads = train_eval::Grads::zeros(dims);
+        let mut state = train_eval::State::init();
+        let mut rng = StdRng::seed_from_u64(8);
+        let train =
+            train_eval::loss_and_grad(&params, &mut state, &inputs, &mut ws, &mut grads, &mut rng)
+                .unwrap_or_else(|e| panic!("{e}"));
+        let eval =
+            train_eval::loss(&params, &state, &inputs, &mut ws).unwrap_or_else(|e| panic!("{e}"));
+        let bits: Vec<u64> = grads
+            .tensors()
+            .into_iter()
+            .chain(state.tensors())
+            .flat_map(|(_, a)| a.iter().map(|v| v.to_bits()).collect::<Vec<_>>())
+            .collect();
+        results.push((train.to_bits(), eval.to_bits(), bits));
+    }
+    assert_eq!(results[0], results[1]);
+    assert_eq!(results[0], results[2]);
+}
