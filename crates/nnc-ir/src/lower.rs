@@ -114,6 +114,7 @@ fn lower_with<'a>(
         file_consts: Env::default(),
         mode,
         training: None,
+        masks: 0,
     };
     // The file's consts come first: they start the model's scope, and the user's
     // functions'.
@@ -199,6 +200,11 @@ struct CallKey {
     args: Vec<(u8, u64)>,
     depth: usize,
     prelude_span: Option<Span>,
+    /// How many dropout masks the model had when the call was lowered: a function
+    /// that drops draws a new mask at each call, so its calls are not the same
+    /// value (a call of one that does not is found again as long as no dropout
+    /// happened in between).
+    masks: usize,
 }
 
 /// An inlined call being lowered.
@@ -238,6 +244,8 @@ struct Lowerer<'a> {
     /// The [`InputKind::Training`] leaf, once a `batch_norm` lowered
     /// [`Mode::Switched`] needs it.
     training: Option<NodeId>,
+    /// The dropout masks made so far (see `modes::MAX_MASKS`).
+    masks: usize,
 }
 
 /// The message of [`Lowerer::too_deep`].
@@ -1023,6 +1031,7 @@ impl<'a> Lowerer<'a> {
             args: bound,
             depth: self.frames.len(),
             prelude_span: self.frames.iter().find(|f| f.prelude).map(|f| f.call_span),
+            masks: self.masks,
         };
         let result = match self.calls.get(&key) {
             Some(done) => done.clone().ok_or(Reported),

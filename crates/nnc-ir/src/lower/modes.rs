@@ -29,6 +29,12 @@ use nnc_syntax::{Diagnostic, Span};
 pub const BATCH_NORM_MOMENTUM: f64 = 0.9;
 pub const BATCH_NORM_EPS: f64 = 1e-5;
 
+/// The most dropout masks a model may draw (calls of `dropout`, counting each loop
+/// step and each call of a function that drops). A function that drops is lowered
+/// again at each call, so a chain of calls that doubles at each level draws
+/// exponentially many; this bounds it (and the time it takes to find out).
+pub const MAX_MASKS: usize = 10_000;
+
 impl Lowerer<'_> {
     /// `state mu: [D] = zeros;`: a float input of kind [`InputKind::State`], fixed
     /// shape, starting at a fixed value.
@@ -88,8 +94,13 @@ impl Lowerer<'_> {
     /// already has that name, `base_`, `base__`, ...
     fn mode_leaf(&mut self, base: &str, shape: Vec<Dim>, kind: InputKind, span: Span) -> NodeId {
         let mut name = base.to_string();
+        // Masks are numbered apart; only the declarations can take their names.
         let taken = |m: &crate::Model, n: &str| {
-            m.inputs.iter().any(|i| i.name == n) || m.params.iter().any(|p| p.name == n)
+            let mut declared = m
+                .inputs
+                .iter()
+                .filter(|i| !matches!(i.kind, InputKind::Mask { .. }));
+            declared.any(|i| i.name == n) || m.params.iter().any(|p| p.name == n)
         };
         while taken(&self.model, &name) {
             name.push('_');
@@ -133,12 +144,13 @@ impl BuiltinCall<'_, '_> {
             return Ok(x);
         }
         let span = lowerer.span(self.span);
-        let count = lowerer
-            .model
-            .inputs
-            .iter()
-            .filter(|i| matches!(i.kind, InputKind::Mask { .. }))
-            .count();
+        if lowerer.masks >= MAX_MASKS {
+            return Err(self.fail(format!(
+                "more than {MAX_MASKS} dropout masks: each call of `dropout` (in each loop step and each call of the function it is in) draws one"
+            )));
+        }
+        lowerer.masks += 1;
+        let count = lowerer.masks - 1;
         let shape = lowerer.model.shape(x).clone();
         let kind = InputKind::Mask { keep: 1.0 - p };
         let mask = lowerer.mode_leaf(&format!("mask{}", count + 1), shape, kind, span);
