@@ -212,7 +212,6 @@ const EXAMPLES: &[&str] = &[
     include_str!("../examples/models/three_layer.nn"),
     include_str!("../examples/models/two_layer.nn"),
     include_str!("../examples/models/deep_stack.nn"),
-    include_str!("../examples/models/deep_dropout_bn.nn"),
 ];
 
 /// The models to mutate: the examples, the spec's own copies when `../shared` is
