@@ -42,6 +42,8 @@ fn spec_models_are_accepted() {
     let expected: &[(&str, &[&str])] = &[
         ("activations", &["activations"]),
         // deep_tanh as a loop over a stack: the one example that is not a spec copy.
+        // The deep network with dropout and batch norm (train and eval modes).
+        ("deep_dropout_bn", &["deep"]),
         ("deep_stack", &["deep_stack"]),
         ("deep_tanh", &["deep_tanh"]),
         ("gates", &["add_mul", "neuron", "neuron_gate"]),
@@ -60,7 +62,7 @@ fn spec_models_are_accepted() {
     let expected_names: Vec<&str> = expected.iter().map(|(n, _)| *n).collect();
     assert_eq!(
         names, expected_names,
-        "examples/models/ holds a copy of each spec model, and deep_stack"
+        "examples/models/ holds a copy of each spec model, deep_stack and deep_dropout_bn"
     );
     for (path, (_, models)) in files.iter().zip(expected) {
         let source = read(path);

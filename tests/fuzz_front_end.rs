@@ -63,6 +63,7 @@ const MODELS: &[&str] = &[
     include_str!("../examples/models/activations.nn"),
     include_str!("../examples/models/deep_tanh.nn"),
     include_str!("../examples/models/deep_stack.nn"),
+    include_str!("../examples/models/deep_dropout_bn.nn"),
     include_str!("../examples/models/gates.nn"),
     include_str!("../examples/models/logistic.nn"),
     include_str!("../examples/models/mlp784.nn"),

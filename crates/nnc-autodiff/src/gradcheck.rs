@@ -22,7 +22,7 @@
 
 use crate::builder::InternalError;
 use nnc_ir::interp::{Bindings, Evaluation, RunError, Scalar, Value, concrete_shape, evaluate};
-use nnc_ir::{Dim, Elem, GradOf, InputId, Model, NodeId, Op, ReduceOp, UnaryOp};
+use nnc_ir::{Dim, Elem, GradOf, InputId, InputKind, Model, NodeId, Op, ReduceOp, UnaryOp};
 use nnc_runtime::gradcheck::{GradCheckConfig, GradCheckError, GradCheckReport, Objective};
 use rand::rngs::StdRng;
 use rand::{Rng, RngExt, SeedableRng};
@@ -325,9 +325,17 @@ pub fn random_point<R: Rng + ?Sized>(model: &Model, batch: usize, rng: &mut R) -
         .inputs
         .iter()
         .map(|i| {
-            (i.ty.elem == Elem::Float).then(|| normal(&concrete_shape(&i.ty.shape, &dims), 1.0))
+            let shape = concrete_shape(&i.ty.shape, &dims);
+            match i.kind {
+                InputKind::Data => (i.ty.elem == Elem::Float).then(|| normal(&shape, 1.0)),
+                // The leaves the modes add: a mask drawn as the training step draws
+                // it (and then held fixed), a state at its initial value, training.
+                InputKind::Mask { .. } => Some(ndarray::ArrayD::zeros(shape)),
+                InputKind::State(_) | InputKind::Training => None,
+            }
         })
         .collect();
+    let states = nnc_ir::modes::initial_state::<f64>(model);
     let params = model
         .params
         .iter()
@@ -339,14 +347,30 @@ pub fn random_point<R: Rng + ?Sized>(model: &Model, batch: usize, rng: &mut R) -
             normal(&concrete_shape(&p.shape, &dims), 1.0 / fan_in.sqrt())
         })
         .collect();
+    let mut floats = floats;
+    for (info, float) in model.inputs.iter().zip(&mut floats) {
+        if let (InputKind::Mask { keep }, Some(mask)) = (info.kind, float)
+            && let Some(slice) = mask.as_slice_mut()
+        {
+            nnc_runtime::init::fill_dropout_mask(slice, keep, &mut *rng);
+        }
+    }
     let inputs = model
         .inputs
         .iter()
         .enumerate()
         .zip(floats)
-        .map(|((i, info), float)| match float {
-            Some(a) => Value::Float(a),
-            None => {
+        .map(|((i, info), float)| match (float, info.kind) {
+            (Some(a), _) => Value::Float(a),
+            (None, InputKind::Training) => Value::Float(ndarray::arr0(1.0).into_dyn()),
+            (None, InputKind::State(_)) => {
+                let initial = states.iter().find(|(n, _)| *n == info.name);
+                Value::Float(initial.map_or_else(
+                    || ndarray::ArrayD::zeros(concrete_shape(&info.ty.shape, &dims)),
+                    |(_, a)| a.clone(),
+                ))
+            }
+            (None, _) => {
                 let bound = index_bound(model, InputId(i as u32), &dims)
                     .unwrap_or(1)
                     .max(1);

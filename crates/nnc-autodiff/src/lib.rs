@@ -122,6 +122,7 @@ impl Derivation {
         out.push_str(open);
         out.push_str(&forward_listing(m, self.forward_len, format));
         out.push_str(close);
+        out.push_str(&state_updates(m, format));
         let _ = writeln!(
             out,
             "\nbackward (d_v = d loss / d v; each line names its rule):"
@@ -150,6 +151,33 @@ fn forward_listing(model: &Model, forward_len: usize, format: Format) -> String 
     forward.nodes.truncate(forward_len);
     forward.grads.clear();
     derivation::listing(&forward, 0, format)
+}
+
+/// What the training step writes into each `state` after it has run, when the
+/// model has any: `mu <- mu_new`.
+fn state_updates(model: &Model, format: Format) -> String {
+    let mut out = String::new();
+    if model.state_updates.is_empty() {
+        return out;
+    }
+    let _ = writeln!(out, "\nstate updates (written after the training step):");
+    for (state, node) in &model.state_updates {
+        let name = &model.inputs[state.0 as usize].name;
+        let value = match &model.node(*node).name {
+            Some(n) => n.clone(),
+            None => derivation::expression(model, *node),
+        };
+        let _ = match format {
+            Format::Text => writeln!(out, "  {name} <- {value}"),
+            Format::Latex => writeln!(
+                out,
+                "  {} \\leftarrow {} \\\\",
+                derivation::latex_name(name),
+                derivation::latex_name(&value)
+            ),
+        };
+    }
+    out
 }
 
 /// `d_x = d_q` lines for gradients that are another named value.

@@ -269,6 +269,7 @@ pub fn hessian_vector_product(model: &mut Model) -> Result<(), InternalError> {
             ty: ty.clone(),
             grad: false,
             span,
+            kind: nnc_ir::InputKind::Data,
         });
         let v = model.push_typed(Op::Input(id), vec![], ty, span);
         model.nodes[v.index()].name = Some(name);

@@ -334,6 +334,9 @@ fn remap_roots(model: &mut Model, remap: &[NodeId]) {
     for (_, n) in &mut model.grads {
         *n = remap[n.index()];
     }
+    for (_, n) in &mut model.state_updates {
+        *n = remap[n.index()];
+    }
 }
 
 /// Keeps the nodes the roots need, plus every input and param leaf, renumbered densely.

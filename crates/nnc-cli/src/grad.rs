@@ -22,10 +22,11 @@ enum Format {
 }
 
 pub fn run(args: &Args) -> ExitCode {
-    let (model, _) = match crate::source::load_one(&args.file, args.model.as_deref()) {
-        Ok(loaded) => loaded,
-        Err(code) => return code,
-    };
+    let (model, _) =
+        match crate::source::load_one(&args.file, args.model.as_deref(), nnc_ir::Mode::Train) {
+            Ok(loaded) => loaded,
+            Err(code) => return code,
+        };
     let format = match args.format {
         Format::Text => nnc_autodiff::Format::Text,
         Format::Latex => nnc_autodiff::Format::Latex,

@@ -3,6 +3,11 @@
 //! gradients against central finite differences, in f64, on the IR interpreter, with
 //! the runtime's one checker (`nnc_runtime::gradcheck`: random directions and sampled
 //! elements within an evaluation budget).
+//!
+//! A model with `dropout` or `state` is checked in its training step
+//! (`Mode::Train`): each dropout mask is drawn once, from `--seed`, and held fixed
+//! while the parameters are perturbed, as an input is; the states are at their
+//! initial values (the training step's loss does not read them).
 
 use nnc_autodiff::gradcheck::{Options, gradcheck, legend};
 use std::path::PathBuf;
@@ -44,7 +49,7 @@ pub struct Args {
 /// Exit 0 when every gradient passes, 1 when any fails (or cannot be checked, or the
 /// file holds no model).
 pub fn run(args: &Args) -> ExitCode {
-    let loaded = match crate::source::load(&args.file) {
+    let loaded = match crate::source::load(&args.file, nnc_ir::Mode::Train) {
         Ok(loaded) => loaded,
         Err(code) => return code,
     };

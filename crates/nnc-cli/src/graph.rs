@@ -47,7 +47,7 @@ enum Format {
 }
 
 pub fn run(args: &Args) -> ExitCode {
-    let (model, source) = match args.values.load() {
+    let (model, source) = match args.values.load(nnc_ir::Mode::Train) {
         Ok(loaded) => loaded,
         Err(code) => return code,
     };

@@ -19,13 +19,23 @@
 //! `--seed` (0 when neither is given); one note on stderr says which, so stdout holds
 //! the results alone.
 //!
+//! A model with `dropout` or `state` runs its training step by default: the masks
+//! are drawn from a generator seeded with `--seed` (0 when not given), the states
+//! are read from `--params` with the parameters (or start at their declared
+//! values), and `--save-params` writes the states the step updated. `--eval` runs
+//! eval mode instead: no dropout, `batch_norm` with the running statistics, the
+//! states unchanged.
+//!
 //! `--check-finite` reports the first value (in evaluation order, backward pass
 //! included) that holds a NaN or an infinity, with its source line, and exits 1.
 
 use nnc_autodiff::gradcheck::{MAX_INTERPRETER_BYTES, first_non_finite_in, interpreter_bytes};
-use nnc_graph::values::{RunFloat, init_params, read_inputs, read_params};
+use nnc_graph::values::{
+    RunFloat, init_params, read_inputs, read_params, read_state, with_mode_inputs,
+};
 use nnc_ir::interp::{Bindings, Value, bind_dims, evaluate};
-use nnc_ir::{DType, Model};
+use nnc_ir::modes::{data_inputs, initial_state, updated_state};
+use nnc_ir::{DType, Mode, Model};
 use nnc_runtime::npz::{GRAD_PREFIX, LOSS_NAME, NpzBundle, OUTPUT_PREFIX};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -50,15 +60,33 @@ pub struct Args {
     /// or backward) is NaN or infinite.
     #[arg(long)]
     check_finite: bool,
+    /// Eval mode: no dropout, `batch_norm` with its running statistics, no state
+    /// updated (without it, a model with `dropout` or `state` runs its training step).
+    #[arg(long)]
+    eval: bool,
 }
 
 /// Exit codes as for `check`: 1 for anything wrong with the program or the data,
 /// 2 when the source file cannot be read.
 pub fn run(args: &Args) -> ExitCode {
-    let (model, source) = match args.values.load() {
+    let mode = if args.eval { Mode::Eval } else { Mode::Train };
+    let (model, source) = match args.values.load(mode) {
         Ok(loaded) => loaded,
         Err(code) => return code,
     };
+    // With `--params`, `--seed` can only draw dropout masks.
+    let has_masks = model
+        .inputs
+        .iter()
+        .any(|i| matches!(i.kind, nnc_ir::InputKind::Mask { .. }));
+    if args.values.params.is_some() && args.values.seed.is_some() && !has_masks && !args.eval {
+        eprintln!(
+            "error: --seed draws the parameters (and the dropout masks of a training step); \
+             with --params it has nothing to draw: model `{}` has no dropout",
+            model.name
+        );
+        return ExitCode::from(2);
+    }
     // Differentiate too, so the out file carries every gradient.
     let model = match nnc_autodiff::with_gradients(&model) {
         Ok(m) => m,
@@ -94,11 +122,9 @@ fn run_typed<F: RunFloat>(
 ) -> Result<(), String> {
     let inputs = match &args.values.inputs {
         Some(path) => read_inputs::<F>(model, path)?,
-        None if model.inputs.is_empty() => Vec::new(),
+        None if data_inputs(model).next().is_none() => Vec::new(),
         None => {
-            let names: Vec<String> = model
-                .inputs
-                .iter()
+            let names: Vec<String> = data_inputs(model)
                 .map(|i| format!("`{}`", i.name))
                 .collect();
             return Err(format!(
@@ -108,6 +134,13 @@ fn run_typed<F: RunFloat>(
             ));
         }
     };
+    let state = match &args.values.params {
+        Some(path) => read_state::<F>(model, path)?,
+        None => initial_state::<F>(model),
+    };
+    let training = !args.eval;
+    let seed = args.values.seed.unwrap_or(0);
+    let inputs = with_mode_inputs(model, inputs, &state, training, seed)?;
     // Everything the interpreter will hold, at the sizes the inputs give, before the
     // parameters are made or read.
     let values: Vec<Value<F>> = inputs.iter().map(|(_, v)| v.clone()).collect();
@@ -165,6 +198,15 @@ fn run_typed<F: RunFloat>(
         let mut bundle = NpzBundle::new();
         for (p, a) in model.params.iter().zip(&bindings.params) {
             bundle.float(p.name.as_str(), a.view());
+        }
+        // The states after the step: updated ones, the others as they were.
+        let updated = updated_state(model, &eval);
+        for (name, value) in &state {
+            let after = updated
+                .iter()
+                .find(|(n, _)| n == name)
+                .map_or(value, |(_, v)| v);
+            bundle.float(name.as_str(), after.view());
         }
         staged.push(bundle.stage(path).map_err(|e| e.to_string())?);
     }

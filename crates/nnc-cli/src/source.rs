@@ -1,6 +1,6 @@
 //! Reading a `.nn` file and choosing a model: shared by the subcommands.
 
-use nnc_ir::Model;
+use nnc_ir::{Mode, Model};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -16,19 +16,21 @@ pub struct ModelValues {
     /// An `.npz` file holding every input, by its declared name.
     #[arg(long, value_name = "FILE")]
     pub inputs: Option<PathBuf>,
-    /// An `.npz` file holding every parameter, by its declared name.
-    #[arg(long, value_name = "FILE", conflicts_with = "seed")]
+    /// An `.npz` file holding every parameter (and every `state`), by its declared
+    /// name.
+    #[arg(long, value_name = "FILE")]
     pub params: Option<PathBuf>,
     /// Draw the parameters from their initialisers with this seed (0 when neither
-    /// this nor `--params` is given); `graph` also draws its random inputs with it.
+    /// this nor `--params` is given); `graph` also draws its random inputs with it,
+    /// and the dropout masks of a training step are drawn with it.
     #[arg(long, value_name = "S")]
     pub seed: Option<u64>,
 }
 
 impl ModelValues {
-    /// The file's model chosen by `--model` (see [`load_one`]).
-    pub fn load(&self) -> Result<(Model, String), ExitCode> {
-        load_one(&self.file, self.model.as_deref())
+    /// The file's model chosen by `--model` (see [`load_one`]), lowered in `mode`.
+    pub fn load(&self, mode: Mode) -> Result<(Model, String), ExitCode> {
+        load_one(&self.file, self.model.as_deref(), mode)
     }
 }
 
@@ -47,13 +49,14 @@ pub struct Loaded {
     pub models: Vec<Model>,
 }
 
-/// Reads and lowers every model of `path`. On failure the diagnostics (or the read
-/// error) are printed and the exit code is returned: 1 for errors in the program, 2
-/// for a file that cannot be read.
-pub fn load(path: &Path) -> Result<Loaded, ExitCode> {
+/// Reads and lowers every model of `path` in `mode` (which matters only to models
+/// with `dropout` or `state`: `Mode::Train` for the training step's graph). On
+/// failure the diagnostics (or the read error) are printed and the exit code is
+/// returned: 1 for errors in the program, 2 for a file that cannot be read.
+pub fn load(path: &Path, mode: Mode) -> Result<Loaded, ExitCode> {
     let name = path.display().to_string();
     let source = read(path)?;
-    let models = nnc_ir::compile_source(&source).map_err(|diagnostics| {
+    let models = nnc_ir::compile_source_in(&source, mode).map_err(|diagnostics| {
         eprint!("{}", nnc_syntax::render(&diagnostics, &name, &source));
         ExitCode::from(1)
     })?;
@@ -90,8 +93,12 @@ pub fn select<'m>(
 
 /// [`load`] then [`select`], printing any error; for subcommands that need one model.
 /// Returns the model and the source it came from.
-pub fn load_one(path: &Path, wanted: Option<&str>) -> Result<(Model, String), ExitCode> {
-    let loaded = load(path)?;
+pub fn load_one(
+    path: &Path,
+    wanted: Option<&str>,
+    mode: Mode,
+) -> Result<(Model, String), ExitCode> {
+    let loaded = load(path, mode)?;
     let model = select(&loaded.models, wanted, path)
         .cloned()
         .map_err(|message| {

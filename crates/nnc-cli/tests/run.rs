@@ -509,8 +509,19 @@ fn model_selection_and_missing_inputs() {
         stderr(&missing_file)
     );
 
-    let conflicting = nnc(["run", &gates, "--seed", "1", "--params", "p.npz"]);
-    assert_eq!(code(&conflicting), 2, "clap rejects --seed with --params");
+    let conflicting = nnc([
+        "run", &gates, "--model", "add_mul", "--seed", "1", "--params", "p.npz",
+    ]);
+    assert_eq!(
+        code(&conflicting),
+        2,
+        "--seed with --params draws nothing here"
+    );
+    assert!(
+        stderr(&conflicting).contains("has no dropout"),
+        "{}",
+        stderr(&conflicting)
+    );
 }
 
 /// A diagnostic in the source is rendered, exit 1.
@@ -527,5 +538,111 @@ fn shape_errors_in_the_source_are_rendered() {
             .contains("shape mismatch in '@': [N, 10] @ [5, 10] — inner dims 10 and 5 differ"),
         "{}",
         stderr(&run)
+    );
+}
+
+// ---- train and eval modes ---------------------------------------------------------
+
+/// The issue's `deep` model at small sizes (dropout, batch norm, states).
+const DEEP_SMALL: &str = "model deep {
+    dtype f64;
+    dim N, D = 6, C = 3, L = 2;
+    input x: [N, D];
+    input labels: index[N];
+    param w: [L, D, D] = xavier;
+    param w_out: [D, C] = xavier;
+    param gamma: [D] = ones;
+    param beta: [D] = zeros;
+    state mu: [D] = zeros;
+    state var: [D] = ones;
+    let h = for l in 0..L from x { tanh(h @ w[l]) };
+    let d = dropout(h, 0.5);
+    let b = batch_norm(d, gamma, beta, mu, var, momentum = 0.9);
+    output b;
+    loss softmax_cross_entropy(b @ w_out, labels);
+}
+";
+
+/// `nnc run` on `DEEP_SMALL`: the loss printed and the states saved, for `extra`.
+fn run_deep(dir: &Path, extra: &[&str], tag: &str) -> (String, std::path::PathBuf) {
+    let (source, inputs) = (dir.join("deep.nn"), dir.join("in.npz"));
+    std::fs::write(&source, DEEP_SMALL).expect("written");
+    let x = Arr::F64(normal(&[5, 6], 3));
+    let l = Arr::I64(
+        ArrayD::from_shape_vec(
+            IxDyn(&[5]),
+            labels(5, 3).iter().map(|&v| v as i64).collect(),
+        )
+        .expect("labels"),
+    );
+    write_npz(&inputs, &[("x", &x), ("labels", &l)]);
+    let saved = dir.join(format!("params-{tag}.npz"));
+    let mut args: Vec<String> = vec![
+        "run".into(),
+        source.display().to_string(),
+        "--inputs".into(),
+        inputs.display().to_string(),
+        "--save-params".into(),
+        saved.display().to_string(),
+    ];
+    args.extend(extra.iter().map(|a| a.to_string()));
+    let out = nnc(args);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    (stdout(&out), saved)
+}
+
+#[test]
+fn a_training_step_is_reproducible_from_its_seed_and_saves_the_updated_states() {
+    let dir = scratch("run", "train_eval");
+    let (first, saved) = run_deep(&dir, &["--seed", "4"], "a");
+    let (again, _) = run_deep(&dir, &["--seed", "4"], "b");
+    let (other, _) = run_deep(&dir, &["--seed", "5"], "c");
+    assert_eq!(first, again, "the same seed draws the same mask");
+    assert_ne!(
+        first, other,
+        "another seed draws another mask (and other params)"
+    );
+    // The states were saved with the parameters, updated from their initial values.
+    assert_eq!(names(&saved), ["beta", "gamma", "mu", "var", "w", "w_out"]);
+    let mu: ArrayD<f64> = read(&saved, "mu");
+    let var: ArrayD<f64> = read(&saved, "var");
+    assert!(mu.iter().any(|m| m.abs() > 1e-6), "{mu}");
+    assert!(
+        var.iter().all(|v| *v > 0.0) && var.iter().any(|v| (v - 1.0).abs() > 1e-6),
+        "{var}"
+    );
+    // Eval mode from the saved parameters and states: deterministic, whatever the
+    // seed, and it leaves the states as they were.
+    let saved_arg = saved.display().to_string();
+    let (eval, kept) = run_deep(
+        &dir,
+        &["--params", &saved_arg, "--eval", "--seed", "1"],
+        "d",
+    );
+    let (eval2, _) = run_deep(
+        &dir,
+        &["--params", &saved_arg, "--eval", "--seed", "2"],
+        "e",
+    );
+    assert_eq!(eval, eval2);
+    assert_eq!(read::<f64>(&kept, "mu"), mu);
+    assert_eq!(read::<f64>(&kept, "var"), var);
+}
+
+#[test]
+fn gradcheck_holds_the_dropout_mask_fixed() {
+    let dir = scratch("run", "gradcheck_modes");
+    let source = dir.join("deep.nn");
+    std::fs::write(&source, DEEP_SMALL).expect("written");
+    let source = source.display().to_string();
+    let out = nnc(["gradcheck", source.as_str(), "--batch", "16"]);
+    assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
+    let report = stdout(&out);
+    for name in ["d_w ", "d_w_out", "d_gamma", "d_beta"] {
+        assert!(report.contains(name), "{report}");
+    }
+    assert!(
+        !report.contains("d_mu") && !report.contains("d_mask"),
+        "states and masks have no gradient: {report}"
     );
 }

@@ -51,6 +51,10 @@ const RESERVED: &[&str] = &[
     "Axis",
 ];
 
+/// Names the entry points of a model with `dropout` or `state` also use: the
+/// states, the caller's generator, the mode (1 in training, 0 in eval mode).
+const MODE_RESERVED: &[&str] = &["state", "rng", "mode", "State", "R"];
+
 /// Rust's keywords (strict and reserved, 2024 edition).
 const KEYWORDS: &[&str] = &[
     "as", "async", "await", "break", "const", "continue", "crate", "dyn", "else", "enum", "extern",
@@ -170,6 +174,12 @@ pub struct Names {
 impl Names {
     pub fn new(model: &Model) -> Names {
         let mut namer = Namer::new();
+        // The arguments and locals of the entry points of a model with modes.
+        if model.has_modes() {
+            for reserved in MODE_RESERVED {
+                namer.used.insert(reserved.to_string());
+            }
+        }
         // Only runtime dims have locals; fixed dims are literals in generated code.
         let dim = model
             .dims

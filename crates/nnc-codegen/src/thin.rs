@@ -64,6 +64,9 @@ pub fn expand(model: &Model) -> Model {
     for (_, n) in &mut out.outputs {
         *n = remap[n.index()];
     }
+    for (_, n) in &mut out.state_updates {
+        *n = remap[n.index()];
+    }
     for (_, n) in &mut out.grads {
         *n = remap[n.index()];
     }

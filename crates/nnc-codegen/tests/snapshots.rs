@@ -44,3 +44,29 @@ fn spiral() {
 fn spiral_plan() {
     insta::assert_snapshot!("spiral_plan", generated("spiral.nn", "spiral", Emit::Plan));
 }
+
+/// Train and eval modes: the `State`, the training step drawing its dropout mask
+/// from the caller's generator and writing the states after the step, eval mode
+/// with a mask of ones and the running statistics (`batch_norm` selects on `mode`).
+#[test]
+fn train_and_eval_modes() {
+    let source = "model bn {
+    dim N, D = 4, C = 3;
+    input x: [N, D];
+    input labels: index[N];
+    param w: [D, D] = xavier;
+    param w_out: [D, C] = xavier;
+    param gamma: [D] = ones;
+    param beta: [D] = zeros;
+    state mu: [D] = zeros;
+    state var: [D] = ones;
+    let h = tanh(x @ w);
+    let d = dropout(h, 0.5);
+    let b = batch_norm(d, gamma, beta, mu, var, momentum = 0.9);
+    loss softmax_cross_entropy(b @ w_out, labels);
+}
+";
+    let code =
+        compile_source(source, "bn.nn", &Options::default()).unwrap_or_else(|d| panic!("{d:?}"));
+    insta::assert_snapshot!("train_and_eval_modes", code);
+}

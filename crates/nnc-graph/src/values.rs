@@ -11,6 +11,7 @@
 use ndarray::{ArrayD, IxDyn};
 use nnc_autodiff::gradcheck::{MAX_INTERPRETER_BYTES, interpreter_bytes, random_point};
 use nnc_ir::interp::{Bindings, Scalar, Value, bind_dims, concrete_shape};
+use nnc_ir::modes::data_inputs;
 use nnc_ir::{Elem, Init, Model};
 use nnc_runtime::init;
 use nnc_runtime::npz::{NpzError, NpzReader};
@@ -47,7 +48,7 @@ pub fn bindings(
     let seed = spec.seed;
     let inputs = match spec.inputs {
         Some(path) => read_inputs::<f64>(model, path)?,
-        None if model.inputs.is_empty() => Vec::new(),
+        None if data_inputs(model).next().is_none() => Vec::new(),
         None => {
             let dims: Vec<usize> = model
                 .dims
@@ -68,15 +69,44 @@ pub fn bindings(
                 .collect()
         }
     };
+    let (params, state) = match spec.params {
+        Some(path) => (
+            read_params::<f64>(model, path)?,
+            read_state::<f64>(model, path)?,
+        ),
+        None => (init_params::<f64>(model, seed), vec![]),
+    };
+    // Random inputs include the masks and states already.
+    let inputs = if spec.inputs.is_some() || data_inputs(model).next().is_none() {
+        with_mode_inputs(model, inputs, &state, true, seed)?
+    } else {
+        inputs
+    };
     let values: Vec<Value<f64>> = inputs.iter().map(|(_, v)| v.clone()).collect();
     let dims = bind_dims(model, &values).map_err(|e| e.to_string())?;
     drop(values);
     interpreter_bytes(model, &dims, 8, MAX_INTERPRETER_BYTES).map_err(|e| e.to_string())?;
-    let params = match spec.params {
-        Some(path) => read_params::<f64>(model, path)?,
-        None => init_params::<f64>(model, seed),
-    };
     Bindings::from_named(model, inputs, params).map_err(|e| e.to_string())
+}
+
+/// `inputs` (the data inputs) with the inputs train and eval modes add
+/// ([`nnc_ir::InputKind`]): each `state` from `state` by name, else at its initial
+/// value; each dropout mask drawn when `training` from one generator seeded with
+/// `seed` by the runtime's `fill_dropout_mask` (as generated code draws it), all
+/// ones otherwise; the mode flag of a model lowered `Mode::Switched`.
+pub fn with_mode_inputs<F: RunFloat>(
+    model: &Model,
+    mut inputs: Vec<(String, Value<F>)>,
+    state: &[(String, ArrayD<F>)],
+    training: bool,
+    seed: u64,
+) -> Result<Vec<(String, Value<F>)>, String> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut draw = |mask: &mut [F], keep: f64| init::fill_dropout_mask(mask, keep, &mut rng);
+    let added = nnc_ir::modes::mode_inputs(model, &inputs, state, training, &mut draw)
+        .map_err(|e| e.to_string())?;
+    inputs.extend(added);
+    Ok(inputs)
 }
 
 /// Every input of `model` from the `.npz` file at `path`, by its declared name.
@@ -85,11 +115,11 @@ pub fn read_inputs<F: RunFloat>(
     path: &Path,
 ) -> Result<Vec<(String, Value<F>)>, String> {
     let mut npz = NpzReader::open(path).map_err(|e| e.to_string())?;
-    let declared: Vec<&str> = model.inputs.iter().map(|i| i.name.as_str()).collect();
+    let declared: Vec<&str> = data_inputs(model).map(|i| i.name.as_str()).collect();
     npz.check_names("input", &declared)
         .map_err(|e| e.to_string())?;
     let mut inputs = Vec::with_capacity(model.inputs.len());
-    for info in &model.inputs {
+    for info in data_inputs(model) {
         let value = match info.ty.elem {
             Elem::Float => npz.float::<F>(&info.name).map(Value::Float),
             Elem::Index => npz.index(&info.name).map(Value::Index),
@@ -107,7 +137,13 @@ pub fn read_params<F: RunFloat>(
     path: &Path,
 ) -> Result<Vec<(String, ArrayD<F>)>, String> {
     let mut npz = NpzReader::open(path).map_err(|e| e.to_string())?;
-    let declared: Vec<&str> = model.params.iter().map(|p| p.name.as_str()).collect();
+    // The file holds the `state`s too, saved with the parameters.
+    let declared: Vec<&str> = model
+        .params
+        .iter()
+        .map(|p| p.name.as_str())
+        .chain(states(model).map(|i| i.name.as_str()))
+        .collect();
     npz.check_names("parameter", &declared)
         .map_err(|e| e.to_string())?;
     let mut params = Vec::with_capacity(model.params.len());
@@ -119,6 +155,32 @@ pub fn read_params<F: RunFloat>(
         params.push((info.name.clone(), array));
     }
     Ok(params)
+}
+
+/// Every `state` of `model` from the parameters' `.npz` file at `path`, by its
+/// declared name (the names were checked by [`read_params`]).
+pub fn read_state<F: RunFloat>(
+    model: &Model,
+    path: &Path,
+) -> Result<Vec<(String, ArrayD<F>)>, String> {
+    let mut npz = NpzReader::open(path).map_err(|e| e.to_string())?;
+    let mut out = vec![];
+    for info in states(model) {
+        let shape = model.shape_str(&info.ty.shape);
+        let array = npz
+            .float::<F>(&info.name)
+            .map_err(|e| declared_as(e, "state", &info.name, &shape))?;
+        out.push((info.name.clone(), array));
+    }
+    Ok(out)
+}
+
+/// The model's `state` declarations.
+fn states(model: &Model) -> impl Iterator<Item = &nnc_ir::InputInfo> {
+    model
+        .inputs
+        .iter()
+        .filter(|i| matches!(i.kind, nnc_ir::InputKind::State(_)))
 }
 
 /// A read error with the model's declaration of the array appended:

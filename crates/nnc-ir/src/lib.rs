@@ -22,23 +22,30 @@
 //! - **Spans point at user source.** Nodes inlined from the prelude carry the span of
 //!   the user's call.
 //!
-//! Also here: the text form ([`print`]) and the reference interpreter ([`interp`]), the
-//! oracle the generated code is tested against.
+//! - **Modes are leaves.** `dropout`, `batch_norm` and `state` add no op: a state,
+//!   a dropout mask and the mode flag are inputs of their own [`InputKind`], lowered
+//!   per [`Mode`] (the training step, eval mode, or both for code generation), and
+//!   the training step's writes to the states are roots, [`Model::state_updates`].
+//!
+//! Also here: the text form ([`print`]), the reference interpreter ([`interp`]), the
+//! oracle the generated code is tested against, and the binding of the leaves the
+//! modes add ([`modes`]).
 
 pub mod interp;
 mod lint;
 pub mod lower;
 mod model;
+pub mod modes;
 pub mod op;
 pub mod print;
 pub mod shape;
 mod types;
 
 pub use lint::warnings;
-pub use lower::{grad_targets, lower_file, lower_model};
+pub use lower::{grad_targets, lower_file, lower_file_in, lower_model};
 pub use model::{
-    Axis0Join, Call, GradOf, Init, InputInfo, LoopInfo, LoopStep, Model, Node, NodeId, NodeKey,
-    ParamInfo,
+    Axis0Join, Call, GradOf, Init, InputInfo, InputKind, LoopInfo, LoopStep, Mode, Model, Node,
+    NodeId, NodeKey, ParamInfo,
 };
 pub use op::{BinaryOp, CmpOp, InputId, Op, ParamId, ReduceOp, UnaryOp};
 pub use types::{
@@ -46,10 +53,20 @@ pub use types::{
 };
 
 /// Parses, checks and lowers a source text: every model, or every diagnostic.
+/// Models with modes are lowered [`Mode::Switched`], as code generation needs them.
 pub fn compile_source(source: &str) -> Result<Vec<Model>, Vec<nnc_syntax::Diagnostic>> {
+    compile_source_in(source, Mode::Switched)
+}
+
+/// [`compile_source`] in one mode: [`Mode::Train`] for the training step's graph
+/// (what `nnc grad` derives and `nnc gradcheck` checks), [`Mode::Eval`] for inference.
+pub fn compile_source_in(
+    source: &str,
+    mode: Mode,
+) -> Result<Vec<Model>, Vec<nnc_syntax::Diagnostic>> {
     let (file, diagnostics) = nnc_syntax::parse_and_check(source);
     if !diagnostics.is_empty() {
         return Err(diagnostics);
     }
-    lower_file(&file)
+    lower_file_in(&file, mode)
 }

@@ -2,7 +2,7 @@
 //! a lowered [`Model`]; gives [`Diagnostic`]s of severity warning, which the CLI
 //! prints and compilation goes past.
 
-use crate::{Model, Op};
+use crate::{InputKind, Model, Op};
 use nnc_syntax::Diagnostic;
 
 /// Every warning about `model`: each parameter the loss does not depend on, whose
@@ -42,7 +42,30 @@ pub fn warnings(model: &Model) -> Vec<Diagnostic> {
             .with_note("its gradient is always zero, so training never changes it"),
         );
     }
+    warnings.extend(states_never_updated(model));
     warnings
+}
+
+/// Each `state` no `batch_norm` updates, which keeps its initial value for ever:
+/// most likely a running statistic meant for `batch_norm`. (On a model lowered for
+/// training, `Mode::Train` or `Mode::Switched`, as [`crate::compile_source`] gives:
+/// eval mode records no updates.)
+fn states_never_updated(model: &Model) -> Vec<Diagnostic> {
+    model
+        .inputs
+        .iter()
+        .enumerate()
+        .filter(|(_, i)| matches!(i.kind, InputKind::State(_)))
+        .filter(|(k, _)| !model.state_updates.iter().any(|(s, _)| s.0 as usize == *k))
+        .map(|(_, i)| {
+            Diagnostic::warning(format!("state `{}` is never updated", i.name), i.span)
+                .with_label("no `batch_norm` writes it")
+                .with_note(
+                    "a state keeps its initial value unless the training step writes it: pass \
+                     it to `batch_norm` as a running statistic, or make it a `const` or `param`",
+                )
+        })
+        .collect()
 }
 
 /// For every node, whether the loss depends on it (the arena is topological: a
@@ -105,5 +128,19 @@ mod tests {
     fn parameters_the_loss_reads_through_functions_are_not_reported() {
         let source = "fn layer(x, w) = tanh(x @ w);\nmodel m {\n    dim N;\n    input x: [N, 3];\n    param w1: [3, 3] = zeros;\n    param w2: [3, 3] = zeros;\n    loss sum(layer(layer(x, w1), w2));\n}\n";
         assert_eq!(warnings_of(source), vec![]);
+    }
+
+    #[test]
+    fn a_state_no_batch_norm_updates_is_reported_where_declared() {
+        let source = "model m {\n    dim N, D = 3;\n    input x: [N, D];\n    param g: [D] = ones;\n    state mu: [D] = zeros;\n    state var: [D] = ones;\n    state offset: [D] = zeros;\n    loss sum(batch_norm(x, g, offset, mu, var));\n}\n";
+        let at = source.find("offset: [D]").unwrap_or(0);
+        assert_eq!(
+            warnings_of(source),
+            vec![(
+                "state `offset` is never updated".to_string(),
+                Some("no `batch_norm` writes it".to_string()),
+                at
+            )]
+        );
     }
 }

@@ -27,7 +27,9 @@
 //! and parameters at their declaration, computed values at the operation that would
 //! make them, so no later size computation can overflow.
 
-use crate::model::{Call, GradOf, Init, InputInfo, Model, NodeId, NodeKey, ParamInfo};
+use crate::model::{
+    Call, GradOf, Init, InputInfo, InputKind, Mode, Model, NodeId, NodeKey, ParamInfo,
+};
 use crate::op::{BinaryOp, CmpOp, InputId, Op, ParamId, ReduceOp, UnaryOp};
 use crate::shape::ShapeError;
 use crate::types::{DType, Dim, DimId, DimInfo, Elem, MAX_ELEMENTS, Shape, Type, checked_elements};
@@ -39,16 +41,23 @@ use std::collections::HashMap;
 
 mod index;
 mod loops;
+mod modes;
 
 /// Lowers every model of a file. The file must have passed
 /// [`nnc_syntax::check::check`]; anything that slips through is still reported,
 /// never a panic.
 pub fn lower_file(file: &ast::File) -> Result<Vec<Model>, Vec<Diagnostic>> {
+    lower_file_in(file, Mode::Switched)
+}
+
+/// Lowers every model of a file in `mode` (which only matters to models with
+/// `dropout` or `state`).
+pub fn lower_file_in(file: &ast::File, mode: Mode) -> Result<Vec<Model>, Vec<Diagnostic>> {
     let fns = functions(file);
     let mut models = Vec::new();
     let mut diagnostics = Vec::new();
     for m in file.models() {
-        match lower_with(&fns, file, m) {
+        match lower_with(&fns, file, m, mode) {
             Ok(model) => models.push(model),
             Err(mut d) => diagnostics.append(&mut d),
         }
@@ -62,7 +71,7 @@ pub fn lower_file(file: &ast::File) -> Result<Vec<Model>, Vec<Diagnostic>> {
 
 /// Lowers one model of `file`.
 pub fn lower_model(file: &ast::File, def: &ast::ModelDef) -> Result<Model, Vec<Diagnostic>> {
-    lower_with(&functions(file), file, def)
+    lower_with(&functions(file), file, def, Mode::Switched)
 }
 
 /// The file's functions by name (the first, if one is defined twice: the checker
@@ -79,6 +88,7 @@ fn lower_with<'a>(
     fns: &'a HashMap<&'a str, &'a FnDef>,
     file: &ast::File,
     def: &ast::ModelDef,
+    mode: Mode,
 ) -> Result<Model, Vec<Diagnostic>> {
     let dtype = def
         .stmts
@@ -102,6 +112,9 @@ fn lower_with<'a>(
         loop_steps: 0,
         in_step: None,
         file_consts: Env::default(),
+        mode,
+        training: None,
+        masks: 0,
     };
     // The file's consts come first: they start the model's scope, and the user's
     // functions'.
@@ -187,6 +200,11 @@ struct CallKey {
     args: Vec<(u8, u64)>,
     depth: usize,
     prelude_span: Option<Span>,
+    /// How many dropout masks the model had when the call was lowered: a function
+    /// that drops draws a new mask at each call, so its calls are not the same
+    /// value (a call of one that does not is found again as long as no dropout
+    /// happened in between).
+    masks: usize,
 }
 
 /// An inlined call being lowered.
@@ -221,6 +239,13 @@ struct Lowerer<'a> {
     /// The file-level consts' values: in the scope of the model and of the user's
     /// functions (not the prelude's, which must not depend on the user's names).
     file_consts: Env,
+    /// Which graph `dropout` and `batch_norm` lower to.
+    mode: Mode,
+    /// The [`InputKind::Training`] leaf, once a `batch_norm` lowered
+    /// [`Mode::Switched`] needs it.
+    training: Option<NodeId>,
+    /// The dropout masks made so far (see `modes::MAX_MASKS`).
+    masks: usize,
 }
 
 /// The message of [`Lowerer::too_deep`].
@@ -286,6 +311,7 @@ impl<'a> Lowerer<'a> {
                     ty: ty.clone(),
                     grad: input.grad.is_some() && elem == Elem::Float,
                     span: input.name.span,
+                    kind: InputKind::Data,
                 });
                 let v = self.leaf(Op::Input(id), ty, sized, &input.name);
                 env.bind(&input.name.name, v);
@@ -316,6 +342,7 @@ impl<'a> Lowerer<'a> {
                 let v = self.leaf(Op::Param(id), Type::float(shape), sized, &param.name);
                 env.bind(&param.name.name, v);
             }
+            Stmt::State(state) => self.state(state, env),
             Stmt::Let(l) => {
                 let _ = self.bind_let(l, env, None);
             }
@@ -1004,6 +1031,7 @@ impl<'a> Lowerer<'a> {
             args: bound,
             depth: self.frames.len(),
             prelude_span: self.frames.iter().find(|f| f.prelude).map(|f| f.call_span),
+            masks: self.masks,
         };
         let result = match self.calls.get(&key) {
             Some(done) => done.clone().ok_or(Reported),
@@ -1137,6 +1165,8 @@ impl<'a> Lowerer<'a> {
                 let keepdims = call.flag("keepdims")?;
                 (Op::ArgMax { axis, keepdims }, vec![x])
             }
+            "dropout" => return call.dropout().map(Val::Tensor),
+            "batch_norm" => return call.batch_norm().map(Val::Tensor),
             "concat" => return call.concat().map(Val::Tensor),
             "reshape" => return call.reshape().map(Val::Tensor),
             "stack" => return call.stack().map(Val::Tensor),

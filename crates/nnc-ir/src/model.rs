@@ -128,6 +128,45 @@ pub struct InputInfo {
     /// `grad`-marked: its gradient is returned too.
     pub grad: bool,
     pub span: Span,
+    /// Who gives the value: the caller's data, or (for train and eval modes) a
+    /// `state`, a dropout mask or the mode itself.
+    pub kind: InputKind,
+}
+
+/// What an input of the IR stands for. Only [`InputKind::Data`] inputs are the
+/// caller's `input` declarations; the others are leaves the modes add, which the
+/// interpreter's caller binds like inputs (so that autodiff, the simplifier and the
+/// gradient check treat them as constants: a mask is held fixed) and generated code
+/// reads from elsewhere (the `State`, the workspace, the entry point).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum InputKind {
+    /// An `input` declaration.
+    Data,
+    /// A `state` declaration and its initial value (`zeros`, `ones` or a number).
+    State(Init),
+    /// The mask of one `dropout` call, drawn for each training step: each element
+    /// `1 / keep` with probability `keep` (`1 - p`), else 0. All ones in eval mode.
+    Mask { keep: f64 },
+    /// The mode, a scalar (1 in training, 0 in eval), in models lowered
+    /// [`Mode::Switched`] only.
+    Training,
+}
+
+/// Which graph lowering builds for `dropout` and `batch_norm` (models without them
+/// lower the same in every mode).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Mode {
+    /// The training step: `dropout` multiplies by a mask input, `batch_norm` uses
+    /// the batch's statistics and updates the running ones ([`Model::state_updates`]).
+    Train,
+    /// Inference: `dropout` is the identity, `batch_norm` uses the running
+    /// statistics, nothing is updated.
+    Eval,
+    /// Both, chosen when the model runs: the mask stays (all ones in eval mode) and
+    /// `batch_norm` selects with a [`InputKind::Training`] input. What code
+    /// generation compiles, so that one module holds the training step and eval mode.
+    #[default]
+    Switched,
 }
 
 /// A trainable parameter; its shape is fixed at compile time.
@@ -185,6 +224,10 @@ pub struct Model {
     /// The loops the model was written with, in lowering order; nodes name their
     /// step ([`Node::step`]).
     pub loops: Vec<LoopInfo>,
+    /// What the training step writes into each `state` input (an
+    /// [`InputKind::State`]) after it has run: `(state, new value)`, in the order
+    /// lowering met them. Empty in eval mode.
+    pub state_updates: Vec<(InputId, NodeId)>,
 }
 
 /// A sum of values each padded along axis 0 into the sum's shape: a join along axis
@@ -246,7 +289,26 @@ impl Model {
             loss: NodeId(0),
             grads: vec![],
             loops: vec![],
+            state_updates: vec![],
         }
+    }
+
+    /// True for a model with `dropout` or `state`: one whose training step and eval
+    /// mode differ.
+    pub fn has_modes(&self) -> bool {
+        self.inputs.iter().any(|i| i.kind != InputKind::Data)
+    }
+
+    /// The inputs of one kind, with their ids.
+    pub fn inputs_where(
+        &self,
+        keep: impl Fn(&InputKind) -> bool,
+    ) -> impl Iterator<Item = (InputId, &InputInfo)> {
+        self.inputs
+            .iter()
+            .enumerate()
+            .filter(move |(_, i)| keep(&i.kind))
+            .map(|(k, i)| (InputId(k as u32), i))
     }
 
     pub fn node(&self, id: NodeId) -> &Node {
@@ -377,7 +439,8 @@ impl Model {
             .iter()
             .map(|(_, n)| *n)
             .chain([self.loss])
-            .chain(self.grads.iter().map(|(_, n)| *n));
+            .chain(self.grads.iter().map(|(_, n)| *n))
+            .chain(self.state_updates.iter().map(|(_, n)| *n));
         for r in roots {
             live[r.index()] = true;
         }

@@ -5,7 +5,7 @@
 //! %3 = sigmoid %2                          : [N, 100]   h  @14:13
 //! ```
 
-use crate::model::{Init, Model};
+use crate::model::{Init, InputKind, Model};
 use crate::op::Op;
 use nnc_syntax::diagnostic::LineIndex;
 use std::fmt::Write;
@@ -51,7 +51,17 @@ pub fn print(model: &Model, source: Option<&LineIndex<'_>>) -> String {
     }
     for i in &model.inputs {
         let grad = if i.grad { " grad" } else { "" };
-        let _ = writeln!(out, "  input {}: {}{grad}", i.name, model.type_str(&i.ty));
+        let ty = model.type_str(&i.ty);
+        let _ = match i.kind {
+            InputKind::Data => writeln!(out, "  input {}: {ty}{grad}", i.name),
+            InputKind::State(init) => {
+                writeln!(out, "  state {}: {ty} = {}", i.name, init_str(&init))
+            }
+            InputKind::Mask { keep } => {
+                writeln!(out, "  mask {}: {ty} (keep {})", i.name, number(keep))
+            }
+            InputKind::Training => writeln!(out, "  mode {}: {ty}", i.name),
+        };
     }
     for p in &model.params {
         let _ = writeln!(
@@ -69,6 +79,10 @@ pub fn print(model: &Model, source: Option<&LineIndex<'_>>) -> String {
         let _ = writeln!(out, "  output {name} = %{}", node.0);
     }
     let _ = writeln!(out, "  loss = %{}", model.loss.0);
+    for (state, node) in &model.state_updates {
+        let name = &model.inputs[state.0 as usize].name;
+        let _ = writeln!(out, "  update {name} = %{}", node.0);
+    }
     for (of, node) in &model.grads {
         let _ = writeln!(out, "  grad {} = %{}", model.grad_name(*of), node.0);
     }

@@ -176,8 +176,8 @@ fn every_spec_model_evaluates_at_two_batch_sizes() {
     }
     assert_eq!(
         count,
-        2 * 15,
-        "fourteen spec models and deep_stack, two batch sizes each"
+        2 * 16,
+        "fourteen spec models, deep_stack and deep_dropout_bn, two batch sizes each"
     );
 }
 

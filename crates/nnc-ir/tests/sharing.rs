@@ -199,3 +199,35 @@ fn thousands_of_models_take_linear_time() {
         "4x the models took {ratio:.1}x the time ({t1:?} for 500, {t4:?} for 2000)"
     );
 }
+
+/// A function that drops draws a mask at each call: its calls are not shared, even
+/// on the same value; a doubling chain of them meets the limit on masks, quickly.
+#[test]
+fn calls_of_a_function_that_drops_draw_a_mask_each() {
+    let m = only(
+        "fn drop(x) = dropout(x, 0.5);
+model m { dim N; input x: [N, 3]; loss sum(drop(x) + drop(x)); }",
+    );
+    let masks = m
+        .inputs
+        .iter()
+        .filter(|i| matches!(i.kind, nnc_ir::InputKind::Mask { .. }))
+        .count();
+    assert_eq!(masks, 2);
+    let source = nested(
+        40,
+        "model m { dim N; input x: [N, 3]; loss sum(fDEPTH(x)); }",
+    )
+    .replace("fn f0(x) = x * 2;", "fn f0(x) = dropout(x, 0.5);");
+    let start = Instant::now();
+    let errors = nnc_ir::compile_source(&source).err().unwrap_or_default();
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        start.elapsed()
+    );
+    assert!(
+        errors.iter().any(|d| d.message.contains("dropout masks")),
+        "{errors:?}"
+    );
+}

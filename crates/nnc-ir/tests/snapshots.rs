@@ -418,3 +418,131 @@ fn loop_errors() {
         check_error(name, &model(body));
     }
 }
+
+// ---- train and eval modes -----------------------------------------------------------
+
+#[test]
+fn state_with_a_random_initialiser() {
+    check_error(
+        "state_random_init",
+        "model m {
+    dim N, D = 3;
+    input x: [N, D];
+    state mu: [D] = xavier;
+    loss sum(x - mu);
+}
+",
+    );
+}
+
+#[test]
+fn state_with_a_runtime_dim() {
+    check_error(
+        "state_runtime_dim",
+        "model m {
+    dim N, D = 3;
+    input x: [N, D];
+    state mu: [N, D] = zeros;
+    loss sum(x - mu);
+}
+",
+    );
+}
+
+#[test]
+fn dropout_probability_out_of_range() {
+    check_error(
+        "dropout_p_out_of_range",
+        "model m {
+    dim N, D = 3;
+    input x: [N, D];
+    param w: [D] = zeros;
+    loss sum(dropout(x, 1) @ w);
+}
+",
+    );
+}
+
+#[test]
+fn dropout_probability_not_a_constant() {
+    check_error(
+        "dropout_p_not_constant",
+        "model m {
+    dim N, D = 3;
+    input x: [N, D];
+    param w: [D] = zeros;
+    param p: [] = 0.5;
+    loss sum(dropout(x, p) @ w);
+}
+",
+    );
+}
+
+#[test]
+fn batch_norm_given_a_param_for_its_running_mean() {
+    check_error(
+        "batch_norm_param_as_state",
+        "model m {
+    dim N, D = 3;
+    input x: [N, D];
+    param gamma: [D] = ones;
+    param beta: [D] = zeros;
+    param mu: [D] = zeros;
+    state var: [D] = ones;
+    loss sum(batch_norm(x, gamma, beta, mu, var));
+}
+",
+    );
+}
+
+#[test]
+fn batch_norm_updating_a_state_twice() {
+    check_error(
+        "batch_norm_state_twice",
+        "model m {
+    dim N, D = 3;
+    input x: [N, D];
+    param gamma: [D] = ones;
+    param beta: [D] = zeros;
+    state mu: [D] = zeros;
+    state var: [D] = ones;
+    let a = batch_norm(x, gamma, beta, mu, var);
+    loss sum(batch_norm(a, gamma, beta, mu, var));
+}
+",
+    );
+}
+
+#[test]
+fn batch_norm_momentum_out_of_range() {
+    check_error(
+        "batch_norm_momentum",
+        "model m {
+    dim N, D = 3;
+    input x: [N, D];
+    param gamma: [D] = ones;
+    param beta: [D] = zeros;
+    state mu: [D] = zeros;
+    state var: [D] = ones;
+    loss sum(batch_norm(x, gamma, beta, mu, var, momentum = 1));
+}
+",
+    );
+}
+
+#[test]
+fn batch_norm_statistics_of_the_wrong_shape() {
+    check_error(
+        "batch_norm_state_shape",
+        "model m {
+    dim N, D = 3;
+    input x: [N, D];
+    param gamma: [D] = ones;
+    param beta: [D] = zeros;
+    state mu: [4] = zeros;
+    state var: [D] = ones;
+    loss sum(batch_norm(x, gamma, beta, mu, var));
+}
+",
+    );
+}

@@ -293,6 +293,7 @@ fn keyword(text: &str) -> Option<Tok> {
         "const" => Tok::Const,
         "input" => Tok::Input,
         "param" => Tok::Param,
+        "state" => Tok::State,
         "let" => Tok::Let,
         "output" => Tok::Output,
         "loss" => Tok::Loss,

@@ -105,6 +105,9 @@ fn nothing_allocates_after_warm_up_on_any_thread_count() {
         every_model(&Threads::new(count));
     }
     forward_allocates_nothing();
+    for count in [1, 2] {
+        train_and_eval_allocate_nothing(&Threads::new(count));
+    }
 }
 
 fn counting_works() {
@@ -161,4 +164,58 @@ fn forward_allocates_nothing() {
     });
     assert!(sum.is_finite() && sum != 0.0);
     assert_eq!(n, 0);
+}
+
+/// The issue's `deep` model (dropout, batch norm, states) at its full size (D = 500,
+/// ten layers): the training step draws its mask into the workspace and writes the
+/// states in place; eval mode fills the mask with ones. None of it allocates.
+fn train_and_eval_allocate_nothing(threads: &Threads) {
+    use models::deep;
+    use nnc::ndarray::{Array1, Array2};
+    use nnc::rand::SeedableRng;
+    let (big, small) = (64, 5);
+    let x = Array2::from_shape_fn((big, 500), |(i, j)| ((i * 500 + j) as f32 * 0.01).sin());
+    let labels = Array1::from_shape_fn(big, |i| i % 10);
+    let (xs, ls) = (
+        x.slice(nnc::ndarray::s![..small, ..]),
+        labels.slice(nnc::ndarray::s![..small]),
+    );
+    let mut rng = nnc::rand::rngs::StdRng::seed_from_u64(0);
+    let mut params = deep::Params::init(&mut rng);
+    let mut state = deep::State::init();
+    let inputs = deep::Inputs {
+        x: x.view(),
+        labels: labels.view(),
+    };
+    let few = deep::Inputs { x: xs, labels: ls };
+    let dims = inputs.dims().unwrap_or_else(|e| panic!("{e}"));
+    let mut ws = deep::Workspace::with_threads(dims, threads.clone());
+    let mut grads = deep::Grads::zeros(dims);
+    deep::loss_and_grad(&params, &mut state, &inputs, &mut ws, &mut grads, &mut rng)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut results = Vec::with_capacity(32);
+    let n = allocations(|| {
+        for _ in 0..2 {
+            results.push(
+                deep::loss_and_grad(&params, &mut state, &inputs, &mut ws, &mut grads, &mut rng)
+                    .is_ok(),
+            );
+            results.push(
+                deep::sgd_step(
+                    &mut params,
+                    &mut state,
+                    &few,
+                    &mut ws,
+                    &mut grads,
+                    1e-3,
+                    &mut rng,
+                )
+                .is_ok(),
+            );
+            results.push(deep::loss(&params, &state, &inputs, &mut ws).is_ok());
+            results.push(deep::forward(&params, &state, &few, &mut ws).is_ok());
+        }
+    });
+    assert!(results.iter().all(|ok| *ok), "deep: a call failed");
+    assert_eq!(n, 0, "deep: {n} allocations after warm-up on {threads:?}");
 }

@@ -177,6 +177,18 @@ pub fn fill<F: Float, R: Rng + ?Sized>(view: &mut ArrayViewMutD<'_, F>, init: In
     }
 }
 
+/// A dropout mask (inverted dropout): each element is `1 / keep` with probability
+/// `keep`, else 0, drawn in order from one uniform `f64` each (`u < keep`), so that
+/// every float type and every caller (generated code, the interpreter's callers)
+/// draws the same mask from the same generator. `keep` is in (0, 1].
+pub fn fill_dropout_mask<F: Float, R: Rng + ?Sized>(mask: &mut [F], keep: f64, rng: &mut R) {
+    let scale: F = from_f64(1.0 / keep);
+    for x in mask.iter_mut() {
+        let u: f64 = StandardUniform.sample(rng);
+        *x = if u < keep { scale } else { F::zero() };
+    }
+}
+
 fn fill_normal<F: Float, R: Rng + ?Sized>(
     view: &mut ArrayViewMutD<'_, F>,
     mean: f64,

@@ -305,6 +305,33 @@ pub trait TensorSet<F> {
     fn tensors_mut(&mut self) -> Vec<(&'static str, ArrayViewMutD<'_, F>)>;
 }
 
+/// A set borrowed mutably is the set: `(&mut params, &mut state)` below.
+impl<F, T: TensorSet<F> + ?Sized> TensorSet<F> for &mut T {
+    fn tensors(&self) -> Vec<(&'static str, ArrayViewD<'_, F>)> {
+        (**self).tensors()
+    }
+    fn tensors_mut(&mut self) -> Vec<(&'static str, ArrayViewMutD<'_, F>)> {
+        (**self).tensors_mut()
+    }
+}
+
+/// Two sets as one, the first's tensors then the second's: a model's parameters and
+/// its `State`, saved to and loaded from one npz file
+/// (`npz::load_tensors_into(path, &mut (&mut params, &mut state))`), as `nnc run
+/// --save-params` writes them.
+impl<F, A: TensorSet<F>, B: TensorSet<F>> TensorSet<F> for (A, B) {
+    fn tensors(&self) -> Vec<(&'static str, ArrayViewD<'_, F>)> {
+        let mut all = self.0.tensors();
+        all.extend(self.1.tensors());
+        all
+    }
+    fn tensors_mut(&mut self) -> Vec<(&'static str, ArrayViewMutD<'_, F>)> {
+        let mut all = self.0.tensors_mut();
+        all.extend(self.1.tensors_mut());
+        all
+    }
+}
+
 /// Inputs given by name, as generic code (npz files, gradient checks) holds them.
 #[derive(Clone, Debug, Default)]
 pub struct NamedInputs<F> {

@@ -44,6 +44,12 @@ use crate::{Float, NamedInputs, ShapeError};
 pub use crate::parallel::{RowsMut, for_rows};
 use crate::parallel::{Threads, for_chunks};
 
+/// A dropout mask drawn into a workspace buffer: each element `1 / keep` with
+/// probability `keep`, else 0 ([`crate::init::fill_dropout_mask`]; allocates nothing).
+pub fn dropout_mask<F: Float, R: Rng + ?Sized>(mask: &mut [F], keep: f64, rng: &mut R) {
+    crate::init::fill_dropout_mask(mask, keep, rng);
+}
+
 /// A parameter of `shape` drawn from `init` (see [`crate::init::fill`]).
 pub fn init<F: Float, D: Dimension, R: Rng + ?Sized>(
     shape: D,

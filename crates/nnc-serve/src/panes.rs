@@ -157,11 +157,13 @@ fn render(diagnostics: &[nnc_syntax::Diagnostic], source: &str, file: &str) -> S
     nnc_syntax::render(diagnostics, file, source)
 }
 
-/// The source's models lowered, and the one the request picks (the first when it
-/// names none, or one the file no longer has); or the pane to show instead.
-fn pick(request: &PaneRequest, file: &str) -> Result<Model, Box<Pane>> {
+/// The source's models lowered in `mode` (`Mode::Train` for the derivation and the
+/// graph, as `nnc grad` and `nnc graph` show the training step of a model with
+/// dropout or states), and the one the request picks (the first when it names none,
+/// or one the file no longer has); or the pane to show instead.
+fn pick(request: &PaneRequest, file: &str, mode: nnc_ir::Mode) -> Result<Model, Box<Pane>> {
     let source = &request.source;
-    let models = nnc_ir::compile_source(source)
+    let models = nnc_ir::compile_source_in(source, mode)
         .map_err(|diagnostics| Box::new(diagnostics_pane(&diagnostics, source, file)))?;
     let wanted = request.model.as_deref();
     let chosen = models
@@ -183,7 +185,7 @@ fn shown(model: &Model, pane: Pane) -> Pane {
 
 /// `nnc grad`: the derivation, rule by rule.
 pub fn grad(request: &PaneRequest, file: &str) -> Pane {
-    let model = match pick(request, file) {
+    let model = match pick(request, file, nnc_ir::Mode::Train) {
         Ok(model) => model,
         Err(pane) => return *pane,
     };
@@ -196,7 +198,7 @@ pub fn grad(request: &PaneRequest, file: &str) -> Pane {
 
 /// `nnc compile --emit rust --model M`: the generated Rust.
 pub fn compile(request: &PaneRequest, file: &str) -> Pane {
-    let model = match pick(request, file) {
+    let model = match pick(request, file, nnc_ir::Mode::Switched) {
         Ok(model) => model,
         Err(pane) => return *pane,
     };
@@ -216,7 +218,7 @@ pub fn compile(request: &PaneRequest, file: &str) -> Pane {
 /// computational graph as SVG, the forward value above each wire and the gradient
 /// below. `inputs` is the uploaded `.npz` file, used when the request asks for it.
 pub fn graph(request: &PaneRequest, file: &str, inputs: Option<&Path>) -> Pane {
-    let model = match pick(request, file) {
+    let model = match pick(request, file, nnc_ir::Mode::Train) {
         Ok(model) => model,
         Err(pane) => return *pane,
     };
@@ -266,7 +268,7 @@ fn draw(model: &Model, request: &PaneRequest, file: &str, inputs: Option<&Path>)
 /// `nnc gradcheck --model M --seed S --batch B`, the CLI's other defaults, stopping
 /// after `max_time`: the legend and the table.
 pub fn gradcheck(request: &PaneRequest, file: &str, max_time: Duration) -> Pane {
-    let model = match pick(request, file) {
+    let model = match pick(request, file, nnc_ir::Mode::Train) {
         Ok(model) => model,
         Err(pane) => return *pane,
     };

@@ -67,6 +67,10 @@ pub enum Stmt {
     Const(Vec<ConstDecl>),
     Input(InputDecl),
     Param(ParamDecl),
+    /// `state mu: [D] = zeros;`: a tensor that is not trained and has no gradient,
+    /// read in both modes and written by the training step (`batch_norm`'s running
+    /// statistics). Declared as a parameter is.
+    State(ParamDecl),
     Let(Let),
     Output(OutputDecl),
     Loss(LossStmt),

@@ -117,6 +117,23 @@ pub const BUILTINS: &[Builtin] = &[
         required: 3,
         keywords: &[],
     },
+    // Inverted dropout: in training `x * mask`, the mask drawn for each step (each
+    // element kept with probability `1 - p`, then scaled by `1 / (1 - p)`); in eval
+    // mode `x`. `p` is a compile-time number in [0, 1).
+    Builtin {
+        name: "dropout",
+        positional: &["x", "p"],
+        required: 2,
+        keywords: &[],
+    },
+    // Batch normalisation over axis 0. `running_mean` and `running_var` must be
+    // `state`s: read in eval mode, updated by the training step.
+    Builtin {
+        name: "batch_norm",
+        positional: &["x", "gamma", "beta", "running_mean", "running_var"],
+        required: 5,
+        keywords: &["momentum", "eps"],
+    },
 ];
 
 pub fn builtin(name: &str) -> Option<&'static Builtin> {

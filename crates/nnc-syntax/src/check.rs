@@ -84,6 +84,7 @@ enum Binding {
     Const,
     Input,
     Param,
+    State,
     Let,
     Output,
     FnParam,
@@ -101,6 +102,7 @@ impl Binding {
             Binding::Const => "a const",
             Binding::Input => "an input",
             Binding::Param => "a param",
+            Binding::State => "a state",
             Binding::Let => "a `let`",
             Binding::Output => "an output",
             Binding::FnParam => "a function parameter",
@@ -313,6 +315,13 @@ impl<'a> Checker<'a> {
                         self.init(init, &scope);
                     }
                     self.declare(&mut scope, &param.name, Binding::Param);
+                }
+                Stmt::State(state) => {
+                    self.shape(&state.shape, &scope);
+                    if let Some(init) = &state.init {
+                        self.init(init, &scope);
+                    }
+                    self.declare(&mut scope, &state.name, Binding::State);
                 }
                 Stmt::Let(l) => {
                     self.expr(&l.value, &scope);
@@ -812,7 +821,7 @@ fn declared_names(stmt: &Stmt) -> Vec<&Ident> {
         Stmt::Dim(dims) => dims.iter().map(|d| &d.name).collect(),
         Stmt::Const(consts) => consts.iter().map(|c| &c.name).collect(),
         Stmt::Input(input) => vec![&input.name],
-        Stmt::Param(param) => vec![&param.name],
+        Stmt::Param(param) | Stmt::State(param) => vec![&param.name],
         Stmt::Let(l) => l.names().collect(),
         Stmt::Output(out) if out.value.is_some() => vec![&out.name],
         Stmt::Output(_) | Stmt::Dtype(_) | Stmt::Loss(_) => vec![],

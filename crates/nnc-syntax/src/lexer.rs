@@ -25,6 +25,8 @@ pub enum Tok {
     Input,
     #[token("param")]
     Param,
+    #[token("state")]
+    State,
     #[token("let")]
     Let,
     #[token("output")]

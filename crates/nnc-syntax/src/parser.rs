@@ -237,6 +237,7 @@ fn starts_statement(tok: &Tok) -> bool {
             | Tok::Const
             | Tok::Input
             | Tok::Param
+            | Tok::State
             | Tok::Let
             | Tok::Output
             | Tok::Loss
@@ -497,6 +498,7 @@ fn is_keyword(tok: &Tok) -> bool {
             | Tok::Const
             | Tok::Input
             | Tok::Param
+            | Tok::State
             | Tok::Let
             | Tok::Output
             | Tok::Loss
@@ -598,6 +600,7 @@ fn token_text(tok: &Tok) -> &'static str {
         Tok::Const => "const",
         Tok::Input => "input",
         Tok::Param => "param",
+        Tok::State => "state",
         Tok::Let => "let",
         Tok::Output => "output",
         Tok::Loss => "loss",

@@ -13,7 +13,7 @@ use crate::plan::{
     Helper, HelperKind, Hold, Kind, Level, Member, Nest, Piece, Plan, Slot, Step, gemm_base,
     stack_matrix, unit, unit_reshape,
 };
-use nnc_ir::{BinaryOp, CmpOp, DType, Dim, NodeId, Op, ReduceOp, Shape, UnaryOp};
+use nnc_ir::{BinaryOp, CmpOp, DType, Dim, InputKind, NodeId, Op, ReduceOp, Shape, UnaryOp};
 use proc_macro2::{Ident, TokenStream};
 use quote::{ToTokens, quote};
 use std::collections::{BTreeSet, HashMap};
@@ -1348,7 +1348,22 @@ impl<'a> Body<'a> {
             }
             Op::Input(i) => {
                 let f = ident(&self.cx.names.input_field[i.0 as usize]);
-                quote!(inputs.#f)
+                match self.model().inputs[i.0 as usize].kind {
+                    InputKind::Data => quote!(inputs.#f),
+                    InputKind::State(_) => quote!(state.#f.view()),
+                    InputKind::Mask { .. } => {
+                        let buf = ident(&self.cx.names.node[n.index()]);
+                        let ix = super::ix_of(self.shape(n), &mut |d| match d {
+                            Dim::Fixed(k) => super::usize_lit(k),
+                            Dim::Var(v) => {
+                                let local = ident(&self.cx.names.dim[v.0 as usize]);
+                                quote!(dims.#local)
+                            }
+                        });
+                        quote!(rt::view(&ws.#buf, #ix))
+                    }
+                    InputKind::Training => quote!(::nnc::ndarray::aview0(&mode)),
+                }
             }
             _ => quote!(()),
         }

@@ -210,6 +210,7 @@ pub fn module(model: &Model, src: Source<'_>) -> TokenStream {
         staging: BTreeSet::new(),
         out_copies: BTreeSet::new(),
         products: vec![],
+        masks: BTreeSet::new(),
     };
     let functions: Vec<TokenStream> = plans.iter().map(|p| generator.function(p)).collect();
     let items = generator.items(&functions);
@@ -233,6 +234,56 @@ struct Gen<'a> {
     out_copies: BTreeSet<usize>,
     /// Every matmul's `(m, k, n)`: the workspace's GEMM scratch is reserved for each.
     products: Vec<[Dim; 3]>,
+    /// The dropout masks' leaves: their workspace buffers.
+    masks: BTreeSet<NodeId>,
+}
+
+/// The extra arguments of the entry points of a model with `dropout` or `state`
+/// (none for other models, whose API does not change): the states (read in eval
+/// mode, written by the training step) and the caller's generator.
+struct ModeArgs {
+    modes: bool,
+    has_state: bool,
+    has_masks: bool,
+    state_ro: TokenStream,
+    state_rw: TokenStream,
+    generics: TokenStream,
+    rng: TokenStream,
+}
+
+impl ModeArgs {
+    fn of(model: &Model) -> ModeArgs {
+        let has_state = model
+            .inputs
+            .iter()
+            .any(|i| matches!(i.kind, nnc_ir::InputKind::State(_)));
+        let has_masks = model
+            .inputs
+            .iter()
+            .any(|i| matches!(i.kind, nnc_ir::InputKind::Mask { .. }));
+        let (state_ro, state_rw) = if has_state {
+            (quote!(state: &State,), quote!(state: &mut State,))
+        } else {
+            (quote!(), quote!())
+        };
+        let (generics, rng) = if has_masks {
+            (
+                quote!(<R: ::nnc::rand::Rng + ?Sized>),
+                quote!(, rng: &mut R),
+            )
+        } else {
+            (quote!(), quote!())
+        };
+        ModeArgs {
+            modes: model.has_modes(),
+            has_state,
+            has_masks,
+            state_ro,
+            state_rw,
+            generics,
+            rng,
+        }
+    }
 }
 
 impl Gen<'_> {
@@ -271,6 +322,7 @@ impl Gen<'_> {
                 if model.grads.is_empty() {
                     tail.push(quote!(let _ = grads;));
                 }
+                tail.extend(self.state_writes(&mut b, plan));
                 let v = b.val(model.loss, &[], false);
                 tail.push(quote!(Ok(#v)));
             }
@@ -322,31 +374,50 @@ impl Gen<'_> {
         self.imports[2] |= b.uses.aview_mut1;
         let stmts = std::mem::take(&mut b.stmts);
         let body = quote!(#(#prologue)* #(#stmts)* #(#tail)*);
+        let args = ModeArgs::of(model);
+        let (state_ro, state_rw) = (&args.state_ro, &args.state_rw);
+        let (generics, rng) = (&args.generics, &args.rng);
+        let eval = if args.modes {
+            " In eval mode: no dropout, running statistics."
+        } else {
+            ""
+        };
         match plan.entry {
             Entry::Loss => {
-                let d = doc(" The loss at `params` and `inputs`.");
+                let d = doc(&format!(" The loss at `params` and `inputs`.{eval}"));
                 quote! {
                     #d
-                    pub fn loss(params: &Params, inputs: &Inputs<'_>, ws: &mut Workspace) -> Result<F, ShapeError> {
+                    pub fn loss(params: &Params, #state_ro inputs: &Inputs<'_>, ws: &mut Workspace) -> Result<F, ShapeError> {
                         #body
                     }
                 }
             }
             Entry::Forward => {
-                let d = doc(" The outputs at `params` and `inputs`, in the workspace.");
+                let d = doc(&format!(
+                    " The outputs at `params` and `inputs`, in the workspace.{eval}"
+                ));
                 quote! {
                     #d
-                    pub fn forward<'w>(params: &Params, inputs: &Inputs<'_>, ws: &'w mut Workspace) -> Result<Outputs<'w>, ShapeError> {
+                    pub fn forward<'w>(params: &Params, #state_ro inputs: &Inputs<'_>, ws: &'w mut Workspace) -> Result<Outputs<'w>, ShapeError> {
                         #body
                     }
                 }
             }
             Entry::LossAndGrad => {
-                let d = doc(" The loss, and its gradients written into `grads` (overwritten).");
-                let sgd = self.sgd_step();
+                let mut d = vec![doc(
+                    " The loss, and its gradients written into `grads` (overwritten).",
+                )];
+                if args.modes {
+                    d.extend([
+                        " The training step: each dropout mask drawn from `rng` (in declaration order,",
+                        " into the workspace), `batch_norm` with the batch's statistics, and every",
+                        " `state` updated in place after the step.",
+                    ].map(doc));
+                }
+                let sgd = self.sgd_step(&args);
                 quote! {
-                    #d
-                    pub fn loss_and_grad(params: &Params, inputs: &Inputs<'_>, ws: &mut Workspace, grads: &mut Grads) -> Result<F, ShapeError> {
+                    #(#d)*
+                    pub fn loss_and_grad #generics (params: &Params, #state_rw inputs: &Inputs<'_>, ws: &mut Workspace, grads: &mut Grads #rng) -> Result<F, ShapeError> {
                         #body
                     }
                     #sgd
@@ -355,8 +426,36 @@ impl Gen<'_> {
         }
     }
 
+    /// After the training step: every `state` written with its new value.
+    fn state_writes(&self, b: &mut Body<'_>, plan: &Plan) -> Vec<TokenStream> {
+        let model = self.model();
+        let mut out = vec![];
+        for (state, node) in &model.state_updates {
+            let name = &model.inputs[state.0 as usize].name;
+            let f = ident(&self.cx.names.input_field[state.0 as usize]);
+            let text = format!("{name} <- {}", self.cx.display(*node));
+            out.push(quote!(nnc_comment!(#text);));
+            let shape = model.shape(*node);
+            if shape.is_empty() {
+                let v = b.val(*node, &[], false);
+                out.push(quote!(state.#f[()] = #v;));
+                continue;
+            }
+            let value = match plan.hold[node.index()] {
+                Hold::Leaf => b.leaf_field(*node),
+                _ => {
+                    let ix = ix_of(shape, &mut |d| b.size(d).ts);
+                    let slice = ident(&b.slice_name(*node));
+                    quote!(rt::view(&*#slice, #ix))
+                }
+            };
+            out.push(quote!(state.#f.assign(&#value);));
+        }
+        out
+    }
+
     /// `sgd_step`: `loss_and_grad`, then every parameter updated in place.
-    fn sgd_step(&self) -> TokenStream {
+    fn sgd_step(&self, args: &ModeArgs) -> TokenStream {
         let cx = self.cx;
         let updates: Vec<TokenStream> = (0..cx.model.params.len())
             .map(|k| {
@@ -378,10 +477,33 @@ impl Gen<'_> {
         .into_iter()
         .map(doc)
         .collect();
+        if !args.modes {
+            return quote! {
+                #(#d)*
+                pub fn sgd_step(params: &mut Params, inputs: &Inputs<'_>, ws: &mut Workspace, grads: &mut Grads, lr: F) -> Result<F, ShapeError> {
+                    let loss = loss_and_grad(params, inputs, ws, grads)?;
+                    #unused
+                    #(#updates)*
+                    Ok(loss)
+                }
+            };
+        }
+        let (state_rw, generics, rng) = (&args.state_rw, &args.generics, &args.rng);
+        let state = if args.has_state {
+            quote!(state,)
+        } else {
+            quote!()
+        };
+        let rng_value = if args.has_masks {
+            quote!(, rng)
+        } else {
+            quote!()
+        };
         quote! {
             #(#d)*
-            pub fn sgd_step(params: &mut Params, inputs: &Inputs<'_>, ws: &mut Workspace, grads: &mut Grads, lr: F) -> Result<F, ShapeError> {
-                let loss = loss_and_grad(params, inputs, ws, grads)?;
+            #[allow(clippy::too_many_arguments, reason = "the training step's arguments, as `loss_and_grad` takes them, and `lr`")]
+            pub fn sgd_step #generics (params: &mut Params, #state_rw inputs: &Inputs<'_>, ws: &mut Workspace, grads: &mut Grads, lr: F #rng) -> Result<F, ShapeError> {
+                let loss = loss_and_grad(params, #state inputs, ws, grads #rng_value)?;
                 #unused
                 #(#updates)*
                 Ok(loss)
@@ -447,6 +569,7 @@ impl Gen<'_> {
             quote!(params.check()?;),
             quote!(ws.grow(dims);),
         ];
+        let modes = self.mode_prologue(b, plan.entry == Entry::LossAndGrad);
         // Sizes of buffers first (they may use dims not used elsewhere).
         let mut buffers = vec![];
         for n in b.uses.buffers.clone() {
@@ -467,12 +590,27 @@ impl Gen<'_> {
         let mut leaves = vec![];
         for n in b.uses.leaf_scalars.clone() {
             let name = ident(&cx.names.node[n.index()]);
+            // The mode flag is the entry point's own `mode`.
+            if let Op::Input(i) = model.node(n).op
+                && model.inputs[i.0 as usize].kind == nnc_ir::InputKind::Training
+            {
+                leaves.push(quote!(let #name = mode;));
+                continue;
+            }
             let f = b.leaf_field(n);
             leaves.push(quote!(let #name = #f[()];));
         }
         for n in b.uses.leaf_slices.clone() {
-            self.staging.insert(n);
             let name = ident(&cx.names.node[n.index()]);
+            // A dropout mask is a workspace buffer: read in place.
+            if let Op::Input(i) = model.node(n).op
+                && let nnc_ir::InputKind::Mask { .. } = model.inputs[i.0 as usize].kind
+            {
+                let len = b.len(model.shape(n));
+                leaves.push(quote!(let #name = &ws.#name[..#len];));
+                continue;
+            }
+            self.staging.insert(n);
             let f = b.leaf_field(n);
             let staging = ident(&self.staging_name(n));
             let view = match model.node(n).op {
@@ -488,9 +626,75 @@ impl Gen<'_> {
         }
         let _ = plan;
         out.extend(dims);
+        out.extend(modes);
         out.extend(leaves);
         out.extend(buffers);
         out.extend(grads);
+        out
+    }
+
+    /// The start of an entry point of a model with modes: the states checked, the
+    /// mode set (1 in the training step, 0 in eval mode), each dropout mask drawn
+    /// from `rng` (training) or set to ones (eval).
+    fn mode_prologue(&mut self, b: &mut Body<'_>, training: bool) -> Vec<TokenStream> {
+        let cx = self.cx;
+        let model = cx.model;
+        let mut out = vec![];
+        if model
+            .inputs
+            .iter()
+            .any(|i| matches!(i.kind, nnc_ir::InputKind::State(_)))
+        {
+            out.push(quote!(state.check()?;));
+        }
+        for (k, info) in model.inputs.iter().enumerate() {
+            match info.kind {
+                nnc_ir::InputKind::Training => {
+                    let read = model
+                        .input_node(nnc_ir::InputId(k as u32))
+                        .is_some_and(|n| {
+                            b.uses.leaf_scalars.contains(&n) || b.uses.leaf_slices.contains(&n)
+                        });
+                    if !read {
+                        continue;
+                    }
+                    let text = if training {
+                        "training step"
+                    } else {
+                        "eval mode"
+                    };
+                    let v = Ex::float(if training { 1.0 } else { 0.0 }).ts;
+                    out.push(quote!(nnc_comment!(#text);));
+                    out.push(quote!(let mode: F = #v;));
+                }
+                nnc_ir::InputKind::Mask { keep } => {
+                    let Some(node) = model.input_node(nnc_ir::InputId(k as u32)) else {
+                        continue;
+                    };
+                    self.masks.insert(node);
+                    let buf = ident(&cx.names.node[node.index()]);
+                    let len = b.len(model.shape(node));
+                    let at = cx.location(info.span);
+                    if training {
+                        let text = format!(
+                            "{}: keep each element with probability {}, then scale by 1 / {} ({at})",
+                            info.name,
+                            nnc_ir::print::number(keep),
+                            nnc_ir::print::number(keep)
+                        );
+                        let keep = f64_lit(keep);
+                        out.push(quote!(nnc_comment!(#text);));
+                        out.push(quote!(rt::dropout_mask(&mut ws.#buf[..#len], #keep, rng);));
+                    } else {
+                        let text = format!("{}: no dropout in eval mode ({at})", info.name);
+                        let one = Ex::float(1.0).ts;
+                        out.push(quote!(nnc_comment!(#text);));
+                        out.push(quote!(ws.#buf[..#len].fill(#one);));
+                    }
+                }
+                _ => {}
+            }
+        }
         out
     }
 
@@ -500,16 +704,28 @@ impl Gen<'_> {
         let model = cx.model;
         let f_ty = cx.float_ty();
         let strukt = ident(&cx.names.model_struct);
-        let title = format!(
-            " The model `{}`: implements [`::nnc::runtime::Model`].",
-            model.name
-        );
+        let title = if model.has_modes() {
+            format!(
+                " The model `{}` (with train and eval modes: its entry points take the `State` and the generator, so it does not implement `::nnc::runtime::Model`).",
+                model.name
+            )
+        } else {
+            format!(
+                " The model `{}`: implements [`::nnc::runtime::Model`].",
+                model.name
+            )
+        };
         let params = self.params();
         let grads = self.grads();
         let inputs = self.inputs();
         let outputs = self.outputs();
         let workspace = self.workspace();
-        let model_impl = self.model_impl();
+        let state = self.state();
+        let model_impl = if model.has_modes() {
+            self.tensor_sets()
+        } else {
+            self.model_impl()
+        };
         let module_doc = self.module_doc();
         let mut imports = vec![];
         if self.imports[0] {
@@ -548,6 +764,7 @@ impl Gen<'_> {
             pub struct #strukt;
 
             #params
+            #state
             #grads
             #inputs
             #outputs
@@ -749,6 +966,9 @@ impl Gen<'_> {
         // Each runtime dim as an input gives it: (dim, input, axis, size).
         let mut given = vec![];
         for (k, input) in m.inputs.iter().enumerate() {
+            if input.kind != nnc_ir::InputKind::Data {
+                continue;
+            }
             let f = ident(&cx.names.input_field[k]);
             let elem = if input.ty.elem == Elem::Index {
                 quote!(usize)
@@ -810,6 +1030,7 @@ impl Gen<'_> {
             .buffers
             .iter()
             .chain(&self.staging)
+            .chain(&self.masks)
             .map(|n| m.shape(*n));
         let copies = self.out_copies.iter().map(|k| m.shape(m.outputs[*k].1));
         let grads = m.grads.iter().map(|(of, _)| m.grad_shape(*of));
@@ -848,7 +1069,7 @@ impl Gen<'_> {
             let v = first[i].clone().unwrap_or_else(|| quote!(0));
             dims_unchecked.push(quote!(#local: #v));
         }
-        let (lifetime_field, marker_init) = if m.inputs.is_empty() {
+        let (lifetime_field, marker_init) = if data_inputs(m).next().is_none() {
             (
                 quote!(
                     /// No inputs: the lifetime is unused.
@@ -860,7 +1081,7 @@ impl Gen<'_> {
             (quote!(), quote!())
         };
         let _ = marker_init;
-        let allow = self.snake_allow(m.inputs.iter().map(|i| i.name.as_str()));
+        let allow = self.snake_allow(data_inputs(m).map(|i| i.name.as_str()));
         let dims_allow = self.snake_allow(m.dims.iter().filter(|d| d.size.is_none()).map(|_| "n"));
         quote! {
             /// The inputs, borrowed.
@@ -962,6 +1183,17 @@ impl Gen<'_> {
             };
             let d = doc(&format!(" `{}`: {}", cx.display(*n), m.type_str(m.ty(*n))));
             fields.push(quote!(#d #name: Vec<#elem>));
+            let len = size(m.shape(*n));
+            grow.push(quote!(rt::grow(&mut self.#name, #len);));
+        }
+        for n in &self.masks {
+            let name = ident(&cx.names.node[n.index()]);
+            let d = doc(&format!(
+                " The dropout mask `{}`: {}",
+                cx.display(*n),
+                m.type_str(m.ty(*n))
+            ));
+            fields.push(quote!(#d #name: Vec<F>));
             let len = size(m.shape(*n));
             grow.push(quote!(rt::grow(&mut self.#name, #len);));
         }
@@ -1115,38 +1347,7 @@ impl Gen<'_> {
             .map(|(of, _)| info(m.grad_name(*of), Elem::Float, m.grad_shape(*of)))
             .collect();
         let model_name = &m.name;
-        let tensors = |names: Vec<(String, String)>, mutable: bool| -> TokenStream {
-            let items: Vec<TokenStream> = names
-                .iter()
-                .map(|(name, field)| {
-                    let f = ident(field);
-                    if mutable {
-                        quote!((#name, self.#f.view_mut().into_dyn()))
-                    } else {
-                        quote!((#name, self.#f.view().into_dyn()))
-                    }
-                })
-                .collect();
-            quote!(vec![#(#items),*])
-        };
-        let pnames: Vec<(String, String)> = m
-            .params
-            .iter()
-            .enumerate()
-            .map(|(k, p)| (p.name.clone(), cx.names.param_field[k].clone()))
-            .collect();
-        let gnames: Vec<(String, String)> = m
-            .grads
-            .iter()
-            .enumerate()
-            .map(|(k, (of, _))| (m.grad_name(*of).to_string(), cx.names.grad_field[k].clone()))
-            .collect();
-        let (pt, ptm, gt, gtm) = (
-            tensors(pnames.clone(), false),
-            tensors(pnames, true),
-            tensors(gnames.clone(), false),
-            tensors(gnames, true),
-        );
+        let tensor_sets = self.tensor_sets();
         let floats: Vec<&str> = m
             .inputs
             .iter()
@@ -1214,15 +1415,7 @@ impl Gen<'_> {
                 }
             };
 
-            impl ::nnc::runtime::TensorSet<F> for Params {
-                fn tensors(&self) -> Vec<(&'static str, ArrayViewD<'_, F>)> { #pt }
-                fn tensors_mut(&mut self) -> Vec<(&'static str, ArrayViewMutD<'_, F>)> { #ptm }
-            }
-
-            impl ::nnc::runtime::TensorSet<F> for Grads {
-                fn tensors(&self) -> Vec<(&'static str, ArrayViewD<'_, F>)> { #gt }
-                fn tensors_mut(&mut self) -> Vec<(&'static str, ArrayViewMutD<'_, F>)> { #gtm }
-            }
+            #tensor_sets
 
             impl ::nnc::runtime::Model for #strukt {
                 type Float = F;
@@ -1275,6 +1468,150 @@ impl Gen<'_> {
                     Ok(vec![#(#outs),*])
                 }
             }
+        }
+    }
+}
+
+impl Gen<'_> {
+    /// `TensorSet` for `Params` and `Grads` (and `State`, when the model has states):
+    /// by-name access for generic code (npz files, optimisers, gradient checks).
+    fn tensor_sets(&self) -> TokenStream {
+        let cx = self.cx;
+        let m = cx.model;
+        let pnames: Vec<(String, String)> = m
+            .params
+            .iter()
+            .enumerate()
+            .map(|(k, p)| (p.name.clone(), cx.names.param_field[k].clone()))
+            .collect();
+        let gnames: Vec<(String, String)> = m
+            .grads
+            .iter()
+            .enumerate()
+            .map(|(k, (of, _))| (m.grad_name(*of).to_string(), cx.names.grad_field[k].clone()))
+            .collect();
+        let mut out = tensor_set(quote!(Params), &pnames);
+        out.extend(tensor_set(quote!(Grads), &gnames));
+        let snames: Vec<(String, String)> = states(m)
+            .map(|(k, s)| (s.name.clone(), cx.names.input_field[k].clone()))
+            .collect();
+        if !snames.is_empty() {
+            out.extend(tensor_set(quote!(State), &snames));
+        }
+        out
+    }
+
+    /// `State`: the `state`s, with their initial values and shape check.
+    fn state(&self) -> TokenStream {
+        let cx = self.cx;
+        let m = cx.model;
+        let mut fields = vec![];
+        let mut inits = vec![];
+        let mut checks = vec![];
+        for (k, s) in states(m) {
+            let nnc_ir::InputKind::State(init) = s.kind else {
+                continue;
+            };
+            let f = ident(&cx.names.input_field[k]);
+            let shape = &s.ty.shape;
+            let ty = array_ty(shape.len(), quote!(F));
+            let d = doc(&format!(
+                " `state {}: {} = {}`",
+                s.name,
+                m.shape_str(shape),
+                init_text(&init)
+            ));
+            fields.push(quote!(#d pub #f: #ty));
+            let ix = ix_of(shape, &mut |d| self.size_in(d, &quote!(dims)));
+            let value = match init {
+                Init::Ones => 1.0,
+                Init::Constant(c) => c,
+                _ => 0.0,
+            };
+            let value = Ex::float(value).ts;
+            inits.push(quote!(#f: Array::from_elem(#ix, #value)));
+            let name = &s.name;
+            let sizes: Vec<TokenStream> = shape
+                .iter()
+                .map(|d| match d {
+                    Dim::Fixed(n) => usize_lit(*n),
+                    Dim::Var(_) => usize_lit(0),
+                })
+                .collect();
+            let labels: Vec<String> = shape.iter().map(|d| cx.dim_label(*d)).collect();
+            checks.push(
+                quote!(rt::check_shape(#name, self.#f.shape(), &[#(#sizes),*], &[#(#labels),*])?;),
+            );
+        }
+        if fields.is_empty() {
+            return quote!();
+        }
+        let allow = self.snake_allow(states(m).map(|(_, s)| s.name.as_str()));
+        quote! {
+            /// The `state`s, with the model's own names: not trained, read in eval mode
+            /// and by the training step, which writes their new values after it has run.
+            #[derive(Clone, Debug, PartialEq)]
+            #allow
+            pub struct State { #(#fields),* }
+
+            impl State {
+                /// Every state at its declared initial value.
+                pub fn init() -> State {
+                    State { #(#inits),* }
+                }
+
+                /// Checks every state has its declared shape.
+                pub fn check(&self) -> Result<(), ShapeError> {
+                    #(#checks)*
+                    Ok(())
+                }
+            }
+
+            impl Default for State {
+                fn default() -> State {
+                    State::init()
+                }
+            }
+        }
+    }
+}
+
+/// The model's `state` declarations, with their positions among the inputs.
+fn states(m: &Model) -> impl Iterator<Item = (usize, &nnc_ir::InputInfo)> {
+    m.inputs
+        .iter()
+        .enumerate()
+        .filter(|(_, i)| matches!(i.kind, nnc_ir::InputKind::State(_)))
+}
+
+/// The inputs the caller gives (not the leaves train and eval modes add).
+fn data_inputs(m: &Model) -> impl Iterator<Item = &nnc_ir::InputInfo> {
+    m.inputs
+        .iter()
+        .filter(|i| i.kind == nnc_ir::InputKind::Data)
+}
+
+/// `impl TensorSet<F> for #ty`, listing `(name, field)` in order.
+fn tensor_set(ty: TokenStream, names: &[(String, String)]) -> TokenStream {
+    let tensors = |mutable: bool| -> TokenStream {
+        let items: Vec<TokenStream> = names
+            .iter()
+            .map(|(name, field)| {
+                let f = ident(field);
+                if mutable {
+                    quote!((#name, self.#f.view_mut().into_dyn()))
+                } else {
+                    quote!((#name, self.#f.view().into_dyn()))
+                }
+            })
+            .collect();
+        quote!(vec![#(#items),*])
+    };
+    let (t, tm) = (tensors(false), tensors(true));
+    quote! {
+        impl ::nnc::runtime::TensorSet<F> for #ty {
+            fn tensors(&self) -> Vec<(&'static str, ArrayViewD<'_, F>)> { #t }
+            fn tensors_mut(&mut self) -> Vec<(&'static str, ArrayViewMutD<'_, F>)> { #tm }
         }
     }
 }

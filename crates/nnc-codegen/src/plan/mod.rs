@@ -314,8 +314,10 @@ pub fn roots(model: &Model, entry: Entry) -> Vec<NodeId> {
     match entry {
         Entry::Loss => vec![model.loss],
         Entry::Forward => model.outputs.iter().map(|(_, n)| *n).collect(),
+        // The training step also computes the states' new values.
         Entry::LossAndGrad => std::iter::once(model.loss)
             .chain(model.grads.iter().map(|(_, n)| *n))
+            .chain(model.state_updates.iter().map(|(_, n)| *n))
             .collect(),
     }
 }

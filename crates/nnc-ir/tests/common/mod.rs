@@ -167,6 +167,25 @@ pub fn random_bindings(model: &Model, batch: usize, seed: u64) -> Bindings<f64> 
         .enumerate()
         .map(|(k, i)| {
             let shape = concrete_shape(&i.ty.shape, &dims);
+            // The leaves train and eval modes add: the training step with the states
+            // at their initial values and masks that keep every other element.
+            match i.kind {
+                nnc_ir::InputKind::Data => {}
+                nnc_ir::InputKind::Mask { keep } => {
+                    let mut k = 0;
+                    return Value::Float(ArrayD::from_shape_simple_fn(IxDyn(&shape), || {
+                        k += 1;
+                        if k % 2 == 0 { 1.0 / keep } else { 0.0 }
+                    }));
+                }
+                nnc_ir::InputKind::State(_) | nnc_ir::InputKind::Training => {
+                    let state = nnc_ir::modes::initial_state::<f64>(model);
+                    let value = state.into_iter().find(|(n, _)| *n == i.name);
+                    return Value::Float(
+                        value.map_or_else(|| ArrayD::ones(IxDyn(&shape)), |(_, v)| v),
+                    );
+                }
+            }
             match i.ty.elem {
                 Elem::Float => Value::Float(rng.normal_array(&shape)),
                 Elem::Index => {
