@@ -2072,7 +2072,7 @@ impl<'a> Body<'a> {
     /// Whether a nest's column sums run over blocks of [`ROW_BLOCK`] rows, each sum
     /// a local for the block: a nest over `[rows, columns]` with one pass per row,
     /// whose only accumulations are sums over the rows into arrays (a bias's or a
-    /// thin product's gradient). Otherwise each row loads and stores every sum's
+    /// thin product's gradient), and which stores nothing else. Otherwise each row loads and stores every sum's
     /// element: W2's backward nest, six sums, spent most of its time on those
     /// loads and stores. Each element still adds its rows in order, so the result
     /// is the same to the bit.
@@ -2107,6 +2107,8 @@ impl<'a> Body<'a> {
                 .iter()
                 .filter(|m| m.level == Level::Nest)
                 .all(column_sum)
+            // A nest that also stores its rows writes them one by one.
+            && !nest.members.iter().any(|m| m.level != Level::Nest && m.store)
     }
 
     fn declare_helper(&mut self, h: &Helper) {

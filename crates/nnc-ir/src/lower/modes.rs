@@ -54,15 +54,8 @@ impl Lowerer<'_> {
             );
         }
         let init = self.state_init(decl.init.as_ref());
-        let id = InputId(self.model.inputs.len() as u32);
         let ty = Type::float(shape);
-        self.model.inputs.push(InputInfo {
-            name: name.clone(),
-            ty: ty.clone(),
-            grad: false,
-            span: decl.name.span,
-            kind: InputKind::State(init),
-        });
+        let id = self.push_input(name, &ty, decl.name.span, InputKind::State(init));
         let v = self.leaf(Op::Input(id), ty, sized, &decl.name);
         env.bind(name, v);
     }
@@ -105,18 +98,24 @@ impl Lowerer<'_> {
         while taken(&self.model, &name) {
             name.push('_');
         }
-        let id = InputId(self.model.inputs.len() as u32);
         let ty = Type::float(shape);
+        let id = self.push_input(&name, &ty, span, kind);
+        let node = self.model.push_typed(Op::Input(id), vec![], ty, span);
+        self.model.nodes[node.index()].name = Some(name);
+        node
+    }
+
+    /// A new input of the model the modes add (not the caller's data: no gradient).
+    fn push_input(&mut self, name: &str, ty: &Type, span: Span, kind: InputKind) -> InputId {
+        let id = InputId(self.model.inputs.len() as u32);
         self.model.inputs.push(InputInfo {
-            name: name.clone(),
+            name: name.to_string(),
             ty: ty.clone(),
             grad: false,
             span,
             kind,
         });
-        let node = self.model.push_typed(Op::Input(id), vec![], ty, span);
-        self.model.nodes[node.index()].name = Some(name);
-        node
+        id
     }
 
     /// The mode as a scalar (1 in training, 0 in eval): one leaf per model.
