@@ -310,7 +310,7 @@ mod tests {
             products(&expanded),
             [
                 // `h @ v` would read `v: [50, 3]` down its columns; `d_s @ v.T`
-                // reads the rows of `v.T`, which the planner copies (see below).
+                // reads the rows of `v.T`, which the planner stores (`plan::kind`).
                 "[N, 50] @ [50, 3]",
                 "[N, 50] @ [50, 50]",
                 "[N, 50] @ [50, 50]",

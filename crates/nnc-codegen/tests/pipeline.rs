@@ -162,3 +162,14 @@ fn column_sums_run_over_blocks_of_rows_unless_the_nest_writes_rows() {
     let step = training_step(wide);
     assert!(!step.contains("while rows"), "{step}");
 }
+
+#[test]
+fn exp_of_a_softmax_is_computed_not_read_from_the_kept_exps() {
+    // The kept exps are `exp(x - max)`: they give `exp(log_softmax(x))`, not
+    // `exp(softmax(x))`, which must still call `exp` on the softmax's value.
+    let src = "model m { dtype f64; dim N, K = 5; input x: [N, K]; param w: [K, 7] = ones; \
+               loss sum(exp(softmax(x @ w, axis = 1))); }\n";
+    let step = training_step(src);
+    assert!(step.contains("_exp[j] / "), "{step}");
+    assert!(step.contains(".exp()"), "{step}");
+}

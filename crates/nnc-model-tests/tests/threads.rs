@@ -40,3 +40,11 @@ fn the_code_generator_knows_how_many_arrays_a_row_loop_can_write() {
         nnc::runtime::parallel::MAX_ROW_OUTPUTS
     );
 }
+
+#[test]
+fn the_code_generator_knows_which_row_loops_the_runtime_splits() {
+    assert_eq!(
+        nnc::codegen::plan::PARALLEL_WORK,
+        nnc::runtime::parallel::PARALLEL_WORK
+    );
+}

@@ -173,7 +173,8 @@ impl Threads {
 /// than on one; with its thin products fused (`nnc_codegen::thin`) its forward loop
 /// is 180 000 adds, and split it ran at 2x its 1-thread time in a slow spell (0.074
 /// against 0.037 ms, 2026-12-01). W4's tanh loops (over a million) still split.
-/// (`nnc_codegen` mirrors it: a nest of fixed size below it gets no `for_rows`.)
+/// (`nnc_codegen::plan::PARALLEL_WORK` mirrors it: a nest of fixed size below it
+/// gets no `for_rows`.)
 pub const PARALLEL_WORK: usize = 1 << 19;
 
 /// Runs `body(i, rows)` for every row `i` in `0..rows`, where `rows` holds row `i`

@@ -957,10 +957,10 @@ impl<'a> Body<'a> {
         }
         match &node.op {
             // `exp(log_softmax(x))` is the softmax: the row's kept exps over their sum.
-            Op::Unary(UnaryOp::Exp) if self.row_exps.contains_key(&node.args[0]) => {
-                let Op::LogSoftmax { axis } = model.node(node.args[0]).op else {
-                    unreachable!("only (log-)softmaxes keep their row's exps")
-                };
+            Op::Unary(UnaryOp::Exp)
+                if self.row_exps.contains_key(&node.args[0])
+                    && let Op::LogSoftmax { axis } = model.node(node.args[0]).op =>
+            {
                 self.kept_exp_over_sum(node.args[0], &idx[axis])
             }
             Op::Unary(u) => {
@@ -1978,13 +1978,11 @@ impl<'a> Body<'a> {
         };
         let (row_slices, shared): (Vec<&RowSlice>, Vec<&RowSlice>) =
             slices.iter().partition(|s| by_row(s, rows_axis));
-        let shared: Vec<TokenStream> = shared
-            .iter()
-            .map(|s| {
-                let (local, row) = (ident(&s.local), row_of(s));
-                quote!(let #local = #row;)
-            })
-            .collect();
+        let bind = |s: &&RowSlice| {
+            let (local, row) = (ident(&s.local), row_of(s));
+            quote!(let #local = #row;)
+        };
+        let shared: Vec<TokenStream> = shared.iter().map(bind).collect();
         let arrays: Vec<Ident> = row_slices
             .iter()
             .map(|s| self.namer.fresh(&format!("{}s", s.local)))
@@ -2006,13 +2004,7 @@ impl<'a> Body<'a> {
                 quote!(let #local = #a[#r];)
             })
             .collect();
-        let row_bindings: Vec<TokenStream> = row_slices
-            .iter()
-            .map(|s| {
-                let (local, row) = (ident(&s.local), row_of(s));
-                quote!(let #local = #row;)
-            })
-            .collect();
+        let row_bindings: Vec<TokenStream> = row_slices.iter().map(bind).collect();
         let (locals, targets): (Vec<TokenStream>, Vec<&Ex>) =
             sums.iter().map(|(l, t)| (ident(l), t)).unzip();
         let reads_row = mentions_ident(body, row_var);

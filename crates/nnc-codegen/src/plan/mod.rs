@@ -60,6 +60,7 @@ use kind::Kinds;
 pub use kind::trivial_axis_op;
 use nest::Grouping;
 use nnc_ir::{Dim, Elem, Model, NodeId, Op, Shape};
+pub use threads::PARALLEL_WORK;
 
 /// The three generated functions.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

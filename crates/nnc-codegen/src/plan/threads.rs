@@ -60,9 +60,10 @@ fn row_split(model: &Model, plan: &Plan, nest: &Nest) -> Option<RowSplit> {
 }
 
 /// The work below which the runtime runs a row loop on the calling thread
-/// (`nnc_runtime::parallel::PARALLEL_WORK`). A nest of fixed size below it (a
-/// parameter's transposed copy) is written as plain loops.
-const PARALLEL_WORK: usize = 1 << 19;
+/// (`nnc_runtime::parallel::PARALLEL_WORK`; this crate does not depend on the
+/// runtime, and a test in `nnc-model-tests` checks the two agree). A nest of fixed
+/// size below it (a parameter's transposed copy) is written as plain loops.
+pub const PARALLEL_WORK: usize = 1 << 19;
 
 /// A nest's whole work, when its size is fixed.
 fn fixed_work(nest: &Nest, work_per_element: usize) -> Option<usize> {
