@@ -53,6 +53,27 @@ pub(super) unsafe trait Lanes<F: num_traits::Float>: Copy {
     /// Asks for the cache line holding `p` (a hint: nothing is read, nothing can
     /// fault).
     fn prefetch(_p: *const F) {}
+    /// Transposes a `LANES x LANES` block: for each `i` and `j` below `LANES`,
+    /// `dst[i * dst_stride + j] = src[j * src_stride + i]`. Packing a
+    /// column-major B reads `LANES` of its columns (each `LANES` contiguous steps
+    /// of `k`) and writes them as `LANES` rows of a panel. This scalar loop is the
+    /// fallback; the SIMD types transpose in registers.
+    ///
+    /// # Safety
+    /// Both blocks must be valid: `LANES` runs of `LANES` elements from `src` and
+    /// `dst`, `src_stride` and `dst_stride` apart; they must not overlap.
+    #[inline(always)]
+    unsafe fn transpose(src: *const F, src_stride: isize, dst: *mut F, dst_stride: isize) {
+        for i in 0..Self::LANES {
+            for j in 0..Self::LANES {
+                // SAFETY: the caller's contract.
+                unsafe {
+                    *dst.offset(i as isize * dst_stride + j as isize) =
+                        *src.offset(j as isize * src_stride + i as isize);
+                }
+            }
+        }
+    }
     /// The lanes added up, first to last.
     fn sum(self) -> F {
         let mut lanes = [F::zero(); 16];
@@ -307,7 +328,8 @@ mod x86 {
     macro_rules! lanes {
         (
             $name:ident, $f:ty, $v:ty, lanes: $lanes:literal, mr: $mr:literal, nv: $nv:literal,
-            $zero:ident, $splat:ident, $load:ident, $store:ident, $fma:ident, $add:ident
+            $zero:ident, $splat:ident, $load:ident, $store:ident, $fma:ident, $add:ident,
+            transpose: $transpose:path
         ) => {
             #[derive(Clone, Copy)]
             #[repr(transparent)]
@@ -355,6 +377,16 @@ mod x86 {
                     unsafe { _mm_prefetch::<_MM_HINT_T0>(p.cast()) }
                 }
                 #[inline(always)]
+                unsafe fn transpose(
+                    src: *const $f,
+                    src_stride: isize,
+                    dst: *mut $f,
+                    dst_stride: isize,
+                ) {
+                    // SAFETY: the caller's contract; the instruction set is enabled.
+                    unsafe { $transpose(src, src_stride, dst, dst_stride) }
+                }
+                #[inline(always)]
                 fn mul_add_one(a: $f, b: $f, c: $f) -> $f {
                     // Correctly rounded, as the vector FMA's lanes are.
                     a.mul_add(b, c)
@@ -366,18 +398,172 @@ mod x86 {
     // 16 registers: 6 x 2 accumulators, 2 B vectors and a broadcast.
     lanes!(Avx2F64, f64, __m256d, lanes: 4, mr: 6, nv: 2,
         _mm256_setzero_pd, _mm256_set1_pd, _mm256_loadu_pd, _mm256_storeu_pd,
-        _mm256_fmadd_pd, _mm256_add_pd);
+        _mm256_fmadd_pd, _mm256_add_pd,
+        transpose: transpose::avx2_f64);
     lanes!(Avx2F32, f32, __m256, lanes: 8, mr: 6, nv: 2,
         _mm256_setzero_ps, _mm256_set1_ps, _mm256_loadu_ps, _mm256_storeu_ps,
-        _mm256_fmadd_ps, _mm256_add_ps);
+        _mm256_fmadd_ps, _mm256_add_ps,
+        transpose: transpose::avx2_f32);
     // 32 registers: 12 x 2 accumulators, 2 B vectors and a broadcast. Zen 4 retires
     // one 512-bit FMA per cycle with a latency of 4, so 8 chains would keep it busy;
     // 12 rows measured the same as 8 on the workloads' large products, and better on
     // the 10-row ones (a whole `[N, 10]` score matrix, transposed, is one panel).
     lanes!(Avx512F64, f64, __m512d, lanes: 8, mr: 12, nv: 2,
         _mm512_setzero_pd, _mm512_set1_pd, _mm512_loadu_pd, _mm512_storeu_pd,
-        _mm512_fmadd_pd, _mm512_add_pd);
+        _mm512_fmadd_pd, _mm512_add_pd,
+        transpose: transpose::avx512_f64);
     lanes!(Avx512F32, f32, __m512, lanes: 16, mr: 12, nv: 2,
         _mm512_setzero_ps, _mm512_set1_ps, _mm512_loadu_ps, _mm512_storeu_ps,
-        _mm512_fmadd_ps, _mm512_add_ps);
+        _mm512_fmadd_ps, _mm512_add_ps,
+        transpose: transpose::avx512_f32);
+
+    mod transpose {
+        //! In-register transposes of one `LANES x LANES` block (see
+        //! `Lanes::transpose`): loads of `src`'s rows, shuffles, stores of `dst`'s.
+        //! Each works in stages of growing granularity (elements, pairs, 128-bit
+        //! lanes), as the classic unpack-and-shuffle transposes do; packing a
+        //! column-major B this way replaced element-by-element copies the compiler
+        //! had turned into scatters (W4's `d_z @ w.T` spent 14% of its time
+        //! packing).
+        //!
+        //! # Safety (every function)
+        //! The instruction set must be enabled, and the blocks valid as
+        //! `Lanes::transpose` requires.
+        use std::arch::x86_64::*;
+
+        /// Row `i` of `src`.
+        #[inline(always)]
+        unsafe fn row<T>(src: *const T, stride: isize, i: usize) -> *const T {
+            // SAFETY: the caller's contract.
+            unsafe { src.offset(i as isize * stride) }
+        }
+
+        /// Row `i` of `dst`.
+        #[inline(always)]
+        unsafe fn row_mut<T>(dst: *mut T, stride: isize, i: usize) -> *mut T {
+            // SAFETY: the caller's contract.
+            unsafe { dst.offset(i as isize * stride) }
+        }
+
+        #[inline(always)]
+        pub(crate) unsafe fn avx512_f32(src: *const f32, ss: isize, dst: *mut f32, ds: isize) {
+            // SAFETY: the module's contract.
+            unsafe {
+                let r: [__m512; 16] = std::array::from_fn(|i| _mm512_loadu_ps(row(src, ss, i)));
+                // Stage 1: in each 128-bit lane, rows 2g and 2g+1 interleaved.
+                let a: [__m512; 16] = std::array::from_fn(|i| {
+                    let (x, y) = (r[i & !1], r[i | 1]);
+                    if i % 2 == 0 {
+                        _mm512_unpacklo_ps(x, y)
+                    } else {
+                        _mm512_unpackhi_ps(x, y)
+                    }
+                });
+                // Stage 2: `b[4g + q]`'s lane `l` holds rows 4g..4g+3 of column
+                // 4l + q.
+                let b: [__m512; 16] = std::array::from_fn(|i| {
+                    let (g, q) = (i / 4, i % 4);
+                    let x = _mm512_castps_pd(a[4 * g + q / 2]);
+                    let y = _mm512_castps_pd(a[4 * g + 2 + q / 2]);
+                    _mm512_castpd_ps(if q % 2 == 0 {
+                        _mm512_unpacklo_pd(x, y)
+                    } else {
+                        _mm512_unpackhi_pd(x, y)
+                    })
+                });
+                // Stage 3: lanes 0 and 2 (`lo`) or 1 and 3 (`hi`) of row groups
+                // 0, 1 (`c`) and 2, 3 (`d`); stage 4 gathers one lane from each
+                // group: output row 4l + q is lane l of b[q], b[4+q], b[8+q], b[12+q].
+                for q in 0..4 {
+                    let c_lo = _mm512_shuffle_f32x4::<0x88>(b[q], b[4 + q]);
+                    let c_hi = _mm512_shuffle_f32x4::<0xDD>(b[q], b[4 + q]);
+                    let d_lo = _mm512_shuffle_f32x4::<0x88>(b[8 + q], b[12 + q]);
+                    let d_hi = _mm512_shuffle_f32x4::<0xDD>(b[8 + q], b[12 + q]);
+                    _mm512_storeu_ps(row_mut(dst, ds, q), _mm512_shuffle_f32x4::<0x88>(c_lo, d_lo));
+                    _mm512_storeu_ps(row_mut(dst, ds, 4 + q), _mm512_shuffle_f32x4::<0x88>(c_hi, d_hi));
+                    _mm512_storeu_ps(row_mut(dst, ds, 8 + q), _mm512_shuffle_f32x4::<0xDD>(c_lo, d_lo));
+                    _mm512_storeu_ps(row_mut(dst, ds, 12 + q), _mm512_shuffle_f32x4::<0xDD>(c_hi, d_hi));
+                }
+            }
+        }
+
+        #[inline(always)]
+        pub(crate) unsafe fn avx512_f64(src: *const f64, ss: isize, dst: *mut f64, ds: isize) {
+            // SAFETY: the module's contract.
+            unsafe {
+                let r: [__m512d; 8] = std::array::from_fn(|i| _mm512_loadu_pd(row(src, ss, i)));
+                // Stage 1: `a[2g + q]`'s lane `l` holds rows 2g, 2g+1 of column 2l + q.
+                let a: [__m512d; 8] = std::array::from_fn(|i| {
+                    let (x, y) = (r[i & !1], r[i | 1]);
+                    if i % 2 == 0 {
+                        _mm512_unpacklo_pd(x, y)
+                    } else {
+                        _mm512_unpackhi_pd(x, y)
+                    }
+                });
+                // Output row 2l + q is lane l of a[q], a[2+q], a[4+q], a[6+q].
+                for q in 0..2 {
+                    let c_lo = _mm512_shuffle_f64x2::<0x88>(a[q], a[2 + q]);
+                    let c_hi = _mm512_shuffle_f64x2::<0xDD>(a[q], a[2 + q]);
+                    let d_lo = _mm512_shuffle_f64x2::<0x88>(a[4 + q], a[6 + q]);
+                    let d_hi = _mm512_shuffle_f64x2::<0xDD>(a[4 + q], a[6 + q]);
+                    _mm512_storeu_pd(row_mut(dst, ds, q), _mm512_shuffle_f64x2::<0x88>(c_lo, d_lo));
+                    _mm512_storeu_pd(row_mut(dst, ds, 2 + q), _mm512_shuffle_f64x2::<0x88>(c_hi, d_hi));
+                    _mm512_storeu_pd(row_mut(dst, ds, 4 + q), _mm512_shuffle_f64x2::<0xDD>(c_lo, d_lo));
+                    _mm512_storeu_pd(row_mut(dst, ds, 6 + q), _mm512_shuffle_f64x2::<0xDD>(c_hi, d_hi));
+                }
+            }
+        }
+
+        #[inline(always)]
+        pub(crate) unsafe fn avx2_f32(src: *const f32, ss: isize, dst: *mut f32, ds: isize) {
+            // SAFETY: the module's contract.
+            unsafe {
+                let r: [__m256; 8] = std::array::from_fn(|i| _mm256_loadu_ps(row(src, ss, i)));
+                let a: [__m256; 8] = std::array::from_fn(|i| {
+                    let (x, y) = (r[i & !1], r[i | 1]);
+                    if i % 2 == 0 {
+                        _mm256_unpacklo_ps(x, y)
+                    } else {
+                        _mm256_unpackhi_ps(x, y)
+                    }
+                });
+                // `b[4g + q]`'s lane `l` holds rows 4g..4g+3 of column 4l + q.
+                let b: [__m256; 8] = std::array::from_fn(|i| {
+                    let (g, q) = (i / 4, i % 4);
+                    let x = _mm256_castps_pd(a[4 * g + q / 2]);
+                    let y = _mm256_castps_pd(a[4 * g + 2 + q / 2]);
+                    _mm256_castpd_ps(if q % 2 == 0 {
+                        _mm256_unpacklo_pd(x, y)
+                    } else {
+                        _mm256_unpackhi_pd(x, y)
+                    })
+                });
+                for q in 0..4 {
+                    _mm256_storeu_ps(row_mut(dst, ds, q), _mm256_permute2f128_ps::<0x20>(b[q], b[4 + q]));
+                    _mm256_storeu_ps(row_mut(dst, ds, 4 + q), _mm256_permute2f128_ps::<0x31>(b[q], b[4 + q]));
+                }
+            }
+        }
+
+        #[inline(always)]
+        pub(crate) unsafe fn avx2_f64(src: *const f64, ss: isize, dst: *mut f64, ds: isize) {
+            // SAFETY: the module's contract.
+            unsafe {
+                let r: [__m256d; 4] = std::array::from_fn(|i| _mm256_loadu_pd(row(src, ss, i)));
+                let a: [__m256d; 4] = std::array::from_fn(|i| {
+                    let (x, y) = (r[i & !1], r[i | 1]);
+                    if i % 2 == 0 {
+                        _mm256_unpacklo_pd(x, y)
+                    } else {
+                        _mm256_unpackhi_pd(x, y)
+                    }
+                });
+                for q in 0..2 {
+                    _mm256_storeu_pd(row_mut(dst, ds, q), _mm256_permute2f128_pd::<0x20>(a[q], a[2 + q]));
+                    _mm256_storeu_pd(row_mut(dst, ds, 2 + q), _mm256_permute2f128_pd::<0x31>(a[q], a[2 + q]));
+                }
+            }
+        }
+    }
 }

@@ -185,7 +185,7 @@ fn matmul_with<F: Float>(
         // B is packed once, by all the threads, and the rows are cut: no thread
         // packs what another also packs, and each reads whole rows of B.
         let shared = Scratch::aligned(&mut scratch.shared);
-        pack_shared_b(&product, &blocks, shared.ptr, threads);
+        pack_shared_b(isa, &product, &blocks, shared.ptr, threads);
         cut = Cut::rows(&product, mr, threads_free);
         route = Route::Blocked {
             shared_b: Some(shared.ptr.cast_const()),
@@ -225,7 +225,13 @@ unsafe impl<F: Float> Send for SendRoute<F> {}
 /// a shared B: block `q` at `q * shared_block_len(n)`, its panels `panel_stride`
 /// apart. The threads share the work: a row-major B by rows of each block (each
 /// thread reads whole rows), any other by panels.
-fn pack_shared_b<F: Float>(p: &Product<F>, blocks: &Blocking, dst: *mut F, threads: &Threads) {
+fn pack_shared_b<F: Float>(
+    isa: Isa,
+    p: &Product<F>,
+    blocks: &Blocking,
+    dst: *mut F,
+    threads: &Threads,
+) {
     let nr = blocks.nr;
     let panels = p.n.div_ceil(nr);
     let block_len = blocks.shared_block_len(p.n);
@@ -238,7 +244,8 @@ fn pack_shared_b<F: Float>(p: &Product<F>, blocks: &Blocking, dst: *mut F, threa
             let stride = panel_stride(kc, nr);
             // SAFETY: each part writes its own rows (or panels) of each block, all
             // inside `dst`, which holds `shared_len(k, n)` elements (checked by
-            // the caller); the reads stay inside B.
+            // the caller); the reads stay inside B; `isa` is supported (checked
+            // by the caller).
             unsafe {
                 let block = dst.get().add(q * block_len);
                 if by_rows {
@@ -249,7 +256,7 @@ fn pack_shared_b<F: Float>(p: &Product<F>, blocks: &Blocking, dst: *mut F, threa
                         stride,
                         nr,
                     };
-                    pack_b(out, b.get(), pc + r0, 0, r1 - r0, n);
+                    isa.pack_b(out, b.get(), pc + r0, 0, r1 - r0, n);
                 } else {
                     let (j0, j1) = (panels * t / parts, panels * (t + 1) / parts);
                     let cols = (j1 * nr).min(n).saturating_sub(j0 * nr);
@@ -259,7 +266,7 @@ fn pack_shared_b<F: Float>(p: &Product<F>, blocks: &Blocking, dst: *mut F, threa
                         stride,
                         nr,
                     };
-                    pack_b(out, b.get(), pc, j0 * nr, kc, cols);
+                    isa.pack_b(out, b.get(), pc, j0 * nr, kc, cols);
                 }
             }
         }
@@ -559,6 +566,45 @@ impl Isa {
             }
         }
     }
+
+    /// [`pack_b`] compiled for this instruction set (packing a shared B runs
+    /// outside the kernels' entry points).
+    ///
+    /// # Safety
+    /// As for [`pack_b`], on a CPU with the instruction set.
+    unsafe fn pack_b<F: Float>(
+        self,
+        out: PanelsOut<F>,
+        b: Operand<F>,
+        pc: usize,
+        jc: usize,
+        kc: usize,
+        nc: usize,
+    ) {
+        // SAFETY (all arms): forwarded contract; the casts are between `F` and the
+        // type `TypeId` just proved it is.
+        unsafe {
+            match self {
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx512 if is::<F, f64>() => {
+                    x86::avx512_f64_pack(out.cast(), b.cast(), pc, jc, kc, nc)
+                }
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx512 if is::<F, f32>() => {
+                    x86::avx512_f32_pack(out.cast(), b.cast(), pc, jc, kc, nc)
+                }
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx2 if is::<F, f64>() => {
+                    x86::avx2_f64_pack(out.cast(), b.cast(), pc, jc, kc, nc)
+                }
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx2 if is::<F, f32>() => {
+                    x86::avx2_f32_pack(out.cast(), b.cast(), pc, jc, kc, nc)
+                }
+                _ => pack_b::<F, Scalar<F>>(out, b, pc, jc, kc, nc),
+            }
+        }
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -566,10 +612,10 @@ mod x86 {
     //! The `#[target_feature]` entry points: `blocked` and the kernel inline into
     //! each, compiled for its instruction set.
     use super::kernel::{Avx2F32, Avx2F64, Avx512F32, Avx512F64};
-    use super::{Product, Route, Scratch, kernel_for};
+    use super::{Operand, PanelsOut, Product, Route, Scratch, kernel_for, pack_b};
 
     macro_rules! entry {
-        ($name:ident, $f:ty, $lanes:ty, $features:literal) => {
+        ($name:ident, $pack:ident, $f:ty, $lanes:ty, $features:literal) => {
             /// # Safety
             /// As for `Isa::run`, for this instruction set.
             #[target_feature(enable = $features)]
@@ -581,12 +627,27 @@ mod x86 {
                 // SAFETY: forwarded contract.
                 unsafe { kernel_for::<$f, $lanes>(product, scratch, route) }
             }
+
+            /// # Safety
+            /// As for `Isa::pack_b`, for this instruction set.
+            #[target_feature(enable = $features)]
+            pub(super) unsafe fn $pack(
+                out: PanelsOut<$f>,
+                b: Operand<$f>,
+                pc: usize,
+                jc: usize,
+                kc: usize,
+                nc: usize,
+            ) {
+                // SAFETY: forwarded contract.
+                unsafe { pack_b::<$f, $lanes>(out, b, pc, jc, kc, nc) }
+            }
         };
     }
-    entry!(avx512_f64, f64, Avx512F64, "avx512f");
-    entry!(avx512_f32, f32, Avx512F32, "avx512f");
-    entry!(avx2_f64, f64, Avx2F64, "avx2,fma");
-    entry!(avx2_f32, f32, Avx2F32, "avx2,fma");
+    entry!(avx512_f64, avx512_f64_pack, f64, Avx512F64, "avx512f");
+    entry!(avx512_f32, avx512_f32_pack, f32, Avx512F32, "avx512f");
+    entry!(avx2_f64, avx2_f64_pack, f64, Avx2F64, "avx2,fma");
+    entry!(avx2_f32, avx2_f32_pack, f32, Avx2F32, "avx2,fma");
 }
 
 /// Spare elements (16, for any `F` of 4 bytes or more) to move the scratch's start
@@ -720,15 +781,30 @@ fn panel_stride(kc: usize, nr: usize) -> usize {
 const PANEL_PAD: usize = 16;
 
 /// Where [`pack_b`] writes: panel `j` at `ptr + j * stride`, `nr` columns wide.
-#[derive(Clone, Copy)]
 struct PanelsOut<F> {
     ptr: *mut F,
     stride: usize,
     nr: usize,
 }
 
-/// Columns of a column-major B packed together (see [`pack_b`]).
-const COLUMNS_PER_PASS: usize = 8;
+// By hand: derived impls would demand `F: Copy`.
+impl<F> Clone for PanelsOut<F> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<F> Copy for PanelsOut<F> {}
+
+impl<F> PanelsOut<F> {
+    /// The same panels for another element type (after a `TypeId` check).
+    fn cast<G>(self) -> PanelsOut<G> {
+        PanelsOut {
+            ptr: self.ptr.cast(),
+            stride: self.stride,
+            nr: self.nr,
+        }
+    }
+}
 
 /// A matrix operand: where it starts and its strides, in elements.
 #[derive(Debug)]
@@ -752,6 +828,15 @@ impl<F> Operand<F> {
             ptr: view.as_ptr(),
             rs: view.strides()[0],
             cs: view.strides()[1],
+        }
+    }
+
+    /// The same operand for another element type (after a `TypeId` check).
+    fn cast<G>(self) -> Operand<G> {
+        Operand {
+            ptr: self.ptr.cast(),
+            rs: self.rs,
+            cs: self.cs,
         }
     }
 
@@ -812,17 +897,12 @@ impl<F: Copy> Product<F> {
 
     /// The same product on another element type (after a `TypeId` check).
     fn cast<G>(&self) -> Product<G> {
-        let operand = |o: Operand<F>| Operand {
-            ptr: o.ptr.cast::<G>(),
-            rs: o.rs,
-            cs: o.cs,
-        };
         Product {
             m: self.m,
             n: self.n,
             k: self.k,
-            a: operand(self.a),
-            b: operand(self.b),
+            a: self.a.cast(),
+            b: self.b.cast(),
             c: self.c.cast(),
             c_rs: self.c_rs,
             c_cs: self.c_cs,
@@ -898,7 +978,8 @@ impl Packing {
         let elem = size_of::<F>();
         Packing {
             a: !reads_well_in_place(p.a, elem) || (p.a.cs != 1 && p.n >= PACK_A_COLS),
-            b: !(p.b.cs == 1 && reads_well_in_place(p.b, elem)) || p.m >= PACK_B_ROWS,
+            b: !(p.b.cs == 1 && reads_well_in_place(p.b, elem) && panels_stay_in_l1(p.b, elem))
+                || p.m >= PACK_B_ROWS,
         }
     }
 }
@@ -918,6 +999,22 @@ fn reads_well_in_place<F>(operand: Operand<F>, elem_bytes: usize) -> bool {
     // stride, so the product can overflow.)
     let offset = outer.unsigned_abs().wrapping_mul(elem_bytes) % 4096;
     (128..=4096 - 128).contains(&offset)
+}
+
+/// Whether a panel of a row-major B read in place stays in L1 while the tiles of
+/// a block of A's rows reuse it: its rows (one or two cache lines each) must fall
+/// in many L1 sets. Rows whose stride is a multiple of `g` bytes (and of no
+/// larger power of two) come back to the same set every `4096 / g` rows, so
+/// a stride of 1 or 2 KiB (W3's `w1`, 256 columns of `f32` or `f64`) keeps a
+/// 196-step panel in 4 or 8 of the 64 sets, and every tile reads it again from
+/// L2 or further: W3's `x @ w1` ran at 65% of the peak in `f64`, B in place.
+/// At least 32 rows apart (`g <= 128`), a panel of 256 steps fits the sets its
+/// rows reach, 12 ways each.
+fn panels_stay_in_l1<F>(b: Operand<F>, elem_bytes: usize) -> bool {
+    let stride = b.rs.unsigned_abs().wrapping_mul(elem_bytes) % 4096;
+    // The largest power of two dividing the stride (4096 for a multiple of it).
+    let g = if stride == 0 { 4096 } else { 1 << stride.trailing_zeros() };
+    g <= 128
 }
 
 /// The product's route, for vectors `V`.
@@ -979,7 +1076,7 @@ unsafe fn blocked<F: num_traits::Float, V: Lanes<F>>(
                     Some(shared) => shared.add(block * blocks.shared_block_len(p.n)).cast_mut(),
                     None => {
                         let own = scratch.ptr;
-                        pack_b(
+                        pack_b::<F, V>(
                             PanelsOut {
                                 ptr: own,
                                 stride,
@@ -998,7 +1095,7 @@ unsafe fn blocked<F: num_traits::Float, V: Lanes<F>>(
                 for ic in (0..p.m).step_by(m_step) {
                     let mc = m_step.min(p.m - ic);
                     if packs_a {
-                        pack_a(packed_a, mr, p.a, ic, pc, mc, kc);
+                        pack_a::<F, V>(packed_a, p.a, ic, pc, mc, kc);
                     }
                     for j0 in (0..nc).step_by(nr) {
                         let (b, b_step) = if j0 < packed_from {
@@ -1040,14 +1137,21 @@ unsafe fn blocked<F: num_traits::Float, V: Lanes<F>>(
     }
 }
 
-/// Packs `B[pc.., jc..]` (`kc x nc`) into `nr`-wide panels: panel `j` holds, for
-/// each step `p`, its `nr` columns' values, zero-padded past `nc`.
+/// Packs `B[pc.., jc..]` (`kc x nc`) into `NR`-wide panels (`NR = NV * LANES` of
+/// kernel `V`): panel `j` holds, for each step `p`, its `NR` columns' values,
+/// zero-padded past `nc`.
+///
+/// Every copy here has a length known at compile time (a panel's row, a block of
+/// [`Lanes::transpose`]): the pointers may alias as far as the compiler knows, so
+/// a loop of element copies stays element by element (or becomes scatters), and
+/// packing took 7-14% of W4's products that way.
 ///
 /// # Safety
-/// The block must be inside `b`, and `out` must have room for `ceil(nc / nr)`
-/// panels of `out.stride` elements (`out.stride >= kc * out.nr`).
+/// The block must be inside `b`, `out.nr` must be `V`'s `NR`, and `out` must have
+/// room for `ceil(nc / NR)` panels of `out.stride` elements
+/// (`out.stride >= kc * NR`).
 #[inline(always)]
-unsafe fn pack_b<F: num_traits::Float>(
+unsafe fn pack_b<F: num_traits::Float, V: Lanes<F>>(
     out: PanelsOut<F>,
     b: Operand<F>,
     pc: usize,
@@ -1055,109 +1159,129 @@ unsafe fn pack_b<F: num_traits::Float>(
     kc: usize,
     nc: usize,
 ) {
-    let PanelsOut {
-        ptr: dst,
-        stride,
-        nr,
-    } = out;
+    let nr = V::NV * V::LANES;
+    debug_assert_eq!(out.nr, nr);
+    let (dst, stride) = (out.ptr, out.stride);
+    let whole = nc / nr * nr;
     if b.cs == 1 {
         // Row by row of B: one sequential read stream (the prefetchers follow it
         // from memory; panel by panel, the reads stride down the rows), written to
-        // every panel at once. Whole panels by constant-length copies, the last
-        // one zero-padded.
-        let whole = nc / nr * nr;
+        // every panel at once, a panel's row in one copy.
         for p in 0..kc {
             // SAFETY: the caller's contract.
             unsafe {
                 let src = b.at(pc + p, jc);
                 for j0 in (0..whole).step_by(nr) {
                     let row = dst.add(j0 / nr * stride + p * nr);
-                    for j in 0..nr {
-                        *row.add(j) = *src.add(j0 + j);
-                    }
+                    std::ptr::copy_nonoverlapping(src.add(j0), row, nr);
                 }
-                if whole < nc {
-                    let row = dst.add(whole / nr * stride + p * nr);
-                    for j in 0..nr {
-                        *row.add(j) = if whole + j < nc {
-                            *src.add(whole + j)
-                        } else {
-                            F::zero()
-                        };
+            }
+        }
+        // SAFETY: the caller's contract.
+        unsafe { pack_b_scalar(out, b, (pc, jc + whole), (0, kc), (whole, nc)) };
+        return;
+    }
+    let mut transposed = 0;
+    if b.rs == 1 {
+        // Column-major B (a transposed view, `w.T`): blocks of LANES steps by
+        // LANES columns, each LANES contiguous reads down a column, transposed in
+        // registers into LANES rows of the panel.
+        transposed = kc / V::LANES * V::LANES;
+        for j0 in (0..whole).step_by(nr) {
+            for p0 in (0..transposed).step_by(V::LANES) {
+                for v in 0..V::NV {
+                    let col = j0 + v * V::LANES;
+                    // SAFETY: the caller's contract: LANES columns from `col` and
+                    // LANES steps from `p0` are inside B and the panel.
+                    unsafe {
+                        V::transpose(
+                            b.at(pc + p0, jc + col),
+                            b.cs,
+                            dst.add(j0 / nr * stride + p0 * nr + v * V::LANES),
+                            nr as isize,
+                        );
                     }
                 }
             }
         }
-        return;
     }
-    for j0 in (0..nc).step_by(nr) {
-        let cols = nr.min(nc - j0);
-        // SAFETY: the caller's contract.
-        unsafe {
-            let panel = dst.add(j0 / nr * stride);
-            {
-                // Eight of B's columns at a time, down the column (contiguous when
-                // B is column-major): eight read streams, which keep enough misses
-                // in flight when B comes from memory (four: W4's `d_z @ w.T` at
-                // 73 GFLOP/s, eight: 78), and each step writes eight neighbouring
-                // elements of the panel's row rather than one.
-                let mut j = 0;
-                while j + COLUMNS_PER_PASS <= cols {
-                    let src: [*const F; COLUMNS_PER_PASS] =
-                        std::array::from_fn(|d| b.at(pc, jc + j0 + j + d));
-                    for p in 0..kc {
-                        let row = panel.add(p * nr + j);
-                        for (d, s) in src.iter().enumerate() {
-                            *row.add(d) = *s.offset(p as isize * b.rs);
-                        }
-                    }
-                    j += COLUMNS_PER_PASS;
-                }
-                for j in j..cols {
-                    for p in 0..kc {
-                        *panel.add(p * nr + j) = *b.at(pc + p, jc + j0 + j);
-                    }
-                }
-                for p in 0..kc {
-                    for j in cols..nr {
-                        *panel.add(p * nr + j) = F::zero();
-                    }
-                }
+    // SAFETY: the caller's contract.
+    unsafe {
+        pack_b_scalar(out, b, (pc, jc), (transposed, kc), (0, whole));
+        pack_b_scalar(out, b, (pc, jc + whole), (0, kc), (whole, nc));
+    }
+}
+
+/// The part of [`pack_b`] the copies of whole rows and blocks leave: steps
+/// `p0..p1` of `B[pc.., jc..]`'s columns `j0..j1` (`j0` on a panel's first
+/// column), element by element, and the zero padding of `j1`'s panel past `j1`
+/// when `j1` is not on a panel boundary.
+///
+/// # Safety
+/// As for [`pack_b`], for the columns given.
+#[inline(always)]
+unsafe fn pack_b_scalar<F: num_traits::Float>(
+    out: PanelsOut<F>,
+    b: Operand<F>,
+    (pc, jc): (usize, usize),
+    (p0, p1): (usize, usize),
+    (j0, j1): (usize, usize),
+) {
+    let PanelsOut {
+        ptr: dst,
+        stride,
+        nr,
+    } = out;
+    // Step by step: along B's rows when it is row-major, and when it is not, the
+    // few steps or columns left keep their lines in L1 from one step to the next.
+    for p in p0..p1 {
+        for j in j0..j1 {
+            let (panel, col) = (j / nr, j % nr);
+            // SAFETY: the caller's contract.
+            unsafe { *dst.add(panel * stride + p * nr + col) = *b.at(pc + p, jc + j - j0) };
+        }
+    }
+    if j1 % nr != 0 {
+        let panel = j1 / nr;
+        for p in p0..p1 {
+            for col in j1 % nr..nr {
+                // SAFETY: the caller's contract: the panel holding column `j1 - 1`
+                // is inside `out`.
+                unsafe { *dst.add(panel * stride + p * nr + col) = F::zero() };
             }
         }
     }
 }
 
-/// Packs `A[ic.., pc..]` (`mc x kc`) into `mr`-tall panels: panel `i` holds, for each
-/// step `p`, its rows' values (a last, shorter panel has only its own rows: the
-/// kernel for it reads no more).
+/// Packs `A[ic.., pc..]` (`mc x kc`) into `MR`-tall panels (`MR` of kernel `V`):
+/// panel `i` holds, for each step `p`, its rows' values, `MR` apart (a last,
+/// shorter panel has only its own rows: the kernel for it reads no more).
 ///
 /// # Safety
-/// The block must be inside `a`, and `dst` must hold `round_up(mc, mr) * kc` elements.
+/// The block must be inside `a`, and `dst` must hold `round_up(mc, MR) * kc`
+/// elements.
 #[inline(always)]
-unsafe fn pack_a<F: Copy>(
+unsafe fn pack_a<F: num_traits::Float, V: Lanes<F>>(
     dst: *mut F,
-    mr: usize,
     a: Operand<F>,
     ic: usize,
     pc: usize,
     mc: usize,
     kc: usize,
 ) {
+    let mr = V::MR;
     if a.rs == 1 {
         // Column-major A (a transposed view): step by step, each step's `mc` values
         // one sequential read (the prefetchers follow it from memory), written to
-        // every panel at once.
+        // every panel at once, in copies of a constant `MR` elements (see
+        // `pack_b`).
         let whole = mc / mr * mr;
         for p in 0..kc {
             // SAFETY: the caller's contract.
             unsafe {
                 let src = a.at(ic, pc + p);
                 for i0 in (0..whole).step_by(mr) {
-                    let row = dst.add(i0 * kc + p * mr);
-                    for i in 0..mr {
-                        *row.add(i) = *src.add(i0 + i);
-                    }
+                    std::ptr::copy_nonoverlapping(src.add(i0), dst.add(i0 * kc + p * mr), mr);
                 }
                 // The last, shorter panel has only its own rows.
                 let row = dst.add(whole * kc + p * mr);
@@ -1168,17 +1292,36 @@ unsafe fn pack_a<F: Copy>(
         }
         return;
     }
+    // A row-major A (or any other): a full panel whose rows are contiguous goes
+    // by blocks of LANES steps, transposed in registers, LANES of its rows at a
+    // time; when LANES does not divide MR, the last block of rows overlaps the one
+    // before it (rewriting the same values). The rest element by element, writing
+    // the panel in order while the reads run along `rows` streams.
+    let transposes = a.cs == 1 && V::LANES <= mr;
+    let row_blocks = || (0..mr - V::LANES).step_by(V::LANES).chain([mr - V::LANES]);
     for i0 in (0..mc).step_by(mr) {
         let rows = mr.min(mc - i0);
+        let transposed = if transposes && rows == mr {
+            kc / V::LANES * V::LANES
+        } else {
+            0
+        };
         // SAFETY: the caller's contract.
         unsafe {
             let panel = dst.add(i0 * kc);
-            {
-                // Write the panel in order; the reads run along `rows` streams.
-                for p in 0..kc {
-                    for i in 0..rows {
-                        *panel.add(p * mr + i) = *a.at(ic + i0 + i, pc + p);
-                    }
+            for p0 in (0..transposed).step_by(V::LANES) {
+                for r in row_blocks() {
+                    V::transpose(
+                        a.at(ic + i0 + r, pc + p0),
+                        a.rs,
+                        panel.add(p0 * mr + r),
+                        mr as isize,
+                    );
+                }
+            }
+            for p in transposed..kc {
+                for i in 0..rows {
+                    *panel.add(p * mr + i) = *a.at(ic + i0 + i, pc + p);
                 }
             }
         }
