@@ -53,6 +53,10 @@ pub(super) unsafe trait Lanes<F: num_traits::Float>: Copy {
     /// Asks for the cache line holding `p` (a hint: nothing is read, nothing can
     /// fault).
     fn prefetch(_p: *const F) {}
+    /// Asks for the cache line holding `p` into L2 only (a hint, as
+    /// [`Lanes::prefetch`]): for data a later step reads, which should not push
+    /// what the kernel is reading out of L1.
+    fn prefetch_l2(_p: *const F) {}
     /// Transposes a `LANES x LANES` block: for each `i` and `j` below `LANES`,
     /// `dst[i * dst_stride + j] = src[j * src_stride + i]`. Packing a
     /// column-major B reads `LANES` of its columns (each `LANES` contiguous steps
@@ -387,6 +391,11 @@ mod x86 {
                     unsafe { $transpose(src, src_stride, dst, dst_stride) }
                 }
                 #[inline(always)]
+                fn prefetch_l2(p: *const $f) {
+                    // SAFETY: a prefetch is a hint; it never faults, whatever `p`.
+                    unsafe { _mm_prefetch::<_MM_HINT_T1>(p.cast()) }
+                }
+                #[inline(always)]
                 fn mul_add_one(a: $f, b: $f, c: $f) -> $f {
                     // Correctly rounded, as the vector FMA's lanes are.
                     a.mul_add(b, c)
@@ -479,10 +488,22 @@ mod x86 {
                     let c_hi = _mm512_shuffle_f32x4::<0xDD>(b[q], b[4 + q]);
                     let d_lo = _mm512_shuffle_f32x4::<0x88>(b[8 + q], b[12 + q]);
                     let d_hi = _mm512_shuffle_f32x4::<0xDD>(b[8 + q], b[12 + q]);
-                    _mm512_storeu_ps(row_mut(dst, ds, q), _mm512_shuffle_f32x4::<0x88>(c_lo, d_lo));
-                    _mm512_storeu_ps(row_mut(dst, ds, 4 + q), _mm512_shuffle_f32x4::<0x88>(c_hi, d_hi));
-                    _mm512_storeu_ps(row_mut(dst, ds, 8 + q), _mm512_shuffle_f32x4::<0xDD>(c_lo, d_lo));
-                    _mm512_storeu_ps(row_mut(dst, ds, 12 + q), _mm512_shuffle_f32x4::<0xDD>(c_hi, d_hi));
+                    _mm512_storeu_ps(
+                        row_mut(dst, ds, q),
+                        _mm512_shuffle_f32x4::<0x88>(c_lo, d_lo),
+                    );
+                    _mm512_storeu_ps(
+                        row_mut(dst, ds, 4 + q),
+                        _mm512_shuffle_f32x4::<0x88>(c_hi, d_hi),
+                    );
+                    _mm512_storeu_ps(
+                        row_mut(dst, ds, 8 + q),
+                        _mm512_shuffle_f32x4::<0xDD>(c_lo, d_lo),
+                    );
+                    _mm512_storeu_ps(
+                        row_mut(dst, ds, 12 + q),
+                        _mm512_shuffle_f32x4::<0xDD>(c_hi, d_hi),
+                    );
                 }
             }
         }
@@ -507,10 +528,22 @@ mod x86 {
                     let c_hi = _mm512_shuffle_f64x2::<0xDD>(a[q], a[2 + q]);
                     let d_lo = _mm512_shuffle_f64x2::<0x88>(a[4 + q], a[6 + q]);
                     let d_hi = _mm512_shuffle_f64x2::<0xDD>(a[4 + q], a[6 + q]);
-                    _mm512_storeu_pd(row_mut(dst, ds, q), _mm512_shuffle_f64x2::<0x88>(c_lo, d_lo));
-                    _mm512_storeu_pd(row_mut(dst, ds, 2 + q), _mm512_shuffle_f64x2::<0x88>(c_hi, d_hi));
-                    _mm512_storeu_pd(row_mut(dst, ds, 4 + q), _mm512_shuffle_f64x2::<0xDD>(c_lo, d_lo));
-                    _mm512_storeu_pd(row_mut(dst, ds, 6 + q), _mm512_shuffle_f64x2::<0xDD>(c_hi, d_hi));
+                    _mm512_storeu_pd(
+                        row_mut(dst, ds, q),
+                        _mm512_shuffle_f64x2::<0x88>(c_lo, d_lo),
+                    );
+                    _mm512_storeu_pd(
+                        row_mut(dst, ds, 2 + q),
+                        _mm512_shuffle_f64x2::<0x88>(c_hi, d_hi),
+                    );
+                    _mm512_storeu_pd(
+                        row_mut(dst, ds, 4 + q),
+                        _mm512_shuffle_f64x2::<0xDD>(c_lo, d_lo),
+                    );
+                    _mm512_storeu_pd(
+                        row_mut(dst, ds, 6 + q),
+                        _mm512_shuffle_f64x2::<0xDD>(c_hi, d_hi),
+                    );
                 }
             }
         }
@@ -540,8 +573,14 @@ mod x86 {
                     })
                 });
                 for q in 0..4 {
-                    _mm256_storeu_ps(row_mut(dst, ds, q), _mm256_permute2f128_ps::<0x20>(b[q], b[4 + q]));
-                    _mm256_storeu_ps(row_mut(dst, ds, 4 + q), _mm256_permute2f128_ps::<0x31>(b[q], b[4 + q]));
+                    _mm256_storeu_ps(
+                        row_mut(dst, ds, q),
+                        _mm256_permute2f128_ps::<0x20>(b[q], b[4 + q]),
+                    );
+                    _mm256_storeu_ps(
+                        row_mut(dst, ds, 4 + q),
+                        _mm256_permute2f128_ps::<0x31>(b[q], b[4 + q]),
+                    );
                 }
             }
         }
@@ -560,8 +599,14 @@ mod x86 {
                     }
                 });
                 for q in 0..2 {
-                    _mm256_storeu_pd(row_mut(dst, ds, q), _mm256_permute2f128_pd::<0x20>(a[q], a[2 + q]));
-                    _mm256_storeu_pd(row_mut(dst, ds, 2 + q), _mm256_permute2f128_pd::<0x31>(a[q], a[2 + q]));
+                    _mm256_storeu_pd(
+                        row_mut(dst, ds, q),
+                        _mm256_permute2f128_pd::<0x20>(a[q], a[2 + q]),
+                    );
+                    _mm256_storeu_pd(
+                        row_mut(dst, ds, 2 + q),
+                        _mm256_permute2f128_pd::<0x31>(a[q], a[2 + q]),
+                    );
                 }
             }
         }
