@@ -376,6 +376,41 @@ fn in_place_reads_avoid_cache_aliasing_strides() {
 }
 
 #[test]
+fn b_panels_in_place_need_rows_spread_over_the_sets() {
+    let b = |rs| Operand::<f32> {
+        ptr: std::ptr::null(),
+        rs,
+        cs: 1,
+    };
+    // W3's `w1`, 256 columns: 1 KiB (f32) or 2 KiB (f64) rows return to one L1 set
+    // every 4 or 2 rows: packed, whatever the rows of A.
+    assert!(!panels_stay_in_l1(b(256), 4));
+    assert!(!panels_stay_in_l1(b(256), 8));
+    let w1 = Product::<f32> {
+        m: 128,
+        n: 256,
+        k: 784,
+        a: Operand {
+            ptr: std::ptr::null(),
+            rs: 784,
+            cs: 1,
+        },
+        b: b(256),
+        c: std::ptr::null_mut(),
+        c_rs: 256,
+        c_cs: 1,
+        overwrite: true,
+    };
+    assert!(Packing::of(&w1).b);
+    // W1's `w1`, 100 columns of f64 (800-byte rows, sets 32 rows apart at worst),
+    // and W4's 500 columns of f32: a panel stays in L1.
+    assert!(panels_stay_in_l1(b(100), 8));
+    assert!(panels_stay_in_l1(b(500), 4));
+    assert!(panels_stay_in_l1(b(36), 4));
+    assert!(!panels_stay_in_l1(b(64), 4));
+}
+
+#[test]
 fn a_reserved_scratch_is_not_grown() {
     let mut scratch = GemmScratch::<f32>::new();
     assert!(scratch.is_empty());
