@@ -235,6 +235,22 @@ pub fn grow<T: Copy + Default>(buf: &mut Vec<T>, len: usize) {
     }
 }
 
+/// Steps `at` of a stack of equal-length steps (`len` elements each, one after the
+/// other in `stack`), as disjoint mutable slices: how a loop emitted once reaches a
+/// value of its own step and of the step before (`let [h_prev, h_l] =
+/// rt::steps_mut(&mut *h_steps, n * 500, [l - 1, l]);`).
+///
+/// Generated code asks only for distinct steps of a stack it sized itself; a step
+/// asked for twice or out of the stack is a bug of the code generator, and panics.
+pub fn steps_mut<T, const K: usize>(stack: &mut [T], len: usize, at: [usize; K]) -> [&mut [T]; K] {
+    let ranges = at.map(|s| s * len..(s + 1) * len);
+    let total = stack.len();
+    match stack.get_disjoint_mut(ranges) {
+        Ok(slices) => slices,
+        Err(e) => panic!("steps {at:?} of a stack of {total} elements by {len}: {e}"),
+    }
+}
+
 /// Makes `buf`'s capacity at least `cap` (a staging buffer for [`contiguous`]).
 pub fn grow_capacity<T>(buf: &mut Vec<T>, cap: usize) {
     if buf.capacity() < cap {
