@@ -363,11 +363,7 @@ impl<'a> Body<'a> {
             self.restore(&snap);
             let mut j = k + 1;
             while j < its.len() {
-                let t = self.trial(&its[j]);
-                let same = t == first;
-                if !same && std::env::var("NNC_ROLL_DEBUG").is_ok() {
-                    eprintln!("---- A\n{first}\n---- B\n{t}");
-                }
+                let same = self.trial(&its[j]) == first;
                 self.restore(&snap);
                 if !same {
                     break;
