@@ -178,7 +178,10 @@ fn exp_of_a_softmax_is_computed_not_read_from_the_kept_exps() {
 fn deep_stack(layers: usize) -> String {
     let src = include_str!("../../../examples/models/deep_stack.nn")
         .replace("L = 10", &format!("L = {layers}"));
-    assert!(src.contains(&format!("L = {layers}")), "deep_stack.nn declares L = 10");
+    assert!(
+        src.contains(&format!("L = {layers}")),
+        "deep_stack.nn declares L = 10"
+    );
     compile_source(&src, "deep_stack.nn", &Options::default())
         .unwrap_or_else(|d| panic!("{}", nnc_syntax::render(&d, "deep_stack.nn", &src)))
 }
@@ -197,7 +200,11 @@ fn a_loop_is_written_once_however_many_steps_it_has() {
     // reads `x`, the others the layer before); the training step also runs the
     // backward pass down from the layer before the last as one.
     assert_eq!(hundred.matches("for l in 1..100 {").count(), 3, "{hundred}");
-    assert_eq!(hundred.matches("for l in (1..99).rev() {").count(), 1, "{hundred}");
+    assert_eq!(
+        hundred.matches("for l in (1..99).rev() {").count(),
+        1,
+        "{hundred}"
+    );
     assert_eq!(hundred.matches("written once").count(), 4, "{hundred}");
     // The body reads its layer's slice of the stack, keeps its activations in
     // the stacked buffer, and writes its slice of the stack's gradient.

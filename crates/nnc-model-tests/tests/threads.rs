@@ -71,7 +71,11 @@ fn a_rolled_loop_gives_the_bits_of_its_layers_written_out() {
             Some(l) => ("w", Some(l - 1)),
             None => (name, None),
         };
-        let source = &stack.iter().find(|(n, _)| *n == from).expect("a parameter of deep_stack").1;
+        let source = &stack
+            .iter()
+            .find(|(n, _)| *n == from)
+            .expect("a parameter of deep_stack")
+            .1;
         match layer {
             Some(l) => t.assign(&source.index_axis(nnc::ndarray::Axis(0), l)),
             None => t.assign(source),
@@ -81,7 +85,8 @@ fn a_rolled_loop_gives_the_bits_of_its_layers_written_out() {
         let inputs = DeepStack::bind_inputs(&named).expect("deep_stack's inputs");
         let mut ws = DeepStack::workspace_on(&inputs, threads.clone());
         let mut grads = DeepStack::zero_grads(&inputs);
-        let loss = DeepStack::loss_and_grad(&stacked, &inputs, &mut ws, &mut grads).expect("a loss");
+        let loss =
+            DeepStack::loss_and_grad(&stacked, &inputs, &mut ws, &mut grads).expect("a loss");
         let outputs = DeepStack::outputs(&stacked, &inputs, &mut ws).expect("outputs");
         let hs = match &outputs[0].1 {
             OutputValue::Float(a) => a.clone(),
@@ -103,18 +108,23 @@ fn a_rolled_loop_gives_the_bits_of_its_layers_written_out() {
                 None => d_of(name).view(),
             };
             assert!(
-                want.iter().zip(got.iter()).all(|(a, b)| a.to_bits() == b.to_bits()),
+                want.iter()
+                    .zip(got.iter())
+                    .all(|(a, b)| a.to_bits() == b.to_bits()),
                 "d_{name} differs"
             );
         }
-        let tanh_outputs = DeepTanh::outputs(&spelled, &tanh_inputs, &mut tanh_ws).expect("outputs");
+        let tanh_outputs =
+            DeepTanh::outputs(&spelled, &tanh_inputs, &mut tanh_ws).expect("outputs");
         for (l, (name, h)) in tanh_outputs.iter().enumerate() {
             let OutputValue::Float(h) = h else {
                 panic!("{name} is a float tensor")
             };
             let kept = hs.index_axis(nnc::ndarray::Axis(0), l);
             assert!(
-                h.iter().zip(kept.iter()).all(|(a, b)| a.to_bits() == b.to_bits()),
+                h.iter()
+                    .zip(kept.iter())
+                    .all(|(a, b)| a.to_bits() == b.to_bits()),
                 "{name} differs from hs[{l}]"
             );
         }

@@ -415,7 +415,11 @@ impl<'a> Body<'a> {
         } else {
             info.index.clone()
         };
-        let body = roll::rename_ident(body, ROLL_VAR, &Ident::new(&var, proc_macro2::Span::call_site()));
+        let body = roll::rename_ident(
+            body,
+            ROLL_VAR,
+            &Ident::new(&var, proc_macro2::Span::call_site()),
+        );
         let (lo, hi) = (a.index.min(b.index), a.index.max(b.index));
         let (lo_ex, end_ex) = (super::usize_lit(lo), super::usize_lit(hi + 1));
         let var_id = ident(&var);
@@ -434,7 +438,8 @@ impl<'a> Body<'a> {
             info.end,
             self.cx.location(info.header),
         ));
-        self.stmts.push(quote!(#note for #var_id in #range { #body }));
+        self.stmts
+            .push(quote!(#note for #var_id in #range { #body }));
         self.rolled.insert(a.lp);
     }
 
@@ -806,17 +811,15 @@ impl<'a> Body<'a> {
                 self.uses.grads.insert(k);
                 self.name(n).to_string()
             }
-            _ if self.cx.families.stacked(n).is_some() => {
-                // A loop value in its family's stack: bound before the step.
-                self.stack_refs.insert(n);
-                if let Some(f) = self.cx.families.id(n) {
+            _ => {
+                if let Some(f) = self.cx.families.stacked(n) {
+                    // A loop value in its family's stack: bound before the step.
+                    self.stack_refs.insert(n);
                     self.uses.stacks.insert(f);
+                } else {
+                    self.uses.buffers.insert(n);
                 }
                 self.name(n)
-            }
-            _ => {
-                self.uses.buffers.insert(n);
-                self.name(n).to_string()
             }
         }
     }
@@ -1790,7 +1793,9 @@ impl<'a> Body<'a> {
                     && !p.product
                     && self.plan.hold[p.value.index()] == Hold::Buffer
                     && families.stacked(p.value) == Some(f)
-                    && families.of(p.value).is_some_and(|(_, index)| index - start == p.start)
+                    && families
+                        .of(p.value)
+                        .is_some_and(|(_, index)| index - start == p.start)
             });
         whole.then_some(f)
     }

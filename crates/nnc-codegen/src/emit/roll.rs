@@ -115,7 +115,8 @@ impl Families {
         if present.len() < 2 {
             return;
         }
-        let stackable = stacked.contains(&lp) && present.iter().all(|n| model.ty(*n) == model.ty(*first));
+        let stackable =
+            stacked.contains(&lp) && present.iter().all(|n| model.ty(*n) == model.ty(*first));
         let base = family_base(&node_names[last.index()]);
         let index = &model.loops[lp as usize].index;
         let family = self.list.len();
@@ -151,11 +152,6 @@ impl Families {
     pub fn of(&self, n: NodeId) -> Option<(&Family, usize)> {
         let (f, index) = self.of.get(n.index()).copied().flatten()?;
         Some((&self.list[f], index))
-    }
-
-    /// The position of `f` in [`Families::list`] (for the uses of a function).
-    pub fn id(&self, n: NodeId) -> Option<usize> {
-        self.of.get(n.index()).copied().flatten().map(|(f, _)| f)
     }
 
     /// Whether `n` lives in its family's stacked buffer when it is held in a buffer.
