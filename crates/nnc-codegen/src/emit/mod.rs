@@ -817,9 +817,15 @@ impl Gen<'_> {
             )),
             (false, false) => {}
         }
+        // `net!`'s tokens carry no spacing, so this lint reads the steps `[l - 1, l]`
+        // of a rolled loop's bindings as `[l -1, l]`.
+        let rolled = (!self.stacks.is_empty()).then(|| quote! {
+            #![allow(clippy::possible_missing_comma, reason = "a rolled loop binds its steps `[l - 1, l]` of a stack")]
+        });
         quote! {
             #(#module_doc)*
             #![allow(dead_code, reason = "the module is the model's whole API, like a library's: a program uses the parts it needs")]
+            #rolled
             #![allow(clippy::needless_range_loop, reason = "loops index several arrays by the same position, as the math does")]
             #![allow(clippy::eq_op, clippy::if_same_then_else, reason = "the model's own expressions, such as `x - x` or `where(c, x, x)`, are computed as written")]
             #![allow(clippy::manual_memcpy, reason = "a gradient copied back through a broadcast is a loop like every other nest")]
