@@ -438,8 +438,11 @@ impl<'a> Body<'a> {
             info.end,
             self.cx.location(info.header),
         ));
+        let names = Self::comment(&format!(
+            "(each value named by the step computing it: `_{var}` step {var}'s, `_prev` and `_next` its neighbours')"
+        ));
         self.stmts
-            .push(quote!(#note for #var_id in #range { #body }));
+            .push(quote!(#note #names for #var_id in #range { #body }));
         self.rolled.insert(a.lp);
     }
 
