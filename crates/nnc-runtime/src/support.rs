@@ -439,6 +439,18 @@ mod tests {
     use ndarray::{Array2, Ix2, arr2};
 
     #[test]
+    fn steps_of_a_stack_are_its_slots_in_the_order_asked() {
+        let mut stack: Vec<u32> = (0..12).collect();
+        let [next, cur] = steps_mut(&mut stack, 3, [2, 1]);
+        assert_eq!((&*next, &*cur), (&[6, 7, 8][..], &[3, 4, 5][..]));
+        cur[0] = 40;
+        assert_eq!(stack[3], 40);
+        // Steps of no elements (a batch of 0 rows) are empty slices.
+        let [a, b] = steps_mut(&mut stack, 0, [0, 1]);
+        assert!(a.is_empty() && b.is_empty());
+    }
+
+    #[test]
     fn scalar_functions_are_stable_and_break_ties_to_the_first_operand() {
         assert_eq!(sigmoid(0.0f64), 0.5);
         assert_eq!(sigmoid(-1e4f64), 0.0);
