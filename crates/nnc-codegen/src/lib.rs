@@ -50,6 +50,16 @@
 //!    own slices), with a cost per element that lets small calls stay on one
 //!    thread; matmuls are split inside the runtime's GEMM.
 //!
+//! 8. *Loops written once.* Lowering unrolls a source loop, tagging each node with
+//!    its step. Emission finds runs of consecutive steps of one loop (rising in the
+//!    forward pass, falling in the backward one), writes each step with its values
+//!    named by their offset from the loop variable (`h_prev`, `h_l`) and its
+//!    positions through it (`w.index_axis(Axis(0), l)`, `d_w[l * 250000..]`), and
+//!    writes the steps whose text is the first's as one `for l in a..b` loop
+//!    ([`emit::roll`]). The values of such a loop that live in buffers share one
+//!    stacked buffer per value, a slot per step (`h_steps`), which each step borrows
+//!    with `rt::steps_mut`; a step whose code differs is written out as before.
+//!
 //! `cargo run -p nnc-codegen --example plan FILE` (or `nnc compile --emit plan`)
 //! prints the plans.
 //!
@@ -81,6 +91,10 @@
 //!   `support::tanh`, a branch-free rational approximation within 6 ulp of the
 //!   correctly rounded result, because libm's `tanhf` kept W4's loops from
 //!   vectorising (measured: the W4 step went from 1.0x to 1.4x the hand-written one).
+//! - **A rolled loop computes what its steps written out compute**: a step joins
+//!   the loop only when its code is the first step's, at its own index (so the
+//!   same bits; `nnc-model-tests/tests/threads.rs` checks `deep_stack` against
+//!   `deep_tanh`, its layers spelled out).
 //! - **Warning-free**: generated modules pass `cargo clippy -- -D warnings` (the test
 //!   crate `nnc-model-tests` compiles and lints every spec model), also in a binary
 //!   crate that uses only part of one: a module is the model's whole API, like a

@@ -107,13 +107,32 @@ pub fn is_snake(name: &str) -> bool {
 #[derive(Clone, Debug, Default)]
 pub struct Namer {
     used: HashSet<String>,
+    /// The names handed out, in order (so that [`Namer::rollback`] can take back
+    /// the latest).
+    given: Vec<String>,
 }
 
 impl Namer {
     pub fn new() -> Namer {
         let mut used: HashSet<String> = RESERVED.iter().map(|s| s.to_string()).collect();
         used.extend(KEYWORDS.iter().map(|s| s.to_string()));
-        Namer { used }
+        Namer {
+            used,
+            given: vec![],
+        }
+    }
+
+    /// How many names have been handed out: a mark for [`Namer::rollback`].
+    pub fn mark(&self) -> usize {
+        self.given.len()
+    }
+
+    /// Takes back the names handed out since `mark` (those of a trial emission, see
+    /// `emit::roll`), so that the same names are given again.
+    pub fn rollback(&mut self, mark: usize) {
+        for name in self.given.drain(mark.min(self.given.len())..) {
+            self.used.remove(&name);
+        }
     }
 
     /// Whether `name` is taken.
@@ -136,17 +155,18 @@ impl Namer {
         if base.is_empty() || base.starts_with(|c: char| c.is_ascii_digit()) {
             base.insert(0, 'v');
         }
-        if !self.used.contains(&base) {
-            self.used.insert(base.clone());
-            return base;
+        let name = if self.used.contains(&base) {
+            (2..)
+                .map(|k| format!("{base}_{k}"))
+                .find(|candidate| !self.used.contains(candidate))
+                .unwrap_or(base)
+        } else {
+            base
+        };
+        if self.used.insert(name.clone()) {
+            self.given.push(name.clone());
         }
-        (2..)
-            .map(|k| format!("{base}_{k}"))
-            .find(|candidate| !self.used.contains(candidate))
-            .inspect(|name| {
-                self.used.insert(name.clone());
-            })
-            .unwrap_or(base)
+        name
     }
 }
 

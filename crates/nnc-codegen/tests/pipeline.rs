@@ -173,3 +173,64 @@ fn exp_of_a_softmax_is_computed_not_read_from_the_kept_exps() {
     assert!(step.contains("_exp[j] / "), "{step}");
     assert!(step.contains(".exp()"), "{step}");
 }
+
+/// `examples/models/deep_stack.nn` with `L` layers, compiled.
+fn deep_stack(layers: usize) -> String {
+    let src = include_str!("../../../examples/models/deep_stack.nn")
+        .replace("L = 10", &format!("L = {layers}"));
+    assert!(
+        src.contains(&format!("L = {layers}")),
+        "deep_stack.nn declares L = 10"
+    );
+    compile_source(&src, "deep_stack.nn", &Options::default())
+        .unwrap_or_else(|d| panic!("{}", nnc_syntax::render(&d, "deep_stack.nn", &src)))
+}
+
+#[test]
+fn a_loop_is_written_once_however_many_steps_it_has() {
+    let ten = deep_stack(10);
+    let hundred = deep_stack(100);
+    assert!(
+        hundred.len() <= 2 * ten.len(),
+        "100 layers: {} bytes, 10 layers: {} bytes",
+        hundred.len(),
+        ten.len()
+    );
+    // Each function runs the layers after the first as one Rust loop (the first
+    // reads `x`, the others the layer before); the training step also runs the
+    // backward pass down from the layer before the last as one.
+    assert_eq!(hundred.matches("for l in 1..100 {").count(), 3, "{hundred}");
+    assert_eq!(
+        hundred.matches("for l in (1..99).rev() {").count(),
+        1,
+        "{hundred}"
+    );
+    assert_eq!(hundred.matches("written once").count(), 4, "{hundred}");
+    // The body reads its layer's slice of the stack, keeps its activations in
+    // the stacked buffer, and writes its slice of the stack's gradient.
+    for expected in [
+        "params.w.index_axis(Axis(0), l)",
+        "rt::steps_mut(&mut *h_steps, n * 500, [l - 1, l]);",
+        "&mut d_w[l * 250000..][..250000]",
+        "rt::grow(&mut self.h_steps, n * 50000);",
+    ] {
+        assert!(hundred.contains(expected), "{expected}: {hundred}");
+    }
+    // No layer's value has a buffer of its own.
+    assert!(!hundred.contains("h_57"), "{hundred}");
+}
+
+#[test]
+fn steps_whose_code_differs_are_written_out() {
+    // Each step scales by its own index (a number in its code): nothing to roll,
+    // and no stacked buffers.
+    let src = "model m { dtype f64; dim N, D = 6, L = 4; input x: [N, D]; \
+               param w: [L, D, D] = xavier; \
+               let h = for l in 0..L from x { tanh(h @ w[l]) * (l + 1) }; loss sum(h); }\n";
+    let step = training_step(src);
+    assert!(!step.contains("written once"), "{step}");
+    assert!(!step.contains("steps_mut"), "{step}");
+    // The same loop without the index as a number rolls.
+    let step = training_step(&src.replace(" * (l + 1)", ""));
+    assert!(step.contains("written once"), "{step}");
+}

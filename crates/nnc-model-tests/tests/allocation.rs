@@ -125,6 +125,8 @@ fn counting_works() {
 fn every_model(threads: &Threads) {
     check::<models::activations::Activations>("activations.nn", "activations", threads);
     check::<models::deep_tanh::DeepTanh>("deep_tanh.nn", "deep_tanh", threads);
+    // Its loop a Rust loop over stacked buffers.
+    check::<models::deep_stack::DeepStack>("deep_stack.nn", "deep_stack", threads);
     check::<models::add_mul::AddMul>("gates.nn", "add_mul", threads);
     check::<models::neuron::Neuron>("gates.nn", "neuron", threads);
     check::<models::neuron_gate::NeuronGate>("gates.nn", "neuron_gate", threads);

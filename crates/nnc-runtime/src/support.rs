@@ -235,6 +235,22 @@ pub fn grow<T: Copy + Default>(buf: &mut Vec<T>, len: usize) {
     }
 }
 
+/// Steps `at` of a stack of equal-length steps (`len` elements each, one after the
+/// other in `stack`), as disjoint mutable slices: how a loop emitted once reaches a
+/// value of its own step and of the step before (`let [h_prev, h_l] =
+/// rt::steps_mut(&mut *h_steps, n * 500, [l - 1, l]);`).
+///
+/// Generated code asks only for distinct steps of a stack it sized itself; a step
+/// asked for twice or out of the stack is a bug of the code generator, and panics.
+pub fn steps_mut<T, const K: usize>(stack: &mut [T], len: usize, at: [usize; K]) -> [&mut [T]; K] {
+    let ranges = at.map(|s| s * len..(s + 1) * len);
+    let total = stack.len();
+    match stack.get_disjoint_mut(ranges) {
+        Ok(slices) => slices,
+        Err(e) => panic!("steps {at:?} of a stack of {total} elements by {len}: {e}"),
+    }
+}
+
 /// Makes `buf`'s capacity at least `cap` (a staging buffer for [`contiguous`]).
 pub fn grow_capacity<T>(buf: &mut Vec<T>, cap: usize) {
     if buf.capacity() < cap {
@@ -421,6 +437,18 @@ pub fn reject_unknown<F>(
 mod tests {
     use super::*;
     use ndarray::{Array2, Ix2, arr2};
+
+    #[test]
+    fn steps_of_a_stack_are_its_slots_in_the_order_asked() {
+        let mut stack: Vec<u32> = (0..12).collect();
+        let [next, cur] = steps_mut(&mut stack, 3, [2, 1]);
+        assert_eq!((&*next, &*cur), (&[6, 7, 8][..], &[3, 4, 5][..]));
+        cur[0] = 40;
+        assert_eq!(stack[3], 40);
+        // Steps of no elements (a batch of 0 rows) are empty slices.
+        let [a, b] = steps_mut(&mut stack, 0, [0, 1]);
+        assert!(a.is_empty() && b.is_empty());
+    }
 
     #[test]
     fn scalar_functions_are_stable_and_break_ties_to_the_first_operand() {

@@ -8,6 +8,7 @@
 
 use super::Cx;
 use super::expr::{Ex, constant, ident};
+use super::roll::{self, Iteration};
 use crate::names::Namer;
 use crate::plan::{
     Helper, HelperKind, Hold, Kind, Level, Member, Nest, Piece, Plan, Slot, Step, gemm_base,
@@ -16,7 +17,8 @@ use crate::plan::{
 use nnc_ir::{BinaryOp, CmpOp, DType, Dim, InputKind, NodeId, Op, ReduceOp, Shape, UnaryOp};
 use proc_macro2::{Ident, TokenStream};
 use quote::{ToTokens, quote};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ops::Range;
 use std::str::FromStr;
 
 /// Loop variables, by nest axis.
@@ -88,6 +90,8 @@ pub struct Uses {
     /// The matmuls' `(m, k, n)`, for sizing the workspace's GEMM scratch (and the
     /// module's `matmul` import).
     pub products: Vec<[Dim; 3]>,
+    /// Stacked buffers of loop values (families, see `roll`).
+    pub stacks: BTreeSet<usize>,
     /// `aview1` and `aview_mut1` are called (for the module's imports).
     pub aview1: bool,
     pub aview_mut1: bool,
@@ -190,6 +194,29 @@ fn is_name(e: &Ex) -> bool {
     )
 }
 
+/// Per node: whether a node of another loop step (or of none) reads it, or it is a
+/// result of the function.
+fn escapes(model: &nnc_ir::Model, plan: &Plan) -> Vec<bool> {
+    let mut out = vec![false; model.nodes.len()];
+    if model.loops.is_empty() {
+        return out;
+    }
+    for (u, node) in model.nodes.iter().enumerate() {
+        if plan.kind[u] == Kind::Unneeded {
+            continue;
+        }
+        for a in &node.args {
+            if model.node(*a).step != node.step {
+                out[a.index()] = true;
+            }
+        }
+    }
+    for r in crate::plan::roots(model, plan.entry) {
+        out[r.index()] = true;
+    }
+    out
+}
+
 /// Emits one function's steps.
 pub struct Body<'a> {
     cx: &'a Cx<'a>,
@@ -211,6 +238,38 @@ pub struct Body<'a> {
     /// First-extremum masks kept as positions whose buffer has been written (for a
     /// product that reads them as arrays): written once however many products read it.
     masks_written: std::collections::HashSet<NodeId>,
+    /// The step of a loop being written as the body of a Rust loop, if any.
+    roll: Option<Roll>,
+    /// The stacked loop values the current step refers to: bound before it.
+    stack_refs: BTreeSet<NodeId>,
+    /// Per node: read by a node of another loop step, or a result (so a local
+    /// holding it cannot be confined to a rolled body).
+    escapes: Vec<bool>,
+    /// The loops written as a Rust loop.
+    pub rolled: BTreeSet<u32>,
+}
+
+/// The loop step being written as a rolled body: values of the loop are named by
+/// their step's offset from `at`, and indices by the loop variable ([`ROLL_VAR`]).
+#[derive(Clone, Copy, Debug)]
+struct Roll {
+    lp: u32,
+    at: usize,
+}
+
+/// The loop variable while a rolled body is written; renamed after (see
+/// `Body::rolled_loop`).
+const ROLL_VAR: &str = "nnc_step";
+
+/// What a trial emission of a loop step changes, to undo it.
+struct Snapshot {
+    stmts: usize,
+    names: usize,
+    helper_names: HashMap<(NodeId, HelperKind, bool), String>,
+    derived: HashMap<(NodeId, &'static str), String>,
+    row_exps: HashMap<NodeId, String>,
+    grad_locals: HashMap<usize, String>,
+    masks_written: std::collections::HashSet<NodeId>,
 }
 
 impl<'a> Body<'a> {
@@ -228,6 +287,10 @@ impl<'a> Body<'a> {
             grad_locals: HashMap::new(),
             row_names: Default::default(),
             masks_written: Default::default(),
+            roll: None,
+            stack_refs: BTreeSet::new(),
+            escapes: escapes(cx.model, plan),
+            rolled: BTreeSet::new(),
         }
     }
 
@@ -235,30 +298,236 @@ impl<'a> Body<'a> {
         self.cx.model
     }
 
-    fn name(&self, n: NodeId) -> &'a str {
-        &self.cx.names.node[n.index()]
+    /// The local or buffer naming `n` (inside a rolled body, by its step's offset).
+    fn name(&self, n: NodeId) -> String {
+        self.rolled_name(n, true)
+            .unwrap_or_else(|| self.cx.names.node[n.index()].clone())
     }
 
     fn shape(&self, n: NodeId) -> &'a Shape {
         self.cx.model.shape(n)
     }
 
-    /// Emits every step.
+    /// Emits every step: runs of consecutive loop steps whose code is the same at
+    /// their own index as one Rust loop (see `roll`), the others one by one.
     pub fn steps(&mut self) {
-        for step in &self.plan.steps {
-            match step {
-                Step::Scalar(n) => self.scalar(*n),
-                Step::Gemm {
-                    matmul,
-                    dest,
-                    accumulate,
-                    rows,
-                } => self.gemm(*matmul, *dest, *accumulate, *rows),
-                Step::Nest(nest) => self.nest(nest),
-                Step::Fill(n) => self.fill(*n),
-                Step::Assemble { dest, pieces } => self.assemble(*dest, pieces),
+        let its = roll::iterations(self.model(), self.plan);
+        let mut k = 0;
+        while k < its.len() {
+            let run = roll::run_len(&its[k..]);
+            if run >= 2 {
+                self.run(&its[k..k + run]);
+            } else {
+                self.iteration(its[k].steps.clone());
+            }
+            k += run;
+        }
+    }
+
+    /// The plan's steps `steps` (one loop step, or one step outside loops), after
+    /// the bindings of the stacked loop values they refer to.
+    fn iteration(&mut self, steps: Range<usize>) {
+        let at = self.stmts.len();
+        for step in &self.plan.steps[steps] {
+            self.step(step);
+        }
+        let binds = self.stack_bindings();
+        self.stmts.splice(at..at, binds);
+    }
+
+    fn step(&mut self, step: &Step) {
+        match step {
+            Step::Scalar(n) => self.scalar(*n),
+            Step::Gemm {
+                matmul,
+                dest,
+                accumulate,
+                rows,
+            } => self.gemm(*matmul, *dest, *accumulate, *rows),
+            Step::Nest(nest) => self.nest(nest),
+            Step::Fill(n) => self.fill(*n),
+            Step::Assemble { dest, pieces } => self.assemble(*dest, pieces),
+        }
+    }
+
+    // ---- rolled loops (see `roll`) -------------------------------------------
+
+    /// A run of consecutive steps of one loop: each stretch of steps whose code is
+    /// the same as its first's, at their own index, as one Rust loop; a step like
+    /// no neighbour on its own.
+    fn run(&mut self, its: &[Iteration]) {
+        let mut k = 0;
+        while k < its.len() {
+            let snap = self.snapshot();
+            let first = self.trial(&its[k]);
+            self.restore(&snap);
+            let mut j = k + 1;
+            while j < its.len() {
+                let same = self.trial(&its[j]) == first;
+                self.restore(&snap);
+                if !same {
+                    break;
+                }
+                j += 1;
+            }
+            if j - k >= 2 {
+                self.rolled_loop(&its[k], &its[j - 1], &snap);
+            } else {
+                self.iteration(its[k].steps.clone());
+            }
+            k = j;
+        }
+    }
+
+    /// Writes a loop step as a rolled body (its values named by offset, indices by
+    /// the loop variable) and gives its text; the statements stay in `stmts`.
+    fn trial(&mut self, it: &Iteration) -> String {
+        let Some(tag) = it.tag else {
+            return String::new();
+        };
+        let at = self.stmts.len();
+        self.roll = Some(Roll {
+            lp: tag.lp,
+            at: tag.index,
+        });
+        self.iteration(it.steps.clone());
+        self.roll = None;
+        self.stmts[at..].iter().map(|t| t.to_string()).collect()
+    }
+
+    /// `for l in a..b { body }` for the steps from `first` to `last` (down from
+    /// `first` in the backward pass), the body written once from `first`'s code.
+    fn rolled_loop(&mut self, first: &Iteration, last: &Iteration, snap: &Snapshot) {
+        let (Some(a), Some(b)) = (first.tag, last.tag) else {
+            return;
+        };
+        let at = self.stmts.len();
+        self.trial(first);
+        let body: Vec<TokenStream> = self.stmts.drain(at..).collect();
+        let body = quote!(#(#body)*);
+        // Values of the step live in the loop's body only: what they cached goes.
+        self.helper_names.clone_from(&snap.helper_names);
+        self.derived.clone_from(&snap.derived);
+        self.row_exps.clone_from(&snap.row_exps);
+        let info = &self.model().loops[a.lp as usize];
+        let var = if mentions_ident(&body, &info.index) {
+            self.namer.fresh(&format!("{}_step", info.index))
+        } else {
+            info.index.clone()
+        };
+        let body = roll::rename_ident(
+            body,
+            ROLL_VAR,
+            &Ident::new(&var, proc_macro2::Span::call_site()),
+        );
+        let (lo, hi) = (a.index.min(b.index), a.index.max(b.index));
+        let (lo_ex, end_ex) = (super::usize_lit(lo), super::usize_lit(hi + 1));
+        let var_id = ident(&var);
+        let (range, pass) = if a.index <= b.index {
+            (quote!(#lo_ex..#end_ex), "")
+        } else {
+            (quote!((#lo_ex..#end_ex).rev()), "backward through ")
+        };
+        let note = Self::comment(&format!(
+            "{pass}steps {var} = {} {} {} of the loop `for {} in {}..{}` ({}), written once",
+            a.index,
+            if a.index <= b.index { "to" } else { "down to" },
+            b.index,
+            info.index,
+            info.start,
+            info.end,
+            self.cx.location(info.header),
+        ));
+        let names = Self::comment(&format!(
+            "(each value named by the step computing it: `_{var}` step {var}'s, `_prev` and `_next` its neighbours')"
+        ));
+        self.stmts
+            .push(quote!(#note #names for #var_id in #range { #body }));
+        self.rolled.insert(a.lp);
+    }
+
+    fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            stmts: self.stmts.len(),
+            names: self.namer.mark(),
+            helper_names: self.helper_names.clone(),
+            derived: self.derived.clone(),
+            row_exps: self.row_exps.clone(),
+            grad_locals: self.grad_locals.clone(),
+            masks_written: self.masks_written.clone(),
+        }
+    }
+
+    fn restore(&mut self, snap: &Snapshot) {
+        self.stmts.truncate(snap.stmts);
+        self.namer.rollback(snap.names);
+        self.helper_names.clone_from(&snap.helper_names);
+        self.derived.clone_from(&snap.derived);
+        self.row_exps.clone_from(&snap.row_exps);
+        self.grad_locals.clone_from(&snap.grad_locals);
+        self.masks_written.clone_from(&snap.masks_written);
+        self.stack_refs.clear();
+    }
+
+    /// Inside a rolled body, the name of a value of the loop: `h_prev`, `h_l` or
+    /// `h_next` by its step's offset from the one written. `code`: as an identifier
+    /// the body binds (a stacked buffer, a register, a local of the step alone);
+    /// otherwise for the comments.
+    fn rolled_name(&self, n: NodeId, code: bool) -> Option<String> {
+        let roll = self.roll?;
+        let (family, index) = self.cx.families.of(n)?;
+        let offset = index as isize - roll.at as isize;
+        if family.lp != roll.lp || !(-1..=1).contains(&offset) || family.near[1].is_empty() {
+            return None;
+        }
+        let nameable = match self.plan.hold[n.index()] {
+            Hold::Buffer => self.cx.families.stacked(n).is_some(),
+            Hold::Register | Hold::Inline => true,
+            Hold::Local | Hold::ArgPos => offset == 0 && !self.escapes[n.index()],
+            Hold::Leaf | Hold::None | Hold::Grad(_) => false,
+        };
+        (nameable || !code).then(|| family.near[(offset + 1) as usize].clone())
+    }
+
+    /// Position `value` (a step's index, a row of a stack) as an expression: inside
+    /// a rolled body, through the loop variable (`l`, `l - 1`, `l * 250000`).
+    fn step_ex(&self, value: usize) -> Ex {
+        let Some(roll) = self.roll else {
+            return Ex::usize(value);
+        };
+        let var = Ex::ident(ROLL_VAR);
+        match value.cmp(&roll.at) {
+            std::cmp::Ordering::Equal => var,
+            std::cmp::Ordering::Greater => Ex::add(&var, &Ex::usize(value - roll.at)),
+            std::cmp::Ordering::Less => Ex::sub(&var, &Ex::usize(roll.at - value)),
+        }
+    }
+
+    /// The bindings of the stacked loop values referred to since the last ones:
+    /// `let [h_prev, h_l] = rt::steps_mut(&mut *h_steps, n * 500, [l - 1, l]);`.
+    pub fn stack_bindings(&mut self) -> Vec<TokenStream> {
+        let families = &self.cx.families;
+        let mut by_family: BTreeMap<usize, Vec<NodeId>> = BTreeMap::new();
+        for n in std::mem::take(&mut self.stack_refs) {
+            if let Some(f) = families.stacked(n) {
+                by_family.entry(f).or_default().push(n);
             }
         }
+        let mut out = vec![];
+        for (f, nodes) in by_family {
+            let family = &families.list[f];
+            let start = self.model().loops[family.lp as usize].start;
+            let stack = ident(&family.stack);
+            let names: Vec<TokenStream> = nodes.iter().map(|n| ident(&self.name(*n))).collect();
+            let at: Vec<Ex> = nodes
+                .iter()
+                .filter_map(|n| families.of(*n))
+                .map(|(_, index)| self.step_ex(index - start))
+                .collect();
+            let len = self.len(self.shape(nodes[0]));
+            out.push(quote!(let [#(#names),*] = rt::steps_mut(&mut *#stack, #len, [#(#at),*]);));
+        }
+        out
     }
 
     // ---- sizes and indices ----------------------------------------------------
@@ -531,11 +800,11 @@ impl<'a> Body<'a> {
         let shape = self.shape(n);
         if shape.is_empty() {
             self.uses.leaf_scalars.insert(n);
-            return Ex::ident(self.name(n));
+            return Ex::ident(&self.name(n));
         }
         self.uses.leaf_slices.insert(n);
         let name = self.name(n);
-        self.access(name, shape, idx, false)
+        self.access(&name, shape, idx, false)
     }
 
     /// The slice local of a stored value.
@@ -546,8 +815,14 @@ impl<'a> Body<'a> {
                 self.name(n).to_string()
             }
             _ => {
-                self.uses.buffers.insert(n);
-                self.name(n).to_string()
+                if let Some(f) = self.cx.families.stacked(n) {
+                    // A loop value in its family's stack: bound before the step.
+                    self.stack_refs.insert(n);
+                    self.uses.stacks.insert(f);
+                } else {
+                    self.uses.buffers.insert(n);
+                }
+                self.name(n)
             }
         }
     }
@@ -622,7 +897,7 @@ impl<'a> Body<'a> {
             Hold::Local | Hold::Buffer | Hold::Grad(_) | Hold::Register | Hold::None => {
                 match self.current_member(n) {
                     Some(m) if m.level != Level::Nest => self.member_val(&m, idx, inline),
-                    _ if self.plan.hold[n.index()] == Hold::Local => Ex::ident(self.name(n)),
+                    _ if self.plan.hold[n.index()] == Hold::Local => Ex::ident(&self.name(n)),
                     _ => self.buffer_read(n, idx),
                 }
             }
@@ -673,7 +948,7 @@ impl<'a> Body<'a> {
         // A value recomputed at another position never takes the node's own name:
         // the node's value at its own position may be bound under it in this scope.
         let local = if taken || inline {
-            self.namer.fresh(self.name(n))
+            self.namer.fresh(&self.name(n))
         } else {
             self.name(n).to_string()
         };
@@ -1219,7 +1494,7 @@ impl<'a> Body<'a> {
             _ => self.compute(n, &idx, false),
         };
         let note = self.note(n);
-        let id = ident(self.name(n));
+        let id = ident(&self.name(n));
         self.stmts.push(quote!(#note let #id = #e;));
     }
 
@@ -1275,7 +1550,7 @@ impl<'a> Body<'a> {
             // A scalar local (a one-element value computed as a scalar): a view of it
             // in place, no buffer.
             Hold::Local => {
-                let id = ident(self.name(base));
+                let id = ident(&self.name(base));
                 let one = quote!(::std::slice::from_ref(&#id));
                 match shape.len() {
                     2 => quote!(rt::matrix(#one, 1, 1)),
@@ -1329,7 +1604,7 @@ impl<'a> Body<'a> {
     fn stack_matrix_view(&mut self, base: NodeId, l: usize) -> TokenStream {
         let shape = self.shape(base);
         let (r, c) = (self.size(shape[1]), self.size(shape[2]));
-        let at = Ex::usize(l);
+        let at = self.step_ex(l);
         if self.plan.hold[base.index()] == Hold::Leaf {
             let field = self.leaf_field(base);
             return quote!(#field.index_axis(Axis(0), #at));
@@ -1468,6 +1743,14 @@ impl<'a> Body<'a> {
             _ => return,
         };
         let d = ident(&self.slice_name(dest));
+        if let Some(f) = self.whole_stack(rows, pieces) {
+            // Every step's value of a stacked family, in step order: the stack itself.
+            let note = self.note(dest);
+            let stack = ident(&self.cx.families.list[f].stack);
+            self.uses.stacks.insert(f);
+            self.stmts.push(quote!(#note #d.copy_from_slice(#stack);));
+            return;
+        }
         let zero = self.zero();
         let mut note = Some(self.note(dest));
         let mut next = 0;
@@ -1499,6 +1782,27 @@ impl<'a> Body<'a> {
         }
     }
 
+    /// The stacked family whose members, one per row in step order, are all the
+    /// pieces of a value of `rows` rows (a loop's kept steps, `hs`).
+    fn whole_stack(&self, rows: usize, pieces: &[Piece]) -> Option<usize> {
+        let families = &self.cx.families;
+        let f = families.stacked(pieces.first()?.value)?;
+        let family = &families.list[f];
+        let start = self.model().loops[family.lp as usize].start;
+        let whole = family.members.len() == rows
+            && pieces.len() == rows
+            && pieces.iter().all(|p| {
+                p.rows == 1
+                    && !p.product
+                    && self.plan.hold[p.value.index()] == Hold::Buffer
+                    && families.stacked(p.value) == Some(f)
+                    && families
+                        .of(p.value)
+                        .is_some_and(|(_, index)| index - start == p.start)
+            });
+        whole.then_some(f)
+    }
+
     /// `slice[..]` restricted to the elements of a `part` (its shape) placed at row
     /// `row` of `n`, whose storage `slice` is: `slice[at..][..len]`.
     fn rows_of(
@@ -1509,7 +1813,7 @@ impl<'a> Body<'a> {
         part: &[Dim],
     ) -> TokenStream {
         let len = self.len(part);
-        if row == 0 {
+        if row == 0 && self.roll.is_none() {
             return quote!(#slice[..#len]);
         }
         let at = self.row_offset(n, row);
@@ -1520,6 +1824,11 @@ impl<'a> Body<'a> {
     /// `1 * n`: clippy rejects both).
     fn row_offset(&mut self, n: NodeId, row: usize) -> Ex {
         let inner = &self.shape(n)[1..];
+        if self.roll.is_some() {
+            // Inside a rolled body the row is the loop variable's.
+            let len = self.len(inner);
+            return Ex::mul(&self.step_ex(row), &len);
+        }
         if inner.iter().all(|d| matches!(d, Dim::Fixed(_))) {
             return Ex::usize(row * nnc_ir::fixed_elements(inner));
         }
@@ -1578,7 +1887,7 @@ impl<'a> Body<'a> {
                     pre.push(quote!(let mut #best = #init; let mut #pos = 0usize;));
                 }
                 (Op::Reduce { op, .. }, Hold::Local) => {
-                    let id = ident(self.name(n));
+                    let id = ident(&self.name(n));
                     match op {
                         ReduceOp::Sum => {
                             let z = self.zero();
@@ -1896,7 +2205,7 @@ impl<'a> Body<'a> {
                 quote!(#note if #v #cmp #best { #best = #v; #pos = #at; })
             }
             (Op::Reduce { op, .. }, Hold::Local) => {
-                let id = ident(self.name(n));
+                let id = ident(&self.name(n));
                 match op {
                     ReduceOp::Sum => quote!(#note #id += #v;),
                     ReduceOp::Max => quote!(#note #id = #id.max(#v);),
@@ -2195,10 +2504,10 @@ impl<'a> Body<'a> {
                     "{} = {}, then += {} below",
                     self.display(n),
                     self.display(p),
-                    self.cx.describe(m)
+                    self.describe(m)
                 )
             }
-            None => format!("{} = {}", self.display(n), self.cx.describe(n)),
+            None => format!("{} = {}", self.display(n), self.describe(n)),
         };
         text.push_str(&format!("  ({})", self.cx.location(node.span)));
         if let Some(rule) = node.rule {
@@ -2209,7 +2518,7 @@ impl<'a> Body<'a> {
 
     fn note_gemm_acc(&self, dest: NodeId, matmul: NodeId) -> TokenStream {
         let node = self.model().node(dest);
-        let mut text = format!("{} += {}", self.display(dest), self.cx.describe(matmul));
+        let mut text = format!("{} += {}", self.display(dest), self.describe(matmul));
         text.push_str(&format!("  ({})", self.cx.location(node.span)));
         if let Some(rule) = node.rule {
             text.push_str(&format!("  [{rule}]"));
@@ -2256,8 +2565,33 @@ impl<'a> Body<'a> {
         ))
     }
 
-    /// A node's name as the source (or the derivation) calls it.
+    /// A node's name as the source (or the derivation) calls it; inside a rolled
+    /// body, a loop value by its step's offset (`h_prev`) and a matrix of a stack
+    /// by the loop variable (`w[l]`).
     fn display(&self, n: NodeId) -> String {
-        self.cx.display(n)
+        self.rolled_display(n).unwrap_or_else(|| self.cx.display(n))
+    }
+
+    fn rolled_display(&self, n: NodeId) -> Option<String> {
+        let roll = self.roll?;
+        if let Some((stack, at)) = stack_matrix(self.model(), n) {
+            let index = &self.model().loops[roll.lp as usize].index;
+            let rel = match at.cmp(&roll.at) {
+                std::cmp::Ordering::Equal => index.clone(),
+                std::cmp::Ordering::Greater => format!("{index} + {}", at - roll.at),
+                std::cmp::Ordering::Less => format!("{index} - {}", roll.at - at),
+            };
+            return Some(format!("{}[{rel}]", self.cx.display(stack)));
+        }
+        // Views (`w[l].T`) are described by what they view.
+        if self.plan.hold[n.index()] == Hold::Inline && !is_arithmetic(&self.model().node(n).op) {
+            return None;
+        }
+        self.rolled_name(n, false)
+    }
+
+    /// A node's definition in the source's terms (see `display`).
+    fn describe(&self, n: NodeId) -> String {
+        self.cx.describe_with(n, &|m| self.rolled_display(m))
     }
 }

@@ -5,6 +5,7 @@
 
 pub mod body;
 pub mod expr;
+pub mod roll;
 
 use crate::names::{Names, is_snake};
 use crate::plan::{self, Entry, Hold, Plan, scalar_like};
@@ -23,11 +24,16 @@ pub struct Source<'a> {
     pub file: &'a str,
 }
 
+/// Names some values go by in a description (those of a rolled loop's step).
+pub type Rename<'r> = dyn Fn(NodeId) -> Option<String> + 'r;
+
 /// What emission reads: the model, its names, its source.
 pub struct Cx<'a> {
     pub model: &'a Model,
     pub names: Names,
     pub src: Source<'a>,
+    /// The loops' families of per-step values, and which are stacked (see `roll`).
+    pub families: roll::Families,
 }
 
 impl Cx<'_> {
@@ -50,8 +56,12 @@ impl Cx<'_> {
         }
     }
 
-    /// An operand in a description: its name, or for inline nodes their expression.
-    fn operand(&self, n: NodeId, depth: usize) -> String {
+    /// An operand in a description: its name, or for inline nodes their expression
+    /// (`rename` gives the names of values inside a rolled loop).
+    fn operand(&self, n: NodeId, depth: usize, rename: &Rename<'_>) -> String {
+        if let Some(name) = rename(n) {
+            return name;
+        }
         let node = self.model.node(n);
         let named = node.name.is_some()
             || matches!(
@@ -62,15 +72,18 @@ impl Cx<'_> {
             return self.display(n);
         }
         match node.op {
-            Op::Broadcast | Op::Reshape => self.operand(node.args[0], depth + 1),
-            Op::Transpose => format!("{}.T", self.operand(node.args[0], depth + 1)),
-            Op::Slice { axis, start, len } => {
-                nnc_ir::print::slice_text(&self.operand(node.args[0], depth + 1), axis, start, len)
-            }
+            Op::Broadcast | Op::Reshape => self.operand(node.args[0], depth + 1, rename),
+            Op::Transpose => format!("{}.T", self.operand(node.args[0], depth + 1, rename)),
+            Op::Slice { axis, start, len } => nnc_ir::print::slice_text(
+                &self.operand(node.args[0], depth + 1, rename),
+                axis,
+                start,
+                len,
+            ),
             Op::OneHot { classes } => {
                 format!(
                     "one_hot({}, {})",
-                    self.operand(node.args[0], depth + 1),
+                    self.operand(node.args[0], depth + 1, rename),
                     self.model.dim_str(classes)
                 )
             }
@@ -80,8 +93,13 @@ impl Cx<'_> {
 
     /// A node's definition in the source's terms: `sigmoid(t4)`, `d_h * t18`.
     pub fn describe(&self, n: NodeId) -> String {
+        self.describe_with(n, &|_| None)
+    }
+
+    /// [`Cx::describe`] with the operands `rename` names named so.
+    pub fn describe_with(&self, n: NodeId, rename: &Rename<'_>) -> String {
         let node = self.model.node(n);
-        let a = |i: usize| self.operand(node.args[i], 0);
+        let a = |i: usize| self.operand(node.args[i], 0, rename);
         match &node.op {
             Op::Unary(nnc_ir::UnaryOp::Neg) => format!("-{}", a(0)),
             Op::Unary(u) => format!("{}({})", u.name(), a(0)),
@@ -194,15 +212,37 @@ fn doc(text: &str) -> TokenStream {
 
 /// The generated module for one model, unformatted.
 pub fn module(model: &Model, src: Source<'_>) -> TokenStream {
-    let cx = Cx {
-        model,
-        names: Names::new(model),
-        src,
-    };
     let plans: Vec<Plan> = [Entry::Loss, Entry::Forward, Entry::LossAndGrad]
         .iter()
         .map(|e| plan::plan(model, *e))
         .collect();
+    if model.loops.is_empty() {
+        return module_with(model, src, &plans, &BTreeSet::new()).0;
+    }
+    // Which loops roll is known once their steps are written: a first pass may
+    // stack every loop's values, the second stacks only those of the loops that
+    // rolled, so a loop written out step by step keeps a buffer per value.
+    let every: BTreeSet<u32> = (0..model.loops.len() as u32).collect();
+    let (_, rolled) = module_with(model, src, &plans, &every);
+    module_with(model, src, &plans, &rolled).0
+}
+
+/// The module, with the values of the loops in `stacked` in stacked buffers; and the
+/// loops some function wrote as a Rust loop.
+fn module_with(
+    model: &Model,
+    src: Source<'_>,
+    plans: &[Plan],
+    stacked: &BTreeSet<u32>,
+) -> (TokenStream, BTreeSet<u32>) {
+    let mut names = Names::new(model);
+    let families = roll::Families::new(model, &names.node, &mut names.namer, stacked);
+    let cx = Cx {
+        model,
+        names,
+        src,
+        families,
+    };
     let mut generator = Gen {
         cx: &cx,
         imports: [false; 3],
@@ -211,15 +251,18 @@ pub fn module(model: &Model, src: Source<'_>) -> TokenStream {
         out_copies: BTreeSet::new(),
         products: vec![],
         masks: BTreeSet::new(),
+        stacks: BTreeSet::new(),
+        rolled: BTreeSet::new(),
     };
     let functions: Vec<TokenStream> = plans.iter().map(|p| generator.function(p)).collect();
     let items = generator.items(&functions);
     let name = ident(&cx.names.module);
-    quote! {
+    let module = quote! {
         pub mod #name {
             #items
         }
-    }
+    };
+    (module, generator.rolled)
 }
 
 struct Gen<'a> {
@@ -236,6 +279,10 @@ struct Gen<'a> {
     products: Vec<[Dim; 3]>,
     /// The dropout masks' leaves: their workspace buffers.
     masks: BTreeSet<NodeId>,
+    /// Stacked buffers of loop values (families, see `roll`).
+    stacks: BTreeSet<usize>,
+    /// The loops some function wrote as a Rust loop.
+    rolled: BTreeSet<u32>,
 }
 
 /// The extra arguments of the entry points of a model with `dropout` or `state`
@@ -363,6 +410,11 @@ impl Gen<'_> {
                 tail.push(quote!(Ok(Outputs { #(#fields),* })));
             }
         }
+        // The loop values the results read, bound from their stacks.
+        let mut tail_binds = b.stack_bindings();
+        tail_binds.append(&mut tail);
+        let tail = tail_binds;
+        self.rolled.extend(b.rolled.iter().copied());
         let prologue = self.prologue(&mut b, plan);
         self.imports[0] |= !b.uses.products.is_empty();
         for product in &b.uses.products {
@@ -578,6 +630,13 @@ impl Gen<'_> {
             let len = b.len(model.shape(n));
             buffers.push(quote!(let #name = &mut ws.#name[..#len];));
         }
+        for f in b.uses.stacks.clone() {
+            self.stacks.insert(f);
+            let family = &cx.families.list[f];
+            let name = ident(&family.stack);
+            let len = self.stack_len(b, f);
+            buffers.push(quote!(let #name = &mut ws.#name[..#len];));
+        }
         let mut grads = vec![];
         for k in b.uses.grads.clone() {
             let local = ident(&b.grad_local(k));
@@ -631,6 +690,19 @@ impl Gen<'_> {
         out.extend(buffers);
         out.extend(grads);
         out
+    }
+
+    /// The length of family `f`'s stacked buffer: its members' length times the steps.
+    fn stack_len(&self, b: &mut Body<'_>, f: usize) -> expr::Ex {
+        let family = &self.cx.families.list[f];
+        let shape = family
+            .members
+            .iter()
+            .flatten()
+            .next()
+            .map_or(&[][..], |n| self.cx.model.shape(*n).as_slice());
+        let len = b.len(shape);
+        Ex::mul(&len, &Ex::usize(family.members.len()))
     }
 
     /// The start of an entry point of a model with modes: the states checked, the
@@ -745,9 +817,15 @@ impl Gen<'_> {
             )),
             (false, false) => {}
         }
+        // `net!`'s tokens carry no spacing, so this lint reads the steps `[l - 1, l]`
+        // of a rolled loop's bindings as `[l -1, l]`.
+        let rolled = (!self.stacks.is_empty()).then(|| quote! {
+            #![allow(clippy::possible_missing_comma, reason = "a rolled loop binds its steps `[l - 1, l]` of a stack")]
+        });
         quote! {
             #(#module_doc)*
             #![allow(dead_code, reason = "the module is the model's whole API, like a library's: a program uses the parts it needs")]
+            #rolled
             #![allow(clippy::needless_range_loop, reason = "loops index several arrays by the same position, as the math does")]
             #![allow(clippy::eq_op, clippy::if_same_then_else, reason = "the model's own expressions, such as `x - x` or `where(c, x, x)`, are computed as written")]
             #![allow(clippy::manual_memcpy, reason = "a gradient copied back through a broadcast is a loop like every other nest")]
@@ -1184,6 +1262,32 @@ impl Gen<'_> {
             let d = doc(&format!(" `{}`: {}", cx.display(*n), m.type_str(m.ty(*n))));
             fields.push(quote!(#d #name: Vec<#elem>));
             let len = size(m.shape(*n));
+            grow.push(quote!(rt::grow(&mut self.#name, #len);));
+        }
+        for f in &self.stacks {
+            let family = &cx.families.list[*f];
+            let Some(first) = family.members.iter().flatten().next() else {
+                continue;
+            };
+            let name = ident(&family.stack);
+            let elem = if plan::is_index(m, *first) {
+                quote!(usize)
+            } else {
+                quote!(F)
+            };
+            let info = &m.loops[family.lp as usize];
+            let d = doc(&format!(
+                " `{}` at each step of `for {} in {}..{}`, one after the other: {}",
+                cx.display(*first),
+                info.index,
+                info.start,
+                info.end,
+                m.type_str(m.ty(*first))
+            ));
+            fields.push(quote!(#d #name: Vec<#elem>));
+            let mut shape = vec![Dim::Fixed(family.members.len())];
+            shape.extend(m.shape(*first).iter().copied());
+            let len = size(&shape);
             grow.push(quote!(rt::grow(&mut self.#name, #len);));
         }
         for n in &self.masks {
