@@ -234,3 +234,29 @@ fn steps_whose_code_differs_are_written_out() {
     let step = training_step(&src.replace(" * (l + 1)", ""));
     assert!(step.contains("written once"), "{step}");
 }
+
+#[test]
+fn a_stack_read_element_by_element_rolls_too() {
+    // The README's loop: a bias per layer, `b[l]`, added in the nest after the
+    // product. Each step reads its own row of `b` (and writes its own row of
+    // `d_b`) through the loop variable, so the steps between the first (which
+    // reads `x`) and the last (whose nest also sums the loss) roll.
+    let src = "model m { dtype f64; dim N, D = 6, L = 5; input x: [N, D]; \
+               param w: [L, D, D] = xavier; param b: [L, D] = zeros; \
+               let h = for l in 0..L from x { let z = h @ w[l] + b[l]; tanh(z) }; \
+               loss sum(h); }\n";
+    let step = training_step(src);
+    let forward = step.find("for l in 1..4 {").expect("a rolled forward loop");
+    let backward = step
+        .find("for l in (1..4).rev() {")
+        .expect("a rolled backward loop");
+    let forward_body = &step[forward..backward];
+    assert!(forward_body.contains("z_l = t33_l + b[l]"), "{step}");
+    assert!(forward_body.contains("+ b[l * 6 + j]"), "{step}");
+    // The bias's gradient, one slot per step in its stack.
+    assert!(
+        step[backward..].contains("rt::steps_mut(&mut *d_t35_steps, 6, [l])"),
+        "{step}"
+    );
+    assert!(!step.contains("h_3"), "{step}");
+}

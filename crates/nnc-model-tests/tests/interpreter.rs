@@ -38,6 +38,11 @@ fn deep_stack() {
 }
 
 #[test]
+fn biased_stack() {
+    check::<models::biased_stack::BiasedStack>("features.nn", "biased_stack");
+}
+
+#[test]
 fn add_mul() {
     check::<models::add_mul::AddMul>("gates.nn", "add_mul");
 }

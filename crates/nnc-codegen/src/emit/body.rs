@@ -503,6 +503,19 @@ impl<'a> Body<'a> {
         }
     }
 
+    /// In a rolled body, the position of a slice `x[at]` of the step being written
+    /// (`b[l]` read element by element), through the loop variable: each step's
+    /// text then reads its own slice, as the products' `w[l]` do, and the steps
+    /// can roll. Any other slice keeps its number (and a step whose number differs
+    /// from the others' stays written out: the texts decide).
+    fn step_slice(&self, axis: usize, start: usize, len: usize) -> Option<Ix> {
+        let roll = self.roll?;
+        (axis == 0 && len == 1 && start == roll.at).then(|| {
+            let at = self.step_ex(start);
+            Ix::Expr(at.at(super::expr::Prec::Atom).to_string())
+        })
+    }
+
     /// The bindings of the stacked loop values referred to since the last ones:
     /// `let [h_prev, h_l] = rt::steps_mut(&mut *h_steps, n * 500, [l - 1, l]);`.
     pub fn stack_bindings(&mut self) -> Vec<TokenStream> {
@@ -1047,10 +1060,13 @@ impl<'a> Body<'a> {
                 t.reverse();
                 self.val(node.args[0], &t, inline)
             }
-            Op::Slice { axis, start, .. } => {
+            Op::Slice { axis, start, len } => {
                 // `x[.., start + i, ..]`
                 let mut sidx = idx.to_vec();
-                sidx[*axis] = Self::shifted(&idx[*axis], *start);
+                sidx[*axis] = match self.step_slice(*axis, *start, *len) {
+                    Some(at) => at,
+                    None => Self::shifted(&idx[*axis], *start),
+                };
                 self.val(node.args[0], &sidx, inline)
             }
             Op::Pad { axis, start, size } => {
@@ -2574,7 +2590,7 @@ impl<'a> Body<'a> {
 
     fn rolled_display(&self, n: NodeId) -> Option<String> {
         let roll = self.roll?;
-        if let Some((stack, at)) = stack_matrix(self.model(), n) {
+        if let Some((stack, at)) = crate::plan::stack_slice(self.model(), n) {
             let index = &self.model().loops[roll.lp as usize].index;
             let rel = match at.cmp(&roll.at) {
                 std::cmp::Ordering::Equal => index.clone(),

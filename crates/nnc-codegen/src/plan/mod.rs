@@ -379,6 +379,13 @@ pub fn gemm_base(model: &Model, mut n: NodeId) -> NodeId {
 /// slice `w[l:l+1]`. A view of the stack, `R * C` elements from `l * R * C` in its
 /// row-major storage. Gives the stack and `l`.
 pub fn stack_matrix(model: &Model, n: NodeId) -> Option<(NodeId, usize)> {
+    let (stack, at) = stack_slice(model, n)?;
+    (model.shape(stack).len() == 3).then_some((stack, at))
+}
+
+/// A stack's slice `w[l]` (`Reshape(Slice { axis: 0, len: 1 })`, of any rank): the
+/// stack and `l`.
+pub fn stack_slice(model: &Model, n: NodeId) -> Option<(NodeId, usize)> {
     let node = model.node(n);
     let slice = model.node(*node.args.first()?);
     let (
@@ -394,7 +401,7 @@ pub fn stack_matrix(model: &Model, n: NodeId) -> Option<(NodeId, usize)> {
     };
     let stack = slice.args[0];
     let (from, to) = (model.shape(stack), &node.ty.shape);
-    (from.len() == 3 && to.len() == 2 && from[1..] == to[..]).then_some((stack, *start))
+    (!from.is_empty() && from[1..] == to[..]).then_some((stack, *start))
 }
 
 /// The element kind of a node's buffer.
