@@ -202,7 +202,13 @@ fn matmul_with<F: Float>(
         // this thread's alone; a shared B was packed by `pack_shared_b` for this
         // product (and is only read here); and `isa` is one this CPU has
         // (`Isa::detect`, or a test's `Isa::available`).
-        unsafe { isa.run(&sub, scratch, route.get()) }
+        unsafe {
+            isa.run(Job::Product {
+                product: sub,
+                scratch,
+                route: route.get(),
+            })
+        }
     });
 }
 
@@ -256,7 +262,12 @@ fn pack_shared_b<F: Float>(
                         stride,
                         nr,
                     };
-                    isa.pack_b(out, b.get(), pc + r0, 0, r1 - r0, n);
+                    isa.run(Job::PackB {
+                        out,
+                        b: b.get(),
+                        from: (pc + r0, 0),
+                        size: (r1 - r0, n),
+                    });
                 } else {
                     let (j0, j1) = (panels * t / parts, panels * (t + 1) / parts);
                     let cols = (j1 * nr).min(n).saturating_sub(j0 * nr);
@@ -266,7 +277,12 @@ fn pack_shared_b<F: Float>(
                         stride,
                         nr,
                     };
-                    isa.pack_b(out, b.get(), pc, j0 * nr, kc, cols);
+                    isa.run(Job::PackB {
+                        out,
+                        b: b.get(),
+                        from: (pc, j0 * nr),
+                        size: (kc, cols),
+                    });
                 }
             }
         }
@@ -535,73 +551,88 @@ impl Isa {
         blocked.max(small) + ALIGN_SLACK
     }
 
-    /// Runs `product` with this instruction set's kernel: the blocked one, or the
-    /// loop for a small product (`small`).
+    /// Runs `job` with this instruction set's code: a product with its kernel (the
+    /// blocked one, or the loop for a small product, `small`), or a part of a
+    /// shared B's packing.
     ///
     /// # Safety
-    /// The CPU must have the instruction set, `product` must describe valid views,
-    /// and `scratch` must be valid for its length.
-    unsafe fn run<F: Float>(self, product: &Product<F>, scratch: Scratch<F>, route: Route<F>) {
+    /// The CPU must have the instruction set, and the job's pointers must be valid
+    /// as [`kernel_for`] or [`pack_b`] require.
+    unsafe fn run<F: Float>(self, job: Job<F>) {
         // SAFETY (all arms): forwarded contract; the casts are between `F` and the
         // type `TypeId` just proved it is, and `supported` was checked by the caller.
         unsafe {
             match self {
                 #[cfg(target_arch = "x86_64")]
-                Isa::Avx512 if is::<F, f64>() => {
-                    x86::avx512_f64(&product.cast(), scratch.cast(), route.cast())
-                }
+                Isa::Avx512 if is::<F, f64>() => x86::avx512_f64(job.cast()),
                 #[cfg(target_arch = "x86_64")]
-                Isa::Avx512 if is::<F, f32>() => {
-                    x86::avx512_f32(&product.cast(), scratch.cast(), route.cast())
-                }
+                Isa::Avx512 if is::<F, f32>() => x86::avx512_f32(job.cast()),
                 #[cfg(target_arch = "x86_64")]
-                Isa::Avx2 if is::<F, f64>() => {
-                    x86::avx2_f64(&product.cast(), scratch.cast(), route.cast())
-                }
+                Isa::Avx2 if is::<F, f64>() => x86::avx2_f64(job.cast()),
                 #[cfg(target_arch = "x86_64")]
-                Isa::Avx2 if is::<F, f32>() => {
-                    x86::avx2_f32(&product.cast(), scratch.cast(), route.cast())
-                }
-                _ => kernel_for::<F, Scalar<F>>(product, scratch, route),
+                Isa::Avx2 if is::<F, f32>() => x86::avx2_f32(job.cast()),
+                _ => job_for::<F, Scalar<F>>(job),
             }
         }
     }
+}
 
-    /// [`pack_b`] compiled for this instruction set (packing a shared B runs
-    /// outside the kernels' entry points).
-    ///
-    /// # Safety
-    /// As for [`pack_b`], on a CPU with the instruction set.
-    unsafe fn pack_b<F: Float>(
-        self,
+/// What an instruction set's entry point does: a product (or a thread's part of
+/// one), or a thread's part of packing a B all threads share.
+enum Job<F> {
+    Product {
+        product: Product<F>,
+        scratch: Scratch<F>,
+        route: Route<F>,
+    },
+    /// `pack_b(out, b, from.0, from.1, size.0, size.1)`.
+    PackB {
         out: PanelsOut<F>,
         b: Operand<F>,
-        pc: usize,
-        jc: usize,
-        kc: usize,
-        nc: usize,
-    ) {
-        // SAFETY (all arms): forwarded contract; the casts are between `F` and the
-        // type `TypeId` just proved it is.
-        unsafe {
-            match self {
-                #[cfg(target_arch = "x86_64")]
-                Isa::Avx512 if is::<F, f64>() => {
-                    x86::avx512_f64_pack(out.cast(), b.cast(), pc, jc, kc, nc)
-                }
-                #[cfg(target_arch = "x86_64")]
-                Isa::Avx512 if is::<F, f32>() => {
-                    x86::avx512_f32_pack(out.cast(), b.cast(), pc, jc, kc, nc)
-                }
-                #[cfg(target_arch = "x86_64")]
-                Isa::Avx2 if is::<F, f64>() => {
-                    x86::avx2_f64_pack(out.cast(), b.cast(), pc, jc, kc, nc)
-                }
-                #[cfg(target_arch = "x86_64")]
-                Isa::Avx2 if is::<F, f32>() => {
-                    x86::avx2_f32_pack(out.cast(), b.cast(), pc, jc, kc, nc)
-                }
-                _ => pack_b::<F, Scalar<F>>(out, b, pc, jc, kc, nc),
+        from: (usize, usize),
+        size: (usize, usize),
+    },
+}
+
+impl<F: Copy> Job<F> {
+    /// The same job on another element type (after a `TypeId` check).
+    fn cast<G>(self) -> Job<G> {
+        match self {
+            Job::Product {
+                product,
+                scratch,
+                route,
+            } => Job::Product {
+                product: product.cast(),
+                scratch: scratch.cast(),
+                route: route.cast(),
+            },
+            Job::PackB { out, b, from, size } => Job::PackB {
+                out: out.cast(),
+                b: b.cast(),
+                from,
+                size,
+            },
+        }
+    }
+}
+
+/// Runs `job` with vectors `V`.
+///
+/// # Safety
+/// As for [`Isa::run`].
+#[inline(always)]
+unsafe fn job_for<F: num_traits::Float, V: Lanes<F>>(job: Job<F>) {
+    // SAFETY: forwarded contract.
+    unsafe {
+        match job {
+            Job::Product {
+                product,
+                scratch,
+                route,
+            } => kernel_for::<F, V>(&product, scratch, route),
+            Job::PackB { out, b, from, size } => {
+                pack_b::<F, V>(out, b, from.0, from.1, size.0, size.1)
             }
         }
     }
@@ -612,42 +643,23 @@ mod x86 {
     //! The `#[target_feature]` entry points: `blocked` and the kernel inline into
     //! each, compiled for its instruction set.
     use super::kernel::{Avx2F32, Avx2F64, Avx512F32, Avx512F64};
-    use super::{Operand, PanelsOut, Product, Route, Scratch, kernel_for, pack_b};
+    use super::{Job, job_for};
 
     macro_rules! entry {
-        ($name:ident, $pack:ident, $f:ty, $lanes:ty, $features:literal) => {
+        ($name:ident, $f:ty, $lanes:ty, $features:literal) => {
             /// # Safety
             /// As for `Isa::run`, for this instruction set.
             #[target_feature(enable = $features)]
-            pub(super) unsafe fn $name(
-                product: &Product<$f>,
-                scratch: Scratch<$f>,
-                route: Route<$f>,
-            ) {
+            pub(super) unsafe fn $name(job: Job<$f>) {
                 // SAFETY: forwarded contract.
-                unsafe { kernel_for::<$f, $lanes>(product, scratch, route) }
-            }
-
-            /// # Safety
-            /// As for `Isa::pack_b`, for this instruction set.
-            #[target_feature(enable = $features)]
-            pub(super) unsafe fn $pack(
-                out: PanelsOut<$f>,
-                b: Operand<$f>,
-                pc: usize,
-                jc: usize,
-                kc: usize,
-                nc: usize,
-            ) {
-                // SAFETY: forwarded contract.
-                unsafe { pack_b::<$f, $lanes>(out, b, pc, jc, kc, nc) }
+                unsafe { job_for::<$f, $lanes>(job) }
             }
         };
     }
-    entry!(avx512_f64, avx512_f64_pack, f64, Avx512F64, "avx512f");
-    entry!(avx512_f32, avx512_f32_pack, f32, Avx512F32, "avx512f");
-    entry!(avx2_f64, avx2_f64_pack, f64, Avx2F64, "avx2,fma");
-    entry!(avx2_f32, avx2_f32_pack, f32, Avx2F32, "avx2,fma");
+    entry!(avx512_f64, f64, Avx512F64, "avx512f");
+    entry!(avx512_f32, f32, Avx512F32, "avx512f");
+    entry!(avx2_f64, f64, Avx2F64, "avx2,fma");
+    entry!(avx2_f32, f32, Avx2F32, "avx2,fma");
 }
 
 /// Spare elements (16, for any `F` of 4 bytes or more) to move the scratch's start
