@@ -1099,9 +1099,12 @@ unsafe fn blocked<F: num_traits::Float, V: Lanes<F>>(
                     Some(shared) => shared.add(block * blocks.shared_block_len(p.n)).cast_mut(),
                     None => scratch.ptr,
                 };
-                let own_b = shared_b.is_none() && packed_from < nc;
-                let packs_own_b = own_b && p.b.cs != 1;
-                if own_b && !packs_own_b {
+                let packs_here = shared_b.is_none() && packed_from < nc;
+                // Only a row-major B has panels read in place (`packed_from > 0`),
+                // so one packed by panels is packed whole.
+                let by_panels = packs_here && p.b.cs != 1;
+                debug_assert!(!by_panels || packed_from == 0);
+                if packs_here && !by_panels {
                     let out = PanelsOut {
                         ptr: packed_b,
                         stride,
@@ -1116,10 +1119,11 @@ unsafe fn blocked<F: num_traits::Float, V: Lanes<F>>(
                         pack_a::<F, V>(packed_a, p.a, ic, pc, mc, kc);
                     }
                     for j0 in (0..nc).step_by(nr) {
-                        let fetch_next = packs_own_b && ic == 0 && j0 + nr < nc;
-                        if packs_own_b && ic == 0 && j0 >= packed_from {
+                        let first_use = by_panels && ic == 0;
+                        let fetch_next = first_use && j0 + nr < nc;
+                        if first_use {
                             let out = PanelsOut {
-                                ptr: packed_b.add((j0 - packed_from) / nr * stride),
+                                ptr: packed_b.add(j0 / nr * stride),
                                 stride,
                                 nr,
                             };
