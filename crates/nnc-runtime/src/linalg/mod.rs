@@ -45,8 +45,6 @@ use std::any::TypeId;
 pub struct GemmScratch<F> {
     /// One buffer per thread; all the same length.
     bufs: Vec<Vec<F>>,
-    /// B packed once for all threads (see [`Shared`]); empty on one thread.
-    shared: Vec<F>,
 }
 
 impl<F: Float> Default for GemmScratch<F> {
@@ -60,7 +58,6 @@ impl<F: Float> GemmScratch<F> {
     pub fn new() -> GemmScratch<F> {
         GemmScratch {
             bufs: vec![Vec::new()],
-            shared: Vec::new(),
         }
     }
 
@@ -83,14 +80,6 @@ impl<F: Float> GemmScratch<F> {
         for buf in &mut self.bufs {
             if buf.len() < needed {
                 buf.resize(needed, F::zero());
-            }
-        }
-        if self.bufs.len() > 1 {
-            let (_, nr) = isa.tile::<F>();
-            let blocks = Blocking::new(isa.tile::<F>().0, nr, size_of::<F>());
-            let shared = blocks.shared_len(k, n).max(blocks.shared_len(k, m)) + ALIGN_SLACK;
-            if self.shared.len() < shared {
-                self.shared.resize(shared, F::zero());
             }
         }
     }
@@ -173,149 +162,33 @@ fn matmul_with<F: Float>(
     let product = product.oriented(mr);
     let small = small::Shape::of(&product);
     let threads_free = threads.count().min(scratch.threads());
-    let mut cut = Cut::choose(&product, (mr, nr), threads_free);
-    let mut route = small.map_or(Route::Blocked { shared_b: None }, Route::Small);
-    let blocks = Blocking::new(mr, nr, size_of::<F>());
-    let share_b = small.is_none()
-        && cut.parts > 1
-        && Packing::of(&product).b
-        && blocks.shared_len(product.k, product.n) > 0
-        && blocks.shared_len(product.k, product.n) + ALIGN_SLACK <= scratch.shared.len();
-    if share_b {
-        // B is packed once, by all the threads, and the rows are cut: no thread
-        // packs what another also packs, and each reads whole rows of B.
-        let shared = Scratch::aligned(&mut scratch.shared);
-        pack_shared_b(isa, &product, &blocks, shared.ptr, threads);
-        cut = Cut::rows(&product, mr, threads_free);
-        route = Route::Blocked {
-            shared_b: Some(shared.ptr.cast_const()),
-        };
-    }
+    let cut = Cut::choose(&product, (mr, nr), threads_free);
+    let route = small.map_or(Route::Blocked, Route::Small);
     let parts = SendProduct(&product);
-    let route = SendRoute(route);
     threads.for_each_with(&mut scratch.bufs, cut.parts, |part, buf| {
         let sub = cut.part(parts.get(), part);
         let scratch = Scratch::aligned(buf);
         // SAFETY: the views are valid for their shapes and strides (ndarray's
         // invariant); `c` is a unique borrow, so it aliases neither `a` nor `b`;
         // the parts write disjoint blocks of `c` (`Cut::part`); the scratch is
-        // this thread's alone; a shared B was packed by `pack_shared_b` for this
-        // product (and is only read here); and `isa` is one this CPU has
-        // (`Isa::detect`, or a test's `Isa::available`).
+        // this thread's alone; and `isa` is one this CPU has (`Isa::detect`, or a
+        // test's `Isa::available`).
         unsafe {
-            isa.run(Job::Product {
+            isa.run(Job {
                 product: sub,
                 scratch,
-                route: route.get(),
+                route,
             })
         }
     });
 }
 
-/// A route shared by the threads computing a product's parts.
-struct SendRoute<F>(Route<F>);
-
-impl<F> SendRoute<F> {
-    // A method, not `.0`: a closure would capture the field, not the wrapper.
-    fn get(&self) -> Route<F> {
-        self.0
-    }
-}
-
-// SAFETY: a shared B is only read by the parts, after `pack_shared_b` returned.
-unsafe impl<F: Float> Sync for SendRoute<F> {}
-// SAFETY: as above.
-unsafe impl<F: Float> Send for SendRoute<F> {}
-
-/// Packs all of `p`'s B (`n <= NC`), every KC block, into `dst` as `blocked` reads
-/// a shared B: block `q` at `q * shared_block_len(n)`, its panels `panel_stride`
-/// apart. The threads share the work: a row-major B by rows of each block (each
-/// thread reads whole rows), any other by panels.
-fn pack_shared_b<F: Float>(
-    isa: Isa,
-    p: &Product<F>,
-    blocks: &Blocking,
-    dst: *mut F,
-    threads: &Threads,
-) {
-    let nr = blocks.nr;
-    let panels = p.n.div_ceil(nr);
-    let block_len = blocks.shared_block_len(p.n);
-    let (parts, by_rows) = (threads.count(), p.b.cs == 1);
-    let (k, n, k_step) = (p.k, p.n, blocks.k_step(p.k));
-    let (dst, b) = (SharedPtr(dst), SharedOperand(p.b));
-    threads.for_each(parts, |t| {
-        for (q, pc) in (0..k).step_by(k_step).enumerate() {
-            let kc = k_step.min(k - pc);
-            let stride = panel_stride(kc, nr);
-            // SAFETY: each part writes its own rows (or panels) of each block, all
-            // inside `dst`, which holds `shared_len(k, n)` elements (checked by
-            // the caller); the reads stay inside B; `isa` is supported (checked
-            // by the caller).
-            unsafe {
-                let block = dst.get().add(q * block_len);
-                if by_rows {
-                    let (r0, r1) = (kc * t / parts, kc * (t + 1) / parts);
-                    let at = block.add(r0 * nr);
-                    let out = PanelsOut {
-                        ptr: at,
-                        stride,
-                        nr,
-                    };
-                    isa.run(Job::PackB {
-                        out,
-                        b: b.get(),
-                        from: (pc + r0, 0),
-                        size: (r1 - r0, n),
-                    });
-                } else {
-                    let (j0, j1) = (panels * t / parts, panels * (t + 1) / parts);
-                    let cols = (j1 * nr).min(n).saturating_sub(j0 * nr);
-                    let at = block.add(j0 * stride);
-                    let out = PanelsOut {
-                        ptr: at,
-                        stride,
-                        nr,
-                    };
-                    isa.run(Job::PackB {
-                        out,
-                        b: b.get(),
-                        from: (pc, j0 * nr),
-                        size: (kc, cols),
-                    });
-                }
-            }
-        }
-    });
-}
-
-/// How a product (or a part of it) is computed: by a small-product loop, or by
-/// the blocked loops, with B packed by this thread or already packed in a buffer
-/// all threads share.
-#[derive(Debug)]
-enum Route<F> {
+/// How a product (or a thread's part of it) is computed: by a small-product loop,
+/// or by the blocked loops around the kernel.
+#[derive(Clone, Copy, Debug)]
+enum Route {
     Small(small::Shape),
-    Blocked { shared_b: Option<*const F> },
-}
-
-// By hand: derived impls would demand `F: Copy`.
-impl<F> Clone for Route<F> {
-    fn clone(&self) -> Self {
-        *self
-    }
-}
-impl<F> Copy for Route<F> {}
-
-impl<F> Route<F> {
-    /// The same route for another element type (after a `TypeId` check).
-    fn cast<G>(self) -> Route<G> {
-        match self {
-            Route::Small(shape) => Route::Small(shape),
-            Route::Blocked { shared_b } => Route::Blocked {
-                shared_b: shared_b.map(|p| p.cast()),
-            },
-        }
-    }
+    Blocked,
 }
 
 /// A product shared by the threads computing its parts.
@@ -333,34 +206,6 @@ impl<'a, F> SendProduct<'a, F> {
 unsafe impl<F: Float> Sync for SendProduct<'_, F> {}
 // SAFETY: as above.
 unsafe impl<F: Float> Send for SendProduct<'_, F> {}
-
-/// The shared B's buffer while threads pack disjoint parts of it.
-struct SharedPtr<F>(*mut F);
-
-impl<F> SharedPtr<F> {
-    fn get(&self) -> *mut F {
-        self.0
-    }
-}
-
-// SAFETY: the packing threads write disjoint parts (`pack_shared_b`).
-unsafe impl<F: Float> Sync for SharedPtr<F> {}
-// SAFETY: as above.
-unsafe impl<F: Float> Send for SharedPtr<F> {}
-
-/// An operand read by several threads.
-struct SharedOperand<F>(Operand<F>);
-
-impl<F> SharedOperand<F> {
-    fn get(&self) -> Operand<F> {
-        self.0
-    }
-}
-
-// SAFETY: only read.
-unsafe impl<F: Float> Sync for SharedOperand<F> {}
-// SAFETY: as above.
-unsafe impl<F: Float> Send for SharedOperand<F> {}
 
 /// Below this many FLOPs (`2 m n k`) a product runs on one thread: a few
 /// microseconds of work, where starting a region would cost a noticeable share.
@@ -382,7 +227,16 @@ struct Cut {
 impl Cut {
     /// The cut for `threads` threads: the axis whose tiles share out most evenly
     /// (an uneven share makes every thread wait for the busiest); on a tie, the
-    /// one that does not repeat the packing of an operand in every part.
+    /// one that repeats less packing.
+    ///
+    /// Each part is a product of its own, packed by its thread into its own
+    /// scratch: cutting the rows repeats B's packing in every part, cutting the
+    /// columns A's. On a tie of those too, the columns: each thread then packs
+    /// and keeps in its L2 only its part of B. Measured against packing B once
+    /// for both threads in a shared buffer (f32 and f64, AVX-512, Zen 5,
+    /// 2026-12-02, operands cycled through L3): W4's three products 1.06-1.24x
+    /// faster, W3's small ones 1.2-1.6x (one parallel region, not two, and no
+    /// packed panel read from the other core's cache).
     fn choose<F>(p: &Product<F>, (mr, nr): (usize, usize), threads: usize) -> Cut {
         let one = Cut {
             rows: true,
@@ -412,27 +266,21 @@ impl Cut {
         };
         let (by_rows, row_share) = along(true);
         let (by_cols, col_share) = along(false);
-        // Cutting the rows repeats B's packing in every part, cutting the
-        // columns A's: prefer to repeat what is read in place.
         let best = if (row_share - col_share).abs() < 0.02 {
-            if Packing::of(p).b { by_cols } else { by_rows }
+            let packing = Packing::of(p);
+            let repeated_by_rows = if packing.b { p.k * p.n } else { 0 };
+            let repeated_by_cols = if packing.a { p.m * p.k } else { 0 };
+            if repeated_by_cols <= repeated_by_rows {
+                by_cols
+            } else {
+                by_rows
+            }
         } else if row_share < col_share {
             by_rows
         } else {
             by_cols
         };
         if best.parts <= 1 { one } else { best }
-    }
-
-    /// The cut of `p`'s rows in `threads` parts (of whole tiles, as even as they go).
-    fn rows<F>(p: &Product<F>, mr: usize, threads: usize) -> Cut {
-        let tiles = p.m.div_ceil(mr);
-        Cut {
-            rows: true,
-            parts: threads.min(tiles).max(1),
-            tiles,
-            tile: mr,
-        }
     }
 
     /// Part `i` of `p`: its block of rows or columns, as a product of its own.
@@ -551,13 +399,13 @@ impl Isa {
         blocked.max(small) + ALIGN_SLACK
     }
 
-    /// Runs `job` with this instruction set's code: a product with its kernel (the
-    /// blocked one, or the loop for a small product, `small`), or a part of a
-    /// shared B's packing.
+    /// Runs `job` with this instruction set's code: the blocked loops around its
+    /// kernel, or the loop for a small product (`small`).
     ///
     /// # Safety
-    /// The CPU must have the instruction set, and the job's pointers must be valid
-    /// as [`kernel_for`] or [`pack_b`] require.
+    /// The CPU must have the instruction set; the job's product must address
+    /// valid operands and a `C` no other thread writes, and its scratch must hold
+    /// `scratch_len` elements for the product.
     unsafe fn run<F: Float>(self, job: Job<F>) {
         // SAFETY (all arms): forwarded contract; the casts are between `F` and the
         // type `TypeId` just proved it is, and `supported` was checked by the caller.
@@ -577,42 +425,21 @@ impl Isa {
     }
 }
 
-/// What an instruction set's entry point does: a product (or a thread's part of
-/// one), or a thread's part of packing a B all threads share.
-enum Job<F> {
-    Product {
-        product: Product<F>,
-        scratch: Scratch<F>,
-        route: Route<F>,
-    },
-    /// `pack_b(out, b, from.0, from.1, size.0, size.1)`.
-    PackB {
-        out: PanelsOut<F>,
-        b: Operand<F>,
-        from: (usize, usize),
-        size: (usize, usize),
-    },
+/// What an instruction set's entry point runs: a product (or a thread's part of
+/// one) by its route, in its scratch.
+struct Job<F> {
+    product: Product<F>,
+    scratch: Scratch<F>,
+    route: Route,
 }
 
 impl<F: Copy> Job<F> {
     /// The same job on another element type (after a `TypeId` check).
     fn cast<G>(self) -> Job<G> {
-        match self {
-            Job::Product {
-                product,
-                scratch,
-                route,
-            } => Job::Product {
-                product: product.cast(),
-                scratch: scratch.cast(),
-                route: route.cast(),
-            },
-            Job::PackB { out, b, from, size } => Job::PackB {
-                out: out.cast(),
-                b: b.cast(),
-                from,
-                size,
-            },
+        Job {
+            product: self.product.cast(),
+            scratch: self.scratch.cast(),
+            route: self.route,
         }
     }
 }
@@ -623,17 +450,16 @@ impl<F: Copy> Job<F> {
 /// As for [`Isa::run`].
 #[inline(always)]
 unsafe fn job_for<F: num_traits::Float, V: Lanes<F>>(job: Job<F>) {
+    let Job {
+        product,
+        scratch,
+        route,
+    } = job;
     // SAFETY: forwarded contract.
     unsafe {
-        match job {
-            Job::Product {
-                product,
-                scratch,
-                route,
-            } => kernel_for::<F, V>(&product, scratch, route),
-            Job::PackB { out, b, from, size } => {
-                pack_b::<F, V>(out, b, from.0, from.1, size.0, size.1)
-            }
+        match route {
+            Route::Small(shape) => small::run::<F, V>(shape, &product, scratch),
+            Route::Blocked => blocked::<F, V>(&product, scratch),
         }
     }
 }
@@ -761,21 +587,6 @@ impl Blocking {
         n.min(self.nc).div_ceil(self.nr) * panel_stride(k.min(self.kc), self.nr)
     }
 
-    /// Elements of one KC block of B packed whole (`n <= NC`), as the threads share
-    /// it: every panel, at the full block's stride.
-    fn shared_block_len(&self, n: usize) -> usize {
-        n.div_ceil(self.nr) * panel_stride(self.kc, self.nr)
-    }
-
-    /// Elements of all of B packed for sharing (every KC block), or 0 when `n` is
-    /// past one NC block (then threads pack their own).
-    fn shared_len(&self, k: usize, n: usize) -> usize {
-        if n > self.nc {
-            return 0;
-        }
-        k.div_ceil(self.kc) * self.shared_block_len(n)
-    }
-
     fn packed_len(&self, m: usize, k: usize, n: usize) -> usize {
         self.packed_b_len(k, n) + m.min(self.mc).next_multiple_of(self.mr) * k.min(self.kc)
     }
@@ -806,17 +617,6 @@ impl<F> Clone for PanelsOut<F> {
     }
 }
 impl<F> Copy for PanelsOut<F> {}
-
-impl<F> PanelsOut<F> {
-    /// The same panels for another element type (after a `TypeId` check).
-    fn cast<G>(self) -> PanelsOut<G> {
-        PanelsOut {
-            ptr: self.ptr.cast(),
-            stride: self.stride,
-            nr: self.nr,
-        }
-    }
-}
 
 /// A matrix operand: where it starts and its strides, in elements.
 #[derive(Debug)]
@@ -1033,26 +833,6 @@ fn panels_stay_in_l1<F>(b: Operand<F>, elem_bytes: usize) -> bool {
     g <= 128
 }
 
-/// The product's route, for vectors `V`.
-///
-/// # Safety
-/// As for [`Isa::run`]; a shared B must hold the product's B packed as
-/// [`pack_shared_b`] packs it.
-#[inline(always)]
-unsafe fn kernel_for<F: num_traits::Float, V: Lanes<F>>(
-    product: &Product<F>,
-    scratch: Scratch<F>,
-    route: Route<F>,
-) {
-    // SAFETY: forwarded contract.
-    unsafe {
-        match route {
-            Route::Small(shape) => small::run::<F, V>(shape, product, scratch),
-            Route::Blocked { shared_b } => blocked::<F, V>(product, scratch, shared_b),
-        }
-    }
-}
-
 /// The blocked loops around the kernel, for kernel `V`.
 ///
 /// # Safety
@@ -1060,11 +840,7 @@ unsafe fn kernel_for<F: num_traits::Float, V: Lanes<F>>(
 /// The product is computed as it is given: the caller chose its orientation
 /// ([`Product::oriented`]).
 #[inline(always)]
-unsafe fn blocked<F: num_traits::Float, V: Lanes<F>>(
-    p: &Product<F>,
-    scratch: Scratch<F>,
-    shared_b: Option<*const F>,
-) {
+unsafe fn blocked<F: num_traits::Float, V: Lanes<F>>(p: &Product<F>, scratch: Scratch<F>) {
     let (mr, nr) = (V::MR, V::NV * V::LANES);
     let blocks = Blocking::new(mr, nr, size_of::<F>());
     // Checked once per product: everything below writes within this bound.
@@ -1074,32 +850,28 @@ unsafe fn blocked<F: num_traits::Float, V: Lanes<F>>(
     );
     let packing = Packing::of(p);
     let packs_a = packing.a;
-    let packs_b = packing.b || shared_b.is_some();
+    let packs_b = packing.b;
     // SAFETY (the whole body): positions stay inside the operands' shapes, and the
-    // packed blocks inside the scratch (just checked) or the shared B (sized by
-    // `Blocking::shared_len`, the caller's contract).
+    // packed blocks inside the scratch (just checked).
     unsafe {
         let packed_a = scratch.ptr.add(blocks.packed_b_len(p.k, p.n));
         let k_step = blocks.k_step(p.k);
         for jc in (0..p.n).step_by(blocks.nc) {
             let nc = blocks.nc.min(p.n - jc);
-            for (block, pc) in (0..p.k).step_by(k_step).enumerate() {
+            for pc in (0..p.k).step_by(k_step) {
                 let kc = k_step.min(p.k - pc);
                 // The panels of B from column `packed_from` on are packed.
                 let packed_from = if packs_b { 0 } else { nc / nr * nr };
                 let stride = panel_stride(kc, nr);
-                // This thread's own B is packed up front when it is row-major (by
-                // rows: one sequential stream); otherwise panel by panel, just
-                // before the first block of A's rows uses it, while the next
-                // panel's lines are fetched during the tiles of this one. Measured
-                // (f32, AVX-512, Zen 5, operands cycled through L3): W4's
-                // `d_z @ w.T` 163 -> 174 GFLOP/s; row-major B the same way lost
-                // 4-11% with its operands in cache and gained nothing without.
-                let packed_b = match shared_b {
-                    Some(shared) => shared.add(block * blocks.shared_block_len(p.n)).cast_mut(),
-                    None => scratch.ptr,
-                };
-                let packs_here = shared_b.is_none() && packed_from < nc;
+                // B is packed up front when it is row-major (by rows: one
+                // sequential stream); otherwise panel by panel, just before the
+                // first block of A's rows uses it, while the next panel's lines
+                // are fetched during the tiles of this one. Measured (f32,
+                // AVX-512, Zen 5, operands cycled through L3): W4's `d_z @ w.T`
+                // 163 -> 174 GFLOP/s; row-major B the same way lost 4-11% with
+                // its operands in cache and gained nothing without.
+                let packed_b = scratch.ptr;
+                let packs_here = packed_from < nc;
                 // Only a row-major B has panels read in place (`packed_from > 0`),
                 // so one packed by panels is packed whole.
                 let by_panels = packs_here && p.b.cs != 1;

@@ -611,3 +611,45 @@ fn m_blocks_are_even_whole_tiles() {
         assert!(step * count - m < blocks.mr * count, "m = {m}");
     }
 }
+
+/// On two threads the large products of W3 and W4 are cut where the repeated
+/// packing is smallest: W4's three by columns (each thread packs only its part of
+/// B, which stays in its L2), W3's `x.T @ d_z` by rows (its B, `d_z`, is a sixth
+/// of its A, `x.T`, which would be packed whole in each part).
+#[test]
+fn products_are_cut_where_packing_repeats_least() {
+    // A row-major matrix of `cols` columns, and the transpose of one.
+    let row_major = |cols: usize| Operand::<f32> {
+        ptr: std::ptr::null(),
+        rs: cols as isize,
+        cs: 1,
+    };
+    let transposed = |cols: usize| row_major(cols).t();
+    let product = |a: Operand<f32>, b: Operand<f32>, (m, k, n): (usize, usize, usize)| {
+        Product::<f32> {
+            m,
+            n,
+            k,
+            a,
+            b,
+            c: std::ptr::null_mut(),
+            c_rs: n as isize,
+            c_cs: 1,
+            overwrite: true,
+        }
+        .oriented(12)
+    };
+    let cut = |p: &Product<f32>| Cut::choose(p, (12, 32), 2);
+    // W4: `h @ w`, `d_w = h.T @ d_z`, `d_h = d_z @ w.T`.
+    let h_w = product(row_major(500), row_major(500), (256, 500, 500));
+    let d_w = product(transposed(500), row_major(500), (500, 256, 500));
+    let d_h = product(row_major(500), transposed(500), (256, 500, 500));
+    for p in [&h_w, &d_w, &d_h] {
+        assert_eq!(cut(p).parts, 2);
+        assert!(!cut(p).rows, "{}x{}x{}", p.m, p.k, p.n);
+    }
+    // W3: `d_w1 = x.T @ d_z`.
+    let d_w1 = product(transposed(784), row_major(256), (784, 128, 256));
+    assert!(Packing::of(&d_w1).a && Packing::of(&d_w1).b);
+    assert!(cut(&d_w1).rows);
+}
