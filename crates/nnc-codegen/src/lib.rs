@@ -59,6 +59,10 @@
 //!    ([`emit::roll`]). The values of such a loop that live in buffers share one
 //!    stacked buffer per value, a slot per step (`h_steps`), which each step borrows
 //!    with `rt::steps_mut`; a step whose code differs is written out as before.
+//! 9. *Buffers shared.* Values of one element type and shape whose lives do not
+//!    overlap take turns in one workspace buffer ([`emit::reuse`]), each bound to
+//!    it just before its first statement: a deep network's pre-activations, or
+//!    its `d_h`, one buffer each, still in cache from the layer before.
 //!
 //! `cargo run -p nnc-codegen --example plan FILE` (or `nnc compile --emit plan`)
 //! prints the plans.

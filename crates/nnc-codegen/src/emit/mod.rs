@@ -5,6 +5,7 @@
 
 pub mod body;
 pub mod expr;
+pub mod reuse;
 pub mod roll;
 
 use crate::names::{Names, is_snake};
@@ -15,7 +16,7 @@ use nnc_ir::{DType, Dim, Elem, GradOf, Init, Model, NodeId, Op, Shape};
 use nnc_syntax::Span;
 use proc_macro2::TokenStream;
 use quote::quote;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Where a model's source came from, for the comments.
 #[derive(Clone, Copy, Debug)]
@@ -247,6 +248,7 @@ fn module_with(
         cx: &cx,
         imports: [false; 3],
         buffers: BTreeSet::new(),
+        sharers: BTreeMap::new(),
         staging: BTreeSet::new(),
         out_copies: BTreeSet::new(),
         products: vec![],
@@ -271,6 +273,9 @@ struct Gen<'a> {
     imports: [bool; 3],
     /// Workspace buffers (nodes).
     buffers: BTreeSet<NodeId>,
+    /// For a buffer some function shares (see `reuse`): the other values it holds
+    /// in turn.
+    sharers: BTreeMap<NodeId, BTreeSet<NodeId>>,
     /// Parameters and inputs read through slices: their staging buffers.
     staging: BTreeSet<NodeId>,
     /// Outputs that are parameters or inputs, copied into the workspace.
@@ -415,7 +420,9 @@ impl Gen<'_> {
         tail_binds.append(&mut tail);
         let tail = tail_binds;
         self.rolled.extend(b.rolled.iter().copied());
-        let prologue = self.prologue(&mut b, plan);
+        let mut stmts = std::mem::take(&mut b.stmts);
+        let shared = self.share_buffers(&mut b, &mut stmts, &tail);
+        let prologue = self.prologue(&mut b, plan, &shared);
         self.imports[0] |= !b.uses.products.is_empty();
         for product in &b.uses.products {
             if !self.products.contains(product) {
@@ -424,7 +431,6 @@ impl Gen<'_> {
         }
         self.imports[1] |= b.uses.aview1;
         self.imports[2] |= b.uses.aview_mut1;
-        let stmts = std::mem::take(&mut b.stmts);
         let body = quote!(#(#prologue)* #(#stmts)* #(#tail)*);
         let args = ModeArgs::of(model);
         let (state_ro, state_rw) = (&args.state_ro, &args.state_rw);
@@ -612,8 +618,88 @@ impl Gen<'_> {
         }
     }
 
-    /// Checks, workspace sizing, and the locals the body reads.
-    fn prologue(&mut self, b: &mut Body<'_>, plan: &Plan) -> Vec<TokenStream> {
+    /// Values that take turns in a workspace buffer (see `reuse`): each is bound
+    /// to its group's buffer just before the first of `stmts` naming it, with a
+    /// comment saying whose buffer it takes. Returns them (the prologue binds the
+    /// others).
+    fn share_buffers(
+        &mut self,
+        b: &mut Body<'_>,
+        stmts: &mut Vec<TokenStream>,
+        tail: &[TokenStream],
+    ) -> BTreeSet<NodeId> {
+        let cx = self.cx;
+        let model = cx.model;
+        let candidates: Vec<reuse::Candidate> = b
+            .uses
+            .buffers
+            .iter()
+            .map(|&n| reuse::Candidate {
+                node: n,
+                name: cx.names.node[n.index()].clone(),
+                kind: format!("{} {:?}", plan::is_index(model, n), model.shape(n)),
+            })
+            .collect();
+        let mut all = stmts.clone();
+        all.push(quote!(#(#tail)*));
+        let mut binds: BTreeMap<usize, Vec<TokenStream>> = BTreeMap::new();
+        let mut shared = BTreeSet::new();
+        for group in reuse::groups(&all, &candidates) {
+            let [(first, _), rest @ ..] = group.members.as_slice() else {
+                continue;
+            };
+            if rest.is_empty() {
+                continue;
+            }
+            // The group's buffer is named after its first value.
+            self.buffers.insert(*first);
+            let buf = ident(&cx.names.node[first.index()]);
+            let len = b.len(model.shape(*first));
+            let mut before = *first;
+            for (n, life) in &group.members {
+                shared.insert(*n);
+                let name = ident(&cx.names.node[n.index()]);
+                let mut bind = vec![];
+                if n != first {
+                    self.sharers.entry(*first).or_default().insert(*n);
+                    let text = format!(
+                        "{name} takes the buffer of {}, which is not read again",
+                        cx.names.node[before.index()]
+                    );
+                    bind.push(quote!(nnc_comment!(#text);));
+                }
+                bind.push(quote!(let #name = &mut ws.#buf[..#len];));
+                binds.entry(life.first).or_default().extend(bind);
+                before = *n;
+            }
+        }
+        // Inserted from the last position back, so earlier positions stay put;
+        // a value first named by the results is bound before them, and one first
+        // named by a step is bound before the step's comments.
+        let is_comment = |s: &TokenStream| {
+            // `nnc_comment ! ( "..." ) ;` and nothing else.
+            let tokens: Vec<_> = s.clone().into_iter().collect();
+            tokens.len() == 4
+                && matches!(&tokens[0], proc_macro2::TokenTree::Ident(i) if i == "nnc_comment")
+        };
+        for (at, bind) in binds.into_iter().rev() {
+            let mut at = at.min(stmts.len());
+            while at > 0 && is_comment(&stmts[at - 1]) {
+                at -= 1;
+            }
+            stmts.splice(at..at, bind);
+        }
+        shared
+    }
+
+    /// Checks, workspace sizing, and the locals the body reads (but the values in
+    /// `shared` buffers, bound where they are first written).
+    fn prologue(
+        &mut self,
+        b: &mut Body<'_>,
+        plan: &Plan,
+        shared: &BTreeSet<NodeId>,
+    ) -> Vec<TokenStream> {
         let cx = self.cx;
         let model = cx.model;
         let mut out = vec![
@@ -625,6 +711,9 @@ impl Gen<'_> {
         // Sizes of buffers first (they may use dims not used elsewhere).
         let mut buffers = vec![];
         for n in b.uses.buffers.clone() {
+            if shared.contains(&n) {
+                continue;
+            }
             self.buffers.insert(n);
             let name = ident(&cx.names.node[n.index()]);
             let len = b.len(model.shape(n));
@@ -1259,7 +1348,18 @@ impl Gen<'_> {
             } else {
                 quote!(F)
             };
-            let d = doc(&format!(" `{}`: {}", cx.display(*n), m.type_str(m.ty(*n))));
+            let mut text = format!(" `{}`: {}", cx.display(*n), m.type_str(m.ty(*n)));
+            if let Some(sharers) = self.sharers.get(n) {
+                let names: Vec<String> = sharers
+                    .iter()
+                    .map(|s| format!("`{}`", cx.display(*s)))
+                    .collect();
+                text.push_str(&format!(
+                    "; in turn also {}, each written once the one before is read for the last time",
+                    names.join(", ")
+                ));
+            }
+            let d = doc(&text);
             fields.push(quote!(#d #name: Vec<#elem>));
             let len = size(m.shape(*n));
             grow.push(quote!(rt::grow(&mut self.#name, #len);));
