@@ -260,3 +260,36 @@ fn a_stack_read_element_by_element_rolls_too() {
     );
     assert!(!step.contains("h_3"), "{step}");
 }
+
+/// W4's ten layers: the pre-activations take turns in one workspace buffer, and so
+/// do the `d_h`; the activations, read again by the backward pass, keep theirs.
+#[test]
+fn values_whose_lives_do_not_overlap_share_a_buffer() {
+    let src = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/models/deep_tanh.nn"
+    ))
+    .expect("examples/models/deep_tanh.nn");
+    let text = compile_source(&src, "deep_tanh.nn", &Options::default())
+        .unwrap_or_else(|d| panic!("{}", nnc_syntax::render(&d, "deep_tanh.nn", &src)));
+    let workspace = &text[text.find("pub struct Workspace").expect("a workspace")..];
+    let workspace = &workspace[..workspace.find("\n    }").expect("its end")];
+    assert_eq!(workspace.matches("Vec<F>").count(), 14, "{workspace}");
+    let step = &text[text.find("pub fn loss_and_grad").expect("a training step")..];
+    // Each pre-activation after the first takes the buffer of the one before.
+    assert!(
+        step.contains("// t15 takes the buffer of t13, which is not read again\n        let t15 = &mut ws.t13[..n * 500];"),
+        "{step}"
+    );
+    for h in 1..=10 {
+        assert!(
+            step.contains(&format!("let h{h} = &mut ws.h{h}[..n * 500];")),
+            "{step}"
+        );
+    }
+    assert_eq!(
+        step.matches("takes the buffer of").count(),
+        9 + 1 + 9 + 9,
+        "{step}"
+    );
+}
