@@ -29,6 +29,10 @@ pub struct TimingConfig {
     /// Hard limit on the time spent sampling, per implementation; at least two
     /// rounds are always run.
     pub cap: Duration,
+    /// One untimed call before each sample of [`measure_interleaved`], so that a
+    /// call finds what it left in cache rather than what the other calls of the
+    /// round left (a GEMM's operands "in cache", as BLAS benchmarks time them).
+    pub warm_each_sample: bool,
 }
 
 impl Default for TimingConfig {
@@ -39,6 +43,7 @@ impl Default for TimingConfig {
             max_samples: 1000,
             min_sample: Duration::from_millis(2),
             cap: Duration::from_secs(8),
+            warm_each_sample: false,
         }
     }
 }
@@ -129,6 +134,9 @@ pub fn measure_interleaved(
     let begun = Instant::now();
     for round in 0..rounds {
         for (call, timing) in calls.iter_mut().zip(&mut timings) {
+            if config.warm_each_sample {
+                std::hint::black_box(call());
+            }
             let start = Instant::now();
             for _ in 0..timing.calls_per_sample {
                 timing.last = std::hint::black_box(call());
@@ -210,6 +218,7 @@ mod tests {
             max_samples: 8,
             min_sample: Duration::from_micros(200),
             cap: Duration::from_secs(1),
+            warm_each_sample: false,
         };
         let spin = |d: Duration| {
             let start = Instant::now();
@@ -225,6 +234,29 @@ mod tests {
         assert!(ratio > 1.5, "{ratio}");
     }
 
+    /// With `warm_each_sample`, each sample follows one untimed call.
+    #[test]
+    fn a_warm_sample_follows_an_untimed_call() {
+        let config = TimingConfig {
+            target: Duration::from_millis(3),
+            min_samples: 3,
+            max_samples: 6,
+            min_sample: Duration::from_micros(100),
+            cap: Duration::from_secs(1),
+            warm_each_sample: true,
+        };
+        let calls = std::cell::Cell::new(0usize);
+        let count = || {
+            calls.set(calls.get() + 1);
+            let start = Instant::now();
+            while start.elapsed() < Duration::from_micros(20) {}
+            0.0
+        };
+        let timings = measure_interleaved(&mut [Box::new(count)], &config);
+        let t = &timings[0];
+        assert_eq!(calls.get(), 2 + t.samples.len() * (t.calls_per_sample + 1));
+    }
+
     #[test]
     fn measure_counts_calls_and_reports_the_first_and_last_values() {
         let mut calls = 0u32;
@@ -234,6 +266,7 @@ mod tests {
             max_samples: 10,
             min_sample: Duration::from_micros(100),
             cap: Duration::from_secs(1),
+            warm_each_sample: false,
         };
         let timing = measure(
             || {
