@@ -92,28 +92,27 @@ fn named(stmts: &[TokenStream]) -> Vec<BTreeSet<String>> {
     for stmt in stmts {
         let mut names = BTreeSet::new();
         idents(stmt.clone(), &mut names);
-        let through: Vec<String> = names
-            .iter()
-            .filter_map(|n| aliases.get(n))
-            .flatten()
-            .cloned()
-            .collect();
-        names.extend(through);
+        add_aliased(&mut names, &aliases);
         for (local, value) in lets(stmt) {
             let mut of = BTreeSet::new();
             idents(value, &mut of);
-            let through: Vec<String> = of
-                .iter()
-                .filter_map(|n| aliases.get(n))
-                .flatten()
-                .cloned()
-                .collect();
-            of.extend(through);
+            add_aliased(&mut of, &aliases);
             aliases.insert(local, of);
         }
         out.push(names);
     }
     out
+}
+
+/// Adds to `names` what the locals among them were bound from.
+fn add_aliased(names: &mut BTreeSet<String>, aliases: &BTreeMap<String, BTreeSet<String>>) {
+    let through: Vec<String> = names
+        .iter()
+        .filter_map(|n| aliases.get(n))
+        .flatten()
+        .cloned()
+        .collect();
+    names.extend(through);
 }
 
 /// The `let NAME = value;` of `stmt`'s top level (not those inside its blocks,
