@@ -201,31 +201,15 @@ impl<'k, 'm> Grouping<'k, 'm> {
     /// Whether a node marked in `targets` depends on the nests `xs`, counting a nest
     /// as one step (a node depending on one member of a nest makes the whole nest
     /// depend on it). Stops at the first one found.
-    ///
-    /// Users have larger ids than their operands, so nothing after the last target
-    /// leads to one except through its nest: such a node is marked but its users
-    /// are not searched. Without that bound every call walked the rest of the model
-    /// (for a value late in the forward pass, all of the backward pass): `nnc
-    /// compile` of a 64-layer stack (fuzz_stages' slowest case) took 37 s in the
-    /// debug profile, and takes 27 s with it, the same code out.
     fn reaches(&self, xs: &[usize], targets: &[bool]) -> bool {
-        let Some(last) = targets.iter().rposition(|t| *t) else {
-            return false;
-        };
         let mut seen = vec![false; self.kinds.model.nodes.len()];
-        let mut queue: Vec<NodeId> = Vec::new();
-        let visit = |v: NodeId, seen: &mut [bool], queue: &mut Vec<NodeId>| {
-            seen[v.index()] = true;
-            if v.index() < last {
-                queue.push(v);
-            }
-        };
-        for m in xs
+        let mut queue: Vec<NodeId> = xs
             .iter()
             .filter_map(|x| self.nests[*x].as_ref())
-            .flat_map(|n| n.members.iter())
-        {
-            visit(*m, &mut seen, &mut queue);
+            .flat_map(|n| n.members.iter().copied())
+            .collect();
+        for m in &queue {
+            seen[m.index()] = true;
         }
         while let Some(v) = queue.pop() {
             for u in &self.kinds.users[v.index()] {
@@ -235,7 +219,8 @@ impl<'k, 'm> Grouping<'k, 'm> {
                 if targets[u.index()] {
                     return true;
                 }
-                visit(*u, &mut seen, &mut queue);
+                seen[u.index()] = true;
+                queue.push(*u);
                 if let Some(z) = self.nest_of[u.index()]
                     && let Some(nest) = &self.nests[z]
                 {
@@ -244,7 +229,8 @@ impl<'k, 'm> Grouping<'k, 'm> {
                             return true;
                         }
                         if !seen[w.index()] {
-                            visit(*w, &mut seen, &mut queue);
+                            seen[w.index()] = true;
+                            queue.push(*w);
                         }
                     }
                 }
