@@ -132,56 +132,51 @@ pub(super) unsafe fn tile<F: num_traits::Float, V: Lanes<F>, const R: usize, con
             V::prefetch(row);
             V::prefetch(row.offset((out.cols as isize - 1) * out.cs));
         }
-        if panels.a_rs == 1 && panels.a_step == V::MR as isize {
-            // Packed A: constant offsets, which the loads can encode.
-            steps::<F, V, R, NV>(
-                &mut acc,
-                kc,
-                panels.a,
-                1,
-                V::MR as isize,
-                panels.b,
-                panels.b_step,
-            );
+        // Row `r` of A from `rows[r]`. Packed: constant offsets, which the loads
+        // can encode. In place: pointers the compiler cannot relate (see
+        // [`steps`]).
+        let (rows, a_step) = if panels.a_rs == 1 && panels.a_step == V::MR as isize {
+            (row_pointers::<F, R>(panels.a, 1), V::MR as isize)
         } else {
-            steps::<F, V, R, NV>(
-                &mut acc,
-                kc,
-                panels.a,
-                panels.a_rs,
-                panels.a_step,
-                panels.b,
-                panels.b_step,
-            );
-        }
+            let rows = std::hint::black_box(row_pointers::<F, R>(panels.a, panels.a_rs));
+            (rows, panels.a_step)
+        };
+        steps::<F, V, R, NV>(&mut acc, kc, rows, a_step, panels.b, panels.b_step);
         store_tile::<F, V, R, NV>(&acc, out)
     }
 }
 
-/// The `k` loop of [`tile`]: `acc += A[.., p] * B[p, ..]` for each step `p`.
+/// `R` rows of A, `rs` apart from `a`.
 ///
-/// Each row of A gets its own pointer, all advanced by one offset. Walking down
-/// the rows from one pointer (`a + r * a_rs`) let LLVM chain the addresses of a
-/// step (each row's from the one above), a serial add per row on the way to every
-/// broadcast; for a row-major A read in place (W4's `h @ w`) that chain was as
-/// long as the step's FMAs. Independent pointers, measured on W1's, W3's and
-/// W4's products with A in place (AVX2, Zen 3, 2026-12-02, alternating blocks of
-/// calls in one process): -2% to +4% when the host was quiet, 9-19% faster in its
-/// slow spells. With a packed A (`a_rs == 1`,
-/// constant) the pointers fold into constant offsets from one register, as
-/// before.
+/// # Safety
+/// The rows must be inside A.
+#[inline(always)]
+unsafe fn row_pointers<F, const R: usize>(a: *const F, rs: isize) -> [*const F; R] {
+    // SAFETY: the caller's contract.
+    std::array::from_fn(|r| unsafe { a.offset(r as isize * rs) })
+}
+
+/// The `k` loop of [`tile`]: `acc += A[.., p] * B[p, ..]` for each step `p`, row
+/// `r` of A read from `rows[r]`, all advanced by one offset.
+///
+/// For an A read in place the pointers reach here through `black_box`, so that
+/// the compiler cannot derive one from another. Left to itself, LLVM computed
+/// each step's rows from one pointer (`a + r * a_rs`) as a chain, one add per row
+/// on the way to every broadcast, with the stride reloaded from the stack in the
+/// larger builds (fat LTO): for a row-major A read in place (W4's `h @ w`, W1's
+/// `x @ w1`) the chain was as long as the step's FMAs. Measured against that
+/// chain on W1's, W3's and W4's products with A in place (AVX2, Zen 3,
+/// 2026-12-02, alternating blocks of calls in one process): -2% to +4% when the
+/// host was quiet, 9-19% faster in its slow spells.
 #[inline(always)]
 unsafe fn steps<F: num_traits::Float, V: Lanes<F>, const R: usize, const NV: usize>(
     acc: &mut [[V; NV]; R],
     kc: usize,
-    a: *const F,
-    a_rs: isize,
+    rows: [*const F; R],
     a_step: isize,
     mut b: *const F,
     b_step: isize,
 ) {
-    // SAFETY: the caller's contract: the tile's `R` rows are inside A.
-    let rows: [*const F; R] = std::array::from_fn(|r| unsafe { a.offset(r as isize * a_rs) });
     let mut at = 0isize;
     for _ in 0..kc {
         // SAFETY: within the panels by the caller's contract.

@@ -267,7 +267,7 @@ impl Cut {
         let (by_rows, row_share) = along(true);
         let (by_cols, col_share) = along(false);
         let best = if (row_share - col_share).abs() < 0.02 {
-            let packing = Packing::of(p);
+            let packing = Packing::of(p, &Blocking::new(mr, nr, size_of::<F>()));
             let repeated_by_rows = if packing.b { p.k * p.n } else { 0 };
             let repeated_by_cols = if packing.a { p.m * p.k } else { 0 };
             if repeated_by_cols <= repeated_by_rows {
@@ -770,8 +770,18 @@ fn better_transposed<F>(p: &Product<F>, mr: usize) -> bool {
 ///   and few rows of A share each panel (`m` below [`PACK_B_ROWS`]): an unaligned
 ///   in-place panel straddles twice the cache lines of a packed one, which costs
 ///   when many row tiles reuse it (W4's `h @ w`: 86% in place, 93% packed) and not
-///   when few do (W1's 64-row `x @ w1` in f64: 91% in place, 81% packed, the copy
-///   not paid back). B's last, partial panel is always packed, zero-padded to NR.
+///   when few do (W1's 64-row `x @ w1` in f64 on a Zen 4: 91% in place, 81% packed,
+///   the copy not paid back). B's last, partial panel is always packed,
+///   zero-padded to NR.
+/// - Except that B is packed from [`PACK_B_TILES`] tiles of rows on when the
+///   panel read in place and the tile's A would not fit in L1 together
+///   ([`in_place_panel_outgrows_l1`]): then every tile reads the panel from L2
+///   again. On a Zen 3 (AVX2, 32 KiB of L1d, 2026-12-02, alternating blocks of
+///   calls in one process) W1's `x @ w1` in f64, its 250-step panels 44 KiB in
+///   place, ran at 35 GFLOP/s in place and 40-41 packed (the `gemm` crate, which
+///   packs, 41), 32 rows of it 33 against 36, the `f32` version 69 against 72;
+///   with 100 steps (18 KiB) in place stayed 3-5% ahead, and so did 8 and 16 rows
+///   (5-12%), too few tiles to pay for the copy.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Packing {
     a: bool,
@@ -781,19 +791,41 @@ struct Packing {
 /// Rows of A from which B is packed even when it could be read in place.
 const PACK_B_ROWS: usize = 192;
 
+/// Tiles of rows of A from which B is packed when its panels read in place would
+/// not stay in L1 ([`in_place_panel_outgrows_l1`]).
+const PACK_B_TILES: usize = 4;
+
 /// Columns of B from which a column-major A is packed even when it could be read
 /// in place.
 const PACK_A_COLS: usize = 64;
 
+/// The L1 data cache the blocking plans for: 32 KiB, the smallest of the x86
+/// cores this runs on (48 KiB on the newer ones).
+const L1_BYTES: usize = 32 * 1024;
+
 impl Packing {
-    fn of<F>(p: &Product<F>) -> Packing {
+    fn of<F>(p: &Product<F>, blocks: &Blocking) -> Packing {
         let elem = size_of::<F>();
+        let b_in_place =
+            p.b.cs == 1 && reads_well_in_place(p.b, elem) && panels_stay_in_l1(p.b, elem);
+        let many_tiles = p.m >= PACK_B_ROWS
+            || (p.m >= PACK_B_TILES * blocks.mr && in_place_panel_outgrows_l1(p, blocks));
         Packing {
             a: !reads_well_in_place(p.a, elem) || (p.a.cs != 1 && p.n >= PACK_A_COLS),
-            b: !(p.b.cs == 1 && reads_well_in_place(p.b, elem) && panels_stay_in_l1(p.b, elem))
-                || p.m >= PACK_B_ROWS,
+            b: !b_in_place || many_tiles,
         }
     }
+}
+
+/// Whether a panel of B read in place (a row of `NR` elements per step, most of
+/// them straddling two cache lines) and the tile's `MR` rows of A over the same
+/// steps take more than L1.
+fn in_place_panel_outgrows_l1<F>(p: &Product<F>, blocks: &Blocking) -> bool {
+    let elem = size_of::<F>();
+    let steps = blocks.k_step(p.k).min(p.k);
+    let panel = steps * (blocks.nr * elem + 64);
+    let a_rows = steps * blocks.mr * elem;
+    panel + a_rows > L1_BYTES
 }
 
 /// Whether the kernel reads an operand as fast in place as packed: one of its
@@ -848,7 +880,7 @@ unsafe fn blocked<F: num_traits::Float, V: Lanes<F>>(p: &Product<F>, scratch: Sc
         blocks.packed_len(p.m, p.k, p.n) <= scratch.len,
         "GEMM scratch too small"
     );
-    let packing = Packing::of(p);
+    let packing = Packing::of(p, &blocks);
     let packs_a = packing.a;
     let packs_b = packing.b;
     // SAFETY (the whole body): positions stay inside the operands' shapes, and the

@@ -401,13 +401,48 @@ fn b_panels_in_place_need_rows_spread_over_the_sets() {
         c_cs: 1,
         overwrite: true,
     };
-    assert!(Packing::of(&w1).b);
+    assert!(Packing::of(&w1, &Blocking::new(12, 32, 4)).b);
     // W1's `w1`, 100 columns of f64 (800-byte rows, sets 32 rows apart at worst),
     // and W4's 500 columns of f32: a panel stays in L1.
     assert!(panels_stay_in_l1(b(100), 8));
     assert!(panels_stay_in_l1(b(500), 4));
     assert!(panels_stay_in_l1(b(36), 4));
     assert!(!panels_stay_in_l1(b(64), 4));
+}
+
+#[test]
+fn b_is_packed_when_its_panels_in_place_outgrow_l1_and_many_tiles_read_them() {
+    // W1's `x @ w1` in f64, `[m, k] @ [k, 100]`, on the AVX2 kernel (6 x 8 tiles):
+    // 800-byte rows, which alias nothing, so B could be read in place.
+    let x_w1 = |m: usize, k: usize| Product::<f64> {
+        m,
+        n: 100,
+        k,
+        a: Operand {
+            ptr: std::ptr::null(),
+            rs: k as isize,
+            cs: 1,
+        },
+        b: Operand {
+            ptr: std::ptr::null(),
+            rs: 100,
+            cs: 1,
+        },
+        c: std::ptr::null_mut(),
+        c_rs: 100,
+        c_cs: 1,
+        overwrite: true,
+    };
+    let avx2 = Blocking::new(6, 8, 8);
+    // Four blocks of 250 steps: a 44 KiB working set in place.
+    assert!(in_place_panel_outgrows_l1(&x_w1(64, 1000), &avx2));
+    assert!(Packing::of(&x_w1(64, 1000), &avx2).b);
+    assert!(Packing::of(&x_w1(32, 1000), &avx2).b);
+    // Too few tiles to pay for the copy.
+    assert!(!Packing::of(&x_w1(16, 1000), &avx2).b);
+    // 100 steps: 18 KiB, in L1.
+    assert!(!in_place_panel_outgrows_l1(&x_w1(64, 100), &avx2));
+    assert!(!Packing::of(&x_w1(64, 100), &avx2).b);
 }
 
 #[test]
@@ -650,6 +685,7 @@ fn products_are_cut_where_packing_repeats_least() {
     }
     // W3: `d_w1 = x.T @ d_z`.
     let d_w1 = product(transposed(784), row_major(256), (784, 128, 256));
-    assert!(Packing::of(&d_w1).a && Packing::of(&d_w1).b);
+    let packing = Packing::of(&d_w1, &Blocking::new(12, 32, 4));
+    assert!(packing.a && packing.b);
     assert!(cut(&d_w1).rows);
 }
