@@ -392,8 +392,10 @@ mod tests {
 
     #[test]
     fn siblings_merge_as_by_their_definition() {
-        // Models with many nests over shared inputs; the 16-layer stack has
-        // dozens of merges, each of which changes what can merge next.
+        // Models with many nests over shared inputs (together at least 20 merges,
+        // checked below). Their merges do not depend on one another's order: this
+        // checks the merged nests, not the search's order (reversing that order
+        // passes too).
         let stack = std::fs::read_to_string(
             std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
                 .join("../../examples/models/deep_stack.nn"),
