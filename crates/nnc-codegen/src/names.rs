@@ -46,6 +46,8 @@ const RESERVED: &[&str] = &[
     "Dims",
     "out",
     "matmul",
+    "product",
+    "j0",
     "aview1",
     "aview_mut1",
     "Axis",

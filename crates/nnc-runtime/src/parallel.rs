@@ -290,6 +290,18 @@ pub trait RowOutputs<'a>: Sync {
     /// `i` must be below the `rows` given to `check`, and no other live reference
     /// may point into row `i` of an output.
     unsafe fn row(&self, i: usize) -> Self::Row;
+
+    /// Panics unless every output is exactly `rows` rows of `width` elements (the
+    /// shape of the product whose stretches [`crate::linalg::matmul_then`] hands
+    /// out).
+    fn check_shape(&self, rows: usize, width: usize);
+
+    /// Elements `j0..j0 + len` of row `i` of every output.
+    ///
+    /// # Safety
+    /// The stretch must be inside the shape given to `check_shape`, and no other
+    /// live reference may point into it.
+    unsafe fn stretch(&self, i: usize, j0: usize, len: usize) -> Self::Row;
 }
 
 macro_rules! row_outputs {
@@ -315,6 +327,28 @@ macro_rules! row_outputs {
                 // not borrowed elsewhere.
                 unsafe {
                     ($(std::slice::from_raw_parts_mut($name.ptr.add(i * $name.width), $name.width),)+)
+                }
+            }
+
+            fn check_shape(&self, rows: usize, width: usize) {
+                #[allow(non_snake_case)]
+                let ($($name,)+) = self;
+                $(assert!(
+                    $name.width == width && rows.checked_mul(width) == Some($name.len),
+                    "matmul_then: an output of {} elements in rows of {}, for a product of \
+                     {rows} x {width}",
+                    $name.len,
+                    $name.width
+                );)+
+            }
+
+            unsafe fn stretch(&self, i: usize, j0: usize, len: usize) -> Self::Row {
+                #[allow(non_snake_case)]
+                let ($($name,)+) = self;
+                // SAFETY: the caller's contract: the stretch is inside the array
+                // and not borrowed elsewhere.
+                unsafe {
+                    ($(std::slice::from_raw_parts_mut($name.ptr.add(i * $name.width + j0), len),)+)
                 }
             }
         }

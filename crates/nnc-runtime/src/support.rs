@@ -41,6 +41,7 @@ use rand::Rng;
 use crate::init::{Init, fill};
 use crate::{Float, NamedInputs, ShapeError};
 
+pub use crate::linalg::matmul_then;
 pub use crate::parallel::{RowsMut, for_rows};
 use crate::parallel::{Threads, for_chunks};
 

@@ -15,7 +15,7 @@ use crate::plan::{
     stack_matrix, unit, unit_reshape,
 };
 use nnc_ir::{BinaryOp, CmpOp, DType, Dim, InputKind, NodeId, Op, ReduceOp, Shape, UnaryOp};
-use proc_macro2::{Ident, TokenStream};
+use proc_macro2::{Ident, TokenStream, TokenTree};
 use quote::{ToTokens, quote};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Range;
@@ -131,6 +131,10 @@ struct NestState {
     column_sums: Option<Vec<(String, Ex)>>,
     /// That nest's whole loop, once its pass is written.
     blocked: Option<TokenStream>,
+    /// For a nest inside a product: its pass over one stretch of a row, as the
+    /// product hands it out (see `Body::stretch_pass`); `None` once a pass could
+    /// not be written that way.
+    stretch: Option<Vec<TokenStream>>,
 }
 
 /// The most arrays one `rt::for_rows` loop writes: the runtime's
@@ -163,13 +167,33 @@ struct RowSlice {
     mutable: bool,
 }
 
+/// Whether `var` appears in `ts` only as a whole index, `[var]` (of a row slice),
+/// never in an expression of its own.
+fn only_indexes(ts: &TokenStream, var: &str) -> bool {
+    for t in ts.clone() {
+        match t {
+            TokenTree::Ident(id) if id == var => return false,
+            TokenTree::Group(g) => {
+                let inner: Vec<TokenTree> = g.stream().into_iter().collect();
+                let whole_index = g.delimiter() == proc_macro2::Delimiter::Bracket
+                    && matches!(&inner[..], [TokenTree::Ident(id)] if id == var);
+                if !whole_index && !only_indexes(&g.stream(), var) {
+                    return false;
+                }
+            }
+            _ => {}
+        }
+    }
+    true
+}
+
 /// Whether a row slice depends on the loop over `axis` (its start does).
 fn by_row(slice: &RowSlice, axis: usize) -> bool {
     mentions_ident(&slice.base_ex.at(super::expr::Prec::Add), LOOP[axis])
 }
 
 /// Whether `ts` uses the identifier `name` anywhere.
-fn mentions_ident(ts: &TokenStream, name: &str) -> bool {
+pub(super) fn mentions_ident(ts: &TokenStream, name: &str) -> bool {
     ts.clone().into_iter().any(|t| match t {
         proc_macro2::TokenTree::Ident(i) => i == name,
         proc_macro2::TokenTree::Group(g) => mentions_ident(&g.stream(), name),
@@ -247,6 +271,26 @@ pub struct Body<'a> {
     escapes: Vec<bool>,
     /// The loops written as a Rust loop.
     pub rolled: BTreeSet<u32>,
+    /// The last product written, while it is the last statement: a nest that runs
+    /// inside it (`Nest::in_product`) replaces its call.
+    last_gemm: Option<LastGemm>,
+    /// Where the current iteration's statements start (see `iteration`).
+    iteration_start: usize,
+    /// The statement of the last product a nest joined.
+    last_joined: Option<usize>,
+}
+
+/// A product's call as [`Body::gemm`] wrote it, for a nest to run inside it.
+struct LastGemm {
+    /// Its statement: the index in `stmts`, and the text (a trial emission of a
+    /// rolled loop may have replaced the statement at that index since).
+    stmt: usize,
+    text: String,
+    note: TokenStream,
+    /// `a, b, c, accumulate`.
+    args: TokenStream,
+    /// The slice local of the product's destination.
+    dest: String,
 }
 
 /// The loop step being written as a rolled body: values of the loop are named by
@@ -291,6 +335,9 @@ impl<'a> Body<'a> {
             stack_refs: BTreeSet::new(),
             escapes: escapes(cx.model, plan),
             rolled: BTreeSet::new(),
+            last_gemm: None,
+            iteration_start: 0,
+            last_joined: None,
         }
     }
 
@@ -327,9 +374,15 @@ impl<'a> Body<'a> {
     /// The plan's steps `steps` (one loop step, or one step outside loops), after
     /// the bindings of the stacked loop values they refer to.
     fn iteration(&mut self, steps: Range<usize>) {
-        let at = self.stmts.len();
+        let mut at = self.stmts.len();
+        self.iteration_start = at;
         for step in &self.plan.steps[steps] {
             self.step(step);
+        }
+        // A nest that joined the product of the iteration before: the bindings go
+        // before their joint call.
+        if let Some(joined) = self.last_joined.take() {
+            at = at.min(joined);
         }
         let binds = self.stack_bindings();
         self.stmts.splice(at..at, binds);
@@ -1748,7 +1801,15 @@ impl<'a> Body<'a> {
         } else {
             self.note(matmul)
         };
-        self.stmts.push(quote!(#note #call));
+        let stmt = quote!(#note #call);
+        self.last_gemm = rows.is_none().then(|| LastGemm {
+            stmt: self.stmts.len(),
+            text: stmt.to_string(),
+            note,
+            args: quote!(#av, #bv, #dview, #accumulate),
+            dest: d.to_string(),
+        });
+        self.stmts.push(stmt);
     }
 
     /// An assembled value finished: the pieces that are not products (whose own
@@ -1881,6 +1942,7 @@ impl<'a> Body<'a> {
             writes_elementwise: false,
             column_sums: self.sums_rows_in_blocks(nest).then(Vec::new),
             blocked: None,
+            stretch: nest.in_product.then(Vec::new),
         });
         let mut pre: Vec<TokenStream> = vec![];
         let mut post: Vec<TokenStream> = vec![];
@@ -2019,6 +2081,13 @@ impl<'a> Body<'a> {
                 let (locals, targets): (Vec<TokenStream>, Vec<&Ex>) =
                     sums.iter().map(|(l, t)| (ident(l), t)).unzip();
                 let body = quote!(#(let mut #locals = #targets;)* #body #(#targets = #locals;)*);
+                let stretch = self.stretch_pass(nest, &slices, &body);
+                if let Some(s) = &mut self.nest {
+                    s.stretch = s.stretch.take().zip(stretch).map(|(mut all, pass)| {
+                        all.push(pass);
+                        all
+                    });
+                }
                 let lp = quote!(#(#bindings)* for #var in 0..#len { #body });
                 let par_lp = quote!(#(#shared)* for #var in 0..#len { #body });
                 if let Some(s) = &mut self.nest {
@@ -2033,6 +2102,12 @@ impl<'a> Body<'a> {
         let Some(state) = self.nest.take() else {
             return;
         };
+        if pre.is_empty()
+            && post.is_empty()
+            && let Some(call) = self.inside_product(nest, &state)
+        {
+            return self.stmts.push(call);
+        }
         if let Some(lp) = self.row_loop_on_threads(nest, &state) {
             let header = self.nest_note(nest, true);
             self.stmts.push(header);
@@ -2101,6 +2176,110 @@ impl<'a> Body<'a> {
         Some(quote! {
             rt::for_rows(&ws.threads, #rows, #work, (#(#rows_of,)*), |#i, (#(#args,)*)| { #body });
         })
+    }
+
+    /// For a nest inside a product (`Nest::in_product`): the product's call, which
+    /// the nest's pass joins, as `rt::matmul_then(a, b, c, accumulate, .., outputs,
+    /// |i, j0, product, rows| pass)`: the GEMM hands out each stretch of a row of
+    /// `C` once it is final (`product`, from column `j0`), with the same stretch of
+    /// every array the nest writes. Replaces the product's statement, which must
+    /// be the last one. `None` (the nest then runs after the product, as a loop of
+    /// its own) when the product is not the last statement, or the pass could not
+    /// be written over a stretch (see [`Body::stretch_pass`]).
+    fn inside_product(&mut self, nest: &Nest, state: &NestState) -> Option<TokenStream> {
+        let passes = state
+            .stretch
+            .as_ref()
+            .filter(|p| p.len() == 1 && state.row.len() == 1)?;
+        let last = self.last_gemm.as_ref()?;
+        let is_last = last.stmt + 1 == self.stmts.len()
+            && self.stmts.get(last.stmt).map(|s| s.to_string()) == Some(last.text.clone());
+        // A rolled loop's body is its iteration's statements alone.
+        let across = self.roll.is_some() && last.stmt < self.iteration_start;
+        if !is_last || across || state.blocked.is_some() {
+            return None;
+        }
+        let (rows_of, args) = self.rows_handed_out(nest, state).ok()?;
+        let last = self.last_gemm.take()?;
+        self.stmts.pop();
+        self.last_joined = Some(last.stmt);
+        let (note, gemm_args) = (last.note, last.args);
+        let pass = &passes[0];
+        let i = if mentions_ident(pass, LOOP[0]) {
+            ident(LOOP[0])
+        } else {
+            quote!(_)
+        };
+        let j0 = if mentions_ident(pass, "j0") {
+            ident("j0")
+        } else {
+            quote!(_)
+        };
+        let header = Self::comment(&format!(
+            "then on each stretch of its rows, as soon as it is final: {}",
+            self.nest_results(nest)
+        ));
+        Some(quote! {
+            #note #header
+            rt::matmul_then(#gemm_args, &mut ws.gemm, &ws.threads, (#(#rows_of,)*),
+                |#i, #j0, product, (#(#args,)*)| { #pass });
+        })
+    }
+
+    /// A pass of a nest inside a product, over the stretch `j0..j0 + product.len()`
+    /// of row `i`: the row slices it reads start at `j0` (the product's own row is
+    /// `product`), those it writes are handed out by the GEMM, and the loop runs
+    /// over the stretch. `None` when that would not compute the same: a slice not
+    /// as wide as the row, the product read other than through its row's slice, or
+    /// the column index used other than to index a row slice (a position along
+    /// the row computed from it).
+    fn stretch_pass(
+        &mut self,
+        nest: &Nest,
+        slices: &[RowSlice],
+        body: &TokenStream,
+    ) -> Option<TokenStream> {
+        let in_product = self.nest.as_ref().is_some_and(|s| s.stretch.is_some());
+        if !in_product || !only_indexes(body, LOOP[nest.r]) {
+            return None;
+        }
+        let dest = self.last_gemm.as_ref()?.dest.clone();
+        let width = self.size(nest.domain[nest.r]).ts.to_string();
+        let row_base = Ex::mul(&Ex::ident(LOOP[0]), &self.size(nest.domain[nest.r]))
+            .ts
+            .to_string();
+        let reached_dest = self.nest.as_ref().is_some_and(|s| {
+            s.reached
+                .iter()
+                .any(|(array, through)| *array == dest && through.is_none())
+        });
+        if reached_dest {
+            return None;
+        }
+        let mut bindings = vec![];
+        for s in slices {
+            if s.len.ts.to_string() != width {
+                return None;
+            }
+            let local = ident(&s.local);
+            if s.array == dest {
+                if s.mutable || s.base != row_base {
+                    return None;
+                }
+                bindings.push(quote!(let #local = product;));
+            } else if !s.mutable {
+                let array = ident(&s.array);
+                let start = if s.base == "0" {
+                    quote!(j0)
+                } else {
+                    let base = s.base_ex.at(super::expr::Prec::Add);
+                    quote!(#base + j0)
+                };
+                bindings.push(quote!(let #local = &#array[#start..][..product.len()];));
+            }
+        }
+        let var = ident(LOOP[nest.r]);
+        Some(quote!(#(#bindings)* for #var in 0..product.len() { #body }))
     }
 
     /// The safety net under the plan's decision: every array the nest writes is
@@ -2556,14 +2735,6 @@ impl<'a> Body<'a> {
 
     fn nest_note(&self, nest: &Nest, on_threads: bool) -> TokenStream {
         let model = self.model();
-        let names: Vec<String> = nest
-            .members
-            .iter()
-            .filter(|m| {
-                m.store || m.level == Level::Nest || self.plan.hold[m.node.index()] == Hold::Local
-            })
-            .map(|m| self.display(m.node))
-            .collect();
         let passes = if nest.passes > 1 {
             format!(", {} passes per row", nest.passes)
         } else {
@@ -2577,8 +2748,22 @@ impl<'a> Body<'a> {
         Self::comment(&format!(
             "loop over {}{passes}{threads}: {}",
             model.shape_str(&nest.domain),
-            names.join(", ")
+            self.nest_results(nest)
         ))
+    }
+
+    /// What a nest leaves behind, for its comment: the values it stores, its
+    /// totals and the locals it sets.
+    fn nest_results(&self, nest: &Nest) -> String {
+        let names: Vec<String> = nest
+            .members
+            .iter()
+            .filter(|m| {
+                m.store || m.level == Level::Nest || self.plan.hold[m.node.index()] == Hold::Local
+            })
+            .map(|m| self.display(m.node))
+            .collect();
+        names.join(", ")
     }
 
     /// A node's name as the source (or the derivation) calls it; inside a rolled

@@ -423,7 +423,8 @@ impl Gen<'_> {
         let mut stmts = std::mem::take(&mut b.stmts);
         let shared = self.share_buffers(&mut b, &mut stmts, &tail);
         let prologue = self.prologue(&mut b, plan, &shared);
-        self.imports[0] |= !b.uses.products.is_empty();
+        // Products whose nest runs inside them call `rt::matmul_then` instead.
+        self.imports[0] |= stmts.iter().any(|s| body::mentions_ident(s, "matmul"));
         for product in &b.uses.products {
             if !self.products.contains(product) {
                 self.products.push(*product);

@@ -67,9 +67,14 @@ fn write_nest(out: &mut String, model: &Model, plan: &Plan, nest: &Nest) -> std:
         Some(split) => format!(" rows on threads (work {}/element)", split.work_per_element),
         None => String::new(),
     };
+    let inside = if nest.in_product {
+        ", inside the product"
+    } else {
+        ""
+    };
     writeln!(
         out,
-        "  nest {} r={} passes={}{threads}",
+        "  nest {} r={} passes={}{threads}{inside}",
         model.shape_str(&nest.domain),
         nest.r,
         nest.passes

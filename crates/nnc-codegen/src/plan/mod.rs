@@ -25,7 +25,9 @@
 //!    independent (a matrix walked row by row, nothing accumulated across rows, every
 //!    stored value written along its row) runs its rows on the workspace's threads,
 //!    and carries the work per element that decides at run time whether a call's
-//!    rows are worth splitting. Matmuls are split inside the runtime's GEMM instead.
+//!    rows are worth splitting. Matmuls are split inside the runtime's GEMM instead,
+//!    and an elementwise nest that reads a product's result runs inside that
+//!    product, on each stretch of it the GEMM finishes (`epilogue.rs`).
 //!
 //! Before grouping for good, a first grouping finds cheap values that would be
 //! stored only for another nest to read, and those are recomputed there instead
@@ -43,6 +45,7 @@
 
 mod assemble;
 mod describe;
+mod epilogue;
 #[cfg(test)]
 mod fixtures;
 mod hold;
@@ -210,6 +213,9 @@ pub struct Nest {
     pub passes: usize,
     /// `Some` when the rows are independent and run on threads (see `threads.rs`).
     pub rows_on_threads: Option<RowSplit>,
+    /// Runs inside the product of the step before it, on each stretch of that
+    /// product's `C` as soon as it is final (see `epilogue.rs`).
+    pub in_product: bool,
 }
 
 impl Nest {
@@ -291,6 +297,7 @@ pub fn plan(model: &Model, entry: Entry) -> Plan {
         finish(&Grouping::form(&kinds), entry)
     };
     threads::split_rows(model, &mut plan);
+    epilogue::fuse_into_products(model, &mut plan);
     plan
 }
 

@@ -60,6 +60,7 @@ impl Grouping<'_, '_> {
             helpers: rows.helpers,
             passes,
             rows_on_threads: None,
+            in_product: false,
         }
     }
 }

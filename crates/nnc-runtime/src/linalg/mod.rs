@@ -34,7 +34,7 @@ mod kernel;
 mod small;
 
 use crate::Float;
-use crate::parallel::Threads;
+use crate::parallel::{RowOutputs, Threads};
 use kernel::{Lanes, Panels, Scalar, TileOut};
 use ndarray::{ArrayView2, ArrayViewMut2};
 use std::any::TypeId;
@@ -119,8 +119,47 @@ pub fn matmul<F: Float>(
     matmul_with(Isa::detect(), a, b, c, accumulate, scratch, threads)
 }
 
-/// [`matmul`] with the instruction set chosen by the caller (tests run every one).
-fn matmul_with<F: Float>(
+/// [`matmul`], then `then(i, j0, values, rows)` on every stretch of a row of `C`
+/// as soon as it is final: `values` is `C[i, j0..j0 + len]`, and `rows` holds the
+/// same stretch of row `i` of each of `outputs` (arrays of `C`'s shape).
+///
+/// This is how generated code fuses the elementwise work that follows a product
+/// (a bias, an activation, an activation's derivative) into it: each stretch is
+/// finished while the product's tile is still in L1, on the thread that computed
+/// it, instead of in a pass of its own over the whole of `C` after the product.
+/// Every element of `C` is in exactly one stretch, so each element of the outputs
+/// is handed out once; the stretches and their order depend on the product's cut
+/// across threads, but the values do not (each is a function of its own element).
+///
+/// `c` must be in standard (row-major, contiguous) layout; panics unless it is
+/// and unless every output has `C`'s rows of `C`'s width.
+#[allow(clippy::too_many_arguments)]
+pub fn matmul_then<'o, F: Float, O: RowOutputs<'o>>(
+    a: ArrayView2<'_, F>,
+    b: ArrayView2<'_, F>,
+    c: ArrayViewMut2<'_, F>,
+    accumulate: bool,
+    scratch: &mut GemmScratch<F>,
+    threads: &Threads,
+    outputs: O,
+    then: impl Fn(usize, usize, &[F], O::Row) + Sync,
+) {
+    matmul_then_with(
+        Isa::detect(),
+        a,
+        b,
+        c,
+        accumulate,
+        scratch,
+        threads,
+        outputs,
+        then,
+    )
+}
+
+/// [`matmul_then`] with the instruction set chosen by the caller.
+#[allow(clippy::too_many_arguments)]
+fn matmul_then_with<'o, F: Float, O: RowOutputs<'o>>(
     isa: Isa,
     a: ArrayView2<'_, F>,
     b: ArrayView2<'_, F>,
@@ -128,6 +167,64 @@ fn matmul_with<F: Float>(
     accumulate: bool,
     scratch: &mut GemmScratch<F>,
     threads: &Threads,
+    outputs: O,
+    then: impl Fn(usize, usize, &[F], O::Row) + Sync,
+) {
+    assert!(
+        c.is_standard_layout(),
+        "matmul_then: C must be row-major and contiguous"
+    );
+    let (rows, width) = c.dim();
+    outputs.check_shape(rows, width);
+    // Positions are recovered from addresses: the cut and the orientation of the
+    // product move its tiles around, but not where an element of `C` lives.
+    let base = c.as_mut_ptr() as usize;
+    let finish = move |at: *mut u8, len: usize| {
+        let offset = (at as usize - base) / size_of::<F>();
+        let (i, j0) = (offset / width.max(1), offset % width.max(1));
+        // SAFETY: the GEMM calls this once per stretch of a row of `C`, after its
+        // last write to it and with no other reference into it (`Finish`); the
+        // stretch is inside row `i` of `C`, whose shape `check_shape` gave every
+        // output, and is handed out once.
+        unsafe {
+            let values = std::slice::from_raw_parts(at.cast::<F>().cast_const(), len);
+            then(i, j0, values, outputs.stretch(i, j0, len));
+        }
+    };
+    let c = c.view_mut();
+    finishing(isa, a, b, c, accumulate, scratch, threads, Some(&finish));
+}
+
+/// What the GEMM calls on each stretch of a row of `C` once it is final: its first
+/// element (type-erased, so that the instruction sets' entry points need not be
+/// generic over it) and its length. Called once per stretch, from the thread
+/// that wrote it, with no other reference into the stretch.
+type Finish<'a> = &'a (dyn Fn(*mut u8, usize) + Sync);
+
+/// [`matmul`] with the instruction set chosen by the caller (tests run every one).
+fn matmul_with<F: Float>(
+    isa: Isa,
+    a: ArrayView2<'_, F>,
+    b: ArrayView2<'_, F>,
+    c: ArrayViewMut2<'_, F>,
+    accumulate: bool,
+    scratch: &mut GemmScratch<F>,
+    threads: &Threads,
+) {
+    finishing(isa, a, b, c, accumulate, scratch, threads, None)
+}
+
+/// [`matmul_with`], and what to run on each finished stretch of `C`.
+#[allow(clippy::too_many_arguments)]
+fn finishing<F: Float>(
+    isa: Isa,
+    a: ArrayView2<'_, F>,
+    b: ArrayView2<'_, F>,
+    mut c: ArrayViewMut2<'_, F>,
+    accumulate: bool,
+    scratch: &mut GemmScratch<F>,
+    threads: &Threads,
+    finish: Option<Finish<'_>>,
 ) {
     assert!(isa.supported(), "{isa:?} is not available on this CPU");
     let (m, k) = a.dim();
@@ -143,6 +240,11 @@ fn matmul_with<F: Float>(
     if k == 0 {
         if !accumulate {
             c.fill(F::zero());
+        }
+        if let Some(finish) = finish {
+            let (rs, cs) = (c.strides()[0], c.strides()[1]);
+            // SAFETY: the block is the whole of `c`, borrowed mutably here.
+            unsafe { finish_block(finish, c.as_mut_ptr(), (rs, cs), (m, n)) };
         }
         return;
     }
@@ -178,6 +280,7 @@ fn matmul_with<F: Float>(
                 product: sub,
                 scratch,
                 route,
+                finish,
             })
         }
     });
@@ -406,7 +509,7 @@ impl Isa {
     /// The CPU must have the instruction set; the job's product must address
     /// valid operands and a `C` no other thread writes, and its scratch must hold
     /// `scratch_len` elements for the product.
-    unsafe fn run<F: Float>(self, job: Job<F>) {
+    unsafe fn run<F: Float>(self, job: Job<'_, F>) {
         // SAFETY (all arms): forwarded contract; the casts are between `F` and the
         // type `TypeId` just proved it is, and `supported` was checked by the caller.
         unsafe {
@@ -427,19 +530,55 @@ impl Isa {
 
 /// What an instruction set's entry point runs: a product (or a thread's part of
 /// one) by its route, in its scratch.
-struct Job<F> {
+struct Job<'a, F> {
     product: Product<F>,
     scratch: Scratch<F>,
     route: Route,
+    finish: Option<Finish<'a>>,
 }
 
-impl<F: Copy> Job<F> {
+impl<'a, F: Copy> Job<'a, F> {
     /// The same job on another element type (after a `TypeId` check).
-    fn cast<G>(self) -> Job<G> {
+    fn cast<G>(self) -> Job<'a, G> {
         Job {
             product: self.product.cast(),
             scratch: self.scratch.cast(),
             route: self.route,
+            finish: self.finish,
+        }
+    }
+}
+
+/// Calls `finish` on every stretch of `C` in the `rows x cols` block at `c` with
+/// strides `(rs, cs)`: its rows when they are contiguous, else its columns when
+/// those are (a product computed as `C^T = B^T A^T` walks `C`'s rows as its
+/// columns), else element by element.
+///
+/// # Safety
+/// The block must be inside `C`, final, and written by no other thread.
+#[inline(always)]
+unsafe fn finish_block<F>(
+    finish: Finish<'_>,
+    c: *mut F,
+    (rs, cs): (isize, isize),
+    (rows, cols): (usize, usize),
+) {
+    // SAFETY: positions inside the block, by the caller's contract.
+    unsafe {
+        if cs == 1 {
+            for r in 0..rows {
+                finish(c.offset(r as isize * rs).cast(), cols);
+            }
+        } else if rs == 1 {
+            for j in 0..cols {
+                finish(c.offset(j as isize * cs).cast(), rows);
+            }
+        } else {
+            for r in 0..rows {
+                for j in 0..cols {
+                    finish(c.offset(r as isize * rs + j as isize * cs).cast(), 1);
+                }
+            }
         }
     }
 }
@@ -454,12 +593,20 @@ unsafe fn job_for<F: num_traits::Float, V: Lanes<F>>(job: Job<F>) {
         product,
         scratch,
         route,
+        finish,
     } = job;
-    // SAFETY: forwarded contract.
+    // SAFETY: forwarded contract; a small product's part is final once it has
+    // run, and is this thread's alone.
     unsafe {
         match route {
-            Route::Small(shape) => small::run::<F, V>(shape, &product, scratch),
-            Route::Blocked => blocked::<F, V>(&product, scratch),
+            Route::Small(shape) => {
+                small::run::<F, V>(shape, &product, scratch);
+                if let Some(finish) = finish {
+                    let p = &product;
+                    finish_block(finish, p.c, (p.c_rs, p.c_cs), (p.m, p.n));
+                }
+            }
+            Route::Blocked => blocked::<F, V>(&product, scratch, finish),
         }
     }
 }
@@ -476,7 +623,7 @@ mod x86 {
             /// # Safety
             /// As for `Isa::run`, for this instruction set.
             #[target_feature(enable = $features)]
-            pub(super) unsafe fn $name(job: Job<$f>) {
+            pub(super) unsafe fn $name(job: Job<'_, $f>) {
                 // SAFETY: forwarded contract.
                 unsafe { job_for::<$f, $lanes>(job) }
             }
@@ -872,7 +1019,11 @@ fn panels_stay_in_l1<F>(b: Operand<F>, elem_bytes: usize) -> bool {
 /// The product is computed as it is given: the caller chose its orientation
 /// ([`Product::oriented`]).
 #[inline(always)]
-unsafe fn blocked<F: num_traits::Float, V: Lanes<F>>(p: &Product<F>, scratch: Scratch<F>) {
+unsafe fn blocked<F: num_traits::Float, V: Lanes<F>>(
+    p: &Product<F>,
+    scratch: Scratch<F>,
+    finish: Option<Finish<'_>>,
+) {
     let (mr, nr) = (V::MR, V::NV * V::LANES);
     let blocks = Blocking::new(mr, nr, size_of::<F>());
     // Checked once per product: everything below writes within this bound.
@@ -971,6 +1122,11 @@ unsafe fn blocked<F: num_traits::Float, V: Lanes<F>>(p: &Product<F>, scratch: Sc
                             };
                             kernel::dispatch::<F, V>(kc, panels, out);
                         }
+                    }
+                    // The block of rows is final after the last block of `k`.
+                    if let Some(finish) = finish.filter(|_| pc + kc == p.k) {
+                        let c = p.c.offset(ic as isize * p.c_rs + jc as isize * p.c_cs);
+                        finish_block(finish, c, (p.c_rs, p.c_cs), (mc, nc));
                     }
                 }
             }

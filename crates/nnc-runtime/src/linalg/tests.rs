@@ -689,3 +689,110 @@ fn products_are_cut_where_packing_repeats_least() {
     assert!(packing.a && packing.b);
     assert!(cut(&d_w1).rows);
 }
+
+/// `matmul_then` against `matmul` followed by the same work row by row: for every
+/// instruction set, on shapes that take the blocked loops, the small loops and the
+/// transposed orientation (a narrow `C` with a column-major A), with `k = 0`, on
+/// one thread and cut for three. Each element of the output must be written
+/// exactly once (a second output counts the visits), with `tanh` of `C` plus an
+/// operand read at the same position, and `C` itself left as `matmul` writes it.
+#[test]
+fn finished_stretches_cover_c_once_with_its_final_values() {
+    fn check<F: Float>() {
+        let shapes = [
+            (1, 1, 1),
+            (3, 2, 40),
+            (300, 100, 3),
+            (130, 600, 41),
+            (64, 0, 9),
+        ];
+        for isa in Isa::available() {
+            for (m, k, n) in shapes {
+                for a_column_major in [false, true] {
+                    let a_data = filled::<F>((k, m), 0.2);
+                    let a_owned = filled::<F>((m, k), 0.1);
+                    let a = if a_column_major {
+                        a_data.t()
+                    } else {
+                        a_owned.view()
+                    };
+                    let b = filled::<F>((k, n), 0.7);
+                    let other = filled::<F>((m, n), 0.4);
+                    for accumulate in [false, true] {
+                        let start = filled::<F>((m, n), 0.9);
+                        let mut want_c = start.clone();
+                        let threads = Threads::one();
+                        let mut scratch = GemmScratch::new();
+                        matmul_with(
+                            isa,
+                            a,
+                            b.view(),
+                            want_c.view_mut(),
+                            accumulate,
+                            &mut scratch,
+                            &threads,
+                        );
+                        let want = Array2::from_shape_fn((m, n), |(i, j)| {
+                            (want_c[[i, j]] + other[[i, j]]).tanh()
+                        });
+                        for pool in [Threads::one(), THREE.with(Threads::clone)] {
+                            let mut c = start.clone();
+                            let mut out = Array2::from_elem((m, n), F::nan());
+                            let mut visits = Array2::<u32>::zeros((m, n));
+                            let mut scratch = GemmScratch::new();
+                            scratch.set_threads(pool.count());
+                            let outputs = (
+                                crate::parallel::RowsMut::new(out.as_slice_mut().unwrap(), n),
+                                crate::parallel::RowsMut::new(visits.as_slice_mut().unwrap(), n),
+                            );
+                            matmul_then_with(
+                                isa,
+                                a,
+                                b.view(),
+                                c.view_mut(),
+                                accumulate,
+                                &mut scratch,
+                                &pool,
+                                outputs,
+                                |i, j0, values, (out_row, visit_row)| {
+                                    for j in 0..values.len() {
+                                        out_row[j] = (values[j] + other[[i, j0 + j]]).tanh();
+                                        visit_row[j] += 1;
+                                    }
+                                },
+                            );
+                            let what = format!(
+                                "{isa:?} {m}x{k}x{n} a column-major {a_column_major} \
+                                 accumulate {accumulate} threads {}",
+                                pool.count()
+                            );
+                            assert!(visits.iter().all(|v| *v == 1), "{what}: {visits:?}");
+                            assert!(same_bits(&c, &want_c), "{what}: C");
+                            assert!(same_bits(&out, &want), "{what}: output");
+                        }
+                    }
+                }
+            }
+        }
+    }
+    check::<f32>();
+    check::<f64>();
+}
+
+#[test]
+#[should_panic(expected = "an output of 20 elements in rows of 5, for a product of 3 x 5")]
+fn finished_stretches_need_outputs_of_the_product_shape() {
+    let (a, b) = (filled::<f64>((3, 4), 0.1), filled::<f64>((4, 5), 0.2));
+    let mut c = Array2::zeros((3, 5));
+    let mut out = vec![0.0; 20];
+    matmul_then(
+        a.view(),
+        b.view(),
+        c.view_mut(),
+        false,
+        &mut GemmScratch::new(),
+        &Threads::one(),
+        (crate::parallel::RowsMut::new(&mut out, 5),),
+        |_, _, _, _| {},
+    );
+}
