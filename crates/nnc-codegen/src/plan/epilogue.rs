@@ -33,16 +33,16 @@ use std::collections::HashMap;
 
 /// Moves every nest that can run inside a product behind it, and marks it.
 pub(super) fn fuse_into_products(model: &Model, plan: &mut Plan) {
-    let mut s = 0;
-    while s < plan.steps.len() {
-        if let Some(g) = product_to_join(model, plan, s) {
+    let mut last_write = written_at(plan);
+    for s in 0..plan.steps.len() {
+        if let Some(g) = product_to_join(model, plan, &last_write, s) {
             let Step::Nest(mut nest) = plan.steps.remove(s) else {
                 unreachable!("product_to_join only answers for nests");
             };
             nest.in_product = true;
             plan.steps.insert(g + 1, Step::Nest(nest));
+            last_write = written_at(plan);
         }
-        s += 1;
     }
     for (i, step) in plan.steps.iter().enumerate() {
         if let Step::Nest(nest) = step {
@@ -54,14 +54,18 @@ pub(super) fn fuse_into_products(model: &Model, plan: &mut Plan) {
 }
 
 /// For the nest at step `s`: the step of the product it can run inside, if any.
-fn product_to_join(model: &Model, plan: &Plan, s: usize) -> Option<usize> {
+fn product_to_join(
+    model: &Model,
+    plan: &Plan,
+    written_at: &HashMap<NodeId, usize>,
+    s: usize,
+) -> Option<usize> {
     let Some(Step::Nest(nest)) = plan.steps.get(s) else {
         return None;
     };
     if !elementwise_rows(nest) {
         return None;
     }
-    let written_at = written_at(plan);
     let operands = operands(model, plan, nest);
     let product = operands.iter().find_map(|&d| {
         let g = *written_at.get(&d)?;
@@ -78,7 +82,7 @@ fn product_to_join(model: &Model, plan: &Plan, s: usize) -> Option<usize> {
     let mut memo = HashMap::new();
     let ready = operands
         .iter()
-        .all(|&o| ready_at(model, plan, &written_at, o, &mut memo).is_none_or(|w| w <= product));
+        .all(|&o| ready_at(model, plan, written_at, o, &mut memo).is_none_or(|w| w <= product));
     (ready && !joined).then_some(product)
 }
 

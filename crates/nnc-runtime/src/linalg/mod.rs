@@ -191,7 +191,6 @@ fn matmul_then_with<'o, F: Float, O: RowOutputs<'o>>(
             then(i, j0, values, outputs.stretch(i, j0, len));
         }
     };
-    let c = c.view_mut();
     finishing(isa, a, b, c, accumulate, scratch, threads, Some(&finish));
 }
 
