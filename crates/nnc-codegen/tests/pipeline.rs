@@ -293,3 +293,24 @@ fn values_whose_lives_do_not_overlap_share_a_buffer() {
         "{step}"
     );
 }
+
+#[test]
+fn a_nest_joins_its_product_only_where_a_stretch_of_a_row_is_enough() {
+    // `tanh(z)` reads `z = x @ w` where the GEMM finishes it: inside the product,
+    // with the bias read from the stretch's column on.
+    let src = "model m { dim N, D = 8, H = 40, C = 30; input x: [N, D]; input y: index[N]; \
+               param w: [D, H]; param b: [H]; param v: [H, C]; \
+               loss softmax_cross_entropy(tanh(x @ w + b) @ v, y); }\n";
+    let step = training_step(src);
+    assert!(step.contains("rt::matmul_then("), "{step}");
+    assert!(step.contains("&b[j0..][..product.len()]"), "{step}");
+    // `tanh(z) * z.T` reads `z` across its rows too: the nest cannot run on a
+    // stretch of a row, so it runs after the product, as a loop of its own.
+    let across = "model m { dim D = 256, C = 30; input x: [D, D]; input y: index[D]; \
+                  param w: [D, D]; param v: [D, C]; let z = x @ w; \
+                  loss softmax_cross_entropy((tanh(z) * z.T) @ v, y); }\n";
+    let step = training_step(across);
+    let forward = &step[..step.find("// d_").unwrap_or(step.len())];
+    assert!(!forward.contains("matmul_then"), "{step}");
+    assert!(forward.contains("matmul("), "{step}");
+}

@@ -17,7 +17,8 @@
 //!   computed in that pass: each element is a function of the same element of its
 //!   operands, so a stretch of a row can be computed alone;
 //! - one of its operands is the whole `C` of an earlier product (not a piece of an
-//!   assembled value), of the nest's own shape;
+//!   assembled value), of the nest's own shape, and it reads no view of it (`z.T`
+//!   reads `z` at other positions than the nest's own);
 //! - every other value it reads is ready when that product runs, so the nest can
 //!   move up to it: nothing between them can read what the nest writes, since it
 //!   came after them in an order that computes every value before it is read;
@@ -78,6 +79,13 @@ fn product_to_join(
         let own_shape = model.shape(d)[..] == nest.domain[..];
         (whole && own_shape && g < s && same_loop_step(model, &plan.steps[g], nest)).then_some(g)
     })?;
+    let Step::Gemm { dest, .. } = plan.steps[product] else {
+        return None;
+    };
+    // A view of the product (`z.T`) reads it at other positions than the nest's.
+    if operands.iter().any(|&o| o != dest && views(model, plan, o, dest)) {
+        return None;
+    }
     let joined = matches!(plan.steps.get(product + 1), Some(Step::Nest(n)) if n.in_product);
     let mut memo = HashMap::new();
     let ready = operands
@@ -127,6 +135,16 @@ fn operands(model: &Model, plan: &Plan, nest: &Nest) -> Vec<NodeId> {
         }
     }
     out
+}
+
+/// Whether `n` is an inline value (a view, a broadcast) evaluated from `of`.
+fn views(model: &Model, plan: &Plan, n: NodeId, of: NodeId) -> bool {
+    plan.kind[n.index()] == Kind::Inline
+        && model
+            .node(n)
+            .args
+            .iter()
+            .any(|&a| a == of || views(model, plan, a, of))
 }
 
 /// The last step writing each value a step writes.
