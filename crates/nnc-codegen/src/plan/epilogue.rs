@@ -83,7 +83,10 @@ fn product_to_join(
         return None;
     };
     // A view of the product (`z.T`) reads it at other positions than the nest's.
-    if operands.iter().any(|&o| o != dest && views(model, plan, o, dest)) {
+    if operands
+        .iter()
+        .any(|&o| o != dest && views(model, plan, o, dest))
+    {
         return None;
     }
     let joined = matches!(plan.steps.get(product + 1), Some(Step::Nest(n)) if n.in_product);
