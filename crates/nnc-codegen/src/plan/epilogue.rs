@@ -2,8 +2,8 @@
 //! their threads (`threads.rs`); moves each elementwise nest that reads a product
 //! right behind it and marks it [`Nest::in_product`], which the emitter writes as
 //! one `rt::matmul_then` call: the nest's row body runs on each stretch of the
-//! product's `C` as soon as the GEMM has finished it, while the tile is in L1 and
-//! on the thread that computed it (`h = tanh(x @ w + b)`, `d_z = d_h * (1 - h²)`
+//! product's `C` as soon as the GEMM has finished it (each block of rows after its
+//! last block of `k`, while it is still in cache), on the thread that computed it (`h = tanh(x @ w + b)`, `d_z = d_h * (1 - h²)`
 //! after `d_h = d_z' @ w'.T`).
 //!
 //! What that saves is a pass over `C` (read back from L2 or beyond) and, on several
