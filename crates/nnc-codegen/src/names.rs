@@ -47,6 +47,7 @@ const RESERVED: &[&str] = &[
     "out",
     "matmul",
     "product",
+    "lr",
     "j0",
     "aview1",
     "aview_mut1",

@@ -130,3 +130,41 @@ fn a_rolled_loop_gives_the_bits_of_its_layers_written_out() {
         }
     }
 }
+
+/// `two_layer`'s `sgd_step` updates `w1` and `w2` inside the products of their
+/// gradients, through the parameters' slices: a parameter the caller built
+/// column-major is updated to the same values as a standard one (and comes out
+/// standard), on one thread and on two.
+#[test]
+fn sgd_step_updates_a_parameter_of_any_layout() {
+    use models::two_layer::TwoLayer;
+    let ir = ir("two_layer.nn", "two_layer");
+    let named = random_inputs::<TwoLayer>(&ir, 64, 3);
+    let inputs = TwoLayer::bind_inputs(&named).unwrap_or_else(|e| panic!("{e}"));
+    let standard = random_params::<TwoLayer>(4);
+    let mut column_major = standard.clone();
+    column_major.w1 = standard
+        .w1
+        .t()
+        .as_standard_layout()
+        .into_owned()
+        .reversed_axes();
+    assert_eq!(column_major.w1, standard.w1);
+    assert!(!column_major.w1.is_standard_layout());
+    for threads in [
+        nnc::runtime::parallel::Threads::one(),
+        nnc::runtime::parallel::Threads::new(2),
+    ] {
+        let mut stepped = [standard.clone(), column_major.clone()];
+        for params in &mut stepped {
+            let mut ws = TwoLayer::workspace_on(&inputs, threads.clone());
+            let mut grads = TwoLayer::zero_grads(&inputs);
+            TwoLayer::sgd_step(params, &inputs, &mut ws, &mut grads, 0.01)
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+        let [a, b] = &stepped;
+        assert!(a.w1 != standard.w1, "the step moved w1");
+        assert!(b.w1.is_standard_layout());
+        assert_eq!((&a.w1, &a.w2), (&b.w1, &b.w2), "{threads:?}");
+    }
+}
