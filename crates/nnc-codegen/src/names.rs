@@ -47,7 +47,6 @@ const RESERVED: &[&str] = &[
     "out",
     "matmul",
     "product",
-    "lr",
     "j0",
     "aview1",
     "aview_mut1",

@@ -94,31 +94,20 @@ fn a_position_mask_read_by_two_products_is_written_once() {
     let text = compile_source(src, "mask.nn", &Options::default())
         .unwrap_or_else(|d| panic!("{}", nnc_syntax::render(&d, "mask.nn", src)));
     let fill = "iter_mut().enumerate()";
-    let step = loss_and_grad(&text);
-    assert_eq!(step.matches(fill).count(), 1, "{text}");
-    let (before, after) = step.split_at(step.find(fill).expect("one fill"));
+    assert_eq!(text.matches(fill).count(), 1, "{text}");
+    let (before, after) = text.split_at(text.find(fill).expect("one fill"));
     assert!(
         before.contains("_at = 0usize") && after.contains("matmul("),
         "{text}"
     );
 }
 
-/// The training function's body (from `pub fn loss_and_grad` to the function
-/// after it).
+/// The training function's body (after `pub fn loss_and_grad`).
 fn training_step(src: &str) -> String {
     let text = compile_source(src, "t.nn", &Options::default())
         .unwrap_or_else(|d| panic!("{}", nnc_syntax::render(&d, "t.nn", src)));
-    loss_and_grad(&text).to_string()
-}
-
-/// `loss_and_grad` in generated code: up to `sgd_step`, which may repeat its
-/// statements with the parameters' updates inside.
-fn loss_and_grad(text: &str) -> &str {
     let at = text.find("pub fn loss_and_grad").expect("a training step");
-    let end = text[at..]
-        .find("pub fn sgd_step")
-        .map_or(text.len(), |e| at + e);
-    &text[at..end]
+    text[at..].to_string()
 }
 
 #[test]
@@ -286,7 +275,7 @@ fn values_whose_lives_do_not_overlap_share_a_buffer() {
     let workspace = &text[text.find("pub struct Workspace").expect("a workspace")..];
     let workspace = &workspace[..workspace.find("\n    }").expect("its end")];
     assert_eq!(workspace.matches("Vec<F>").count(), 14, "{workspace}");
-    let step = loss_and_grad(&text);
+    let step = &text[text.find("pub fn loss_and_grad").expect("a training step")..];
     // Each pre-activation after the first takes the buffer of the one before.
     assert!(
         step.contains("// t15 takes the buffer of t13, which is not read again\n        let t15 = &mut ws.t13[..n * 500];"),
@@ -324,42 +313,4 @@ fn a_nest_joins_its_product_only_where_a_stretch_of_a_row_is_enough() {
     let forward = &step[..step.find("// d_").unwrap_or(step.len())];
     assert!(!forward.contains("matmul_then"), "{step}");
     assert!(forward.contains("matmul("), "{step}");
-}
-
-/// `sgd_step` updates a weight on each stretch of its gradient's product, after
-/// the weight's last read; a bias (whose gradient is a column sum) after the step.
-/// A model whose parameters are mostly a stack of layers (its gradient assembled
-/// row by row) keeps `sgd_step` as `loss_and_grad` and then the updates.
-#[test]
-fn sgd_step_updates_weights_inside_their_gradients_products() {
-    let src = "model m { dim N, D = 8, H = 40, C = 30; input x: [N, D]; \
-               input y: index[N]; param w1: [D, H]; param b1: [H]; param w2: [H, C]; \
-               let h1 = tanh(x @ w1 + b1); \
-               loss softmax_cross_entropy(h1 @ w2, y); }\n";
-    let text = compile_source(src, "t.nn", &Options::default())
-        .unwrap_or_else(|d| panic!("{}", nnc_syntax::render(&d, "t.nn", src)));
-    let step = &text[text.find("pub fn sgd_step").expect("a training step")..];
-    for w in ["w1", "w2"] {
-        let inside = format!("rt::RowsMut::new(rt::param_mut(&mut params.{w}), ");
-        assert_eq!(step.matches(&inside).count(), 1, "{step}");
-        assert!(
-            !step.contains(&format!("&mut params.{w}, &grads.{w}")),
-            "{step}"
-        );
-    }
-    assert_eq!(step.matches("rt::sgd_stretch(lr, ").count(), 2, "{step}");
-    // `w2` changes only after `d_h1 = d_t @ w2.T` has read it.
-    let read = step.find("params.w2.t()").expect("d_h1's product");
-    let update = step.find("param_mut(&mut params.w2)").expect("w2's update");
-    assert!(read < update, "{step}");
-    let after = step.find("rt::sgd(&ws.threads, lr, &mut params.b1, &grads.b1);");
-    assert!(after.is_some_and(|a| a > update), "{step}");
-
-    let stack = deep_stack(10);
-    let step = &stack[stack.find("pub fn sgd_step").expect("a training step")..];
-    assert!(
-        step.contains("loss_and_grad(params, inputs, ws, grads)?"),
-        "{step}"
-    );
-    assert!(!step.contains("sgd_stretch"), "{step}");
 }

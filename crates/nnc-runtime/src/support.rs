@@ -98,35 +98,6 @@ pub fn sgd<F: Float, D: Dimension>(
     }
 }
 
-/// `param -= lr * grad` on one stretch of a parameter's row: the update of a
-/// generated `sgd_step` run inside the product that computes the gradient
-/// ([`matmul_then`]), on each stretch as soon as it is final. The same arithmetic
-/// as [`sgd`], so the parameters come out bitwise the same either way.
-///
-/// # Panics
-/// If the stretches differ in length.
-#[inline]
-pub fn sgd_stretch<F: Float>(lr: F, param: &mut [F], grad: &[F]) {
-    assert_eq!(
-        param.len(),
-        grad.len(),
-        "sgd_stretch: stretches of two lengths"
-    );
-    F::sub_scaled(param, grad, lr)
-}
-
-/// A parameter's elements as one mutable slice, for a generated `sgd_step` to
-/// update in place. A parameter in another layout than the standard one (built by
-/// the caller as a transposed view's copy, say) is made standard first, its values
-/// kept: the only allocation, once, and only for such a parameter.
-pub fn param_mut<F: Float, D: Dimension>(a: &mut Array<F, D>) -> &mut [F] {
-    if !a.is_standard_layout() {
-        *a = a.as_standard_layout().into_owned();
-    }
-    a.as_slice_mut()
-        .expect("a standard-layout array is one slice")
-}
-
 /// `e^x` inline ([`Float::exp_inline`]): vectorises, within an ulp of `x.exp()`.
 #[inline]
 pub fn exp<F: Float>(x: F) -> F {
@@ -466,7 +437,7 @@ pub fn reject_unknown<F>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ndarray::{Array1, Array2, Ix2, arr2};
+    use ndarray::{Array2, Ix2, arr2};
 
     #[test]
     fn steps_of_a_stack_are_its_slots_in_the_order_asked() {
@@ -595,36 +566,6 @@ mod tests {
         assert_eq!(slice_mut(&mut b, Ix2(3, 2)), &[0.0; 6]);
         let mut c = Array2::<f64>::ones((1, 1));
         assert_eq!(slice_mut(&mut c, Ix2(3, 2)).len(), 6);
-    }
-
-    #[test]
-    fn param_mut_keeps_the_values_in_logical_order() {
-        let mut a =
-            Array2::from_shape_vec((2, 3), vec![1.0f32, 2., 3., 4., 5., 6.]).expect("six values");
-        let at = a.as_ptr();
-        assert_eq!(param_mut(&mut a), &[1.0, 2., 3., 4., 5., 6.]);
-        assert_eq!(
-            a.as_ptr(),
-            at,
-            "a standard-layout parameter is updated in place"
-        );
-        // A transposed parameter: [[1, 4], [2, 5], [3, 6]] in logical order.
-        let mut t = a.clone().reversed_axes();
-        assert_eq!(param_mut(&mut t), &[1.0, 4., 2., 5., 3., 6.]);
-        assert_eq!(t, a.t());
-    }
-
-    #[test]
-    fn an_update_by_stretches_is_the_update_of_the_whole() {
-        let p0: Vec<f32> = (0..37).map(|i| (i as f32 * 0.37).sin()).collect();
-        let g: Vec<f32> = (0..37).map(|i| (i as f32 * 0.11).cos()).collect();
-        let mut whole = Array1::from(p0.clone());
-        sgd(&Threads::one(), 0.3, &mut whole, &Array1::from(g.clone()));
-        let mut stretched = p0;
-        for (p, d) in stretched.chunks_mut(16).zip(g.chunks(16)) {
-            sgd_stretch(0.3, p, d);
-        }
-        assert_eq!(whole.as_slice(), Some(&stretched[..]));
     }
 
     #[test]

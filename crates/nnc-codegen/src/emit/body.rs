@@ -278,11 +278,6 @@ pub struct Body<'a> {
     iteration_start: usize,
     /// The statement of the last product a nest joined.
     last_joined: Option<usize>,
-    /// Whether this is `sgd_step`'s body: parameters are updated inside the
-    /// products of their gradients where the plan says so (`Plan::updates`).
-    pub updates: bool,
-    /// The parameters (positions in `Model::grads`) updated inside a product.
-    pub updated_inside: BTreeSet<usize>,
 }
 
 /// A product's call as [`Body::gemm`] wrote it, for a nest to run inside it.
@@ -296,21 +291,6 @@ struct LastGemm {
     args: TokenStream,
     /// The slice local of the product's destination.
     dest: String,
-    /// The parameter updated inside it, if any.
-    update: Option<InsideUpdate>,
-}
-
-/// `p -= lr * d_p` on each stretch of a product computing `d_p` (`sgd_step`).
-#[derive(Clone)]
-struct InsideUpdate {
-    /// The parameter's rows, as the product hands them out (`rt::RowsMut::new(..)`).
-    rows_of: TokenStream,
-    /// The closure's name for a stretch of them.
-    arg: TokenStream,
-    /// The update of that stretch from the product's.
-    stmt: TokenStream,
-    /// `p -= lr * d_p`, for the comment.
-    text: String,
 }
 
 /// The loop step being written as a rolled body: values of the loop are named by
@@ -358,8 +338,6 @@ impl<'a> Body<'a> {
             last_gemm: None,
             iteration_start: 0,
             last_joined: None,
-            updates: false,
-            updated_inside: BTreeSet::new(),
         }
     }
 
@@ -1817,59 +1795,21 @@ impl<'a> Body<'a> {
         if !self.uses.products.contains(&product) {
             self.uses.products.push(product);
         }
+        let call = quote!(matmul(#av, #bv, #dview, #accumulate, &mut ws.gemm, &ws.threads););
         let note = if accumulate {
             self.note_gemm_acc(dest, matmul)
         } else {
             self.note(matmul)
         };
-        let args = quote!(#av, #bv, #dview, #accumulate);
-        let update = rows.is_none().then(|| self.update_inside(matmul)).flatten();
-        let stmt = match &update {
-            None => quote!(#note matmul(#args, &mut ws.gemm, &ws.threads);),
-            Some(u) => {
-                let header = Self::comment(&format!(
-                    "then on each stretch of its rows, as soon as it is final: {}",
-                    u.text
-                ));
-                let (rows_of, arg, update) = (&u.rows_of, &u.arg, &u.stmt);
-                quote! {
-                    #note #header
-                    rt::matmul_then(#args, &mut ws.gemm, &ws.threads, (#rows_of,),
-                        |_, _, product, (#arg,)| { #update });
-                }
-            }
-        };
+        let stmt = quote!(#note #call);
         self.last_gemm = rows.is_none().then(|| LastGemm {
             stmt: self.stmts.len(),
             text: stmt.to_string(),
             note,
-            args,
+            args: quote!(#av, #bv, #dview, #accumulate),
             dest: d.to_string(),
-            update,
         });
         self.stmts.push(stmt);
-    }
-
-    /// In `sgd_step`'s body, for a product the plan updates a parameter inside:
-    /// the update of each stretch of the parameter from the product's stretch.
-    fn update_inside(&mut self, matmul: NodeId) -> Option<InsideUpdate> {
-        let &k = self.plan.updates.get(&matmul).filter(|_| self.updates)?;
-        if self.roll.is_some() {
-            return None;
-        }
-        let model = self.model();
-        let (of, grad) = model.grads[k];
-        let field = ident(&self.cx.names.param_field[k]);
-        let cols = self.size(*model.shape(grad).last()?);
-        let name = model.grad_name(of);
-        let arg = ident(&self.namer.fresh(&format!("{name}_row")));
-        self.updated_inside.insert(k);
-        Some(InsideUpdate {
-            rows_of: quote!(rt::RowsMut::new(rt::param_mut(&mut params.#field), #cols)),
-            stmt: quote!(rt::sgd_stretch(lr, #arg, product);),
-            arg,
-            text: format!("{name} -= lr * d_{name}"),
-        })
     }
 
     /// An assembled value finished: the pieces that are not products (whose own
@@ -2259,11 +2199,7 @@ impl<'a> Body<'a> {
         if !is_last || across || state.blocked.is_some() {
             return None;
         }
-        let (mut rows_of, mut args) = self.rows_handed_out(nest, state).ok()?;
-        let update = self.last_gemm.as_ref()?.update.clone();
-        if update.is_some() && rows_of.len() == MAX_ROW_OUTPUTS {
-            return None;
-        }
+        let (rows_of, args) = self.rows_handed_out(nest, state).ok()?;
         let last = self.last_gemm.take()?;
         self.stmts.pop();
         self.last_joined = Some(last.stmt);
@@ -2279,21 +2215,14 @@ impl<'a> Body<'a> {
         } else {
             quote!(_)
         };
-        let mut results = self.nest_results(nest);
-        let mut then = quote!();
-        if let Some(u) = update {
-            results = format!("{results}; {}", u.text);
-            rows_of.push(u.rows_of);
-            args.push(u.arg);
-            then = u.stmt;
-        }
         let header = Self::comment(&format!(
-            "then on each stretch of its rows, as soon as it is final: {results}"
+            "then on each stretch of its rows, as soon as it is final: {}",
+            self.nest_results(nest)
         ));
         Some(quote! {
             #note #header
             rt::matmul_then(#gemm_args, &mut ws.gemm, &ws.threads, (#(#rows_of,)*),
-                |#i, #j0, product, (#(#args,)*)| { #pass #then });
+                |#i, #j0, product, (#(#args,)*)| { #pass });
         })
     }
 

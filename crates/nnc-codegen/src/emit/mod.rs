@@ -354,75 +354,11 @@ impl Gen<'_> {
         )
     }
 
-    /// One generated function (with `sgd_step` after `loss_and_grad`).
+    /// One generated function.
     fn function(&mut self, plan: &Plan) -> TokenStream {
-        let body = self.body(plan, false);
-        let args = ModeArgs::of(self.model());
-        let (state_ro, state_rw) = (&args.state_ro, &args.state_rw);
-        let (generics, rng) = (&args.generics, &args.rng);
-        let eval = if args.modes {
-            " In eval mode: no dropout, running statistics."
-        } else {
-            ""
-        };
-        match plan.entry {
-            Entry::Loss => {
-                let d = doc(&format!(" The loss at `params` and `inputs`.{eval}"));
-                quote! {
-                    #d
-                    pub fn loss(params: &Params, #state_ro inputs: &Inputs<'_>, ws: &mut Workspace) -> Result<F, ShapeError> {
-                        #body
-                    }
-                }
-            }
-            Entry::Forward => {
-                let d = doc(&format!(
-                    " The outputs at `params` and `inputs`, in the workspace.{eval}"
-                ));
-                quote! {
-                    #d
-                    pub fn forward<'w>(params: &Params, #state_ro inputs: &Inputs<'_>, ws: &'w mut Workspace) -> Result<Outputs<'w>, ShapeError> {
-                        #body
-                    }
-                }
-            }
-            Entry::LossAndGrad => {
-                let mut d = vec![doc(
-                    " The loss, and its gradients written into `grads` (overwritten).",
-                )];
-                if args.modes {
-                    d.extend([
-                        " The training step: each dropout mask drawn from `rng` (in declaration order,",
-                        " into the workspace), `batch_norm` with the batch's statistics, and every",
-                        " `state` updated in place after the step.",
-                    ].map(doc));
-                }
-                let sgd = if plan.updates.is_empty() {
-                    self.sgd_step(&args)
-                } else {
-                    let fused = self.body(plan, true);
-                    self.sgd_step_with_updates_inside(&args, plan, fused)
-                };
-                quote! {
-                    #(#d)*
-                    pub fn loss_and_grad #generics (params: &Params, #state_rw inputs: &Inputs<'_>, ws: &mut Workspace, grads: &mut Grads #rng) -> Result<F, ShapeError> {
-                        #body
-                    }
-                    #sgd
-                }
-            }
-        }
-    }
-
-    /// The statements of `plan`'s function. With `updates` (the training step
-    /// `sgd_step`, from `loss_and_grad`'s plan): every parameter updated, inside the
-    /// product of its gradient where the plan says so (`Plan::updates`), the others
-    /// at the end; the loss before the update is returned.
-    fn body(&mut self, plan: &Plan, updates: bool) -> TokenStream {
         let cx = self.cx;
         let model = cx.model;
         let mut b = Body::new(cx, plan);
-        b.updates = updates;
         b.steps();
         // The results.
         let mut tail: Vec<TokenStream> = vec![];
@@ -440,22 +376,7 @@ impl Gen<'_> {
                 }
                 tail.extend(self.state_writes(&mut b, plan));
                 let v = b.val(model.loss, &[], false);
-                if updates {
-                    let after: Vec<TokenStream> = (0..model.params.len())
-                        .filter(|k| !b.updated_inside.contains(k))
-                        .map(|k| self.update(k))
-                        .collect();
-                    if !after.is_empty() {
-                        let text = "then every parameter not updated inside its gradient's product";
-                        // The loss before the updates (a local already, or its value).
-                        let keep = (v.ts.to_string() != "loss").then(|| quote!(let loss = #v;));
-                        tail.push(quote!(#keep nnc_comment!(#text); #(#after)* Ok(loss)));
-                    } else {
-                        tail.push(quote!(Ok(#v)));
-                    }
-                } else {
-                    tail.push(quote!(Ok(#v)));
-                }
+                tail.push(quote!(Ok(#v)));
             }
             Entry::Forward => {
                 let mut fields = vec![];
@@ -511,7 +432,57 @@ impl Gen<'_> {
         }
         self.imports[1] |= b.uses.aview1;
         self.imports[2] |= b.uses.aview_mut1;
-        quote!(#(#prologue)* #(#stmts)* #(#tail)*)
+        let body = quote!(#(#prologue)* #(#stmts)* #(#tail)*);
+        let args = ModeArgs::of(model);
+        let (state_ro, state_rw) = (&args.state_ro, &args.state_rw);
+        let (generics, rng) = (&args.generics, &args.rng);
+        let eval = if args.modes {
+            " In eval mode: no dropout, running statistics."
+        } else {
+            ""
+        };
+        match plan.entry {
+            Entry::Loss => {
+                let d = doc(&format!(" The loss at `params` and `inputs`.{eval}"));
+                quote! {
+                    #d
+                    pub fn loss(params: &Params, #state_ro inputs: &Inputs<'_>, ws: &mut Workspace) -> Result<F, ShapeError> {
+                        #body
+                    }
+                }
+            }
+            Entry::Forward => {
+                let d = doc(&format!(
+                    " The outputs at `params` and `inputs`, in the workspace.{eval}"
+                ));
+                quote! {
+                    #d
+                    pub fn forward<'w>(params: &Params, #state_ro inputs: &Inputs<'_>, ws: &'w mut Workspace) -> Result<Outputs<'w>, ShapeError> {
+                        #body
+                    }
+                }
+            }
+            Entry::LossAndGrad => {
+                let mut d = vec![doc(
+                    " The loss, and its gradients written into `grads` (overwritten).",
+                )];
+                if args.modes {
+                    d.extend([
+                        " The training step: each dropout mask drawn from `rng` (in declaration order,",
+                        " into the workspace), `batch_norm` with the batch's statistics, and every",
+                        " `state` updated in place after the step.",
+                    ].map(doc));
+                }
+                let sgd = self.sgd_step(&args);
+                quote! {
+                    #(#d)*
+                    pub fn loss_and_grad #generics (params: &Params, #state_rw inputs: &Inputs<'_>, ws: &mut Workspace, grads: &mut Grads #rng) -> Result<F, ShapeError> {
+                        #body
+                    }
+                    #sgd
+                }
+            }
+        }
     }
 
     /// After the training step: every `state` written with its new value.
@@ -545,8 +516,13 @@ impl Gen<'_> {
     /// `sgd_step`: `loss_and_grad`, then every parameter updated in place.
     fn sgd_step(&self, args: &ModeArgs) -> TokenStream {
         let cx = self.cx;
-        let updates: Vec<TokenStream> =
-            (0..cx.model.params.len()).map(|k| self.update(k)).collect();
+        let updates: Vec<TokenStream> = (0..cx.model.params.len())
+            .map(|k| {
+                let p = ident(&cx.names.param_field[k]);
+                let g = ident(&cx.names.grad_field[k]);
+                quote!(rt::sgd(&ws.threads, lr, &mut params.#p, &grads.#g);)
+            })
+            .collect();
         let unused = if updates.is_empty() {
             quote!(let _ = lr;)
         } else {
@@ -592,71 +568,6 @@ impl Gen<'_> {
                 Ok(loss)
             }
         }
-    }
-
-    /// `sgd_step` as a body of its own: the statements of `loss_and_grad`, with the
-    /// parameters the plan names updated inside the products of their gradients
-    /// (`body` with updates).
-    fn sgd_step_with_updates_inside(
-        &self,
-        args: &ModeArgs,
-        plan: &Plan,
-        body: TokenStream,
-    ) -> TokenStream {
-        let model = self.model();
-        let mut inside: Vec<usize> = plan.updates.values().copied().collect();
-        inside.sort_unstable();
-        let names: Vec<String> = inside
-            .iter()
-            .map(|&k| format!("`{}`", model.grad_name(model.grads[k].0)))
-            .collect();
-        let mut lines: Vec<String> = [
-            " One step of gradient descent with learning rate `lr`: the loss and gradients at",
-            " `params` (the statements of [`loss_and_grad`]), and `p -= lr * d_p` for every",
-            " parameter, on the workspace's threads. Returns the loss before the step; `grads`",
-            " keeps the gradients.",
-            "",
-            " Updated inside the product that computes their gradient, on each stretch of it",
-            " as soon as it is final (after the parameter's last read), without reading the",
-            " gradient back, to the same values as after the step:",
-        ]
-        .map(String::from)
-        .to_vec();
-        for name in names {
-            match lines.last_mut() {
-                Some(line) if line.len() + name.len() < 86 && line.ends_with(',') => {
-                    line.push(' ');
-                    line.push_str(&name);
-                    line.push(',');
-                }
-                _ => lines.push(format!(" {name},")),
-            }
-        }
-        if let Some(line) = lines.last_mut() {
-            line.pop();
-            line.push('.');
-        }
-        let d: Vec<TokenStream> = lines.iter().map(|line| doc(line)).collect();
-        let (state_rw, generics, rng) = (&args.state_rw, &args.generics, &args.rng);
-        let allow = if args.modes {
-            quote!(#[allow(clippy::too_many_arguments, reason = "the training step's arguments, as `loss_and_grad` takes them, and `lr`")])
-        } else {
-            quote!()
-        };
-        quote! {
-            #(#d)*
-            #allow
-            pub fn sgd_step #generics (params: &mut Params, #state_rw inputs: &Inputs<'_>, ws: &mut Workspace, grads: &mut Grads, lr: F #rng) -> Result<F, ShapeError> {
-                #body
-            }
-        }
-    }
-
-    /// `p -= lr * d_p` for parameter `k`, after the step.
-    fn update(&self, k: usize) -> TokenStream {
-        let p = ident(&self.cx.names.param_field[k]);
-        let g = ident(&self.cx.names.grad_field[k]);
-        quote!(rt::sgd(&ws.threads, lr, &mut params.#p, &grads.#g);)
     }
 
     fn outputs_need_marker(&self) -> bool {

@@ -29,15 +29,9 @@ pub fn describe(model: &Model, plan: &Plan) -> String {
                 let args = &model.node(*matmul).args;
                 let op = if *accumulate { "+=" } else { "=" };
                 let at = rows.map_or(String::new(), |r| format!(" (rows from {r})"));
-                let update = plan.updates.get(matmul).map_or(String::new(), |&k| {
-                    format!(
-                        ", sgd_step updates {} inside",
-                        model.grad_name(model.grads[k].0)
-                    )
-                });
                 writeln!(
                     out,
-                    "  gemm {}{at} {op} {} @ {} ({:?}){update}",
+                    "  gemm {}{at} {op} {} @ {} ({:?})",
                     name(model, *dest),
                     name(model, args[0]),
                     name(model, args[1]),

@@ -55,7 +55,6 @@ mod place;
 mod schedule;
 mod steps;
 mod threads;
-mod update;
 
 pub use describe::describe;
 
@@ -64,7 +63,6 @@ use kind::Kinds;
 pub use kind::trivial_axis_op;
 use nest::Grouping;
 use nnc_ir::{Dim, Elem, Model, NodeId, Op, Shape};
-use std::collections::BTreeMap;
 pub use threads::PARALLEL_WORK;
 
 /// The three generated functions.
@@ -266,9 +264,6 @@ pub struct Plan {
     pub steps: Vec<Step>,
     /// For `GemmAcc` nodes: the operand written first and the matmul accumulated.
     pub gemm_acc: Vec<Option<(NodeId, NodeId)>>,
-    /// For `loss_and_grad`: the products (by matmul) inside which `sgd_step` updates
-    /// a parameter, and its position in `Model::grads` (see `update.rs`).
-    pub updates: BTreeMap<NodeId, usize>,
 }
 
 impl Plan {
@@ -303,7 +298,6 @@ pub fn plan(model: &Model, entry: Entry) -> Plan {
     };
     threads::split_rows(model, &mut plan);
     epilogue::fuse_into_products(model, &mut plan);
-    plan.updates = update::updates_in_products(model, &plan);
     plan
 }
 
@@ -320,7 +314,6 @@ fn finish(grouping: &Grouping<'_, '_>, entry: Entry) -> Plan {
         step_of,
         steps,
         gemm_acc: kinds.gemm_acc.clone(),
-        updates: BTreeMap::new(),
     }
 }
 
