@@ -3,8 +3,8 @@
 //! right behind it and marks it [`Nest::in_product`], which the emitter writes as
 //! one `rt::matmul_then` call: the nest's row body runs on each stretch of the
 //! product's `C` as soon as the GEMM has finished it (each block of rows after its
-//! last block of `k`, while it is still in cache), on the thread that computed it (`h = tanh(x @ w + b)`, `d_z = d_h * (1 - h²)`
-//! after `d_h = d_z' @ w'.T`).
+//! last block of `k`, while it is still in cache), on the thread that computed it
+//! (`h = tanh(x @ w + b)`, `d_z = d_h * (1 - h²)` after `d_h = d_z' @ w'.T`).
 //!
 //! What that saves is a pass over `C` (read back from L2 or beyond) and, on several
 //! threads, a parallel region and its wait for the slowest thread.
@@ -68,7 +68,8 @@ fn product_to_join(
         return None;
     }
     let operands = operands(model, plan, nest);
-    let product = operands.iter().find_map(|&d| {
+    // The product's step, and its `C`.
+    let (product, c) = operands.iter().find_map(|&d| {
         let g = *written_at.get(&d)?;
         let whole = matches!(
             plan.steps[g],
@@ -77,16 +78,11 @@ fn product_to_join(
                     && model.shape(model.node(matmul).args[1]).len() == 2
         );
         let own_shape = model.shape(d)[..] == nest.domain[..];
-        (whole && own_shape && g < s && same_loop_step(model, &plan.steps[g], nest)).then_some(g)
+        let here = g < s && same_loop_step(model, &plan.steps[g], nest);
+        (whole && own_shape && here).then_some((g, d))
     })?;
-    let Step::Gemm { dest, .. } = plan.steps[product] else {
-        return None;
-    };
     // A view of the product (`z.T`) reads it at other positions than the nest's.
-    if operands
-        .iter()
-        .any(|&o| o != dest && views(model, plan, o, dest))
-    {
+    if operands.iter().any(|&o| views(model, plan, o, c)) {
         return None;
     }
     let joined = matches!(plan.steps.get(product + 1), Some(Step::Nest(n)) if n.in_product);
@@ -253,5 +249,25 @@ mod tests {
                    let h1 = tanh(x @ w1 + b1); let h2 = tanh(h1 @ w2); \
                    loss softmax_cross_entropy(h2 @ w3, y); }";
         insta::assert_snapshot!(joined(src, Entry::LossAndGrad).join("\n"));
+    }
+
+    #[test]
+    fn a_nest_reading_a_view_of_the_product_stays_apart() {
+        // `tanh(z) * z.T` reads `z` across its rows, not on a stretch of one; the
+        // same nest without the view joins.
+        let src = "model m { dim D = 256, C = 30; input x: [D, D]; input y: index[D]; \
+                   param w: [D, D]; param v: [D, C]; let z = x @ w; \
+                   loss softmax_cross_entropy((tanh(z) * z.T) @ v, y); }";
+        assert!(
+            !joined(src, Entry::Loss)
+                .iter()
+                .any(|j| j.starts_with("z ->"))
+        );
+        let plain = src.replace("z.T", "z");
+        assert!(
+            joined(&plain, Entry::Loss)
+                .iter()
+                .any(|j| j.starts_with("z ->"))
+        );
     }
 }
