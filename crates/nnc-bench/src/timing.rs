@@ -83,6 +83,12 @@ impl Timing {
         self.median().as_secs_f64() * 1e3
     }
 
+    /// The fastest sample's time per call: on a shared host, noise only ever adds
+    /// time, so this is the estimate of what the code does when left alone.
+    pub fn fastest(&self) -> Duration {
+        self.samples.iter().copied().min().unwrap_or(Duration::ZERO)
+    }
+
     /// The interquartile range relative to the median.
     pub fn spread(&self) -> f64 {
         let (q1, q3) = (self.quantile(0.25), self.quantile(0.75));
@@ -208,6 +214,19 @@ mod tests {
         );
         assert_eq!(quantile(&ms(&[7]), 0.25), Duration::from_millis(7));
         assert_eq!(quantile(&[], 0.5), Duration::ZERO);
+    }
+
+    #[test]
+    fn the_fastest_sample_is_the_shortest_whatever_its_place() {
+        let timing = |ms: &[u64]| Timing {
+            samples: ms.iter().map(|&m| Duration::from_millis(m)).collect(),
+            calls_per_sample: 1,
+            first: 0.0,
+            last: 0.0,
+        };
+        assert_eq!(timing(&[5, 3, 9]).fastest(), Duration::from_millis(3));
+        assert_eq!(timing(&[4]).fastest(), Duration::from_millis(4));
+        assert_eq!(timing(&[]).fastest(), Duration::ZERO);
     }
 
     #[test]
