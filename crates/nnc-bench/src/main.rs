@@ -566,24 +566,19 @@ fn product_row<F: BenchFloat>(
     };
     let mflop = shape.flops() / 1e6;
     let rate = |t: &Timing| sig3(gflops(mflop, t));
+    // `r`: the loop's time over the product's, for the same work as `peak_flops`.
+    let percent =
+        |r: f64, peak_flops: f64| format!("{:.0}%", 100.0 * r * shape.flops() / peak_flops);
     let share = |peak: &Timing, peak_flops: f64, product: &Timing| {
-        paired_ratio(peak, product).map_or(String::new(), |r| {
-            format!("{:.0}%", 100.0 * r * shape.flops() / peak_flops)
-        })
+        paired_ratio(peak, product).map_or(String::new(), |r| percent(r, peak_flops))
     };
     // The fastest sample of each over the fastest of the loop: on a shared host the
     // medians measure the neighbours too (2026-12-03, Intel: W4's `h @ w` at a median
     // of 63% of the peak with its fastest calls at 82-86%).
     let fastest_share = |peak: &Timing, peak_flops: f64, product: &Timing| {
-        let (peak, product) = (
-            peak.fastest().as_secs_f64(),
-            product.fastest().as_secs_f64(),
-        );
-        if peak > 0.0 && product > 0.0 {
-            format!(
-                "{:.0}%",
-                100.0 * shape.flops() / product / (peak_flops / peak)
-            )
+        let product = product.fastest().as_secs_f64();
+        if product > 0.0 {
+            percent(peak.fastest().as_secs_f64() / product, peak_flops)
         } else {
             String::new()
         }

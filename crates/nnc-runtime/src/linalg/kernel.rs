@@ -160,8 +160,8 @@ unsafe fn row_pointers<F, const R: usize>(a: *const F, rs: isize) -> [*const F; 
 /// shared one loop in the compiled code, and the packed tiles paid for the row
 /// pointers of the in-place ones, seven of the twelve reloaded from the stack at
 /// every step (AVX-512, Sapphire Rapids class, 2026-12-03, `perf annotate`). Apart,
-/// W4's `d_w = h.T @ d_z` (A packed) went from 113 to 118 GFLOP/s, the fastest
-/// call of each build over 3 s on the same host.
+/// W4's `d_w = h.T @ d_z` (A packed) went from 113 to 115-119 GFLOP/s, the fastest
+/// call of each build over 3 s, three runs of each back to back on the same host.
 #[inline(always)]
 unsafe fn packed_steps<F: num_traits::Float, V: Lanes<F>, const R: usize, const NV: usize>(
     acc: &mut [[V; NV]; R],
@@ -181,11 +181,11 @@ unsafe fn packed_steps<F: num_traits::Float, V: Lanes<F>, const R: usize, const 
     }
 }
 
-/// The `k` loop of [`tile`]: `acc += A[.., p] * B[p, ..]` for each step `p`, row
-/// `r` of A read from `rows[r]`, all advanced by one offset.
+/// The `k` loop of [`tile`] for an A read in place: `acc += A[.., p] * B[p, ..]`
+/// for each step `p`, row `r` of A read from `rows[r]`, all advanced by one offset.
 ///
-/// For an A read in place the pointers reach here through `black_box`, so that
-/// the compiler cannot derive one from another. Left to itself, LLVM computed
+/// The pointers reach here through `black_box`, so that the compiler cannot derive
+/// one from another. Left to itself, LLVM computed
 /// each step's rows from one pointer (`a + r * a_rs`) as a chain, one add per row
 /// on the way to every broadcast, with the stride reloaded from the stack in the
 /// larger builds (fat LTO): for a row-major A read in place (W4's `h @ w`, W1's
