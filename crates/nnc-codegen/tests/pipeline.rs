@@ -93,8 +93,6 @@ fn a_position_mask_read_by_two_products_is_written_once() {
                param q: [6, 5] = ones; let h = x @ p; loss min(h @ q); }\n";
     let text = compile_source(src, "mask.nn", &Options::default())
         .unwrap_or_else(|d| panic!("{}", nnc_syntax::render(&d, "mask.nn", src)));
-    // `sgd_step` writes the steps out again, with the updates inside the products.
-    let text = until_sgd_step(&text);
     let fill = "iter_mut().enumerate()";
     assert_eq!(text.matches(fill).count(), 1, "{text}");
     let (before, after) = text.split_at(text.find(fill).expect("one fill"));
@@ -104,18 +102,12 @@ fn a_position_mask_read_by_two_products_is_written_once() {
     );
 }
 
-/// The training function's body (after `pub fn loss_and_grad`, before `sgd_step`).
+/// The training function's body (after `pub fn loss_and_grad`).
 fn training_step(src: &str) -> String {
     let text = compile_source(src, "t.nn", &Options::default())
         .unwrap_or_else(|d| panic!("{}", nnc_syntax::render(&d, "t.nn", src)));
     let at = text.find("pub fn loss_and_grad").expect("a training step");
-    until_sgd_step(&text[at..]).to_string()
-}
-
-/// The generated text up to `sgd_step`, which may write the steps of
-/// `loss_and_grad` out a second time.
-fn until_sgd_step(text: &str) -> &str {
-    &text[..text.find("pub fn sgd_step").unwrap_or(text.len())]
+    text[at..].to_string()
 }
 
 #[test]
@@ -283,7 +275,7 @@ fn values_whose_lives_do_not_overlap_share_a_buffer() {
     let workspace = &text[text.find("pub struct Workspace").expect("a workspace")..];
     let workspace = &workspace[..workspace.find("\n    }").expect("its end")];
     assert_eq!(workspace.matches("Vec<F>").count(), 14, "{workspace}");
-    let step = until_sgd_step(&text[text.find("pub fn loss_and_grad").expect("a training step")..]);
+    let step = &text[text.find("pub fn loss_and_grad").expect("a training step")..];
     // Each pre-activation after the first takes the buffer of the one before.
     assert!(
         step.contains("// t15 takes the buffer of t13, which is not read again\n        let t15 = &mut ws.t13[..n * 500];"),

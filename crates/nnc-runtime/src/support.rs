@@ -98,26 +98,6 @@ pub fn sgd<F: Float, D: Dimension>(
     }
 }
 
-/// `param -= lr * grad` on one stretch of a parameter: the update `sgd_step` runs
-/// inside the product computing a gradient, on each stretch of its rows as soon as
-/// it is final (the same arithmetic as [`sgd`], so both steps agree bitwise).
-#[inline]
-pub fn sub_scaled<F: Float>(param: &mut [F], grad: &[F], lr: F) {
-    F::sub_scaled(param, grad, lr)
-}
-
-/// A parameter's elements as one mutable slice in row-major order, for updating it
-/// in place. A parameter the caller replaced with an array in another layout (a
-/// transposed copy, say) is copied into row-major order first, once.
-pub fn standard_mut<F: Float, D: Dimension>(param: &mut Array<F, D>) -> &mut [F] {
-    if !param.is_standard_layout() {
-        *param = param.as_standard_layout().into_owned();
-    }
-    param
-        .as_slice_mut()
-        .expect("a standard-layout array is one slice")
-}
-
 /// `e^x` inline ([`Float::exp_inline`]): vectorises, within an ulp of `x.exp()`.
 #[inline]
 pub fn exp<F: Float>(x: F) -> F {

@@ -14,9 +14,7 @@ use crate::plan::{
     Helper, HelperKind, Hold, Kind, Level, Member, Nest, Piece, Plan, Slot, Step, gemm_base,
     stack_matrix, unit, unit_reshape,
 };
-use nnc_ir::{
-    BinaryOp, CmpOp, DType, Dim, GradOf, InputKind, NodeId, Op, ReduceOp, Shape, UnaryOp,
-};
+use nnc_ir::{BinaryOp, CmpOp, DType, Dim, InputKind, NodeId, Op, ReduceOp, Shape, UnaryOp};
 use proc_macro2::{Ident, TokenStream, TokenTree};
 use quote::{ToTokens, quote};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -280,11 +278,6 @@ pub struct Body<'a> {
     iteration_start: usize,
     /// The statement of the last product a nest joined.
     last_joined: Option<usize>,
-    /// Writing `sgd_step`: the parameters updated inside their gradient's product
-    /// (`Plan::fused_updates`), by the product's step.
-    updates: HashMap<usize, usize>,
-    /// The gradients whose parameter's update the body runs inside their product.
-    pub fused: BTreeSet<usize>,
 }
 
 /// A product's call as [`Body::gemm`] wrote it, for a nest to run inside it.
@@ -345,22 +338,7 @@ impl<'a> Body<'a> {
             last_gemm: None,
             iteration_start: 0,
             last_joined: None,
-            updates: HashMap::new(),
-            fused: BTreeSet::new(),
         }
-    }
-
-    /// The body of `sgd_step`: each product in `Plan::fused_updates` also updates
-    /// its parameter (`p -= lr * d_p`, `lr` the function's argument) as it stores
-    /// the gradient.
-    pub fn with_updates(mut self) -> Body<'a> {
-        self.updates = self
-            .plan
-            .fused_updates
-            .iter()
-            .map(|u| (u.step, u.grad))
-            .collect();
-        self
     }
 
     fn model(&self) -> &'a nnc_ir::Model {
@@ -398,8 +376,8 @@ impl<'a> Body<'a> {
     fn iteration(&mut self, steps: Range<usize>) {
         let mut at = self.stmts.len();
         self.iteration_start = at;
-        for i in steps {
-            self.step(i);
+        for step in &self.plan.steps[steps] {
+            self.step(step);
         }
         // A nest that joined the product of the iteration before: the bindings go
         // before their joint call.
@@ -410,20 +388,15 @@ impl<'a> Body<'a> {
         self.stmts.splice(at..at, binds);
     }
 
-    fn step(&mut self, i: usize) {
-        match &self.plan.steps[i] {
+    fn step(&mut self, step: &Step) {
+        match step {
             Step::Scalar(n) => self.scalar(*n),
             Step::Gemm {
                 matmul,
                 dest,
                 accumulate,
                 rows,
-            } => {
-                self.gemm(*matmul, *dest, *accumulate, *rows);
-                if let Some(&k) = self.updates.get(&i) {
-                    self.update_inside(k);
-                }
-            }
+            } => self.gemm(*matmul, *dest, *accumulate, *rows),
             Step::Nest(nest) => self.nest(nest),
             Step::Fill(n) => self.fill(*n),
             Step::Assemble { dest, pieces } => self.assemble(*dest, pieces),
@@ -2251,52 +2224,6 @@ impl<'a> Body<'a> {
             rt::matmul_then(#gemm_args, &mut ws.gemm, &ws.threads, (#(#rows_of,)*),
                 |#i, #j0, product, (#(#args,)*)| { #pass });
         })
-    }
-
-    /// In `sgd_step`, the product just written (gradient `k`, of a parameter) also
-    /// updates the parameter: its call becomes `rt::matmul_then`, which hands out
-    /// each stretch of the gradient's rows once it is final, with the same stretch
-    /// of the parameter's, and `p -= lr * d_p` runs on it there (see
-    /// `plan::update`). Records `k` in [`Body::fused`]; leaves the product as it
-    /// is (the parameter then updated after the step) if it is not a whole
-    /// product, the last statement, which the planner should not let happen.
-    fn update_inside(&mut self, k: usize) {
-        let model = self.model();
-        let GradOf::Param(p) = model.grads[k].0 else {
-            return;
-        };
-        let Some(last) = self.last_gemm.take() else {
-            debug_assert!(
-                false,
-                "an update planned inside a product the body did not write whole"
-            );
-            return;
-        };
-        if last.stmt + 1 != self.stmts.len() {
-            return;
-        }
-        self.stmts.pop();
-        self.fused.insert(k);
-        let field = &self.cx.names.param_field[p.0 as usize];
-        let param = ident(field);
-        let grad_text = format!("d_{}", model.params[p.0 as usize].name);
-        let width = self.size(model.shape(model.grads[k].1)[1]);
-        let bare = field.trim_start_matches("r#");
-        let (p_row, g_row) = (
-            ident(&format!("{bare}_row")),
-            ident(&format!("d_{bare}_row")),
-        );
-        let header = Self::comment(&format!(
-            "then on each stretch of its rows, as soon as it is final: {} -= lr * {grad_text}",
-            model.params[p.0 as usize].name
-        ));
-        let (note, args) = (last.note, last.args);
-        self.stmts.push(quote! {
-            #note #header
-            rt::matmul_then(#args, &mut ws.gemm, &ws.threads,
-                (rt::RowsMut::new(rt::standard_mut(&mut params.#param), #width),),
-                |_, _, #g_row, (#p_row,)| rt::sub_scaled(#p_row, #g_row, lr));
-        });
     }
 
     /// A pass of a nest inside a product, over the stretch `j0..j0 + product.len()`

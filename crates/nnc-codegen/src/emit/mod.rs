@@ -354,23 +354,11 @@ impl Gen<'_> {
         )
     }
 
-    /// One generated function (for `loss_and_grad`, `sgd_step` too).
+    /// One generated function.
     fn function(&mut self, plan: &Plan) -> TokenStream {
-        let body = self.body(plan, false);
-        self.signature(plan, body)
-    }
-
-    /// The statements of the function `plan` plans; with `sgd`, those of
-    /// `sgd_step` (`plan` is `loss_and_grad`'s): the same steps, the parameters
-    /// updated inside their gradients' products where the plan says so and after
-    /// the steps otherwise, and the loss returned.
-    fn body(&mut self, plan: &Plan, sgd: bool) -> TokenStream {
         let cx = self.cx;
         let model = cx.model;
         let mut b = Body::new(cx, plan);
-        if sgd {
-            b = b.with_updates();
-        }
         b.steps();
         // The results.
         let mut tail: Vec<TokenStream> = vec![];
@@ -388,11 +376,7 @@ impl Gen<'_> {
                 }
                 tail.extend(self.state_writes(&mut b, plan));
                 let v = b.val(model.loss, &[], false);
-                if sgd {
-                    tail.extend(self.updates_after(&b.fused, v.ts));
-                } else {
-                    tail.push(quote!(Ok(#v)));
-                }
+                tail.push(quote!(Ok(#v)));
             }
             Entry::Forward => {
                 let mut fields = vec![];
@@ -448,12 +432,7 @@ impl Gen<'_> {
         }
         self.imports[1] |= b.uses.aview1;
         self.imports[2] |= b.uses.aview_mut1;
-        quote!(#(#prologue)* #(#stmts)* #(#tail)*)
-    }
-
-    /// The function's item, around its statements.
-    fn signature(&mut self, plan: &Plan, body: TokenStream) -> TokenStream {
-        let model = self.cx.model;
+        let body = quote!(#(#prologue)* #(#stmts)* #(#tail)*);
         let args = ModeArgs::of(model);
         let (state_ro, state_rw) = (&args.state_ro, &args.state_rw);
         let (generics, rng) = (&args.generics, &args.rng);
@@ -494,12 +473,7 @@ impl Gen<'_> {
                         " `state` updated in place after the step.",
                     ].map(doc));
                 }
-                let sgd = if plan.fused_updates.is_empty() {
-                    self.sgd_step(&args)
-                } else {
-                    let body = self.body(plan, true);
-                    self.sgd_step_fused(&args, body)
-                };
+                let sgd = self.sgd_step(&args);
                 quote! {
                     #(#d)*
                     pub fn loss_and_grad #generics (params: &Params, #state_rw inputs: &Inputs<'_>, ws: &mut Workspace, grads: &mut Grads #rng) -> Result<F, ShapeError> {
@@ -541,12 +515,39 @@ impl Gen<'_> {
 
     /// `sgd_step`: `loss_and_grad`, then every parameter updated in place.
     fn sgd_step(&self, args: &ModeArgs) -> TokenStream {
-        let updates = self.updates(&BTreeSet::new());
+        let cx = self.cx;
+        let updates: Vec<TokenStream> = (0..cx.model.params.len())
+            .map(|k| {
+                let p = ident(&cx.names.param_field[k]);
+                let g = ident(&cx.names.grad_field[k]);
+                quote!(rt::sgd(&ws.threads, lr, &mut params.#p, &grads.#g);)
+            })
+            .collect();
         let unused = if updates.is_empty() {
             quote!(let _ = lr;)
         } else {
             quote!()
         };
+        let d: Vec<TokenStream> = [
+            " One step of gradient descent with learning rate `lr`: the loss and gradients at",
+            " `params` (as [`loss_and_grad`]), then `p -= lr * d_p` for every parameter, on the",
+            " workspace's threads. Returns the loss before the step; `grads` keeps the gradients.",
+        ]
+        .into_iter()
+        .map(doc)
+        .collect();
+        if !args.modes {
+            return quote! {
+                #(#d)*
+                pub fn sgd_step(params: &mut Params, inputs: &Inputs<'_>, ws: &mut Workspace, grads: &mut Grads, lr: F) -> Result<F, ShapeError> {
+                    let loss = loss_and_grad(params, inputs, ws, grads)?;
+                    #unused
+                    #(#updates)*
+                    Ok(loss)
+                }
+            };
+        }
+        let (state_rw, generics, rng) = (&args.state_rw, &args.generics, &args.rng);
         let state = if args.has_state {
             quote!(state,)
         } else {
@@ -557,83 +558,16 @@ impl Gen<'_> {
         } else {
             quote!()
         };
-        let body = quote! {
-            let loss = loss_and_grad(params, #state inputs, ws, grads #rng_value)?;
-            #unused
-            #(#updates)*
-            Ok(loss)
-        };
-        let d = [
-            " One step of gradient descent with learning rate `lr`: the loss and gradients at",
-            " `params` (as [`loss_and_grad`]), then `p -= lr * d_p` for every parameter, on the",
-            " workspace's threads. Returns the loss before the step; `grads` keeps the gradients.",
-        ];
-        Self::sgd_item(args, &d, body)
-    }
-
-    /// `sgd_step` with the steps of `loss_and_grad` written out (`body`), some
-    /// parameters updated inside the products that compute their gradients.
-    fn sgd_step_fused(&self, args: &ModeArgs, body: TokenStream) -> TokenStream {
-        let d = [
-            " One step of gradient descent with learning rate `lr`: the loss and gradients at",
-            " `params`, by the steps of [`loss_and_grad`], and `p -= lr * d_p` for every",
-            " parameter, on the workspace's threads. A parameter whose gradient is a product is",
-            " updated inside it, each stretch of rows as soon as it is final, after the",
-            " parameter's last read; the others after the steps. Returns the loss before the",
-            " step; `grads` keeps the gradients.",
-        ];
-        Self::sgd_item(args, &d, body)
-    }
-
-    /// The item `sgd_step`, documented by `d`, around its statements.
-    fn sgd_item(args: &ModeArgs, d: &[&str], body: TokenStream) -> TokenStream {
-        let d: Vec<TokenStream> = d.iter().map(|line| doc(line)).collect();
-        if !args.modes {
-            return quote! {
-                #(#d)*
-                pub fn sgd_step(params: &mut Params, inputs: &Inputs<'_>, ws: &mut Workspace, grads: &mut Grads, lr: F) -> Result<F, ShapeError> {
-                    #body
-                }
-            };
-        }
-        let (state_rw, generics, rng) = (&args.state_rw, &args.generics, &args.rng);
         quote! {
             #(#d)*
             #[allow(clippy::too_many_arguments, reason = "the training step's arguments, as `loss_and_grad` takes them, and `lr`")]
             pub fn sgd_step #generics (params: &mut Params, #state_rw inputs: &Inputs<'_>, ws: &mut Workspace, grads: &mut Grads, lr: F #rng) -> Result<F, ShapeError> {
-                #body
+                let loss = loss_and_grad(params, #state inputs, ws, grads #rng_value)?;
+                #unused
+                #(#updates)*
+                Ok(loss)
             }
         }
-    }
-
-    /// `p -= lr * d_p` after the steps, for every parameter but those whose
-    /// gradient's position is in `fused` (updated inside a product).
-    fn updates(&self, fused: &BTreeSet<usize>) -> Vec<TokenStream> {
-        let cx = self.cx;
-        (0..cx.model.params.len())
-            .filter(|k| !fused.contains(k))
-            .map(|k| {
-                let p = ident(&cx.names.param_field[k]);
-                let g = ident(&cx.names.grad_field[k]);
-                quote!(rt::sgd(&ws.threads, lr, &mut params.#p, &grads.#g);)
-            })
-            .collect()
-    }
-
-    /// The end of `sgd_step`'s statements: the updates left for after the steps,
-    /// then the loss (`loss`, read before them).
-    fn updates_after(&self, fused: &BTreeSet<usize>, loss: TokenStream) -> Vec<TokenStream> {
-        let updates = self.updates(fused);
-        if updates.is_empty() {
-            return vec![quote!(Ok(#loss))];
-        }
-        let mut out = vec![];
-        if loss.to_string() != "loss" {
-            out.push(quote!(let loss = #loss;));
-        }
-        out.extend(updates);
-        out.push(quote!(Ok(loss)));
-        out
     }
 
     fn outputs_need_marker(&self) -> bool {

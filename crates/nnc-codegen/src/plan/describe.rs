@@ -2,14 +2,14 @@
 //! `nnc compile --emit plan` and for reading what the planner decided.
 
 use super::{Nest, Plan, Step};
-use nnc_ir::{GradOf, Model, NodeId, Op};
+use nnc_ir::{Model, NodeId, Op};
 use std::fmt::Write;
 
 /// The plan of one function as text, one line per step.
 pub fn describe(model: &Model, plan: &Plan) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "{:?} {}:", plan.entry, model.name);
-    for (i, step) in plan.steps.iter().enumerate() {
+    for step in &plan.steps {
         let _ = match step {
             Step::Scalar(n) => {
                 writeln!(out, "  scalar {} = {}", name(model, *n), model.node(*n).op)
@@ -37,7 +37,6 @@ pub fn describe(model: &Model, plan: &Plan) -> String {
                     name(model, args[1]),
                     plan.hold[dest.index()]
                 )
-                .and_then(|()| write_update(&mut out, model, plan, i))
             }
             Step::Nest(nest) => write_nest(&mut out, model, plan, nest),
             Step::Assemble { dest, pieces } => {
@@ -60,17 +59,6 @@ pub fn describe(model: &Model, plan: &Plan) -> String {
         };
     }
     out
-}
-
-/// In `sgd_step`: the parameter updated inside the product at step `step`, if any.
-fn write_update(out: &mut String, model: &Model, plan: &Plan, step: usize) -> std::fmt::Result {
-    for u in plan.fused_updates.iter().filter(|u| u.step == step) {
-        if let GradOf::Param(p) = model.grads[u.grad].0 {
-            let p = &model.params[p.0 as usize].name;
-            writeln!(out, "    sgd_step: {p} -= lr * d_{p} inside the product")?;
-        }
-    }
-    Ok(())
 }
 
 /// A nest: its domain, inner axis, passes and threads, then its helpers and members.

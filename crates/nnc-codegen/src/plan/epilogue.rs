@@ -146,19 +146,8 @@ fn views(model: &Model, plan: &Plan, n: NodeId, of: NodeId) -> bool {
             .any(|&a| a == of || views(model, plan, a, of))
 }
 
-/// Everything step `step` reads that it does not compute (a nest's operands, a
-/// product's factors, the pieces an assembly copies).
-pub(super) fn step_operands(model: &Model, plan: &Plan, step: &Step) -> Vec<NodeId> {
-    match step {
-        Step::Scalar(n) | Step::Fill(n) => model.node(*n).args.clone(),
-        Step::Gemm { matmul, .. } => model.node(*matmul).args.clone(),
-        Step::Nest(nest) => operands(model, plan, nest),
-        Step::Assemble { pieces, .. } => pieces.iter().map(|p| p.value).collect(),
-    }
-}
-
 /// The last step writing each value a step writes.
-pub(super) fn written_at(plan: &Plan) -> HashMap<NodeId, usize> {
+fn written_at(plan: &Plan) -> HashMap<NodeId, usize> {
     let mut at = HashMap::new();
     for (i, step) in plan.steps.iter().enumerate() {
         match step {

@@ -29,11 +29,6 @@
 //!    and an elementwise nest that reads a product's result runs inside that
 //!    product, on each stretch of it the GEMM finishes (`epilogue.rs`).
 //!
-//! For `sgd_step`, which runs `loss_and_grad`'s steps and updates the parameters,
-//! one more answer: **where is each parameter updated?** (`update.rs`) Inside the
-//! product that computes its gradient, on each stretch as soon as it is final, when
-//! nothing reads the parameter after that product; else after the steps.
-//!
 //! Before grouping for good, a first grouping finds cheap values that would be
 //! stored only for another nest to read, and those are recomputed there instead
 //! (`Kinds::rematerialised`); matmuls added to a value computed in a loop
@@ -60,7 +55,6 @@ mod place;
 mod schedule;
 mod steps;
 mod threads;
-mod update;
 
 pub use describe::describe;
 
@@ -70,7 +64,6 @@ pub use kind::trivial_axis_op;
 use nest::Grouping;
 use nnc_ir::{Dim, Elem, Model, NodeId, Op, Shape};
 pub use threads::PARALLEL_WORK;
-pub use update::FusedUpdate;
 
 /// The three generated functions.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -271,9 +264,6 @@ pub struct Plan {
     pub steps: Vec<Step>,
     /// For `GemmAcc` nodes: the operand written first and the matmul accumulated.
     pub gemm_acc: Vec<Option<(NodeId, NodeId)>>,
-    /// `sgd_step` only: the parameters updated inside the product computing their
-    /// gradient (`update.rs`), in step order.
-    pub fused_updates: Vec<FusedUpdate>,
 }
 
 impl Plan {
@@ -308,7 +298,6 @@ pub fn plan(model: &Model, entry: Entry) -> Plan {
     };
     threads::split_rows(model, &mut plan);
     epilogue::fuse_into_products(model, &mut plan);
-    plan.fused_updates = update::fuse_updates(model, &plan);
     plan
 }
 
@@ -325,7 +314,6 @@ fn finish(grouping: &Grouping<'_, '_>, entry: Entry) -> Plan {
         step_of,
         steps,
         gemm_acc: kinds.gemm_acc.clone(),
-        fused_updates: vec![],
     }
 }
 
