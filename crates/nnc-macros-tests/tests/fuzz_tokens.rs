@@ -13,10 +13,10 @@
 //! identifiers; the `file = ...` form), and the spec models' own token streams with
 //! trees replaced, deleted, duplicated or wrapped in groups.
 
-#[path = "../src/tokens.rs"]
+#[path = "../../nnc-macros/src/tokens.rs"]
 mod tokens;
 
-#[path = "../src/expand.rs"]
+#[path = "../../nnc-macros/src/expand.rs"]
 mod expand;
 
 use proc_macro2::{Delimiter, Group, Ident, Literal, Punct, Spacing, Span, TokenStream, TokenTree};
