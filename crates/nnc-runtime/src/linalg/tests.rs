@@ -55,8 +55,9 @@ fn tolerance<F: Float>(k: usize) -> f64 {
 }
 
 /// `(m, k, n)`: single elements, edge tiles in both directions, narrow and wide C,
-/// and sizes past one block of MC (120-128), KC (256) and NC (2048).
-const SHAPES: [(usize, usize, usize); 14] = [
+/// sizes past one block of MC (120-128), KC (256) and NC (2048), and few rows
+/// over a long `k` (split along `k`: `(2, 300, 100)` in `f64`, `(20, 1100, 40)`).
+const SHAPES: [(usize, usize, usize); 15] = [
     (1, 1, 1),
     (3, 5, 2),
     (7, 3, 9),
@@ -71,6 +72,7 @@ const SHAPES: [(usize, usize, usize); 14] = [
     (2, 300, 100),
     (130, 600, 41),
     (3, 20, 2100),
+    (20, 1100, 40),
 ];
 
 fn row_major_shapes<F: Float>() {
@@ -459,6 +461,8 @@ fn a_reserved_scratch_is_not_grown() {
         scratch.reserve(m, k, n);
     }
     let reserved = scratch.len();
+    // `x @ w1` is split along `k`: its second half's `C` is reserved too.
+    assert_eq!(scratch.partial.len(), 64 * 100);
     for (m, k, n) in shapes {
         let a = filled::<f32>((m, k), 0.1);
         let b = filled::<f32>((k, n), 0.2);
@@ -472,6 +476,7 @@ fn a_reserved_scratch_is_not_grown() {
             &Threads::one(),
         );
         assert_eq!(scratch.len(), reserved, "{m}x{k}x{n}");
+        assert_eq!(scratch.partial.len(), 64 * 100, "{m}x{k}x{n}");
     }
     // Reserving a smaller product changes nothing either.
     scratch.reserve(2, 2, 2);
@@ -690,6 +695,62 @@ fn products_are_cut_where_packing_repeats_least() {
     assert!(cut(&d_w1).rows);
 }
 
+/// Products with few rows over a long `k` are split along it, whatever the thread
+/// count (W1's `x @ w1`, in `f64` and `f32`); the others are not (W3's `x @ w1`:
+/// 128 rows over 784; W4's products; one block of `k`).
+#[test]
+fn few_rows_over_a_long_k_are_split_along_k() {
+    fn product<F>((m, k, n): (usize, usize, usize)) -> Product<F> {
+        Product {
+            m,
+            n,
+            k,
+            a: Operand {
+                ptr: std::ptr::null(),
+                rs: k as isize,
+                cs: 1,
+            },
+            b: Operand {
+                ptr: std::ptr::null(),
+                rs: n as isize,
+                cs: 1,
+            },
+            c: std::ptr::null_mut(),
+            c_rs: n as isize,
+            c_cs: 1,
+            overwrite: true,
+        }
+    }
+    let f64_blocks = Blocking::new(12, 16, 8);
+    let f32_blocks = Blocking::new(12, 32, 4);
+    // f64: k blocks of 250, two on each side.
+    assert_eq!(
+        f64_blocks.split_k(&product::<f64>((64, 1000, 100))),
+        Some(500)
+    );
+    // f32: k blocks of 500.
+    assert_eq!(
+        f32_blocks.split_k(&product::<f32>((64, 1000, 100))),
+        Some(500)
+    );
+    // Three blocks of 367: one on the first side, two on the second.
+    assert_eq!(
+        f32_blocks.split_k(&product::<f32>((20, 1100, 40))),
+        Some(367)
+    );
+    for (m, k, n) in [(128, 784, 256), (256, 500, 500), (500, 256, 500)] {
+        assert_eq!(f32_blocks.split_k(&product::<f32>((m, k, n))), None);
+    }
+    assert_eq!(f32_blocks.split_k(&product::<f32>((10, 400, 100))), None);
+    // The room reserved for the second half's `C`: 64 of 100 rows, or of 64
+    // rows with the product transposed; W3's 128 rows do not split, but a batch
+    // of up to 98 over the same `k` would.
+    assert_eq!(f64_blocks.split_k_len(64, 1000, 100), 64 * 100);
+    assert_eq!(f64_blocks.split_k_len(100, 1000, 64), 64 * 100);
+    assert_eq!(f32_blocks.split_k_len(128, 784, 256), 98 * 256);
+    assert_eq!(f32_blocks.split_k_len(256, 500, 500), 0);
+}
+
 /// `matmul_then` against `matmul` followed by the same work row by row: for every
 /// instruction set, on shapes that take the blocked loops, the small loops and the
 /// transposed orientation (a narrow `C` with a column-major A), with `k = 0`, on
@@ -699,12 +760,14 @@ fn products_are_cut_where_packing_repeats_least() {
 #[test]
 fn finished_stretches_cover_c_once_with_its_final_values() {
     fn check<F: Float>() {
+        // `(40, 1100, 9)` is split along `k`; with a column-major A, as `C^T`.
         let shapes = [
             (1, 1, 1),
             (3, 2, 40),
             (300, 100, 3),
             (130, 600, 41),
             (64, 0, 9),
+            (40, 1100, 9),
         ];
         for isa in Isa::available() {
             for (m, k, n) in shapes {
