@@ -412,13 +412,12 @@ fn b_panels_in_place_need_rows_spread_over_the_sets() {
     assert!(!panels_stay_in_l1(b(64), 4));
 }
 
-#[test]
-fn b_is_packed_when_its_panels_in_place_outgrow_l1_and_many_tiles_read_them() {
-    // W1's `x @ w1` in f64, `[m, k] @ [k, 100]`, on the AVX2 kernel (6 x 8 tiles):
-    // 800-byte rows, which alias nothing, so B could be read in place.
-    let x_w1 = |m: usize, k: usize| Product::<f64> {
+/// An `[m, k] @ [k, n]` product of row-major operands into a row-major `C`, for
+/// the decisions made from shapes and strides (its pointers are null).
+fn row_major_product<F>((m, k, n): (usize, usize, usize)) -> Product<F> {
+    Product {
         m,
-        n: 100,
+        n,
         k,
         a: Operand {
             ptr: std::ptr::null(),
@@ -427,14 +426,21 @@ fn b_is_packed_when_its_panels_in_place_outgrow_l1_and_many_tiles_read_them() {
         },
         b: Operand {
             ptr: std::ptr::null(),
-            rs: 100,
+            rs: n as isize,
             cs: 1,
         },
         c: std::ptr::null_mut(),
-        c_rs: 100,
+        c_rs: n as isize,
         c_cs: 1,
         overwrite: true,
-    };
+    }
+}
+
+#[test]
+fn b_is_packed_when_its_panels_in_place_outgrow_l1_and_many_tiles_read_them() {
+    // W1's `x @ w1` in f64, `[m, k] @ [k, 100]`, on the AVX2 kernel (6 x 8 tiles):
+    // 800-byte rows, which alias nothing, so B could be read in place.
+    let x_w1 = |m: usize, k: usize| row_major_product::<f64>((m, k, 100));
     let avx2 = Blocking::new(6, 8, 8);
     // Four blocks of 250 steps: a 44 KiB working set in place.
     assert!(in_place_panel_outgrows_l1(&x_w1(64, 1000), &avx2));
@@ -700,48 +706,33 @@ fn products_are_cut_where_packing_repeats_least() {
 /// 128 rows over 784; W4's products; one block of `k`).
 #[test]
 fn few_rows_over_a_long_k_are_split_along_k() {
-    fn product<F>((m, k, n): (usize, usize, usize)) -> Product<F> {
-        Product {
-            m,
-            n,
-            k,
-            a: Operand {
-                ptr: std::ptr::null(),
-                rs: k as isize,
-                cs: 1,
-            },
-            b: Operand {
-                ptr: std::ptr::null(),
-                rs: n as isize,
-                cs: 1,
-            },
-            c: std::ptr::null_mut(),
-            c_rs: n as isize,
-            c_cs: 1,
-            overwrite: true,
-        }
-    }
     let f64_blocks = Blocking::new(12, 16, 8);
     let f32_blocks = Blocking::new(12, 32, 4);
     // f64: k blocks of 250, two on each side.
     assert_eq!(
-        f64_blocks.split_k(&product::<f64>((64, 1000, 100))),
+        f64_blocks.split_k(&row_major_product::<f64>((64, 1000, 100))),
         Some(500)
     );
     // f32: k blocks of 500.
     assert_eq!(
-        f32_blocks.split_k(&product::<f32>((64, 1000, 100))),
+        f32_blocks.split_k(&row_major_product::<f32>((64, 1000, 100))),
         Some(500)
     );
     // Three blocks of 367: one on the first side, two on the second.
     assert_eq!(
-        f32_blocks.split_k(&product::<f32>((20, 1100, 40))),
+        f32_blocks.split_k(&row_major_product::<f32>((20, 1100, 40))),
         Some(367)
     );
     for (m, k, n) in [(128, 784, 256), (256, 500, 500), (500, 256, 500)] {
-        assert_eq!(f32_blocks.split_k(&product::<f32>((m, k, n))), None);
+        assert_eq!(
+            f32_blocks.split_k(&row_major_product::<f32>((m, k, n))),
+            None
+        );
     }
-    assert_eq!(f32_blocks.split_k(&product::<f32>((10, 400, 100))), None);
+    assert_eq!(
+        f32_blocks.split_k(&row_major_product::<f32>((10, 400, 100))),
+        None
+    );
     // The room reserved for the second half's `C`: 64 of 100 rows, or of 64
     // rows with the product transposed; W3's 128 rows do not split, but a batch
     // of up to 98 over the same `k` would.
