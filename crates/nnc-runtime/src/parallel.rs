@@ -380,7 +380,7 @@ fn count_from_env(value: Option<String>) -> usize {
 }
 
 /// A raw pointer that may cross threads: the code using it shows why that is sound.
-struct SendPtr<T>(*mut T);
+pub(crate) struct SendPtr<T>(pub(crate) *mut T);
 
 // By hand: derived impls would demand `T: Copy`.
 impl<T> Clone for SendPtr<T> {
@@ -397,6 +397,12 @@ unsafe impl<T: Send> Send for SendPtr<T> {}
 unsafe impl<T: Send> Sync for SendPtr<T> {}
 
 impl<T> SendPtr<T> {
+    /// The pointer (a method, not `.0`: a closure would capture the field, not
+    /// the wrapper).
+    pub(crate) fn get(self) -> *mut T {
+        self.0
+    }
+
     /// The `i`-th element.
     ///
     /// # Safety

@@ -36,7 +36,7 @@ mod kernel;
 mod small;
 
 use crate::Float;
-use crate::parallel::{RowOutputs, Threads};
+use crate::parallel::{RowOutputs, SendPtr, Threads};
 use kernel::{Lanes, Panels, Scalar, TileOut};
 use ndarray::{ArrayView2, ArrayViewMut2};
 use std::any::TypeId;
@@ -281,7 +281,7 @@ fn finishing<F: Float>(
     {
         // SAFETY: `product` describes `a`, `b` and `c`, borrowed for the call (`c`
         // uniquely), and `isa` is one this CPU has.
-        return unsafe { split_k(isa, &product, k0, scratch, threads, finish) };
+        return unsafe { split_k(isa, &product, k0, scratch, (threads, threads_free), finish) };
     }
     let cut = Cut::choose(&product, (mr, nr), threads_free);
     let route = small.map_or(Route::Blocked, Route::Small);
@@ -464,7 +464,7 @@ const K_SPLIT_RATIO: usize = 8;
 /// seven 16-wide tiles, four against three. Cut along `k`, each thread packs and
 /// reads only the rows of B that its part of the update wrote. Measured on W1's
 /// generated step (Intel Xeon, Sapphire Rapids class, 2026-12-03, split and not
-/// split alternating in one process, medians of 360 steps): two threads 0.782 ->
+/// split alternating in one process, medians of about 1500 steps): two threads 0.782 ->
 /// 0.674 ms and 0.748 -> 0.631 in two runs; one thread 0.883 -> 0.897, the cost
 /// of adding the halves and of the extra pass over `k`'s blocks.
 ///
@@ -476,7 +476,7 @@ unsafe fn split_k<F: Float>(
     p: &Product<F>,
     k0: usize,
     scratch: &mut GemmScratch<F>,
-    threads: &Threads,
+    (threads, threads_free): (&Threads, usize),
     finish: Option<Finish<'_>>,
 ) {
     let (m, n) = (p.m, p.n);
@@ -499,12 +499,8 @@ unsafe fn split_k<F: Float>(
     // With more than two threads each half is cut again, by rows or columns,
     // which does not change its bits.
     let tile = isa.tile::<F>();
-    let threads_free = threads.count().min(scratch.threads());
-    let halves = [first, second];
-    let cuts = halves
-        .each_ref()
-        .map(|half| Cut::choose(half, tile, (threads_free / 2).max(1)));
-    let halves = SendHalves(&halves);
+    let cuts = [&first, &second].map(|half| Cut::choose(half, tile, (threads_free / 2).max(1)));
+    let halves = [SendProduct(&first), SendProduct(&second)];
     threads.for_each_with(
         &mut scratch.bufs,
         cuts[0].parts + cuts[1].parts,
@@ -514,7 +510,7 @@ unsafe fn split_k<F: Float>(
             } else {
                 (1, part - cuts[0].parts)
             };
-            let product = cuts[half].part(&halves.get()[half], sub);
+            let product = cuts[half].part(halves[half].get(), sub);
             // SAFETY: as in `finishing`; the halves write `C` and `partial`,
             // which are disjoint, and `partial` holds `m x n` elements.
             unsafe { run_part(isa, product, buf, Route::Blocked, None) }
@@ -551,34 +547,6 @@ unsafe fn split_k<F: Float>(
         }
     });
 }
-
-/// The halves of a product split along `k`, shared by the threads computing them.
-struct SendHalves<'a, F>(&'a [Product<F>; 2]);
-
-impl<'a, F> SendHalves<'a, F> {
-    // A method, not `.0`: a closure would capture the field, not the wrapper.
-    fn get(&self) -> &'a [Product<F>; 2] {
-        self.0
-    }
-}
-
-// SAFETY: as for `SendProduct`: the halves write disjoint blocks.
-unsafe impl<F: Float> Sync for SendHalves<'_, F> {}
-
-/// A pointer into `C` or `partial` shared by the threads summing them.
-#[derive(Clone, Copy)]
-struct SendPtr<F>(*mut F);
-
-impl<F> SendPtr<F> {
-    fn get(self) -> *mut F {
-        self.0
-    }
-}
-
-// SAFETY: the threads write disjoint rows through it (`split_k`).
-unsafe impl<F: Float> Sync for SendPtr<F> {}
-// SAFETY: as above.
-unsafe impl<F: Float> Send for SendPtr<F> {}
 
 /// Whether `F` is `G` (the kernels are compiled for `f32` and `f64` only).
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
