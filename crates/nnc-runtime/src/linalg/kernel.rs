@@ -96,6 +96,11 @@ pub(super) struct Panels<F> {
     pub a_step: isize,
     pub b: *const F,
     pub b_step: isize,
+    /// Unless null, where the tile also writes the `NR` values of B it reads at
+    /// each step, step `p` at `b_copy + p * NR`: the first tile over a panel of B
+    /// read in place packs it for the tiles after it, instead of a pass of its own
+    /// before them. Only a full tile (`R = MR`, `NV` vectors) copies.
+    pub b_copy: *mut F,
 }
 
 /// Where a tile goes, and how.
@@ -113,8 +118,10 @@ pub(super) struct TileOut<F> {
 /// One tile: `R` rows (const, so the accumulators are registers) by `NV` vectors.
 ///
 /// # Safety
-/// `panels` must address `R` rows of A and `NV * LANES` columns of B for `kc` steps,
-/// and `out` a valid `rows x cols` block of `C` with `rows <= R`, `cols <= NV * LANES`.
+/// `panels` must address `R` rows of A and `NV * LANES` columns of B for `kc` steps
+/// (and `panels.b_copy`, unless null, `kc * NV * LANES` elements to write, apart
+/// from everything else here), and `out` a valid `rows x cols` block of `C` with
+/// `rows <= R`, `cols <= NV * LANES`.
 #[inline(always)]
 pub(super) unsafe fn tile<F: num_traits::Float, V: Lanes<F>, const R: usize, const NV: usize>(
     kc: usize,
@@ -132,12 +139,29 @@ pub(super) unsafe fn tile<F: num_traits::Float, V: Lanes<F>, const R: usize, con
             V::prefetch(row);
             V::prefetch(row.offset((out.cols as isize - 1) * out.cs));
         }
+        // A constant condition but for the pointer: the copying loops exist only
+        // in the full tile's instantiation.
+        let copies = R == V::MR && NV == V::NV && !panels.b_copy.is_null();
+        debug_assert!(
+            copies || panels.b_copy.is_null(),
+            "only a full tile copies B"
+        );
+        let b = (panels.b, panels.b_step);
         if panels.a_rs == 1 && panels.a_step == V::MR as isize {
-            packed_steps::<F, V, R, NV>(&mut acc, kc, panels.a, panels.b, panels.b_step);
+            if copies {
+                packed_steps::<F, V, R, NV, true>(&mut acc, kc, panels.a, b, panels.b_copy);
+            } else {
+                packed_steps::<F, V, R, NV, false>(&mut acc, kc, panels.a, b, panels.b_copy);
+            }
         } else {
             // Pointers the compiler cannot relate (see [`steps`]).
             let rows = std::hint::black_box(row_pointers::<F, R>(panels.a, panels.a_rs));
-            steps::<F, V, R, NV>(&mut acc, kc, rows, panels.a_step, panels.b, panels.b_step);
+            let a_step = panels.a_step;
+            if copies {
+                steps::<F, V, R, NV, true>(&mut acc, kc, (rows, a_step), b, panels.b_copy);
+            } else {
+                steps::<F, V, R, NV, false>(&mut acc, kc, (rows, a_step), b, panels.b_copy);
+            }
         }
         store_tile::<F, V, R, NV>(&acc, out)
     }
@@ -162,21 +186,30 @@ unsafe fn row_pointers<F, const R: usize>(a: *const F, rs: isize) -> [*const F; 
 /// every step (AVX-512, Sapphire Rapids class, 2026-12-03, `perf annotate`). Apart,
 /// W4's `d_w = h.T @ d_z` (A packed) went from 113 to 115-119 GFLOP/s, the fastest
 /// call of each build over 3 s, three runs of each back to back on the same host.
+///
+/// With `COPY`, each step's values of B also go to `copy` ([`Panels::b_copy`]).
 #[inline(always)]
-unsafe fn packed_steps<F: num_traits::Float, V: Lanes<F>, const R: usize, const NV: usize>(
+unsafe fn packed_steps<
+    F: num_traits::Float,
+    V: Lanes<F>,
+    const R: usize,
+    const NV: usize,
+    const COPY: bool,
+>(
     acc: &mut [[V; NV]; R],
     kc: usize,
     mut a: *const F,
-    mut b: *const F,
-    b_step: isize,
+    (mut b, b_step): (*const F, isize),
+    mut copy: *mut F,
 ) {
     for _ in 0..kc {
         // SAFETY: within the panels by the caller's contract.
         unsafe {
-            step::<F, V, R, NV>(acc, |r| *a.add(r), b);
+            step::<F, V, R, NV, COPY>(acc, |r| *a.add(r), b, copy);
             // Wrapping: after the last step the cursors may point past the panels.
             a = a.wrapping_add(V::MR);
             b = b.wrapping_offset(b_step);
+            copy = copy.wrapping_add(NV * V::LANES);
         }
     }
 }
@@ -193,44 +226,67 @@ unsafe fn packed_steps<F: num_traits::Float, V: Lanes<F>, const R: usize, const 
 /// chain on W1's, W3's and W4's products with A in place (AVX2, Zen 3,
 /// 2026-12-02, alternating blocks of calls in one process): -2% to +4% when the
 /// host was quiet, 9-19% faster in its slow spells.
+///
+/// With `COPY`, each step's values of B also go to `copy` ([`Panels::b_copy`]).
 #[inline(always)]
-unsafe fn steps<F: num_traits::Float, V: Lanes<F>, const R: usize, const NV: usize>(
+unsafe fn steps<
+    F: num_traits::Float,
+    V: Lanes<F>,
+    const R: usize,
+    const NV: usize,
+    const COPY: bool,
+>(
     acc: &mut [[V; NV]; R],
     kc: usize,
-    rows: [*const F; R],
-    a_step: isize,
-    mut b: *const F,
-    b_step: isize,
+    (rows, a_step): ([*const F; R], isize),
+    (mut b, b_step): (*const F, isize),
+    mut copy: *mut F,
 ) {
     let mut at = 0isize;
     for _ in 0..kc {
         // SAFETY: within the panels by the caller's contract.
         unsafe {
-            step::<F, V, R, NV>(acc, |r| *rows[r].offset(at), b);
+            step::<F, V, R, NV, COPY>(acc, |r| *rows[r].offset(at), b, copy);
             // Wrapping: after the last step the cursor may point past an operand
             // read in place (it is not dereferenced again).
             at = at.wrapping_add(a_step);
             b = b.wrapping_offset(b_step);
+            copy = copy.wrapping_add(NV * V::LANES);
         }
     }
 }
 
 /// One step `p` of the `k` loop: `acc[r] += A[r, p] * B[p, ..]` for every row,
-/// `A[r, p]` from `a_at(r)` and the `NV` vectors of `B[p, ..]` from `b`.
+/// `A[r, p]` from `a_at(r)` and the `NV` vectors of `B[p, ..]` from `b` (and,
+/// with `COPY`, stored to `copy`).
 ///
 /// # Safety
-/// `a_at` must read inside A, and `b` must be valid for `NV * LANES` elements.
+/// `a_at` must read inside A, and `b` must be valid for reading `NV * LANES`
+/// elements (and `copy`, with `COPY`, for writing them).
 #[inline(always)]
-unsafe fn step<F: num_traits::Float, V: Lanes<F>, const R: usize, const NV: usize>(
+unsafe fn step<
+    F: num_traits::Float,
+    V: Lanes<F>,
+    const R: usize,
+    const NV: usize,
+    const COPY: bool,
+>(
     acc: &mut [[V; NV]; R],
     a_at: impl Fn(usize) -> F,
     b: *const F,
+    copy: *mut F,
 ) {
     // SAFETY: the caller's contract.
     let bv: [V; NV] = std::array::from_fn(
         #[inline(always)]
         |v| unsafe { V::load(b.add(v * V::LANES)) },
     );
+    if COPY {
+        for (v, lanes) in bv.iter().enumerate() {
+            // SAFETY: the caller's contract.
+            unsafe { lanes.store(copy.add(v * V::LANES)) };
+        }
+    }
     for (r, row) in acc.iter_mut().enumerate() {
         let av = V::splat(a_at(r));
         for (lane, b_lane) in row.iter_mut().zip(&bv) {

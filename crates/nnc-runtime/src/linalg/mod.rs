@@ -808,9 +808,12 @@ struct Blocking {
     nr: usize,
     /// Rows of A packed at once (a multiple of MR): `MC x KC` stays in L2.
     mc: usize,
-    /// Steps of k per block: 2 KiB of each row of a tile's A (512 `f32`s, 256
-    /// `f64`s).
+    /// Steps of k per block, at most: 512 (2 KiB of each row of a tile's A in
+    /// `f32`, 4 KiB in `f64`).
     kc: usize,
+    /// Whether a `k` of at most [`SHORT_K`] steps is cut in blocks of at most
+    /// `kc / 2` (`f64`; see [`Blocking::new`]).
+    halves_short_k: bool,
     /// Columns of B packed at once (a multiple of NR): `KC x NC` stays in L3.
     nc: usize,
 }
@@ -824,27 +827,39 @@ impl Blocking {
     /// product by product (`nnc-bench --products`, AVX-512, 2026-12-01, kc 128 to
     /// 800 in one session): `f32` at 512 against 256, W4's `h @ w` 86% -> 88% of the
     /// peak and 73% -> 81% with its operands cold, `d_h = d_z @ w.T` 75% -> 79% cold,
-    /// W3's `x @ w1` 93% -> 95%; 800 was worse again. `f64` stays at 256 steps (2
-    /// KiB as well): W2's `h.T @ d_z` over k = 300 ran 20% slower in one block of
-    /// 300 than in two of 150, and W1's products did not change.
+    /// W3's `x @ w1` 93% -> 95%; 800 was worse again. `f64` takes 512 steps too
+    /// (4 KiB), measured against 256 (AVX-512, Zen 5, 2026-12-04, alternating
+    /// blocks of calls in one process): W4's three 256x500x500 products in one
+    /// block of 500 rather than two of 250 1.4-2.6% faster, W3's `x @ w1` in two
+    /// of 392 rather than four of 196 1.6-2.7%, W1's `x @ w1` level. Except that
+    /// a `k` of at most [`SHORT_K`] keeps blocks of 256: W2's `d_w2 = h.T @ d_z`
+    /// (100x300x3, a single 3-row tile once transposed) ran 16-20% slower in one
+    /// block of 300 than in two of 150, though larger products over 300 steps
+    /// gained 3-8% (256x300x256, 12x300x100).
     fn new(mr: usize, nr: usize, elem_bytes: usize) -> Blocking {
         Blocking {
             mr,
             nr,
             mc: 128 / mr * mr,
-            kc: 2048 / elem_bytes.max(1),
+            kc: 512,
+            halves_short_k: elem_bytes == 8,
             nc: 2048 / nr * nr,
         }
     }
 
     /// Steps of k per block for a product over `k`: the fewest blocks of at most
     /// `kc` steps, all the same length (the last one shorter by less than one step
-    /// per block). `k = 784` is four blocks of 196 rather than three of 256 and one
-    /// of 16, whose tiles would spend as long starting and storing as computing.
+    /// per block). `k = 1100` is three blocks of 367 rather than two of 512 and one
+    /// of 76, whose tiles would spend as long starting and storing as computing.
     /// It depends on `k` alone, so the order of every sum is the same for every
     /// cut of the product.
     fn k_step(&self, k: usize) -> usize {
-        k.div_ceil(k.div_ceil(self.kc).max(1)).max(1)
+        let kc = if self.halves_short_k && k <= SHORT_K {
+            self.kc / 2
+        } else {
+            self.kc
+        };
+        k.div_ceil(k.div_ceil(kc).max(1)).max(1)
     }
 
     /// Rows of A per block for a product (or a thread's part of one) over `m`
@@ -896,6 +911,9 @@ impl Blocking {
         self.packed_b_len(k, n) + m.min(self.mc).next_multiple_of(self.mr) * k.min(self.kc)
     }
 }
+
+/// The longest `k` that [`Blocking::halves_short_k`] cuts in half-length blocks.
+const SHORT_K: usize = 384;
 
 /// Elements from one packed panel of B to the next: `kc x nr`, and a cache line or
 /// two more, so that the panels' rows do not all fall in one L1 set (with 16 KiB
@@ -1204,8 +1222,19 @@ unsafe fn blocked<F: num_traits::Float, V: Lanes<F>>(
                 // The panels of B from column `packed_from` on are packed.
                 let packed_from = if packs_b { 0 } else { nc / nr * nr };
                 let stride = panel_stride(kc, nr);
-                // B is packed up front when it is row-major (by rows: one
-                // sequential stream); otherwise panel by panel, just before the
+                // A row-major B is packed by the first tile over each whole
+                // panel (`fuses`), which reads the panel in place and writes it
+                // to the scratch as it computes: the copy's reads and writes
+                // then overlap the tile's FMAs instead of taking a pass of their
+                // own. Measured against the pass (AVX-512, Zen 5, 2026-12-04,
+                // alternating blocks of calls in one process): W4's `h @ w`
+                // 1.9-2.3% faster in f32 and f64, W3's `x @ w1` 1.5% in f32 and
+                // 0.3-0.9% in f64, `d_w = h.T @ d_z` 0.8% (500x256x500) to 2%
+                // (256x500x500). It needs a first tile of all `MR` rows;
+                // otherwise, and for the last, partial panel, B is packed up
+                // front by rows (one sequential stream).
+                //
+                // A column-major B is packed panel by panel, just before the
                 // first block of A's rows uses it, while the next panel's lines
                 // are fetched during the tiles of this one. Measured (f32,
                 // AVX-512, Zen 5, operands cycled through L3): W4's `d_z @ w.T`
@@ -1217,13 +1246,21 @@ unsafe fn blocked<F: num_traits::Float, V: Lanes<F>>(
                 // so one packed by panels is packed whole.
                 let by_panels = packs_here && p.b.cs != 1;
                 debug_assert!(!by_panels || packed_from == 0);
+                // (B packed whole: a B read in place but for its last panel packs
+                // just that one, up front.)
+                let fuses = packs_b && !by_panels && p.m >= mr;
                 if packs_here && !by_panels {
                     let out = PanelsOut {
                         ptr: packed_b,
                         stride,
                         nr,
                     };
-                    pack_b::<F, V>(out, p.b, pc, jc + packed_from, kc, nc - packed_from);
+                    if fuses {
+                        let whole = nc / nr * nr;
+                        pack_b_scalar(out, p.b, (pc, jc + whole), (0, kc), (whole, nc));
+                    } else {
+                        pack_b::<F, V>(out, p.b, pc, jc + packed_from, kc, nc - packed_from);
+                    }
                 }
                 let m_step = blocks.m_step(p.m);
                 for ic in (0..p.m).step_by(m_step) {
@@ -1242,14 +1279,13 @@ unsafe fn blocked<F: num_traits::Float, V: Lanes<F>>(
                             };
                             pack_b::<F, V>(out, p.b, pc, jc + j0, kc, nr.min(nc - j0));
                         }
+                        let packed = packed_b.add(j0.saturating_sub(packed_from) / nr * stride);
                         let (b, b_step) = if j0 < packed_from {
                             (p.b.at(pc, jc + j0), p.b.rs)
                         } else {
-                            (
-                                packed_b.add((j0 - packed_from) / nr * stride).cast_const(),
-                                nr as isize,
-                            )
+                            (packed.cast_const(), nr as isize)
                         };
+                        let copies_panel = fuses && ic == 0 && j0 + nr <= nc;
                         let tiles = mc.div_ceil(mr);
                         for (t, i0) in (0..mc).step_by(mr).enumerate() {
                             if fetch_next {
@@ -1263,12 +1299,24 @@ unsafe fn blocked<F: num_traits::Float, V: Lanes<F>>(
                             } else {
                                 (p.a.at(row, pc), p.a.rs, p.a.cs)
                             };
-                            let panels = Panels {
-                                a,
-                                a_rs,
-                                a_step,
-                                b,
-                                b_step,
+                            let panels = if copies_panel && i0 == 0 {
+                                Panels {
+                                    a,
+                                    a_rs,
+                                    a_step,
+                                    b: p.b.at(pc, jc + j0),
+                                    b_step: p.b.rs,
+                                    b_copy: packed,
+                                }
+                            } else {
+                                Panels {
+                                    a,
+                                    a_rs,
+                                    a_step,
+                                    b,
+                                    b_step,
+                                    b_copy: std::ptr::null_mut(),
+                                }
                             };
                             let out = TileOut {
                                 c: p.c.offset(row as isize * p.c_rs + col as isize * p.c_cs),

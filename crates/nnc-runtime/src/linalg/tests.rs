@@ -55,9 +55,12 @@ fn tolerance<F: Float>(k: usize) -> f64 {
 }
 
 /// `(m, k, n)`: single elements, edge tiles in both directions, narrow and wide C,
-/// sizes past one block of MC (120-128), KC (256) and NC (2048), and few rows
-/// over a long `k` (split along `k`: `(2, 300, 100)` in `f64`, `(20, 1100, 40)`).
-const SHAPES: [(usize, usize, usize); 15] = [
+/// sizes past one block of MC (120-128), KC (512; 256 in `f64` for a `k` of at
+/// most 384) and NC (2048), a row-major B packed by the first tile over each
+/// panel (`(130, 600, 41)` in several k blocks with a partial last panel,
+/// `(200, 30, 2100)` in two blocks of columns), and few rows over a long `k`
+/// (split along `k`: `(2, 300, 100)` in `f64`, `(20, 1100, 40)`).
+const SHAPES: [(usize, usize, usize); 16] = [
     (1, 1, 1),
     (3, 5, 2),
     (7, 3, 9),
@@ -73,6 +76,7 @@ const SHAPES: [(usize, usize, usize); 15] = [
     (130, 600, 41),
     (3, 20, 2100),
     (20, 1100, 40),
+    (200, 30, 2100),
 ];
 
 fn row_major_shapes<F: Float>() {
@@ -606,25 +610,34 @@ fn small_products_take_their_own_loops() {
 #[test]
 fn k_blocks_are_even() {
     let blocks = Blocking::new(6, 16, 8);
-    assert_eq!(blocks.kc, 256);
+    assert_eq!(blocks.kc, 512);
     assert_eq!(Blocking::new(12, 32, 4).kc, 512);
     for (k, step) in [
         (0, 1),
         (1, 1),
         (256, 256),
         (257, 129),
-        (500, 250),
-        (784, 196),
+        (300, 150),
+        (384, 192),
+        (385, 385),
+        (500, 500),
+        (513, 257),
+        (784, 392),
+        (1000, 500),
     ] {
         assert_eq!(blocks.k_step(k), step, "k = {k}");
     }
+    // f32 has no short-k exception.
+    assert_eq!(Blocking::new(12, 32, 4).k_step(300), 300);
     for k in 1..2000 {
         let step = blocks.k_step(k);
         let count = k.div_ceil(step);
-        assert!(
-            step <= blocks.kc && count == k.div_ceil(blocks.kc),
-            "k = {k}"
-        );
+        let kc = if k <= SHORT_K {
+            blocks.kc / 2
+        } else {
+            blocks.kc
+        };
+        assert!(step <= kc && count == k.div_ceil(kc), "k = {k}");
         assert!(k - (count - 1) * step <= step && step - (k - (count - 1) * step) < count);
     }
 }
@@ -708,7 +721,7 @@ fn products_are_cut_where_packing_repeats_least() {
 fn few_rows_over_a_long_k_are_split_along_k() {
     let f64_blocks = Blocking::new(12, 16, 8);
     let f32_blocks = Blocking::new(12, 32, 4);
-    // f64: k blocks of 250, two on each side.
+    // f64: k blocks of 500, one on each side.
     assert_eq!(
         f64_blocks.split_k(&row_major_product::<f64>((64, 1000, 100))),
         Some(500)
