@@ -1246,8 +1246,8 @@ unsafe fn blocked<F: num_traits::Float, V: Lanes<F>>(
                 // so one packed by panels is packed whole.
                 let by_panels = packs_here && p.b.cs != 1;
                 debug_assert!(!by_panels || packed_from == 0);
-                // (B packed whole: a B read in place but for its last panel packs
-                // just that one, up front.)
+                // Only a B packed whole: one read in place has just its last,
+                // partial panel packed, up front.
                 let fuses = packs_b && !by_panels && p.m >= mr;
                 if packs_here && !by_panels {
                     let out = PanelsOut {
