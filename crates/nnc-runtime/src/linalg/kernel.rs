@@ -273,10 +273,12 @@ unsafe fn steps<
 /// at the earliest, and L1 holds the tile's A.
 #[inline(always)]
 fn fetch_ahead<F: num_traits::Float, V: Lanes<F>, const NV: usize>(b: *const F, b_step: isize) {
-    if b_step.unsigned_abs() * size_of::<F>() <= FETCH_STRIDE {
+    // Saturating and wrapping: nothing here may panic, whatever the stride (a
+    // prefetch never faults).
+    if b_step.unsigned_abs().saturating_mul(size_of::<F>()) <= FETCH_STRIDE {
         return;
     }
-    let row = b.wrapping_offset(FETCH_AHEAD * b_step);
+    let row = b.wrapping_offset(FETCH_AHEAD.wrapping_mul(b_step));
     // The row's first, middle and last elements: its 2 or 3 cache lines.
     V::prefetch_l2(row);
     V::prefetch_l2(row.wrapping_add(NV * V::LANES / 2));
