@@ -835,7 +835,10 @@ impl Blocking {
     /// a `k` of at most [`SHORT_K`] keeps blocks of 256: W2's `d_w2 = h.T @ d_z`
     /// (100x300x3, a single 3-row tile once transposed) ran 16-20% slower in one
     /// block of 300 than in two of 150, though larger products over 300 steps
-    /// gained 3-8% (256x300x256, 12x300x100).
+    /// gained 3-8% (256x300x256, 12x300x100). Not measured on a core with less
+    /// than 1 MiB of L2: the AVX2 kernel's blocks of A in `f64`, 126 rows by 512
+    /// steps, take 504 KiB, all of a Zen 3's L2 (no workload's `f64` product has
+    /// that many rows over that long a `k`: W1's `x @ w1` is 64 rows).
     fn new(mr: usize, nr: usize, elem_bytes: usize) -> Blocking {
         Blocking {
             mr,
