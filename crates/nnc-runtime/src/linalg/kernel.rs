@@ -268,8 +268,8 @@ unsafe fn steps<
 /// (W4's in `f64`, 4000 bytes apart), where the hardware prefetchers do not
 /// follow, and the tile waits on L3 at every step. Measured (AVX-512, Zen 5,
 /// 2026-12-04, alternating blocks of calls in one process): W4's `f64` products
-/// with B row-major 1.7-3.6% faster; at 2 KiB (W4's `f32` rows, W3's `f64`) level
-/// to 3% slower, so not there. Into L2 only: the row is read a dozen steps later
+/// with B row-major 1.7-3.6% faster; at 2 KiB apart or less (W4's `f32` rows,
+/// W3's in both types) level to 3% slower, so not there. Into L2 only: the row is read a dozen steps later
 /// at the earliest, and L1 holds the tile's A.
 #[inline(always)]
 fn fetch_ahead<F: num_traits::Float, V: Lanes<F>, const NV: usize>(b: *const F, b_step: isize) {

@@ -835,10 +835,10 @@ impl Blocking {
     /// a `k` of at most [`SHORT_K`] keeps blocks of 256: W2's `d_w2 = h.T @ d_z`
     /// (100x300x3, a single 3-row tile once transposed) ran 16-20% slower in one
     /// block of 300 than in two of 150, though larger products over 300 steps
-    /// gained 3-8% (256x300x256, 12x300x100). Not measured on a core with less
-    /// than 1 MiB of L2: the AVX2 kernel's blocks of A in `f64`, 126 rows by 512
-    /// steps, take 504 KiB, all of a Zen 3's L2 (no workload's `f64` product has
-    /// that many rows over that long a `k`: W1's `x @ w1` is 64 rows).
+    /// gained 1-8% (256x300x256, 12x300x100, 100x300x12). Not measured on a core
+    /// with less than 1 MiB of L2: the AVX2 kernel's blocks of A in `f64`, 126
+    /// rows by 512 steps, take 504 KiB, all of a Zen 3's L2 (no workload's `f64`
+    /// product has that many rows over that long a `k`: W1's `x @ w1` is 64 rows).
     fn new(mr: usize, nr: usize, elem_bytes: usize) -> Blocking {
         Blocking {
             mr,
@@ -1231,11 +1231,11 @@ unsafe fn blocked<F: num_traits::Float, V: Lanes<F>>(
                 // then overlap the tile's FMAs instead of taking a pass of their
                 // own. Measured against the pass (AVX-512, Zen 5, 2026-12-04,
                 // alternating blocks of calls in one process): W4's `h @ w`
-                // 1.9-2.3% faster in f32 and f64, W3's `x @ w1` 1.5% in f32 and
-                // 0.3-0.9% in f64, `d_w = h.T @ d_z` 0.8% (500x256x500) to 2%
-                // (256x500x500). It needs a first tile of all `MR` rows;
-                // otherwise, and for the last, partial panel, B is packed up
-                // front by rows (one sequential stream).
+                // 1.9-2.3% faster in f32 and f64, W3's `x @ w1` 1.4-1.5% in f32
+                // and 0.3-0.9% in f64, `d_w = h.T @ d_z` 0.1-0.3% (W3's,
+                // 784x128x256) to 2% (256x500x500). It needs a first tile of
+                // all `MR` rows; otherwise, and for the last, partial panel, B
+                // is packed up front by rows (one sequential stream).
                 //
                 // A column-major B is packed panel by panel, just before the
                 // first block of A's rows uses it, while the next panel's lines
@@ -1282,11 +1282,13 @@ unsafe fn blocked<F: num_traits::Float, V: Lanes<F>>(
                             };
                             pack_b::<F, V>(out, p.b, pc, jc + j0, kc, nr.min(nc - j0));
                         }
-                        let packed = packed_b.add(j0.saturating_sub(packed_from) / nr * stride);
                         let (b, b_step) = if j0 < packed_from {
                             (p.b.at(pc, jc + j0), p.b.rs)
                         } else {
-                            (packed.cast_const(), nr as isize)
+                            (
+                                packed_b.add((j0 - packed_from) / nr * stride).cast_const(),
+                                nr as isize,
+                            )
                         };
                         let copies_panel = fuses && ic == 0 && j0 + nr <= nc;
                         let tiles = mc.div_ceil(mr);
@@ -1302,24 +1304,20 @@ unsafe fn blocked<F: num_traits::Float, V: Lanes<F>>(
                             } else {
                                 (p.a.at(row, pc), p.a.rs, p.a.cs)
                             };
-                            let panels = if copies_panel && i0 == 0 {
-                                Panels {
-                                    a,
-                                    a_rs,
-                                    a_step,
-                                    b: p.b.at(pc, jc + j0),
-                                    b_step: p.b.rs,
-                                    b_copy: packed,
-                                }
+                            // The first tile reads the panel in place and writes it
+                            // where the others read it (`fuses`: B is packed whole).
+                            let (b, b_step, b_copy) = if copies_panel && i0 == 0 {
+                                (p.b.at(pc, jc + j0), p.b.rs, b.cast_mut())
                             } else {
-                                Panels {
-                                    a,
-                                    a_rs,
-                                    a_step,
-                                    b,
-                                    b_step,
-                                    b_copy: std::ptr::null_mut(),
-                                }
+                                (b, b_step, std::ptr::null_mut())
+                            };
+                            let panels = Panels {
+                                a,
+                                a_rs,
+                                a_step,
+                                b,
+                                b_step,
+                                b_copy,
                             };
                             let out = TileOut {
                                 c: p.c.offset(row as isize * p.c_rs + col as isize * p.c_cs),
