@@ -1156,9 +1156,16 @@ fn in_place_panel_outgrows_l1<F>(p: &Product<F>, blocks: &Blocking) -> bool {
 
 /// Whether the kernel reads an operand as fast in place as packed: one of its
 /// strides is 1, and the other keeps the rows (or columns) it reads at once in
-/// different L1 sets. L1 sets repeat every 4 KiB (64 sets of 64-byte lines), so a
-/// stride within two lines of a multiple of 4 KiB would put a dozen rows in one
-/// 8-way set.
+/// different L1 sets. L1 sets repeat every 4 KiB (64 sets of 64-byte lines), so
+/// rows whose stride is at least a line away from a multiple of 4 KiB land a line
+/// or more apart in the sets, a tile's `MR` rows in `MR` different sets; closer,
+/// a dozen rows share one or two 8-way sets.
+///
+/// The margin was two lines until 2026-12-04: W4's `f64` rows (500 values, 4000
+/// bytes, 1.5 lines short of 4 KiB) were packed. Read in place instead (AVX-512,
+/// Zen 5, alternating blocks of calls in one process): its `h @ w` and
+/// `d_z @ w.T` (256x500x500) 1.1-1.3% faster on one thread and 2% on two,
+/// `h @ w` into the 10 scores 58%, and `f32` rows of 1000 values 6%.
 fn reads_well_in_place<F>(operand: Operand<F>, elem_bytes: usize) -> bool {
     let outer = match (operand.rs, operand.cs) {
         (_, 1) => operand.rs,
@@ -1168,7 +1175,7 @@ fn reads_well_in_place<F>(operand: Operand<F>, elem_bytes: usize) -> bool {
     // Wrapping is exact here: 4096 divides 2^64. (A length-1 axis may have any
     // stride, so the product can overflow.)
     let offset = outer.unsigned_abs().wrapping_mul(elem_bytes) % 4096;
-    (128..=4096 - 128).contains(&offset)
+    (64..=4096 - 64).contains(&offset)
 }
 
 /// Whether a panel of a row-major B read in place stays in L1 while the tiles of

@@ -374,6 +374,13 @@ fn in_place_reads_avoid_cache_aliasing_strides() {
     assert!(!reads_well_in_place(a(1024, 1), 4));
     assert!(!reads_well_in_place(a(1, 2048), 8));
     assert!(!reads_well_in_place(a(1030, 1), 4));
+    assert!(!reads_well_in_place(a(1020, 1), 4));
+    // W4's rows of 500 f64 (or 1000 f32), 4000 bytes: 1.5 lines from 4 KiB, each
+    // row of a tile in a set of its own: in place.
+    assert!(reads_well_in_place(a(500, 1), 8));
+    assert!(reads_well_in_place(a(1000, 1), 4));
+    assert!(reads_well_in_place(a(1, 1008), 4));
+    assert!(!reads_well_in_place(a(1, 1009), 4));
     // Neither stride contiguous, or a broadcast: packed.
     assert!(!reads_well_in_place(a(2000, 2), 4));
     assert!(!reads_well_in_place(a(0, 1), 4));
