@@ -1159,7 +1159,8 @@ fn in_place_panel_outgrows_l1<F>(p: &Product<F>, blocks: &Blocking) -> bool {
 /// different L1 sets. L1 sets repeat every 4 KiB (64 sets of 64-byte lines), so
 /// rows whose stride is at least a line away from a multiple of 4 KiB land a line
 /// or more apart in the sets, a tile's `MR` rows in `MR` different sets; closer,
-/// a dozen rows share one or two 8-way sets.
+/// several rows share a set (at a multiple of 4 KiB, all `MR` of them share one,
+/// more than its 8 ways on the older cores).
 ///
 /// The margin was two lines until 2026-12-04: W4's `f64` rows (500 values, 4000
 /// bytes, 1.5 lines short of 4 KiB) were packed. Read in place instead (AVX-512,
