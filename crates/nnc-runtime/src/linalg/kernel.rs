@@ -154,27 +154,15 @@ pub(super) unsafe fn tile<F: num_traits::Float, V: Lanes<F>, const R: usize, con
                 packed_steps::<F, V, R, NV, false>(&mut acc, kc, panels.a, b, panels.b_copy);
             }
         } else {
-            // Pointers the compiler cannot relate (see [`steps`]).
-            let rows = std::hint::black_box(row_pointers::<F, R>(panels.a, panels.a_rs));
-            let a_step = panels.a_step;
+            let a = (panels.a, panels.a_rs, panels.a_step);
             if copies {
-                steps::<F, V, R, NV, true>(&mut acc, kc, (rows, a_step), b, panels.b_copy);
+                steps::<F, V, R, NV, true>(&mut acc, kc, a, b, panels.b_copy);
             } else {
-                steps::<F, V, R, NV, false>(&mut acc, kc, (rows, a_step), b, panels.b_copy);
+                steps::<F, V, R, NV, false>(&mut acc, kc, a, b, panels.b_copy);
             }
         }
         store_tile::<F, V, R, NV>(&acc, out)
     }
-}
-
-/// `R` rows of A, `rs` apart from `a`.
-///
-/// # Safety
-/// The rows must be inside A.
-#[inline(always)]
-unsafe fn row_pointers<F, const R: usize>(a: *const F, rs: isize) -> [*const F; R] {
-    // SAFETY: the caller's contract.
-    std::array::from_fn(|r| unsafe { a.offset(r as isize * rs) })
 }
 
 /// The `k` loop of [`tile`] for a packed A (`MR` values per step, row `r` at
@@ -218,17 +206,29 @@ unsafe fn packed_steps<
 }
 
 /// The `k` loop of [`tile`] for an A read in place: `acc += A[.., p] * B[p, ..]`
-/// for each step `p`, row `r` of A read from `rows[r]`, all advanced by one offset.
+/// for each step `p`, row `r` of A `r * a_rs` elements from `a`, each step `a_step`
+/// elements on from the last.
 ///
-/// The pointers reach here through `black_box`, so that the compiler cannot derive
-/// one from another. Left to itself, LLVM computed
-/// each step's rows from one pointer (`a + r * a_rs`) as a chain, one add per row
-/// on the way to every broadcast, with the stride reloaded from the stack in the
-/// larger builds (fat LTO): for a row-major A read in place (W4's `h @ w`, W1's
-/// `x @ w1`) the chain was as long as the step's FMAs. Measured against that
-/// chain on W1's, W3's and W4's products with A in place (AVX2, Zen 3,
-/// 2026-12-02, alternating blocks of calls in one process): -2% to +4% when the
-/// host was quiet, 9-19% faster in its slow spells.
+/// The rows are addressed as hand-written kernels (BLIS's) address them: from one
+/// base pointer per four rows and two strides, `rs` and `3 * rs` in bytes, so that
+/// rows `4q .. 4q + 4` are `[base_q]`, `[base_q + rs]`, `[base_q + 2 * rs]` and
+/// `[base_q + rs3]`, each an x86 address of its own. Five registers for twelve
+/// rows: the loop keeps them, its 24 accumulators and B's pointer in registers
+/// (with `perf annotate`, W4's `f64` loop reads two values from the stack per
+/// step, A's and B's step lengths, where the loop it replaces read nine, most of
+/// them row pointers).
+///
+/// The bases pass through [`opaque`] at every step: left to see that they advance
+/// together, LLVM's loop strength reduction folds them into one pointer and twelve
+/// offsets, more registers than x86 has, and reloads most offsets from the stack
+/// at every step (as it did with twelve row pointers, the loop this replaces).
+/// Measured against that loop (AVX-512, Zen 5, 2026-12-04, alternating blocks of
+/// calls in one process, medians of the paired ratios, two sessions): W4's
+/// `h @ w` (256x500x500) 1.2-1.4% faster in `f64` and 0-0.8% in `f32`, its
+/// `d_z @ w.T` 0.8-1.3% and 0.6-0.7%, W3's `x @ w1` 1.1-1.3% and 0.5-1.0%, W1's
+/// `x @ w1` 2.9-3.7% (its first tile, which also copies B, spilled the most),
+/// W4's `h @ w` into the 10 scores 7.7-8.9%, four rows of A by 500x500 3.2%;
+/// products with A packed are unchanged.
 ///
 /// With `COPY`, each step's values of B also go to `copy` ([`Panels::b_copy`]).
 #[inline(always)]
@@ -241,25 +241,71 @@ unsafe fn steps<
 >(
     acc: &mut [[V; NV]; R],
     kc: usize,
-    (rows, a_step): ([*const F; R], isize),
+    (a, a_rs, a_step): (*const F, isize, isize),
     (mut b, b_step): (*const F, isize),
     mut copy: *mut F,
 ) {
-    let mut at = 0isize;
+    // Wrapping: a stride times a row count past A's end is never dereferenced.
+    // Through `black_box`, once per tile: without it LLVM recomputed `rs` from
+    // `a_rs` and reloaded `rs3` from the stack at every step.
+    let rs = a_rs.wrapping_mul(size_of::<F>() as isize);
+    let [rs, rs3] = std::hint::black_box([rs, rs.wrapping_mul(3)]);
+    // Only the first `R.div_ceil(4)` are read; the others are optimised out.
+    let mut bases: [*const F; 3] =
+        std::array::from_fn(|q| opaque(a.wrapping_byte_offset((4 * q as isize).wrapping_mul(rs))));
     for _ in 0..kc {
         // SAFETY: within the panels by the caller's contract.
         unsafe {
             if COPY {
                 fetch_ahead::<F, V, NV>(b, b_step);
             }
-            step::<F, V, R, NV, COPY>(acc, |r| *rows[r].offset(at), b, copy);
-            // Wrapping: after the last step the cursor may point past an operand
-            // read in place (it is not dereferenced again).
-            at = at.wrapping_add(a_step);
-            b = b.wrapping_offset(b_step);
-            copy = copy.wrapping_add(NV * V::LANES);
+            let a_at = |r: usize| {
+                let base = bases[r / 4];
+                match r % 4 {
+                    0 => *base,
+                    1 => *base.byte_offset(rs),
+                    2 => *base.byte_offset(2 * rs),
+                    _ => *base.byte_offset(rs3),
+                }
+            };
+            step::<F, V, R, NV, COPY>(acc, a_at, b, copy);
         }
+        // Wrapping: after the last step the cursors may point past the operands
+        // read in place (they are not dereferenced again).
+        bases = bases.map(|base| opaque(base.wrapping_offset(a_step)));
+        b = b.wrapping_offset(b_step);
+        copy = copy.wrapping_add(NV * V::LANES);
     }
+}
+
+/// `p`, through an empty `asm!` block: the compiler cannot tell the result from
+/// any other pointer, so it cannot relate it to the pointers it came from (see
+/// [`steps`]). No instruction is emitted, and the value stays in its register
+/// (`std::hint::black_box` would take it through memory).
+#[cfg(any(target_arch = "x86", target_arch = "x86_64", target_arch = "aarch64"))]
+#[inline(always)]
+#[allow(
+    clippy::pointers_in_nomem_asm_block,
+    reason = "the block does not touch what the pointer points to"
+)]
+fn opaque<T>(mut p: *const T) -> *const T {
+    // SAFETY: the block is empty: it reads and writes nothing, and leaves the
+    // register, the stack and the flags as they were.
+    unsafe {
+        std::arch::asm!(
+            "/* {0} */",
+            inout(reg) p,
+            options(pure, nomem, nostack, preserves_flags)
+        );
+    }
+    p
+}
+
+/// Elsewhere, `black_box` does the same through memory.
+#[cfg(not(any(target_arch = "x86", target_arch = "x86_64", target_arch = "aarch64")))]
+#[inline(always)]
+fn opaque<T>(p: *const T) -> *const T {
+    std::hint::black_box(p)
 }
 
 /// Asks for the row of B [`FETCH_AHEAD`] steps on into L2, for a tile that reads a
