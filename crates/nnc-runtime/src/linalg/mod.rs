@@ -406,7 +406,16 @@ impl Cut {
         let best = if (row_share - col_share).abs() < 0.02 {
             let packing = Packing::of(p, &Blocking::new(mr, nr, size_of::<F>()));
             let repeated_by_rows = if packing.b { p.k * p.n } else { 0 };
-            let repeated_by_cols = if packing.a { p.m * p.k } else { 0 };
+            // A column-major A read in place counts as packed: every part
+            // reads all of it, a line per step. W3's `d_w1 = x.T @ d_z1` with A
+            // in place, two threads (AVX-512, Zen 5, 2026-12-04, against A
+            // packed and the rows cut): cut by columns 2.7-5.3% slower, by rows
+            // 2.6% faster.
+            let repeated_by_cols = if packing.a || p.a.cs != 1 {
+                p.m * p.k
+            } else {
+                0
+            };
             if repeated_by_cols <= repeated_by_rows {
                 by_cols
             } else {
@@ -1091,7 +1100,10 @@ fn better_transposed<F>(p: &Product<F>, mr: usize) -> bool {
 ///   products from 70-80% of the core's peak to 85-93%. Except when few panels of
 ///   B reuse the packed A ([`PACK_A_COLS`]): the narrow `d_w = h.T @ d_z` with ten
 ///   columns runs at 49% of the peak with A in place, 30% with A packed, the copy
-///   of all of A paid for one panel of B.
+///   of all of A paid for one panel of B. And except when the lines a tile reads
+///   of A over a block of `k` fit in L1 beside B's panel
+///   ([`column_major_a_stays_in_l1`]): then a column-major A is read in place
+///   too.
 /// - B is read in place when its rows are contiguous, its stride does not alias,
 ///   and few rows of A share each panel (`m` below [`PACK_B_ROWS`]): an unaligned
 ///   in-place panel straddles twice the cache lines of a packed one, which costs
@@ -1137,7 +1149,8 @@ impl Packing {
         let many_tiles = p.m >= PACK_B_ROWS
             || (p.m >= PACK_B_TILES * blocks.mr && in_place_panel_outgrows_l1(p, blocks));
         Packing {
-            a: !reads_well_in_place(p.a, elem) || (p.a.cs != 1 && p.n >= PACK_A_COLS),
+            a: !reads_well_in_place(p.a, elem)
+                || (p.a.cs != 1 && p.n >= PACK_A_COLS && !column_major_a_stays_in_l1(p, blocks)),
             b: !b_in_place || many_tiles,
         }
     }
@@ -1152,6 +1165,30 @@ fn in_place_panel_outgrows_l1<F>(p: &Product<F>, blocks: &Blocking) -> bool {
     let panel = steps * (blocks.nr * elem + 64);
     let a_rows = steps * blocks.mr * elem;
     panel + a_rows > L1_BYTES
+}
+
+/// Whether a tile reading a column-major A in place keeps A's lines for a block
+/// of `k` in L1 beside the packed panel of B it multiplies: each step reads the
+/// tile's `MR` values of one column of A, contiguous, on one or two lines (three
+/// for the 96 bytes of `f64`, allowing for one line they straddle). Then the
+/// lines stay for the next panels' tiles, and packing A buys nothing.
+///
+/// Measured against packing A (AVX-512, Zen 5, 48 KiB of L1d, 2026-12-04,
+/// alternating blocks of calls in one process, one and two threads): W3's
+/// `d_w1 = x.T @ d_z1` (784x128x256, 128-step blocks) 2.4-2.6% faster in `f32`,
+/// its `d_w2` (256x128x128) 7-9%, W1's `d_w1` (1000x64x100, `f64`) 6.3-6.6%.
+/// Larger blocks stay packed, on purpose: the rule plans for 32 KiB of L1
+/// ([`L1_BYTES`]), where the workloads' `d_w` products with A in place ran at
+/// 70-80% of the peak and packed at 85-93% (AVX2 kernel, Zen 4, 2026-11-30,
+/// [`Packing`]). So W4's `d_w` (500x256x500, 256-step blocks) is packed, though
+/// here, with 48 KiB, in place measured level on one thread (1.000-1.003) and
+/// 1.7-2.2% faster on two.
+fn column_major_a_stays_in_l1<F>(p: &Product<F>, blocks: &Blocking) -> bool {
+    let elem = size_of::<F>();
+    let steps = blocks.k_step(p.k).min(p.k);
+    let a_lines = (blocks.mr * elem).div_ceil(64) + 1;
+    let b_panel = steps * blocks.nr * elem;
+    steps * a_lines * 64 + b_panel <= L1_BYTES
 }
 
 /// Whether the kernel reads an operand as fast in place as packed: one of its

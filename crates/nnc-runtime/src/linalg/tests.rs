@@ -681,7 +681,8 @@ fn m_blocks_are_even_whole_tiles() {
 /// On two threads the large products of W3 and W4 are cut where the repeated
 /// packing is smallest: W4's three by columns (each thread packs only its part of
 /// B, which stays in its L2), W3's `x.T @ d_z` by rows (its B, `d_z`, is a sixth
-/// of its A, `x.T`, which would be packed whole in each part).
+/// of its A, `x.T`, which each part would read whole: read in place, as its
+/// 128-step blocks of a column-major A fit in L1, but counted as packed).
 #[test]
 fn products_are_cut_where_packing_repeats_least() {
     // A row-major matrix of `cols` columns, and the transpose of one.
@@ -717,8 +718,45 @@ fn products_are_cut_where_packing_repeats_least() {
     // W3: `d_w1 = x.T @ d_z`.
     let d_w1 = product(transposed(784), row_major(256), (784, 128, 256));
     let packing = Packing::of(&d_w1, &Blocking::new(12, 32, 4));
-    assert!(packing.a && packing.b);
+    assert!(!packing.a && packing.b);
     assert!(cut(&d_w1).rows);
+}
+
+/// A column-major A is read in place when a tile's lines of it over a block of
+/// `k` fit in L1 beside B's panel (W3's `d_w` products over 128 steps, W1's
+/// `d_w1` over 64 in `f64`), and packed when they do not (W4's `d_w` over 256
+/// steps, in `f32` and `f64`; W3's over 128 in `f64`, three lines a step).
+#[test]
+fn column_major_a_is_read_in_place_when_its_lines_stay_in_l1() {
+    fn d_w<F>((m, k, n): (usize, usize, usize)) -> Product<F> {
+        Product::<F> {
+            m,
+            n,
+            k,
+            a: Operand {
+                ptr: std::ptr::null(),
+                rs: 1,
+                cs: m as isize,
+            },
+            b: Operand {
+                ptr: std::ptr::null(),
+                rs: n as isize,
+                cs: 1,
+            },
+            c: std::ptr::null_mut(),
+            c_rs: n as isize,
+            c_cs: 1,
+            overwrite: true,
+        }
+    }
+    let f32_blocks = Blocking::new(12, 32, 4);
+    let f64_blocks = Blocking::new(12, 16, 8);
+    assert!(!Packing::of(&d_w::<f32>((784, 128, 256)), &f32_blocks).a);
+    assert!(!Packing::of(&d_w::<f32>((256, 128, 128)), &f32_blocks).a);
+    assert!(!Packing::of(&d_w::<f64>((1000, 64, 100)), &f64_blocks).a);
+    assert!(Packing::of(&d_w::<f32>((500, 256, 500)), &f32_blocks).a);
+    assert!(Packing::of(&d_w::<f64>((500, 256, 500)), &f64_blocks).a);
+    assert!(Packing::of(&d_w::<f64>((784, 128, 256)), &f64_blocks).a);
 }
 
 /// Products with few rows over a long `k` are split along it, whatever the thread
