@@ -168,10 +168,11 @@ pub(super) unsafe fn tile<F: num_traits::Float, V: Lanes<F>, const R: usize, con
 /// The `k` loop of [`tile`] for a packed A (`MR` values per step, row `r` at
 /// offset `r`): one pointer, so every broadcast is a constant offset from it.
 ///
-/// A loop of its own, not [`steps`] with `R` pointers one element apart: the two
-/// shared one loop in the compiled code, and the packed tiles paid for the row
-/// pointers of the in-place ones, seven of the twelve reloaded from the stack at
-/// every step (AVX-512, Sapphire Rapids class, 2026-12-03, `perf annotate`). Apart,
+/// A loop of its own, not [`steps`] with a row stride of one element: when the two
+/// shared one loop (then [`steps`] took twelve row pointers), the packed tiles paid
+/// for the row pointers of the in-place ones, seven of the twelve reloaded from the
+/// stack at every step (AVX-512, Sapphire Rapids class, 2026-12-03, `perf
+/// annotate`). Apart,
 /// W4's `d_w = h.T @ d_z` (A packed) went from 113 to 115-119 GFLOP/s, the fastest
 /// call of each build over 3 s, three runs of each back to back on the same host.
 ///

@@ -728,25 +728,16 @@ fn products_are_cut_where_packing_repeats_least() {
 /// steps, in `f32` and `f64`; W3's over 128 in `f64`, three lines a step).
 #[test]
 fn column_major_a_is_read_in_place_when_its_lines_stay_in_l1() {
+    // `h.T @ d_z`: A column-major.
     fn d_w<F>((m, k, n): (usize, usize, usize)) -> Product<F> {
-        Product::<F> {
-            m,
-            n,
-            k,
-            a: Operand {
-                ptr: std::ptr::null(),
-                rs: 1,
-                cs: m as isize,
-            },
-            b: Operand {
-                ptr: std::ptr::null(),
-                rs: n as isize,
-                cs: 1,
-            },
-            c: std::ptr::null_mut(),
-            c_rs: n as isize,
-            c_cs: 1,
-            overwrite: true,
+        let a = Operand {
+            ptr: std::ptr::null(),
+            rs: 1,
+            cs: m as isize,
+        };
+        Product {
+            a,
+            ..row_major_product((m, k, n))
         }
     }
     let f32_blocks = Blocking::new(12, 32, 4);
