@@ -224,9 +224,9 @@ unsafe fn packed_steps<
 /// offsets, more registers than x86 has, and reloads most offsets from the stack
 /// at every step (as it did with twelve row pointers, the loop this replaces).
 /// Measured against that loop (AVX-512, Zen 5, 2026-12-04, alternating blocks of
-/// calls in one process, medians of the paired ratios, two sessions): W4's
-/// `h @ w` (256x500x500) 1.2-1.4% faster in `f64` and 0-0.8% in `f32`, its
-/// `d_z @ w.T` 0.8-1.3% and 0.6-0.7%, W3's `x @ w1` 1.1-1.3% and 0.5-1.0%, W1's
+/// calls in one process, medians of the paired ratios, two or three runs): W4's
+/// `h @ w` (256x500x500) 1.2-1.4% faster in `f64` and 0.4-0.8% in `f32`, its
+/// `d_z @ w.T` 0.8-1.3% and 0.6-0.7%, W3's `x @ w1` 1.1-1.3% and 0.9-1.0%, W1's
 /// `x @ w1` 2.9-3.7% (its first tile, which also copies B, spilled the most),
 /// W4's `h @ w` into the 10 scores 7.7-8.9%, four rows of A by 500x500 3.2%;
 /// products with A packed are unchanged.
@@ -247,8 +247,8 @@ unsafe fn steps<
     mut copy: *mut F,
 ) {
     // Wrapping: a stride times a row count past A's end is never dereferenced.
-    // Through `black_box`, once per tile: without it LLVM recomputed `rs` from
-    // `a_rs` and reloaded `rs3` from the stack at every step.
+    // Through `black_box`, once per tile: without it LLVM kept `rs3` on the stack
+    // and reloaded it at every step (`perf annotate`, W4's `f64` `h @ w`).
     let rs = a_rs.wrapping_mul(size_of::<F>() as isize);
     let [rs, rs3] = std::hint::black_box([rs, rs.wrapping_mul(3)]);
     // Only the first `R.div_ceil(4)` are read; the others are optimised out.
@@ -282,8 +282,8 @@ unsafe fn steps<
 /// `p`, through an empty `asm!` block: the compiler cannot tell the result from
 /// any other pointer, so it cannot relate it to the pointers it came from (see
 /// [`steps`]). No instruction is emitted, and the value stays in its register
-/// (`std::hint::black_box` would take it through memory).
-#[cfg(any(target_arch = "x86", target_arch = "x86_64", target_arch = "aarch64"))]
+/// (`std::hint::black_box` would take it through memory at every step).
+#[cfg(target_arch = "x86_64")]
 #[inline(always)]
 #[allow(
     clippy::pointers_in_nomem_asm_block,
@@ -302,11 +302,12 @@ fn opaque<T>(mut p: *const T) -> *const T {
     p
 }
 
-/// Elsewhere, `black_box` does the same through memory.
-#[cfg(not(any(target_arch = "x86", target_arch = "x86_64", target_arch = "aarch64")))]
+/// Elsewhere, `p` as it is: the spills were measured with x86-64's 16 general
+/// registers, and only x86-64 has SIMD kernels here (others run [`Scalar`]).
+#[cfg(not(target_arch = "x86_64"))]
 #[inline(always)]
 fn opaque<T>(p: *const T) -> *const T {
-    std::hint::black_box(p)
+    p
 }
 
 /// Asks for the row of B [`FETCH_AHEAD`] steps on into L2, for a tile that reads a

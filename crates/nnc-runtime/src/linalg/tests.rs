@@ -135,8 +135,10 @@ fn every_instruction_set_and_shape_in_f32() {
 /// - m past NC with a column-major C: transposed, past NC;
 /// - each small product (`small.rs`): `k` or `n` of at most 4 (and `m`, which
 ///   is not small), with the others past a vector or two and ragged.
-const LAYOUT_SHAPES: [(usize, usize, usize); 9] = [
+const LAYOUT_SHAPES: [(usize, usize, usize); 10] = [
     (19, 37, 23),
+    // Over 64 columns with a short `k`: a column-major A read in place.
+    (50, 40, 70),
     (20, 512, 30),
     (20, 600, 8),
     (300, 600, 10),
