@@ -36,6 +36,8 @@ pub(super) unsafe trait Lanes<F: num_traits::Float>: Copy {
     const MR: usize;
     /// Vectors per row of a full tile (`NR = NV * LANES` columns).
     const NV: usize;
+    /// Vector registers the instruction set has.
+    const REGISTERS: usize;
     fn zero() -> Self;
     fn splat(x: F) -> Self;
     /// # Safety
@@ -475,6 +477,7 @@ unsafe impl<F: num_traits::Float> Lanes<F> for Scalar<F> {
     const LANES: usize = 1;
     const MR: usize = 4;
     const NV: usize = 2;
+    const REGISTERS: usize = 16;
     #[inline(always)]
     fn zero() -> Self {
         Scalar(F::zero())
@@ -520,6 +523,7 @@ mod x86 {
     macro_rules! lanes {
         (
             $name:ident, $f:ty, $v:ty, lanes: $lanes:literal, mr: $mr:literal, nv: $nv:literal,
+            registers: $registers:literal,
             $zero:ident, $splat:ident, $load:ident, $store:ident, $fma:ident, $add:ident,
             transpose: $transpose:path
         ) => {
@@ -533,6 +537,7 @@ mod x86 {
                 const LANES: usize = $lanes;
                 const MR: usize = $mr;
                 const NV: usize = $nv;
+                const REGISTERS: usize = $registers;
                 #[inline(always)]
                 fn zero() -> Self {
                     // SAFETY: the instruction set is enabled (trait contract).
@@ -593,11 +598,11 @@ mod x86 {
     }
 
     // 16 registers: 6 x 2 accumulators, 2 B vectors and a broadcast.
-    lanes!(Avx2F64, f64, __m256d, lanes: 4, mr: 6, nv: 2,
+    lanes!(Avx2F64, f64, __m256d, lanes: 4, mr: 6, nv: 2, registers: 16,
         _mm256_setzero_pd, _mm256_set1_pd, _mm256_loadu_pd, _mm256_storeu_pd,
         _mm256_fmadd_pd, _mm256_add_pd,
         transpose: transpose::avx2_f64);
-    lanes!(Avx2F32, f32, __m256, lanes: 8, mr: 6, nv: 2,
+    lanes!(Avx2F32, f32, __m256, lanes: 8, mr: 6, nv: 2, registers: 16,
         _mm256_setzero_ps, _mm256_set1_ps, _mm256_loadu_ps, _mm256_storeu_ps,
         _mm256_fmadd_ps, _mm256_add_ps,
         transpose: transpose::avx2_f32);
@@ -605,11 +610,11 @@ mod x86 {
     // one 512-bit FMA per cycle with a latency of 4, so 8 chains would keep it busy;
     // 12 rows measured the same as 8 on the workloads' large products, and better on
     // the 10-row ones (a whole `[N, 10]` score matrix, transposed, is one panel).
-    lanes!(Avx512F64, f64, __m512d, lanes: 8, mr: 12, nv: 2,
+    lanes!(Avx512F64, f64, __m512d, lanes: 8, mr: 12, nv: 2, registers: 32,
         _mm512_setzero_pd, _mm512_set1_pd, _mm512_loadu_pd, _mm512_storeu_pd,
         _mm512_fmadd_pd, _mm512_add_pd,
         transpose: transpose::avx512_f64);
-    lanes!(Avx512F32, f32, __m512, lanes: 16, mr: 12, nv: 2,
+    lanes!(Avx512F32, f32, __m512, lanes: 16, mr: 12, nv: 2, registers: 32,
         _mm512_setzero_ps, _mm512_set1_ps, _mm512_loadu_ps, _mm512_storeu_ps,
         _mm512_fmadd_ps, _mm512_add_ps,
         transpose: transpose::avx512_f32);

@@ -32,6 +32,7 @@
 //! and strided access without bounds checks cost. Measured: see BENCHMARKS.md
 //! (`matmul ceiling` rows, against ndarray's `general_mat_mul` in the same run).
 
+mod dot;
 mod kernel;
 mod small;
 
@@ -1265,8 +1266,13 @@ unsafe fn blocked<F: num_traits::Float, V: Lanes<F>>(
     unsafe {
         let packed_a = scratch.ptr.add(blocks.packed_b_len(p.k, p.n));
         let k_step = blocks.k_step(p.k);
+        let dots = dots_for_last_columns::<F, V>(p, packs_a);
         for jc in (0..p.n).step_by(blocks.nc) {
-            let nc = blocks.nc.min(p.n - jc);
+            let nc_all = blocks.nc.min(p.n - jc);
+            // The last `n % LANES` columns as dot products (`dot`), when
+            // `dots_for_last_columns`; the kernel's tiles take the rest.
+            let dot_cols = if dots { nc_all % V::LANES } else { 0 };
+            let nc = nc_all - dot_cols;
             for pc in (0..p.k).step_by(k_step) {
                 let kc = k_step.min(p.k - pc);
                 // The panels of B from column `packed_from` on are packed.
@@ -1377,15 +1383,45 @@ unsafe fn blocked<F: num_traits::Float, V: Lanes<F>>(
                             kernel::dispatch::<F, V>(kc, panels, out);
                         }
                     }
+                    if dot_cols > 0 {
+                        let ops = dot::Rows {
+                            a: p.a.at(ic, pc),
+                            a_rs: p.a.rs,
+                            b: p.b.at(pc, jc + nc),
+                            b_cs: p.b.cs,
+                        };
+                        let out = TileOut {
+                            c: p.c
+                                .offset(ic as isize * p.c_rs + (jc + nc) as isize * p.c_cs),
+                            rs: p.c_rs,
+                            cs: p.c_cs,
+                            rows: mc,
+                            cols: dot_cols,
+                            overwrite: p.overwrite && pc == 0,
+                        };
+                        dot::block::<F, V>(kc, ops, out);
+                    }
                     // The block of rows is final after the last block of `k`.
                     if let Some(finish) = finish.filter(|_| pc + kc == p.k) {
                         let c = p.c.offset(ic as isize * p.c_rs + jc as isize * p.c_cs);
-                        finish_block(finish, c, (p.c_rs, p.c_cs), (mc, nc));
+                        finish_block(finish, c, (p.c_rs, p.c_cs), (mc, nc_all));
                     }
                 }
             }
         }
     }
+}
+
+/// Whether a product's last `n % LANES` columns are computed as dot products
+/// ([`dot`]) rather than by the kernel, padded to a whole vector: A's rows and
+/// B's columns must both be contiguous along `k` (A read in place, row-major; B
+/// column-major, as `w.T` in `d_h = d_z @ w.T` is), and `k` at least
+/// [`dot::MIN_VECTORS`] vectors long. It depends on the product's operands and
+/// `k`, never on its rows or columns, so every part of a cut product decides the
+/// same way, and the columns it applies to (the last `n % LANES`, past every cut)
+/// are computed the same way for every thread count.
+fn dots_for_last_columns<F: num_traits::Float, V: Lanes<F>>(p: &Product<F>, packs_a: bool) -> bool {
+    V::LANES > 1 && !packs_a && p.a.cs == 1 && p.b.rs == 1 && p.k >= dot::MIN_VECTORS * V::LANES
 }
 
 /// Asks for the lines of steps `p0..p1` of `B[pc.., j..j + cols]` into L2, ahead
