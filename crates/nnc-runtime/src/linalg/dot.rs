@@ -1,19 +1,22 @@
-//! The last few columns of `C (+)= A @ B` when A's rows and B's columns both run
-//! along `k` in memory (`d_h = d_z @ w.T`, A read in place, B a transposed view):
-//! each element a dot product, vectorised along `k`.
+//! The last few columns of `C (+)= A @ B` when A's rows run along `k` in memory
+//! (A read in place, row-major): each element a dot product, vectorised along
+//! `k`, with B's columns contiguous along `k` too (a column-major B in place, or
+//! those few columns copied so).
 //!
 //! The main kernel vectorises along C's rows, so a product whose `n` is not a
 //! multiple of the vector width pads its last columns to a whole vector: W4's
 //! 500 columns of `f32` are 32 vectors of 16 lanes, 12 lanes of the last one
-//! wasted on every row and every step (2.3% of the work), and a `[64, 10]` C
-//! wastes 6 of 16. With A's rows and B's columns contiguous along `k`, those
-//! `n % LANES` columns need no padding: a tile of [`rows`] x [`COLS`] dot products
-//! loads `rows + COLS` vectors of `k` per `rows * COLS` FMAs, and sums each
-//! accumulator's lanes once, at the end. Measured against the padded kernel
-//! (AVX-512, Zen 5, 2026-12-04, alternating blocks of calls in one process, one
-//! thread): W4's `d_h` (256x500x500) 1.6% faster in `f32` and 0.8% in `f64`;
-//! 128x1000x20 29% and 21%; 64x400x10 77% and 16%; but 64x100x10 in `f32`, six
-//! vectors of `k`, 6.5% slower (see [`MIN_VECTORS`]).
+//! wasted on every row and every step (2.3% of the work), W1's 100 columns of
+//! `f64` 13 vectors of 8, and a `[N, 10]` C wastes 6 lanes of 16. Those
+//! `n % LANES` columns need no padding as dot products: a tile of [`rows`] x
+//! [`COLS`] of them loads `rows + COLS` vectors of `k` per `rows * COLS` FMAs, and
+//! sums each accumulator's lanes once, at the end. Measured against the padded
+//! kernel (AVX-512, Zen 5, 2026-12-04, alternating blocks of calls in one
+//! process, one thread, `f32` and `f64`): W4's `h @ w` (256x500x500) 1.3% and
+//! 1.1% faster, its `d_h = d_z @ w.T` 1.6% and 0.8%, its `h @ w` into the 10
+//! scores 30% and 11%, W1's `x @ w1` (64x1000x100) 13% and 5.7%; the same on two
+//! threads. But 64x100x10 in `f32`, six vectors of `k`, ran 6.5% slower (see
+//! [`MIN_VECTORS`]).
 
 use super::kernel::{Lanes, TileOut};
 

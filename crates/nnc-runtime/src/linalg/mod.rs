@@ -920,8 +920,19 @@ impl Blocking {
         n.min(self.nc).div_ceil(self.nr) * panel_stride(k.min(self.kc), self.nr)
     }
 
+    /// Elements of a packed block of A.
+    fn packed_a_len(&self, m: usize, k: usize) -> usize {
+        m.min(self.mc).next_multiple_of(self.mr) * k.min(self.kc)
+    }
+
+    /// Elements of the copy of B's last columns for dot products
+    /// ([`dots_for_last_columns`]): fewer than `nr` columns of a block of `k`.
+    fn packed_dots_len(&self, k: usize) -> usize {
+        self.nr * k.min(self.kc)
+    }
+
     fn packed_len(&self, m: usize, k: usize, n: usize) -> usize {
-        self.packed_b_len(k, n) + m.min(self.mc).next_multiple_of(self.mr) * k.min(self.kc)
+        self.packed_b_len(k, n) + self.packed_a_len(m, k) + self.packed_dots_len(k)
     }
 }
 
@@ -1265,6 +1276,7 @@ unsafe fn blocked<F: num_traits::Float, V: Lanes<F>>(
     // packed blocks inside the scratch (just checked).
     unsafe {
         let packed_a = scratch.ptr.add(blocks.packed_b_len(p.k, p.n));
+        let packed_dots = packed_a.add(blocks.packed_a_len(p.m, p.k));
         let k_step = blocks.k_step(p.k);
         let dots = dots_for_last_columns::<F, V>(p, packs_a);
         for jc in (0..p.n).step_by(blocks.nc) {
@@ -1275,6 +1287,16 @@ unsafe fn blocked<F: num_traits::Float, V: Lanes<F>>(
             let nc = nc_all - dot_cols;
             for pc in (0..p.k).step_by(k_step) {
                 let kc = k_step.min(p.k - pc);
+                // B's columns for the dot products, contiguous along `k`: in
+                // place when B is column-major, otherwise copied, a column per
+                // `kc` elements (a few columns: a short pass, reused by every
+                // block of rows).
+                let (dot_b, dot_b_cs) = if dot_cols == 0 || p.b.rs == 1 {
+                    (p.b.at(pc, jc + nc), p.b.cs)
+                } else {
+                    pack_columns(packed_dots, p.b, (pc, jc + nc), (kc, dot_cols));
+                    (packed_dots.cast_const(), kc as isize)
+                };
                 // The panels of B from column `packed_from` on are packed.
                 let packed_from = if packs_b { 0 } else { nc / nr * nr };
                 let stride = panel_stride(kc, nr);
@@ -1387,8 +1409,8 @@ unsafe fn blocked<F: num_traits::Float, V: Lanes<F>>(
                         let ops = dot::Rows {
                             a: p.a.at(ic, pc),
                             a_rs: p.a.rs,
-                            b: p.b.at(pc, jc + nc),
-                            b_cs: p.b.cs,
+                            b: dot_b,
+                            b_cs: dot_b_cs,
                         };
                         let out = TileOut {
                             c: p.c
@@ -1413,15 +1435,38 @@ unsafe fn blocked<F: num_traits::Float, V: Lanes<F>>(
 }
 
 /// Whether a product's last `n % LANES` columns are computed as dot products
-/// ([`dot`]) rather than by the kernel, padded to a whole vector: A's rows and
-/// B's columns must both be contiguous along `k` (A read in place, row-major; B
-/// column-major, as `w.T` in `d_h = d_z @ w.T` is), and `k` at least
-/// [`dot::MIN_VECTORS`] vectors long. It depends on the product's operands and
-/// `k`, never on its rows or columns, so every part of a cut product decides the
-/// same way, and the columns it applies to (the last `n % LANES`, past every cut)
-/// are computed the same way for every thread count.
+/// ([`dot`]) rather than by the kernel, padded to a whole vector: A must be read
+/// in place with its rows contiguous along `k` (B's columns are too when B is
+/// column-major, as `w.T` in `d_h = d_z @ w.T` is; otherwise those few columns
+/// are copied so, [`pack_columns`]), and `k` at least [`dot::MIN_VECTORS`]
+/// vectors long. It depends on the product's operands and `k`, never on its rows
+/// or columns, so every part of a cut product decides the same way, and the
+/// columns it applies to (the last `n % LANES`, past every cut) are computed the
+/// same way for every thread count.
 fn dots_for_last_columns<F: num_traits::Float, V: Lanes<F>>(p: &Product<F>, packs_a: bool) -> bool {
-    V::LANES > 1 && !packs_a && p.a.cs == 1 && p.b.rs == 1 && p.k >= dot::MIN_VECTORS * V::LANES
+    V::LANES > 1 && !packs_a && p.a.cs == 1 && p.k >= dot::MIN_VECTORS * V::LANES
+}
+
+/// Copies `B[pc.., j..]`'s `cols` columns over `kc` steps to `dst`, column `c`
+/// from `dst + c * kc`, contiguous along `k` (for [`dot::block`]).
+///
+/// # Safety
+/// The block must be inside `b`, and `dst` must have room for `cols * kc`
+/// elements.
+#[inline(always)]
+unsafe fn pack_columns<F: Copy>(
+    dst: *mut F,
+    b: Operand<F>,
+    (pc, j): (usize, usize),
+    (kc, cols): (usize, usize),
+) {
+    // Step by step: a row-major B's `cols` values of a step are adjacent.
+    for p in 0..kc {
+        for c in 0..cols {
+            // SAFETY: the caller's contract.
+            unsafe { *dst.add(c * kc + p) = *b.at(pc + p, j + c) };
+        }
+    }
 }
 
 /// Asks for the lines of steps `p0..p1` of `B[pc.., j..j + cols]` into L2, ahead

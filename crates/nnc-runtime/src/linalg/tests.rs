@@ -135,10 +135,10 @@ fn every_instruction_set_and_shape_in_f32() {
 /// - m past NC with a column-major C: transposed, past NC;
 /// - each small product (`small.rs`): `k` or `n` of at most 4 (and `m`, which
 ///   is not small), with the others past a vector or two and ragged;
-/// - with A row-major and B column-major, the last `n % LANES` columns as dot
-///   products (`dot.rs`): all of them (`n` of 8 or 10, past KC), beside the
-///   kernel's tiles in two blocks of rows (130x300x41), with edge tiles of dot
-///   products on both sides.
+/// - with A row-major, the last `n % LANES` columns as dot products (`dot.rs`),
+///   B's columns read in place or copied: all of them (`n` of 8 or 10, past KC),
+///   beside the kernel's tiles in two blocks of rows (130x300x41), with edge
+///   tiles of dot products on both sides.
 const LAYOUT_SHAPES: [(usize, usize, usize); 10] = [
     (19, 37, 23),
     // Over 64 columns with a short `k`: a column-major A read in place.
@@ -756,10 +756,11 @@ fn column_major_a_is_read_in_place_when_its_lines_stay_in_l1() {
     assert!(Packing::of(&d_w::<f64>((784, 128, 256)), &f64_blocks).a);
 }
 
-/// The last `n % LANES` columns are dot products when A's rows and B's columns
-/// both run along `k` (W4's `d_h = d_z @ w.T`, 256x500x500), whatever the rows and
-/// columns of the part of a product a thread computes; not when either operand
-/// runs the other way, when A is packed, or when `k` is under eight vectors.
+/// The last `n % LANES` columns are dot products when A is read in place with
+/// its rows along `k` (W4's `d_h = d_z @ w.T` and `h @ w`, 256x500x500), whatever
+/// B's layout and the rows and columns of the part of a product a thread
+/// computes; not when A runs the other way, when it is packed, or when `k` is
+/// under eight vectors.
 #[cfg(target_arch = "x86_64")]
 #[test]
 fn last_columns_are_dot_products_when_rows_and_columns_run_along_k() {
@@ -783,7 +784,7 @@ fn last_columns_are_dot_products_when_rows_and_columns_run_along_k() {
     // Six vectors of `k`: the padded kernel is faster.
     assert!(!dots(&d_h((64, 100, 10)), false));
     assert!(!dots(&d_h((256, 500, 500)), true));
-    assert!(!dots(&row_major_product((256, 500, 500)), false));
+    assert!(dots(&row_major_product((256, 500, 500)), false));
     let column_major_a = Product {
         a: Operand {
             ptr: std::ptr::null(),
