@@ -40,7 +40,7 @@ pub(super) const MIN_VECTORS: usize = 8;
 /// Where a block's operands are: row `r` of A at `a + r * a_rs`, column `j` of B at
 /// `b + j * b_cs`, both contiguous along `k`.
 #[derive(Clone, Copy)]
-pub(super) struct Rows<F> {
+pub(super) struct Operands<F> {
     pub a: *const F,
     pub a_rs: isize,
     pub b: *const F,
@@ -60,13 +60,13 @@ pub(super) struct Rows<F> {
 #[inline(always)]
 pub(super) unsafe fn block<F: num_traits::Float, V: Lanes<F>>(
     kc: usize,
-    ops: Rows<F>,
+    ops: Operands<F>,
     out: TileOut<F>,
 ) {
     let rows = rows::<F, V>();
     for i0 in (0..out.rows).step_by(rows) {
         for j0 in (0..out.cols).step_by(COLS) {
-            let tile_ops = Rows {
+            let tile_ops = Operands {
                 a: ops.a.wrapping_offset(i0 as isize * ops.a_rs),
                 b: ops.b.wrapping_offset(j0 as isize * ops.b_cs),
                 ..ops
@@ -90,7 +90,11 @@ pub(super) unsafe fn block<F: num_traits::Float, V: Lanes<F>>(
 /// # Safety
 /// As for [`block`], with at most 4 rows and [`COLS`] columns.
 #[inline(always)]
-unsafe fn dispatch<F: num_traits::Float, V: Lanes<F>>(kc: usize, ops: Rows<F>, out: TileOut<F>) {
+unsafe fn dispatch<F: num_traits::Float, V: Lanes<F>>(
+    kc: usize,
+    ops: Operands<F>,
+    out: TileOut<F>,
+) {
     macro_rules! cols {
         ($r:literal) => {
             match out.cols {
@@ -121,7 +125,7 @@ unsafe fn dispatch<F: num_traits::Float, V: Lanes<F>>(kc: usize, ops: Rows<F>, o
 #[inline(always)]
 unsafe fn tile<F: num_traits::Float, V: Lanes<F>, const R: usize, const Q: usize>(
     kc: usize,
-    ops: Rows<F>,
+    ops: Operands<F>,
     out: TileOut<F>,
 ) {
     let a_row = |r: usize| ops.a.wrapping_offset(r as isize * ops.a_rs);

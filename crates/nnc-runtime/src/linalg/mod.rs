@@ -1290,8 +1290,11 @@ unsafe fn blocked<F: num_traits::Float, V: Lanes<F>>(
                 // B's columns for the dot products, contiguous along `k`: in
                 // place when B is column-major, otherwise copied, a column per
                 // `kc` elements (a few columns: a short pass, reused by every
-                // block of rows).
-                let (dot_b, dot_b_cs) = if dot_cols == 0 || p.b.rs == 1 {
+                // block of rows). Without dot products, no position: column
+                // `jc + nc` may be past B's last.
+                let (dot_b, dot_b_cs) = if dot_cols == 0 {
+                    (std::ptr::null(), 0)
+                } else if p.b.rs == 1 {
                     (p.b.at(pc, jc + nc), p.b.cs)
                 } else {
                     pack_columns(packed_dots, p.b, (pc, jc + nc), (kc, dot_cols));
@@ -1406,7 +1409,7 @@ unsafe fn blocked<F: num_traits::Float, V: Lanes<F>>(
                         }
                     }
                     if dot_cols > 0 {
-                        let ops = dot::Rows {
+                        let ops = dot::Operands {
                             a: p.a.at(ic, pc),
                             a_rs: p.a.rs,
                             b: dot_b,
