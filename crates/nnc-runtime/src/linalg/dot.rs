@@ -17,6 +17,11 @@
 //! scores 30% and 11%, W1's `x @ w1` (64x1000x100) 13% and 5.7%; the same on two
 //! threads. But 64x100x10 in `f32`, six vectors of `k`, ran 6.5% slower (see
 //! [`MIN_VECTORS`]).
+//!
+//! `small.rs` computes products of at most four columns the same way (its `Cols`
+//! shape, one row at a time, each accumulator summed by [`Lanes::sum`]); the two
+//! are kept apart because they were measured apart, and their sums can differ in
+//! the sign of a zero (`Lanes::sum` starts from `+0`, [`lane_sums`] from lane 0).
 
 use super::kernel::{Lanes, TileOut};
 
@@ -25,9 +30,11 @@ const COLS: usize = 4;
 
 /// Rows of a tile of dot products for vectors `V`: as many as keep the
 /// `rows * COLS` accumulators, a vector of each row of A and one of B in
-/// registers (4 with AVX-512's 32, 3 with AVX2's 16).
+/// registers, and at most 4, so that a tile's accumulators are at most 16 (one
+/// transposed group of `f32` lanes in [`lane_sums`], and the tiles [`dispatch`]
+/// instantiates): 4 with AVX-512's 32 registers, 3 with AVX2's 16.
 fn rows<F: num_traits::Float, V: Lanes<F>>() -> usize {
-    if V::REGISTERS >= 32 { 4 } else { 3 }
+    ((V::REGISTERS - 1) / (COLS + 1)).min(4)
 }
 
 /// The fewest whole vectors of `k` for which the dot products beat the padded
@@ -173,7 +180,8 @@ fn lane_sums<F: num_traits::Float, V: Lanes<F>, const R: usize, const Q: usize>(
     acc: &[[V; Q]; R],
 ) -> [F; 16] {
     // At most 16 accumulators (4 x `COLS`); the rest zero, as the transposes
-    // read whole groups of `LANES`. `LANES` divides 16 for every kernel.
+    // read whole groups of `LANES`, which must divide 16.
+    const { assert!(R * Q <= 16 && 16 % V::LANES == 0) };
     let mut spilled = [V::zero(); 16];
     for (slot, a) in spilled.iter_mut().zip(acc.iter().flatten()) {
         *slot = *a;

@@ -477,6 +477,9 @@ unsafe impl<F: num_traits::Float> Lanes<F> for Scalar<F> {
     const LANES: usize = 1;
     const MR: usize = 4;
     const NV: usize = 2;
+    // Not a register file (the compiler allocates scalar code's registers); the
+    // smaller of the SIMD ones, for the loops sized by it (`dot.rs`), which never
+    // run on this kernel (one lane: nothing to pad).
     const REGISTERS: usize = 16;
     #[inline(always)]
     fn zero() -> Self {

@@ -14,6 +14,8 @@
 //!     for each block of MC rows of A       pack A's MC x KC block, in MR-tall panels
 //!       for each NR-wide panel of B        (stays in L1 across the next loop)
 //!         for each MR-tall panel of A      micro-kernel: an MR x NR tile of C
+//!       the last n % LANES columns         dot products along k (`dot.rs`), when
+//!                                          A is read in place row-major
 //! ```
 //!
 //! With several threads ([`Threads`]) a product is cut into as many parts as
@@ -926,7 +928,9 @@ impl Blocking {
     }
 
     /// Elements of the copy of B's last columns for dot products
-    /// ([`dots_for_last_columns`]): fewer than `nr` columns of a block of `k`.
+    /// ([`dots_for_last_columns`]): fewer than `LANES` columns of a block of `k`,
+    /// reserved as `nr` (the width `Blocking` knows; `LANES` is half of it, 32 KiB
+    /// more than needed per thread on AVX-512).
     fn packed_dots_len(&self, k: usize) -> usize {
         self.nr * k.min(self.kc)
     }
@@ -1443,9 +1447,10 @@ unsafe fn blocked<F: num_traits::Float, V: Lanes<F>>(
 /// column-major, as `w.T` in `d_h = d_z @ w.T` is; otherwise those few columns
 /// are copied so, [`pack_columns`]), and `k` at least [`dot::MIN_VECTORS`]
 /// vectors long. It depends on the product's operands and `k`, never on its rows
-/// or columns, so every part of a cut product decides the same way, and the
-/// columns it applies to (the last `n % LANES`, past every cut) are computed the
-/// same way for every thread count.
+/// or columns, so every part of a cut product decides the same way; and the
+/// columns it applies to are the product's last `n % LANES` whatever the cut,
+/// since cuts fall on multiples of `NR` and blocks of columns are `NC` wide (a
+/// multiple of `NR`), so each is computed the same way for every thread count.
 fn dots_for_last_columns<F: num_traits::Float, V: Lanes<F>>(p: &Product<F>, packs_a: bool) -> bool {
     V::LANES > 1 && !packs_a && p.a.cs == 1 && p.k >= dot::MIN_VECTORS * V::LANES
 }

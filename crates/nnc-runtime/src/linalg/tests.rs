@@ -136,10 +136,12 @@ fn every_instruction_set_and_shape_in_f32() {
 /// - each small product (`small.rs`): `k` or `n` of at most 4 (and `m`, which
 ///   is not small), with the others past a vector or two and ragged;
 /// - with A row-major, the last `n % LANES` columns as dot products (`dot.rs`),
-///   B's columns read in place or copied: all of them (`n` of 8 or 10, past KC),
-///   beside the kernel's tiles in two blocks of rows (130x300x41), with edge
-///   tiles of dot products on both sides.
-const LAYOUT_SHAPES: [(usize, usize, usize); 10] = [
+///   B's columns read in place or copied: all of them where `n` is under the
+///   vector (`n` of 8 or 10 past KC with 16 lanes, 10 with 8), beside the
+///   kernel's tiles in two blocks of rows (130x300x41), a single edge row of
+///   them (3x300x43), and a product of a few rows, cut by columns for three
+///   threads, whose last part has only dot products (8x300x35 with 16 lanes).
+const LAYOUT_SHAPES: [(usize, usize, usize); 11] = [
     (19, 37, 23),
     // Over 64 columns with a short `k`: a column-major A read in place.
     (50, 40, 70),
@@ -151,6 +153,7 @@ const LAYOUT_SHAPES: [(usize, usize, usize); 10] = [
     (37, 3, 41),
     (3, 300, 43),
     (45, 300, 3),
+    (8, 300, 35),
 ];
 
 /// One operand in several layouts, all holding the same values.
@@ -758,9 +761,9 @@ fn column_major_a_is_read_in_place_when_its_lines_stay_in_l1() {
 
 /// The last `n % LANES` columns are dot products when A is read in place with
 /// its rows along `k` (W4's `d_h = d_z @ w.T` and `h @ w`, 256x500x500), whatever
-/// B's layout and the rows and columns of the part of a product a thread
-/// computes; not when A runs the other way, when it is packed, or when `k` is
-/// under eight vectors.
+/// B's layout, rows and columns (so a thread's part of a product decides as the
+/// whole does; `every_layout` checks the bits on three threads); not when A runs
+/// the other way, when it is packed, or when `k` is under eight vectors.
 #[cfg(target_arch = "x86_64")]
 #[test]
 fn last_columns_are_dot_products_when_rows_and_columns_run_along_k() {
