@@ -1456,7 +1456,8 @@ fn dots_for_last_columns<F: num_traits::Float, V: Lanes<F>>(p: &Product<F>, pack
 }
 
 /// Copies `B[pc.., j..]`'s `cols` columns over `kc` steps to `dst`, column `c`
-/// from `dst + c * kc`, contiguous along `k` (for [`dot::block`]).
+/// from `dst + c * kc`, contiguous along `k` (for [`dot::block`], and for
+/// `small.rs`'s products of a few columns).
 ///
 /// # Safety
 /// The block must be inside `b`, and `dst` must have room for `cols * kc`

@@ -24,7 +24,7 @@
 //! are copied into the scratch first ([`scratch_len`] says how much).
 
 use super::kernel::Lanes;
-use super::{Operand, Product, Scratch};
+use super::{Operand, Product, Scratch, pack_columns};
 
 /// The largest dimension handled here.
 pub(super) const SMALL: usize = 4;
@@ -174,11 +174,7 @@ unsafe fn cols_n<F: num_traits::Float, V: Lanes<F>, const N: usize>(
     // SAFETY (the whole body): positions stay inside the operands and `C`, and
     // `B^T` inside the scratch (`n * k` elements, checked by `run`).
     unsafe {
-        for c in 0..p.n {
-            for q in 0..p.k {
-                *scratch.add(c * p.k + q) = *p.b.at(q, c);
-            }
-        }
+        pack_columns(scratch, p.b, (0, 0), (p.k, p.n));
         let whole = p.k / V::LANES * V::LANES;
         for i in 0..p.m {
             let a = p.a.at(i, 0);

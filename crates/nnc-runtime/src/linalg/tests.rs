@@ -456,6 +456,17 @@ fn row_major_product<F>((m, k, n): (usize, usize, usize)) -> Product<F> {
     }
 }
 
+/// The transpose of a row-major matrix of `cols` columns (`h.T`, `w.T`), for the
+/// decisions made from strides (its pointer is null).
+fn transposed_operand<F>(cols: usize) -> Operand<F> {
+    Operand {
+        ptr: std::ptr::null(),
+        rs: cols as isize,
+        cs: 1,
+    }
+    .t()
+}
+
 #[test]
 fn b_is_packed_when_its_panels_in_place_outgrow_l1_and_many_tiles_read_them() {
     // W1's `x @ w1` in f64, `[m, k] @ [k, 100]`, on the AVX2 kernel (6 x 8 tiles):
@@ -700,7 +711,7 @@ fn products_are_cut_where_packing_repeats_least() {
         rs: cols as isize,
         cs: 1,
     };
-    let transposed = |cols: usize| row_major(cols).t();
+    let transposed = transposed_operand::<f32>;
     let product = |a: Operand<f32>, b: Operand<f32>, (m, k, n): (usize, usize, usize)| {
         Product::<f32> {
             m,
@@ -739,13 +750,8 @@ fn products_are_cut_where_packing_repeats_least() {
 fn column_major_a_is_read_in_place_when_its_lines_stay_in_l1() {
     // `h.T @ d_z`: A column-major.
     fn d_w<F>((m, k, n): (usize, usize, usize)) -> Product<F> {
-        let a = Operand {
-            ptr: std::ptr::null(),
-            rs: 1,
-            cs: m as isize,
-        };
         Product {
-            a,
+            a: transposed_operand(m),
             ..row_major_product((m, k, n))
         }
     }
@@ -770,13 +776,8 @@ fn last_columns_are_dot_products_when_rows_and_columns_run_along_k() {
     use kernel::{Avx2F64, Avx512F32};
     // `d_z @ w.T`: B column-major.
     fn d_h<F>((m, k, n): (usize, usize, usize)) -> Product<F> {
-        let b = Operand {
-            ptr: std::ptr::null(),
-            rs: 1,
-            cs: k as isize,
-        };
         Product {
-            b,
+            b: transposed_operand(k),
             ..row_major_product((m, k, n))
         }
     }
@@ -789,11 +790,7 @@ fn last_columns_are_dot_products_when_rows_and_columns_run_along_k() {
     assert!(!dots(&d_h((256, 500, 500)), true));
     assert!(dots(&row_major_product((256, 500, 500)), false));
     let column_major_a = Product {
-        a: Operand {
-            ptr: std::ptr::null(),
-            rs: 1,
-            cs: 256,
-        },
+        a: transposed_operand(256),
         ..d_h((256, 500, 500))
     };
     assert!(!dots(&column_major_a, false));
